@@ -1,0 +1,43 @@
+# One entry point for everything: each target sets up what it needs.
+#   make cluster   run the main job (see README)
+#   make test      ruff, mypy --strict, pytest and trial: the whole suite
+#   make bench     the benchmarks
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup cluster test lint typecheck pytest trial bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=strict
+	touch $@
+
+cluster: $(STAMP)
+	$(BIN)/python -m isis_twisted.simulation --nodes 3 --messages 12 --seed 1 --show
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+trial: $(STAMP)
+	$(BIN)/python -m twisted.trial tests
+
+test: lint typecheck trial pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/engine_bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info _trial_temp .mypy_cache .ruff_cache .hypothesis

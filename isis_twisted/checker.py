@@ -1,0 +1,484 @@
+"""
+The history checker: does a set of delivery histories keep the guarantees?
+
+Give L{check} every node's delivery history (and, when known, what was
+multicast) and it returns a L{CheckResult} that names every violation of
+total order, agreement, integrity, FIFO, causality, validity and gap-free
+indices.  The same check runs as a command over JSON-lines delivery logs::
+
+    python -m isis_twisted.checker a=a.jsonl b=b.jsonl c=c.jsonl
+
+A message is identified by its timestamp C{(sender, clock)}; a sender's
+messages were sent in increasing clock order (Lamport stamps of one member
+only grow), unless the multicasts are given explicitly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+from isis_twisted.engine import Delivery
+
+MessageId = tuple[str, int]
+"""
+A message's identity: C{(sender, clock)}.
+"""
+
+GUARANTEES = (
+    "index",
+    "integrity",
+    "agreement",
+    "validity",
+    "total order",
+    "fifo",
+    "causality",
+)
+"""
+The names a L{Violation} may carry in its C{guarantee} field.
+"""
+
+
+@attrs.frozen
+class Multicast:
+    """
+    One message as its sender multicast it.
+
+    @ivar sender: The member that multicast it.
+    @ivar clock: The clock part of its timestamp.
+    @ivar payload: Its bytes.
+    @ivar after: How many messages the sender had delivered when it
+        multicast this one; those are the message's causal predecessors.
+    """
+
+    sender: str
+    clock: int
+    payload: bytes
+    after: int | None = None
+
+
+@attrs.frozen
+class Violation:
+    """
+    One breach of a guarantee.
+
+    @ivar guarantee: Which guarantee, one of L{GUARANTEES}.
+    @ivar node: The node whose history shows it, or L{None} when it concerns
+        no single node.
+    @ivar detail: What happened, in plain words.
+    """
+
+    guarantee: str
+    node: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f" at {self.node}" if self.node is not None else ""
+        return f"{self.guarantee}{where}: {self.detail}"
+
+
+@attrs.frozen
+class CheckResult:
+    """
+    What L{check} found.
+
+    @ivar nodes: The nodes whose histories were checked, sorted.
+    @ivar messages: How many distinct messages were delivered anywhere.
+    @ivar deliveries: How many deliveries there were, all nodes together.
+    @ivar violations: Every violation found, grouped by guarantee.
+    """
+
+    nodes: tuple[str, ...]
+    messages: int
+    deliveries: int
+    violations: tuple[Violation, ...]
+
+    @property
+    def ok(self) -> bool:
+        """
+        Whether no guarantee was violated.
+        """
+        return not self.violations
+
+    def by_guarantee(self, guarantee: str) -> tuple[Violation, ...]:
+        """
+        The violations of one guarantee.
+
+        @param guarantee: One of L{GUARANTEES}.
+        """
+        return tuple(v for v in self.violations if v.guarantee == guarantee)
+
+    def summary(self, limit: int = 20) -> str:
+        """
+        A human-readable report: a verdict line, then up to C{limit}
+        violations.
+        """
+        head = (
+            f"{len(self.nodes)} nodes, {self.messages} messages, "
+            f"{self.deliveries} deliveries: "
+        )
+        if self.ok:
+            return head + (
+                "OK (total order, agreement, integrity, FIFO, causality, indices)"
+            )
+        lines = [head + f"{len(self.violations)} violations"]
+        lines.extend(f"  {v}" for v in self.violations[:limit])
+        if len(self.violations) > limit:
+            lines.append(f"  ... and {len(self.violations) - limit} more")
+        return "\n".join(lines)
+
+
+def _name(mid: MessageId) -> str:
+    return f"{mid[0]}@{mid[1]}"
+
+
+def check(
+    histories: Mapping[str, Sequence[Delivery]],
+    multicasts: Iterable[Multicast] | None = None,
+) -> CheckResult:
+    """
+    Check delivery histories against every guarantee.
+
+    @param histories: For every node, the records it delivered, in delivery
+        order.
+    @param multicasts: Every message that was multicast, if known.  With it,
+        integrity also rejects messages nobody sent, validity requires every
+        sent message to be delivered, FIFO uses the sending order and
+        causality uses each multicast's C{after}.  Without it, causality uses
+        the C{after} field of each sender's records of its own messages.
+    @return: The result, listing every violation found.
+    """
+    nodes = tuple(sorted(histories))
+    violations: list[Violation] = []
+    ids: dict[str, list[MessageId]] = {}
+    positions: dict[str, dict[MessageId, int]] = {}
+    payloads: dict[MessageId, bytes] = {}
+    sent: dict[MessageId, Multicast] | None = None
+    if multicasts is not None:
+        sent = {}
+        for m in multicasts:
+            sent[(m.sender, m.clock)] = m
+
+    for node in nodes:
+        history = histories[node]
+        seq: list[MessageId] = []
+        pos: dict[MessageId, int] = {}
+        first: dict[MessageId, int] = {}
+        bad_index_reported = False
+        for i, rec in enumerate(history):
+            if rec.index != i + 1 and not bad_index_reported:
+                violations.append(
+                    Violation(
+                        "index",
+                        node,
+                        f"delivery number {i + 1} ({_name((rec.sender, rec.clock))})"
+                        f" carries index {rec.index}",
+                    )
+                )
+                bad_index_reported = True
+            mid = (rec.sender, rec.clock)
+            if mid in pos:
+                violations.append(
+                    Violation(
+                        "integrity",
+                        node,
+                        f"{_name(mid)} delivered twice (as number {first[mid]}"
+                        f" and {i + 1})",
+                    )
+                )
+                continue
+            known = payloads.setdefault(mid, rec.payload)
+            if known != rec.payload:
+                violations.append(
+                    Violation(
+                        "integrity",
+                        node,
+                        f"{_name(mid)} delivered with a payload that differs from"
+                        " the one another node delivered under that timestamp",
+                    )
+                )
+            if sent is not None:
+                origin = sent.get(mid)
+                if origin is None:
+                    violations.append(
+                        Violation(
+                            "integrity", node, f"{_name(mid)} was never multicast"
+                        )
+                    )
+                elif origin.payload != rec.payload:
+                    violations.append(
+                        Violation(
+                            "integrity",
+                            node,
+                            f"{_name(mid)} delivered with another payload than"
+                            " was multicast",
+                        )
+                    )
+            pos[mid] = len(seq)
+            first[mid] = i + 1
+            seq.append(mid)
+        ids[node] = seq
+        positions[node] = pos
+
+    everywhere = set(payloads)
+    for node in nodes:
+        missing = everywhere.difference(positions[node])
+        for mid in sorted(missing, key=lambda m: (m[1], m[0])):
+            holders = [n for n in nodes if mid in positions[n]]
+            violations.append(
+                Violation(
+                    "agreement",
+                    node,
+                    f"{_name(mid)} was never delivered here but was at"
+                    f" {', '.join(holders)}",
+                )
+            )
+    if sent is not None:
+        for mid in sorted(set(sent).difference(everywhere), key=lambda m: (m[1], m[0])):
+            violations.append(
+                Violation(
+                    "validity", None, f"{_name(mid)} was multicast but never delivered"
+                )
+            )
+
+    violations.extend(_total_order(nodes, ids, positions))
+    violations.extend(_fifo(nodes, ids, sent))
+    violations.extend(_causality(nodes, ids, positions, histories, sent))
+
+    rank = {g: i for i, g in enumerate(GUARANTEES)}
+    violations.sort(key=lambda v: rank[v.guarantee])
+    return CheckResult(
+        nodes=nodes,
+        messages=len(everywhere),
+        deliveries=sum(len(h) for h in histories.values()),
+        violations=tuple(violations),
+    )
+
+
+def _total_order(
+    nodes: tuple[str, ...],
+    ids: Mapping[str, list[MessageId]],
+    positions: Mapping[str, Mapping[MessageId, int]],
+) -> Iterable[Violation]:
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1 :]:
+            in_b = positions[b]
+            in_a = positions[a]
+            seq_a = [m for m in ids[a] if m in in_b]
+            seq_b = [m for m in ids[b] if m in in_a]
+            for x, y in zip(seq_a, seq_b, strict=True):
+                if x != y:
+                    yield Violation(
+                        "total order",
+                        None,
+                        f"{a} delivered {_name(x)} before {_name(y)},"
+                        f" {b} delivered {_name(y)} before {_name(x)}",
+                    )
+                    break
+
+
+def _fifo(
+    nodes: tuple[str, ...],
+    ids: Mapping[str, list[MessageId]],
+    sent: Mapping[MessageId, Multicast] | None,
+) -> Iterable[Violation]:
+    # A sender's sending order: its multicasts in the order given, or else
+    # its clocks (a member's own stamps only grow).
+    rank: dict[MessageId, int] | None = None
+    if sent is not None:
+        rank = {}
+        counts: dict[str, int] = {}
+        for mid in sent:
+            counts[mid[0]] = rank[mid] = counts.get(mid[0], 0) + 1
+    for node in nodes:
+        latest: dict[str, tuple[int, MessageId]] = {}
+        for mid in ids[node]:
+            order = mid[1] if rank is None else rank.get(mid)
+            if order is None:
+                continue
+            prev = latest.get(mid[0])
+            if prev is not None and order < prev[0]:
+                yield Violation(
+                    "fifo",
+                    node,
+                    f"{_name(mid)} delivered after {_name(prev[1])}, which"
+                    f" {mid[0]} sent later",
+                )
+            elif prev is None or order > prev[0]:
+                latest[mid[0]] = (order, mid)
+
+
+def _causality(
+    nodes: tuple[str, ...],
+    ids: Mapping[str, list[MessageId]],
+    positions: Mapping[str, Mapping[MessageId, int]],
+    histories: Mapping[str, Sequence[Delivery]],
+    sent: Mapping[MessageId, Multicast] | None,
+) -> Iterable[Violation]:
+    # Each message with a known `after` depends on its sender's first `after`
+    # deliveries.  A prefix maximum of their positions in every node's
+    # history makes each test O(1).
+    deps: list[tuple[MessageId, int]] = []
+    if sent is not None:
+        deps = [(mid, m.after) for mid, m in sent.items() if m.after is not None]
+    else:
+        for node in nodes:
+            for rec in histories[node]:
+                if rec.sender == node and rec.after is not None:
+                    deps.append(((rec.sender, rec.clock), rec.after))
+    if not deps:
+        return
+    prefix: dict[tuple[str, str], list[int]] = {}
+    for mid, after in deps:
+        sender = mid[0]
+        if sender not in positions or after <= 0:
+            continue
+        for node in nodes:
+            pos = positions[node].get(mid)
+            if pos is None:
+                continue
+            key = (sender, node)
+            table = prefix.get(key)
+            if table is None:
+                table = prefix[key] = _prefix_max(ids[sender], positions[node])
+            latest = table[min(after, len(table)) - 1] if table else -1
+            if latest > pos:
+                yield Violation(
+                    "causality",
+                    node,
+                    f"{_name(mid)} delivered before {_name(ids[node][latest])},"
+                    f" which {sender} had delivered before multicasting it",
+                )
+
+
+def _prefix_max(order: list[MessageId], where: Mapping[MessageId, int]) -> list[int]:
+    out: list[int] = []
+    best = -1
+    for mid in order:
+        best = max(best, where.get(mid, -1))
+        out.append(best)
+    return out
+
+
+class HistoryFormatError(Exception):
+    """
+    A delivery log could not be read: the message names the file and line.
+    """
+
+
+def load_jsonl(path: str | Path) -> list[Delivery]:
+    """
+    Read one node's delivery log in JSON lines.
+
+    Each line is an object with C{index}, C{sender}, C{clock} and either
+    C{payload} (text, stored as UTF-8) or C{payload_b64}; C{after} is
+    optional.  Blank lines are skipped.
+
+    @param path: The file to read.
+    @return: The records in file order.
+    @raise HistoryFormatError: If the file cannot be read or a line is not a
+        valid record.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise HistoryFormatError(f"{path}: cannot read: {e}") from e
+    out: list[Delivery] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(_record_from_json(json.loads(line)))
+        except (ValueError, TypeError, KeyError) as e:
+            raise HistoryFormatError(
+                f"{path}:{number}: not a delivery record: {e}"
+            ) from e
+    return out
+
+
+def _record_from_json(obj: object) -> Delivery:
+    if not isinstance(obj, dict):
+        raise TypeError("a line must be a JSON object")
+    index, sender, clock = obj["index"], obj["sender"], obj["clock"]
+    after = obj.get("after")
+    if type(index) is not int or type(clock) is not int:
+        raise TypeError("index and clock must be integers")
+    if not isinstance(sender, str):
+        raise TypeError("sender must be a string")
+    if after is not None and (type(after) is not int or after < 0):
+        raise TypeError("after must be a non-negative integer")
+    if "payload_b64" in obj:
+        try:
+            payload = base64.b64decode(obj["payload_b64"], validate=True)
+        except (binascii.Error, TypeError) as e:
+            raise ValueError(f"payload_b64 is not base64: {e}") from e
+    else:
+        text = obj["payload"]
+        if not isinstance(text, str):
+            raise TypeError("payload must be a string")
+        payload = text.encode("utf-8")
+    return Delivery(index, sender, clock, payload, after)
+
+
+def record_to_json(record: Delivery) -> str:
+    """
+    One delivery record as a line of JSON (without the newline), the format
+    L{load_jsonl} reads.
+    """
+    obj: dict[str, object] = {
+        "index": record.index,
+        "sender": record.sender,
+        "clock": record.clock,
+    }
+    try:
+        obj["payload"] = record.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        obj["payload_b64"] = base64.b64encode(record.payload).decode("ascii")
+    if record.after is not None:
+        obj["after"] = record.after
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Check JSON-lines delivery logs, one file per node.
+
+    Arguments are C{PATH} or C{NAME=PATH}; a bare path names its node after
+    the file's stem.  Prints the verdict and returns 0 when every guarantee
+    holds, 1 when something is violated and 2 when the input is unusable.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or any(a in ("-h", "--help") for a in args):
+        print(
+            "usage: isis check [NAME=]LOG.jsonl [NAME=]LOG.jsonl ...\n"
+            "Checks one delivery log per node for total order, agreement,"
+            " integrity, FIFO, causality and gap-free indices.",
+            file=sys.stderr if not args else sys.stdout,
+        )
+        return 2 if not args else 0
+    histories: dict[str, list[Delivery]] = {}
+    try:
+        for arg in args:
+            name, sep, path = arg.partition("=")
+            if not sep:
+                path, name = arg, Path(arg).stem
+            if name in histories:
+                print(f"error: two logs for node {name!r}", file=sys.stderr)
+                return 2
+            histories[name] = load_jsonl(path)
+    except HistoryFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = check(histories)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,461 @@
+"""
+The ordering engine: a pure, sans-IO state machine for one member of a group.
+
+It knows nothing of sockets, reactors or time.  Calls go in (L{Engine.multicast},
+L{Engine.receive}) and the engine hands back what to send (L{Engine.flush}) and
+what is now deliverable, in the agreed order (L{Engine.take_deliveries}).
+
+The algorithm is the one in DESIGN.md: every member keeps a Lamport clock, a
+priority queue of undelivered messages ordered by timestamp C{(clock, member)},
+and for every other member the clock of the newest frame received from it (its
+I{horizon}).  The head of the queue is delivered once every other member's
+horizon has passed it.  Acknowledgements are cumulative: every frame carries
+the sender's clock, and one frame per peer per flush acknowledges everything
+the sender has seen.
+
+The engine assumes reliable FIFO links between members; making broken
+connections invisible is the link layer's job.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+import attrs
+
+Timestamp = tuple[int, str]
+"""
+A message's position in the total order: C{(clock, member)}, compared
+lexicographically.  No two messages share one.
+"""
+
+
+@attrs.frozen
+class Frame:
+    """
+    What one member sends to every other member at the end of a turn.
+
+    A frame is at once data and acknowledgement: C{clock} is the sender's
+    Lamport clock when it sent the frame and promises that every message the
+    sender will multicast later has a larger timestamp.  A frame with no
+    messages is a pure acknowledgement (or heartbeat).
+
+    @ivar view: The id of the membership view the frame belongs to.
+    @ivar clock: The sender's clock; never less than any stamp in C{messages}.
+    @ivar messages: The sender's own new messages as C{(stamp clock, payload)}
+        pairs, in increasing stamp order.  The sender's name is implied by the
+        link the frame arrives on.
+    """
+
+    view: int
+    clock: int
+    messages: tuple[tuple[int, bytes], ...] = ()
+
+
+@attrs.frozen
+class Delivery:
+    """
+    One delivered message: the record handed to delivery handlers.
+
+    @ivar index: The message's position in the agreed order, counting from 1;
+        the same message has the same index on every member.
+    @ivar sender: The member that multicast the message.
+    @ivar clock: The clock part of the message's timestamp.
+    @ivar payload: The bytes the sender multicast.
+    @ivar after: For a message this member multicast itself, how many messages
+        it had delivered when it did so (what the message causally follows);
+        L{None} for other members' messages.
+    """
+
+    index: int
+    sender: str
+    clock: int
+    payload: bytes
+    after: int | None = None
+
+    @property
+    def timestamp(self) -> Timestamp:
+        """
+        The message's timestamp, C{(clock, sender)}.
+        """
+        return (self.clock, self.sender)
+
+
+@attrs.frozen
+class Message:
+    """
+    A message held by the engine and not yet delivered.
+
+    @ivar sender: The member that multicast it.
+    @ivar clock: The clock part of its timestamp.
+    @ivar payload: Its bytes.
+    """
+
+    sender: str
+    clock: int
+    payload: bytes
+
+
+class ProtocolError(Exception):
+    """
+    A frame broke the protocol.  The engine's state is unchanged by it.
+
+    @ivar member: The member the frame came from (as the caller named it).
+    @ivar problem: What was wrong, in plain words.
+    """
+
+    def __init__(self, member: str, problem: str) -> None:
+        super().__init__(f"frame from {member!r}: {problem}")
+        self.member = member
+        self.problem = problem
+
+
+class UnknownMemberError(ProtocolError):
+    """
+    The frame came from a name that is not another member of this group.
+    """
+
+
+class WrongViewError(ProtocolError):
+    """
+    The frame belongs to another membership view than the engine's.
+    """
+
+
+class ClockRegressionError(ProtocolError):
+    """
+    The frame's clock is below one already received from the same member, or a
+    message is stamped at or below what the member had already promised.
+    """
+
+
+class MalformedFrameError(ProtocolError):
+    """
+    A field of the frame has the wrong type or an impossible value.
+    """
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"member names must be non-empty strings, not {name!r}")
+    return name
+
+
+class Engine:
+    """
+    The ordering state machine of one member of a fixed group.
+
+    Typical use, once per turn of an event loop::
+
+        stamp = engine.multicast(b"payload")       # any number of times
+        engine.receive("b", frame_from_b)           # for every frame that came
+        for frame in engine.flush():                # send to every peer
+            ...
+        for record in engine.take_deliveries():     # hand to the application
+            ...
+
+    Everything the engine holds can be read through its properties and
+    methods; none of them changes state.
+
+    @ivar me: This member's name.
+    @ivar members: Every member's name, this one included, sorted.
+    @ivar peers: Every other member's name, sorted.
+    @ivar view: The id of the membership view this engine runs in.
+    """
+
+    def __init__(self, me: str, members: Iterable[str], view: int = 0) -> None:
+        """
+        @param me: This member's name; must be one of C{members}.
+        @param members: The names of every member of the group.
+        @param view: The id of the membership view, carried in every frame.
+
+        @raise ValueError: If a name is not a non-empty string, a name appears
+            twice, or C{me} is not a member.
+        """
+        names = [_check_name(m) for m in members]
+        if len(set(names)) != len(names):
+            raise ValueError(f"member names must be unique: {sorted(names)}")
+        if _check_name(me) not in names:
+            raise ValueError(f"{me!r} is not one of the members {sorted(names)}")
+        if not isinstance(view, int) or view < 0:
+            raise ValueError(f"view must be a non-negative integer, not {view!r}")
+        self.me = me
+        self.members: tuple[str, ...] = tuple(sorted(names))
+        self.peers: tuple[str, ...] = tuple(m for m in self.members if m != me)
+        self.view = view
+        self._clock = 0
+        # Heap entries: (clock, sender, payload, after).  Timestamps are
+        # unique, so comparison never reaches the payload.
+        self._queue: list[tuple[int, str, bytes, int | None]] = []
+        # Horizon clock per peer: the clock of the newest frame from it.  The
+        # horizon timestamp is (clock, peer); 0 means nothing received yet.
+        self._horizon: dict[str, int] = dict.fromkeys(self.peers, 0)
+        # Cached minimum horizon timestamp; None when it must be recomputed.
+        self._bound: Timestamp | None = None
+        self._outbox: list[tuple[int, bytes]] = []
+        self._ack_due = False
+        self._delivered = 0
+
+    # -- inputs -----------------------------------------------------------
+
+    def multicast(self, payload: bytes) -> Timestamp:
+        """
+        Stamp C{payload} and queue it for every member, this one included.
+
+        The message goes out with the next L{flush}.
+
+        @param payload: The bytes to multicast (any length, including 0).
+        @return: The message's timestamp.
+        @raise TypeError: If C{payload} is not L{bytes}.
+        """
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        self._clock += 1
+        clock = self._clock
+        heapq.heappush(self._queue, (clock, self.me, payload, self._delivered))
+        self._outbox.append((clock, payload))
+        return (clock, self.me)
+
+    def receive(self, sender: str, frame: Frame) -> None:
+        """
+        Take in a frame that arrived from C{sender}.
+
+        The whole frame is checked before anything changes, so a frame that
+        raises leaves the engine exactly as it was.
+
+        @param sender: The member the frame came from (known from the link).
+        @param frame: The frame.
+        @raise UnknownMemberError: If C{sender} is not another member.
+        @raise WrongViewError: If the frame belongs to another view.
+        @raise ClockRegressionError: If the frame's clock, or a message's stamp, is
+            at or below what C{sender} already promised.
+        @raise MalformedFrameError: If a field has the wrong type or value.
+        """
+        horizon = self._horizon.get(sender)
+        if horizon is None:
+            if sender == self.me:
+                raise UnknownMemberError(sender, "a frame from this member itself")
+            raise UnknownMemberError(sender, f"not a member of {list(self.members)}")
+        if frame.view != self.view:
+            raise WrongViewError(
+                sender, f"frame is for view {frame.view!r}, this is view {self.view}"
+            )
+        clock = frame.clock
+        if type(clock) is not int:
+            raise MalformedFrameError(sender, f"clock {clock!r} is not an integer")
+        if clock < horizon:
+            raise ClockRegressionError(
+                sender, f"clock went back from {horizon} to {clock}"
+            )
+        messages = frame.messages
+        if messages:
+            self._check_messages(sender, horizon, clock, messages)
+            push = heapq.heappush
+            queue = self._queue
+            for stamp, payload in messages:
+                push(queue, (stamp, sender, payload, None))
+            self._ack_due = True
+        if clock > self._clock:
+            self._clock = clock
+        self._clock += 1
+        if clock > horizon:
+            self._horizon[sender] = clock
+            self._bound = None
+
+    def _check_messages(
+        self,
+        sender: str,
+        horizon: int,
+        clock: int,
+        messages: tuple[tuple[int, bytes], ...],
+    ) -> None:
+        if type(messages) is not tuple:
+            raise MalformedFrameError(sender, "messages must be a tuple")
+        last = horizon
+        for entry in messages:
+            if type(entry) is not tuple or len(entry) != 2:
+                raise MalformedFrameError(
+                    sender, f"message entry {entry!r} is malformed"
+                )
+            stamp, payload = entry
+            if type(stamp) is not int or type(payload) is not bytes:
+                raise MalformedFrameError(
+                    sender, f"message stamp {stamp!r} or its payload has a wrong type"
+                )
+            if stamp <= last:
+                raise ClockRegressionError(
+                    sender,
+                    f"message stamped {stamp} is not above {last}, which the member"
+                    " had already passed",
+                )
+            if stamp > clock:
+                raise MalformedFrameError(
+                    sender, f"message stamped {stamp} is above the frame clock {clock}"
+                )
+            last = stamp
+
+    # -- outputs ----------------------------------------------------------
+
+    def flush(self, limit: int | None = None) -> list[Frame]:
+        """
+        End a turn: the frames to send, in order, to every member in L{peers}.
+
+        There is a frame when this member multicast something since the last
+        flush, or received new messages that it has not yet acknowledged;
+        otherwise the list is empty.  Every frame goes to every peer, so a
+        caller can encode each one once.
+
+        @param limit: If given, split the messages over several frames so that
+            each frame's payloads add up to at most C{limit} bytes (a single
+            larger payload gets a frame of its own).
+        @return: The frames, possibly none.
+        """
+        outbox = self._outbox
+        if not outbox and not self._ack_due:
+            return []
+        self._outbox = []
+        self._ack_due = False
+        if not self.peers:
+            return []
+        if limit is None or not outbox:
+            return [Frame(self.view, self._clock, tuple(outbox))]
+        frames: list[Frame] = []
+        batch: list[tuple[int, bytes]] = []
+        size = 0
+        for entry in outbox:
+            if batch and size + len(entry[1]) > limit:
+                # A frame cut from a batch promises only up to its own last
+                # stamp, so the next frame's messages are still above it.
+                frames.append(Frame(self.view, batch[-1][0], tuple(batch)))
+                batch = []
+                size = 0
+            batch.append(entry)
+            size += len(entry[1])
+        frames.append(Frame(self.view, self._clock, tuple(batch)))
+        return frames
+
+    def take_deliveries(self) -> list[Delivery]:
+        """
+        Pop every message that is now deliverable, in the agreed order.
+
+        A message is deliverable when it is at the head of the queue and every
+        other member's horizon is at or past its timestamp: no message that
+        sorts before it can still arrive.
+
+        @return: The delivery records, possibly none, indexed from where the
+            previous call stopped.
+        """
+        queue = self._queue
+        if not queue:
+            return []
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = self._delivery_bound()
+        bound_clock, bound_member = bound
+        out: list[Delivery] = []
+        pop = heapq.heappop
+        index = self._delivered
+        while queue:
+            head = queue[0]
+            head_clock = head[0]
+            if head_clock > bound_clock or (
+                head_clock == bound_clock and head[1] > bound_member
+            ):
+                break
+            pop(queue)
+            index += 1
+            out.append(Delivery(index, head[1], head_clock, head[2], head[3]))
+        self._delivered = index
+        return out
+
+    def _delivery_bound(self) -> Timestamp:
+        """
+        The largest timestamp that is safe to deliver: the least horizon.
+        """
+        if not self._horizon:
+            return (_NO_LIMIT, "")
+        return min((clock, peer) for peer, clock in self._horizon.items())
+
+    # -- inspection -------------------------------------------------------
+
+    @property
+    def clock(self) -> int:
+        """
+        This member's Lamport clock.
+        """
+        return self._clock
+
+    @property
+    def delivered(self) -> int:
+        """
+        How many messages this member has delivered.
+        """
+        return self._delivered
+
+    @property
+    def queue_length(self) -> int:
+        """
+        How many messages are held but not yet delivered.
+        """
+        return len(self._queue)
+
+    @property
+    def unsent(self) -> int:
+        """
+        How many of this member's own messages wait for the next L{flush}.
+        """
+        return len(self._outbox)
+
+    @property
+    def ack_due(self) -> bool:
+        """
+        Whether the next L{flush} owes the peers an acknowledgement.
+        """
+        return self._ack_due
+
+    def horizons(self) -> dict[str, Timestamp]:
+        """
+        Every other member's horizon: the timestamp of its newest frame.
+
+        @return: A new dict from member name to timestamp; C{(0, name)} means
+            nothing has been received from that member yet.
+        """
+        return {peer: (clock, peer) for peer, clock in self._horizon.items()}
+
+    def head(self) -> Timestamp | None:
+        """
+        The timestamp of the oldest undelivered message, or L{None}.
+        """
+        if not self._queue:
+            return None
+        return (self._queue[0][0], self._queue[0][1])
+
+    def waiting_for(self) -> tuple[str, ...]:
+        """
+        The members whose acknowledgement the oldest undelivered message still
+        needs, sorted; empty when nothing is held (or it is deliverable now).
+        """
+        head = self.head()
+        if head is None:
+            return ()
+        return tuple(
+            peer
+            for peer, clock in sorted(self._horizon.items())
+            if (clock, peer) < head
+        )
+
+    def undelivered(self) -> tuple[Message, ...]:
+        """
+        Every message held but not yet delivered, in timestamp order.
+        """
+        return tuple(
+            Message(sender, clock, payload)
+            for clock, sender, payload, _ in sorted(self._queue)
+        )
+
+
+_NO_LIMIT = 1 << 62
+"""
+A clock no member reaches: the bound of a group of one.
+"""

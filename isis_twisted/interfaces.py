@@ -1,0 +1,71 @@
+"""
+The public seams of isis-twisted.
+
+A group's members multicast through an L{IOrderedMulticast} provider and
+receive every message, in one agreed order, through L{IDeliveryHandler}s.
+
+For a group whose members stay up and whose links eventually reconnect, the
+order keeps these guarantees:
+
+  1. B{Total order}: if a member delivers m before m', every member that
+     delivers both delivers m before m'.
+  2. B{Agreement}: a message delivered by one member is delivered by all.
+  3. B{Integrity}: a message is delivered at most once per member, and only
+     if some member multicast it (the sender delivers its own messages too).
+  4. B{FIFO}: one sender's messages are delivered in the order it sent them.
+  5. B{Causality}: if a member delivered m before it multicast m', every
+     member delivers m before m'.
+  6. B{Validity}: a message multicast by a member is eventually delivered.
+
+A crashed member stalls delivery for the whole group, since it can no longer
+acknowledge; that is a property of the algorithm, not a failure of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from isis_twisted.engine import Delivery
+
+
+class IDeliveryHandler(Interface):
+    """
+    Receives every message of a group, in the agreed order.
+
+    Every member calls its handlers with the same records, in the same order,
+    with the same indices.  A handler that raises is logged and the member
+    goes on with the next message; it is not called again for that one.
+    """
+
+    def deliver(record: Delivery) -> None:
+        """
+        Take one delivered message.
+
+        @param record: The message: its C{index} in the agreed order (1, 2, 3
+            ... on every member alike), C{sender}, C{clock} (C{(clock,
+            sender)} is its timestamp) and C{payload}.
+        """
+
+
+class IOrderedMulticast(Interface):
+    """
+    A member of a group that multicasts in total order.
+    """
+
+    me = Attribute("This member's name (C{str}).")
+    members = Attribute("The names of every member of the group, sorted.")
+
+    def multicast(payload: bytes) -> Deferred[Delivery]:
+        """
+        Send C{payload} to every member of the group, this one included.
+
+        @param payload: The message's bytes.
+        @return: A L{Deferred} that fires with the message's delivery record
+            once this member has delivered it.
+        @raise TypeError: If C{payload} is not L{bytes}.
+        """
