@@ -297,7 +297,7 @@ class Engine:
 
     # -- outputs ----------------------------------------------------------
 
-    def flush(self, limit: int | None = None) -> list[Frame]:
+    def flush(self, limit: int | None = None, overhead: int = 0) -> list[Frame]:
         """
         End a turn: the frames to send, in order, to every member in L{peers}.
 
@@ -307,8 +307,11 @@ class Engine:
         caller can encode each one once.
 
         @param limit: If given, split the messages over several frames so that
-            each frame's payloads add up to at most C{limit} bytes (a single
-            larger payload gets a frame of its own).
+            each frame's messages take at most C{limit} bytes, counting each
+            payload plus C{overhead} (a single larger message gets a frame of
+            its own).
+        @param overhead: What each message costs besides its payload, for
+            C{limit}: the encoding's per-message bytes.
         @return: The frames, possibly none.
         """
         outbox = self._outbox
@@ -324,14 +327,15 @@ class Engine:
         batch: list[tuple[int, bytes]] = []
         size = 0
         for entry in outbox:
-            if batch and size + len(entry[1]) > limit:
+            cost = len(entry[1]) + overhead
+            if batch and size + cost > limit:
                 # A frame cut from a batch promises only up to its own last
                 # stamp, so the next frame's messages are still above it.
                 frames.append(Frame(self.view, batch[-1][0], tuple(batch)))
                 batch = []
                 size = 0
             batch.append(entry)
-            size += len(entry[1])
+            size += cost
         frames.append(Frame(self.view, self._clock, tuple(batch)))
         return frames
 

@@ -51,6 +51,36 @@ class IDeliveryHandler(Interface):
             sender)} is its timestamp) and C{payload}.
         """
 
+    def close() -> None:
+        """
+        The member is stopping: release what the handler holds (files,
+        connections).  L{deliver} is not called after this.
+        """
+
+
+class IDeliveryHandlerFactory(Interface):
+    """
+    A named kind of delivery handler, so that operators can choose it with
+    C{twistd isis --handler NAME[:ARGUMENT]}.
+
+    Third-party handlers register a provider of this interface (and of
+    L{twisted.plugin.IPlugin}) in a C{twisted/plugins/} module of their own
+    package; isis-twisted finds it through Twisted's plugin system.
+    """
+
+    name = Attribute("The name operators give: C{--handler NAME[:ARGUMENT]}.")
+    description = Attribute("One line saying what the handler does.")
+
+    def build(argument: str | None) -> IDeliveryHandler:
+        """
+        Make a handler.
+
+        @param argument: What followed C{NAME:} in the handler's
+            specification, or L{None} if nothing did.
+        @raise ValueError: If the argument is missing, unexpected or unusable;
+            the message says so in plain words and is shown to the operator.
+        """
+
 
 class IOrderedMulticast(Interface):
     """
@@ -69,3 +99,10 @@ class IOrderedMulticast(Interface):
             once this member has delivered it.
         @raise TypeError: If C{payload} is not L{bytes}.
         """
+
+
+class HistoryGoneError(Exception):
+    """
+    A subscriber asked for deliveries older than the member still holds.
+    The message says from which index it can resume.
+    """

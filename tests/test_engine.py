@@ -291,3 +291,12 @@ class AckCostTests(SynchronousTestCase):
                 delivered += len(e.take_deliveries())
         self.assertEqual(frames / multicasts, len(members) - 1)
         self.assertGreater(delivered, 0.9 * multicasts * len(members))
+
+
+class FrameOverheadTests(SynchronousTestCase):
+    def test_overhead_counts_per_message(self) -> None:
+        a = Engine("a", ["a", "b"])
+        for _ in range(10):
+            a.multicast(b"")
+        frames = a.flush(limit=30, overhead=12)
+        self.assertEqual([len(f.messages) for f in frames], [2, 2, 2, 2, 2])

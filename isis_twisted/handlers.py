@@ -1,0 +1,389 @@
+"""
+Built-in delivery handlers, and finding a handler from an operator's
+specification.
+
+An operator names the handlers a member feeds with C{--handler SPEC}, where
+C{SPEC} is one of::
+
+    NAME                              a built-in or plugin handler
+    NAME:ARGUMENT                     the same, given an argument
+    package.module:factory            a handler factory found by import
+    package.module:factory:ARGUMENT   the same, given an argument
+
+The built-in names are C{log} (L{LogHandler}) and C{jsonl}
+(L{JsonLinesHandler}).  Other packages add names by installing a provider of
+L{IDeliveryHandlerFactory} and L{twisted.plugin.IPlugin} in a
+C{twisted/plugins/} module.  L{build_handler} turns a specification into a
+handler and L{available_handlers} lists the names it knows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib
+import os
+import types
+from collections.abc import Callable, Iterator
+from typing import IO, ClassVar
+
+import attrs
+from twisted.logger import Logger
+from twisted.plugin import IPlugin, getPlugins
+from zope.interface import implementer
+
+from isis_twisted.checker import record_to_json
+from isis_twisted.engine import Delivery
+from isis_twisted.interfaces import IDeliveryHandler, IDeliveryHandlerFactory
+
+PREVIEW_BYTES = 40
+"""
+How many leading bytes of a payload L{LogHandler} shows.
+"""
+
+
+class HandlerSpecError(ValueError):
+    """
+    A handler specification cannot be turned into a handler.
+
+    The message is one plain sentence that names the specification and says
+    what is wrong with it; it is meant to be shown to the operator as it is,
+    without a traceback.
+    """
+
+
+def _preview(payload: bytes) -> str:
+    """
+    A short, printable rendering of the start of C{payload}.
+
+    @param payload: The bytes to show.
+    @return: At most L{PREVIEW_BYTES} bytes of C{payload} decoded as UTF-8,
+        with undecodable bytes and unprintable characters escaped, and
+        C{"..."} appended when the payload is longer.
+    """
+    head = payload[:PREVIEW_BYTES]
+    # An incremental decoder holds back a character cut in half by the
+    # slice instead of escaping its first bytes as if they were garbage.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+    text = decoder.decode(head, final=len(head) == len(payload))
+    shown = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+    return shown + "..." if len(payload) > len(head) else shown
+
+
+@implementer(IDeliveryHandler)
+class LogHandler:
+    """
+    A delivery handler that logs one line per delivered message.
+
+    Each event is emitted at level C{info} with the fields C{index}, C{sender}
+    and C{clock} (as in L{Delivery}), C{size} (the payload's length in bytes)
+    and C{preview} (a short printable rendering of the payload's start).
+
+    @ivar log: The logger the events go to.
+    """
+
+    def __init__(self, logger: Logger | None = None) -> None:
+        """
+        @param logger: Where to log; by default a L{Logger} in the namespace
+            C{isis_twisted.handlers.LogHandler} that emits to the global log
+            publisher.
+        """
+        self.log = (
+            logger
+            if logger is not None
+            else Logger(namespace=f"{__name__}.{type(self).__name__}", source=self)
+        )
+
+    def deliver(self, record: Delivery) -> None:
+        """
+        Log one delivered message.
+
+        @param record: The message.
+        """
+        self.log.info(
+            "delivered #{index} from {sender} at clock {clock}: {size} bytes {preview}",
+            index=record.index,
+            sender=record.sender,
+            clock=record.clock,
+            size=len(record.payload),
+            preview=_preview(record.payload),
+        )
+
+    def close(self) -> None:
+        """
+        Do nothing: a log handler holds nothing of its own.
+        """
+
+
+@implementer(IDeliveryHandler)
+class JsonLinesHandler:
+    """
+    A delivery handler that appends every delivered message to a file as one
+    line of JSON, the format L{isis_twisted.checker.load_jsonl} reads.
+
+    Each line is exactly C{record_to_json(record) + "\\n"}, for example
+    C{{"index": 1, "sender": "a", "clock": 7, "payload": "text"}}, with
+    C{payload_b64} in place of C{payload} when the payload is not UTF-8 and an
+    C{after} field when the record has one.  The file is flushed after every
+    line, so that the history checker can read it while the member runs
+    (flushed to the operating system, not synced to disk).
+
+    The file is opened for appending: an existing log is kept and extended,
+    and missing parent directories are not created.
+
+    @ivar path: The file written to.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """
+        Open the file.
+
+        @param path: The file to append to; created if missing.
+        @raise ValueError: If the file cannot be opened for appending; the
+            message names the path and the operating system's reason.
+        """
+        self.path = os.fspath(path)
+        try:
+            # newline="" writes "\n" as it is on every platform.
+            self._file: IO[str] | None = open(  # noqa: SIM115
+                self.path, "a", encoding="utf-8", newline=""
+            )
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise ValueError(f"cannot open {self.path} for appending: {reason}") from e
+
+    def deliver(self, record: Delivery) -> None:
+        """
+        Append one delivered message to the file and flush it.
+
+        @param record: The message.
+        @raise RuntimeError: If the handler has been closed; nothing is
+            written then.
+        @raise OSError: If writing fails (a full disk, for example).
+        """
+        if self._file is None:
+            raise RuntimeError(
+                f"JSON-lines handler for {self.path} is closed;"
+                f" delivery #{record.index} was not written"
+            )
+        self._file.write(record_to_json(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """
+        Close the file.  Closing again does nothing; delivering afterwards
+        raises L{RuntimeError}.
+        """
+        if self._file is not None:
+            f, self._file = self._file, None
+            f.close()
+
+
+@implementer(IPlugin, IDeliveryHandlerFactory)
+@attrs.frozen
+class LogHandlerFactory:
+    """
+    The C{log} handler: L{LogHandler}.  It takes no argument.
+    """
+
+    name: ClassVar[str] = "log"
+    description: ClassVar[str] = "Log one line per delivered message."
+
+    def build(self, argument: str | None) -> IDeliveryHandler:
+        """
+        Make a L{LogHandler}.
+
+        @param argument: Must be L{None} or empty.
+        @raise ValueError: If an argument is given.
+        """
+        if argument:
+            raise ValueError(f"the log handler takes no argument, got {argument!r}")
+        return LogHandler()
+
+
+@implementer(IPlugin, IDeliveryHandlerFactory)
+@attrs.frozen
+class JsonLinesHandlerFactory:
+    """
+    The C{jsonl:PATH} handler: L{JsonLinesHandler} appending to C{PATH}.
+    """
+
+    name: ClassVar[str] = "jsonl"
+    description: ClassVar[str] = (
+        "jsonl:PATH - append one JSON line per delivered message to PATH"
+        " (the history checker's format)."
+    )
+
+    def build(self, argument: str | None) -> IDeliveryHandler:
+        """
+        Make a L{JsonLinesHandler}.
+
+        @param argument: The path of the file to append to.
+        @raise ValueError: If the path is missing or the file cannot be
+            opened.
+        """
+        if not argument:
+            raise ValueError("the jsonl handler needs a file: jsonl:PATH")
+        return JsonLinesHandler(argument)
+
+
+BUILTIN_FACTORIES: tuple[IDeliveryHandlerFactory, ...] = (
+    LogHandlerFactory(),
+    JsonLinesHandlerFactory(),
+)
+"""
+The built-in handler factories, in the order L{available_handlers} lists
+them.  Their names take precedence over plugins'.
+"""
+
+
+def _factories(
+    package: types.ModuleType | None,
+) -> Iterator[IDeliveryHandlerFactory]:
+    """
+    Every usable handler factory, built-ins first, each name once.
+
+    @param package: The plugin package to search, or L{None} for
+        C{twisted.plugins}.
+    @return: The built-in factories, then the plugins sorted by name.  A
+        plugin whose name is taken by a built-in or by an earlier plugin, or
+        whose name is not a non-empty string, is left out.
+    """
+    seen: set[str] = set()
+    for factory in BUILTIN_FACTORIES:
+        seen.add(factory.name)
+        yield factory
+    plugins: dict[str, IDeliveryHandlerFactory] = {}
+    for plugin in getPlugins(IDeliveryHandlerFactory, package):
+        name = plugin.name
+        if isinstance(name, str) and name and name not in seen:
+            plugins.setdefault(name, plugin)
+    for name in sorted(plugins):
+        yield plugins[name]
+
+
+def available_handlers(package: types.ModuleType | None = None) -> dict[str, str]:
+    """
+    The handler names an operator may give, for C{--help} output.
+
+    @param package: The plugin package to search, or L{None} for
+        C{twisted.plugins}.
+    @return: Each name mapped to its description: the built-ins first, then
+        the plugins sorted by name.
+    """
+    return {f.name: str(f.description) for f in _factories(package)}
+
+
+def build_handler(
+    spec: str, package: types.ModuleType | None = None
+) -> IDeliveryHandler:
+    """
+    Make the delivery handler an operator asked for.
+
+    C{spec} is C{NAME} or C{NAME:ARGUMENT}, where C{NAME} is a built-in or
+    plugin handler's name (see L{available_handlers}); or
+    C{package.module:factory}, optionally followed by C{:ARGUMENT}, where the
+    part before the first colon contains a dot and is not a known name.  In
+    the second form, C{factory} (a possibly dotted attribute of the module) is
+    either an L{IDeliveryHandlerFactory} provider, whose C{build} is called,
+    or a callable that takes the argument (C{str} or L{None}) and returns an
+    L{IDeliveryHandler} provider.
+
+    @param spec: The specification.
+    @param package: The plugin package to search, or L{None} for
+        C{twisted.plugins}.
+    @return: A new handler.
+    @raise HandlerSpecError: If the name is unknown, the module cannot be
+        imported, the attribute is missing or unusable, the factory rejects
+        the argument with L{ValueError}, or what it returns is not a handler.
+        The message is one plain sentence naming C{spec}.
+    """
+    head, colon, rest = spec.partition(":")
+    argument = rest if colon else None
+    # Built-ins are looked up before the plugins are loaded, so that a broken
+    # third-party plugin cannot get in the way of a built-in handler.
+    for builtin in BUILTIN_FACTORIES:
+        if builtin.name == head:
+            return _call(spec, builtin.build, argument)
+    known = {f.name: f for f in _factories(package)}
+    factory = known.get(head)
+    if factory is not None:
+        return _call(spec, factory.build, argument)
+    if "." in head:
+        attribute, colon, rest = rest.partition(":")
+        return _call(spec, _import(spec, head, attribute), rest if colon else None)
+    if not head:
+        raise HandlerSpecError(f"Handler {spec!r} has no name.")
+    raise HandlerSpecError(
+        f"Unknown handler {spec!r}: the known handlers are"
+        f" {', '.join(sorted(known))}, or give package.module:factory."
+    )
+
+
+def _import(
+    spec: str, module_name: str, attribute: str
+) -> Callable[[str | None], object]:
+    """
+    Find the factory a module-path specification names.
+
+    @param spec: The whole specification, for messages.
+    @param module_name: The module to import.
+    @param attribute: The factory's (possibly dotted) name in the module.
+    @return: A callable taking the argument: the factory's C{build} if it
+        provides L{IDeliveryHandlerFactory}, else the factory itself.
+    @raise HandlerSpecError: If the module cannot be imported or the
+        attribute is missing or neither a factory nor callable.
+    """
+    if not attribute:
+        raise HandlerSpecError(
+            f"Handler {spec!r} names no factory: use package.module:factory."
+        )
+    try:
+        found: object = importlib.import_module(module_name)
+    except ImportError as e:
+        raise HandlerSpecError(
+            f"Handler {spec!r}: cannot import module {module_name!r} ({e})."
+        ) from e
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError as e:
+            raise HandlerSpecError(
+                f"Handler {spec!r}: module {module_name!r} has no {attribute!r}."
+            ) from e
+    if IDeliveryHandlerFactory.providedBy(found):
+        build: Callable[[str | None], object] = IDeliveryHandlerFactory(found).build
+        return build
+    if callable(found):
+        return found
+    raise HandlerSpecError(
+        f"Handler {spec!r}: {module_name}:{attribute} is neither callable nor a"
+        " handler factory."
+    )
+
+
+def _call(
+    spec: str, factory: Callable[[str | None], object], argument: str | None
+) -> IDeliveryHandler:
+    """
+    Call a factory and check that it made a handler.
+
+    @param spec: The whole specification, for messages.
+    @param factory: What makes the handler.
+    @param argument: The argument for C{factory}.
+    @return: The handler.
+    @raise HandlerSpecError: If C{factory} raises L{ValueError} or returns
+        something that does not provide L{IDeliveryHandler}.
+    """
+    try:
+        handler = factory(argument)
+    except ValueError as e:
+        reason = str(e).rstrip(". ") or type(e).__name__
+        raise HandlerSpecError(f"Handler {spec!r}: {reason}.") from e
+    if not IDeliveryHandler.providedBy(handler):
+        raise HandlerSpecError(
+            f"Handler {spec!r} made {handler!r}, which is not a delivery handler."
+        )
+    return IDeliveryHandler(handler)

@@ -1,0 +1,581 @@
+"""
+Reliable FIFO links between members, over any stream endpoint.
+
+Each member dials every other member (redialling with
+L{twisted.application.internet.ClientService}) and sends its own frames on
+the connection it dialed; it receives each peer's frames on the connection
+that peer dialed.  So between two members there are two connections, each
+carrying DATA one way and acknowledgements back, and no race over which of
+two simultaneous connections wins.
+
+A L{PeerLink} is the state of one pair of members that outlives
+connections: the sequence numbers of DATA frames each way, the frames sent
+but not yet acknowledged (resent after a reconnect), and which of the other
+side's frames are already held (so a resent frame is dropped, not delivered
+twice).  A L{PeerProtocol} is one connection: it does the handshake, checks
+every frame and hands the link what passed.
+
+Everything a peer can get wrong (bytes that are no frame, another group, a
+name that is no member, a restarted member, a handshake that never comes)
+ends in a log line that says who, from where and what, a counted rejection
+and a closed connection; the node goes on serving its other peers.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+
+from isis_twisted.engine import Frame, ProtocolError
+from isis_twisted.wire import (
+    Ack,
+    Data,
+    Hello,
+    Refuse,
+    WireError,
+    data_head,
+    decode,
+    encode_ack,
+    encode_hello,
+    encode_refuse,
+)
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import ITransport
+
+HANDSHAKE_MAX_FRAME = 4096
+"""
+The largest frame accepted before the handshake completes, so that a
+stranger cannot make a node buffer a large frame.
+"""
+
+_LENGTH = struct.Struct(">I")
+
+
+def describe_address(address: IAddress | None) -> str:
+    """
+    A short, readable form of a connection's address, for log lines.
+    """
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return f"{host}:{port}"
+    name = getattr(address, "name", None)
+    if name:
+        return f"unix:{name!r}"
+    return str(address) if address is not None else "an unknown address"
+
+
+class LinkOwner(Protocol):
+    """
+    What links need from the node that owns them.
+    """
+
+    group: str
+    me: str
+    incarnation: int
+    members: tuple[str, ...]
+    clock: IReactorTime
+    max_frame: int
+    handshake_timeout: float
+
+    def link_for(self, name: str) -> PeerLink | None:
+        """
+        The link to member C{name}, or L{None} if it is no peer.
+        """
+
+    def frame_received(self, peer: str, frame: Frame) -> None:
+        """
+        An engine frame arrived, in order and once, from C{peer}.
+
+        @raise ProtocolError: If the engine rejects it.
+        """
+
+    def link_has_room(self) -> None:
+        """
+        A link's resend buffer went below its bound.
+        """
+
+    def rejected(self, address: str, peer: str | None, reason: str) -> None:
+        """
+        A connection was refused or dropped for breaking the protocol.
+        """
+
+
+class LinkError(Exception):
+    """
+    A peer broke the link protocol (a sequence gap, an acknowledgement of a
+    frame never sent, a frame on the wrong connection).
+    """
+
+
+class PeerLink:
+    """
+    The lasting state of the link to one peer.
+
+    @ivar name: The peer's member name.
+    @ivar incarnation: The peer's incarnation, once a handshake told it.
+    @ivar next_seq: The sequence number the next DATA frame to it gets.
+    @ivar received: The highest sequence number, without gaps, held of its
+        DATA frames.
+    @ivar outbound: The connection this member dialed to it, once its
+        handshake is done.
+    @ivar inbound: The connection it dialed to this member, once its
+        handshake is done.
+    """
+
+    def __init__(
+        self,
+        owner: LinkOwner,
+        name: str,
+        max_buffer: int,
+        ack_delay: float = 0.05,
+        ack_every: int = 64,
+    ) -> None:
+        """
+        @param owner: The node.
+        @param name: The peer's name.
+        @param max_buffer: The bound, in bytes, of frames sent but not yet
+            acknowledged; L{full} says when it is reached.
+        @param ack_delay: How long to wait, with nothing else to carry an
+            acknowledgement, before sending one on its own (seconds).
+        @param ack_every: Acknowledge on its own at once after this many
+            unacknowledged DATA frames.
+        """
+        self.owner = owner
+        self.name = name
+        self.max_buffer = max_buffer
+        self.ack_delay = ack_delay
+        self.ack_every = ack_every
+        self.incarnation: int | None = None
+        self.next_seq = 1
+        self.unacked: deque[tuple[int, bytes, bytes]] = deque()
+        self.unacked_bytes = 0
+        self.received = 0
+        self._told = 0
+        self._ack_call: IDelayedCall | None = None
+        self.outbound: PeerProtocol | None = None
+        self.inbound: PeerProtocol | None = None
+        self.frames_out = 0
+        self.frames_in = 0
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self.duplicates = 0
+        self.resent = 0
+        self.connects = 0
+        self.last_heard: float | None = None
+
+    # -- sending ------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        """
+        Whether the resend buffer has reached its bound.
+        """
+        return self.unacked_bytes >= self.max_buffer
+
+    def send(self, frame: Frame, body: bytes) -> None:
+        """
+        Number an engine frame for this link, keep it until acknowledged and
+        send it now if the peer is connected.
+
+        @param frame: The engine frame.
+        @param body: Its messages, encoded once for all links.
+        """
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        head = data_head(seq, self.received, frame)
+        self.unacked.append((seq, head, body))
+        self.unacked_bytes += len(head) + len(body)
+        if self.outbound is not None:
+            self.outbound.send_data(head, body)
+            # The frame carries the acknowledgement too.
+            self._told = self.received
+            self._cancel_ack()
+
+    def acknowledged(self, ack: int) -> None:
+        """
+        The peer holds every DATA frame up to C{ack}: forget them.
+
+        Acknowledgements come over both connections and may arrive out of
+        order; an older one changes nothing.
+
+        @raise LinkError: If C{ack} is of a frame never sent.
+        """
+        if ack >= self.next_seq:
+            raise LinkError(
+                f"acknowledges frame {ack}, but only {self.next_seq - 1} were sent"
+            )
+        unacked = self.unacked
+        was_full = self.full
+        while unacked and unacked[0][0] <= ack:
+            _, head, body = unacked.popleft()
+            self.unacked_bytes -= len(head) + len(body)
+        if was_full and not self.full:
+            self.owner.link_has_room()
+
+    def outbound_ready(self, proto: PeerProtocol, received: int) -> None:
+        """
+        A dialed connection finished its handshake: the peer holds our frames
+        up to C{received}; send it everything after that, then new frames.
+        """
+        self.acknowledged(received)
+        self.outbound = proto
+        self.connects += 1
+        for _, head, body in self.unacked:
+            proto.send_data(head, body)
+            self.resent += 1
+
+    # -- receiving ----------------------------------------------------------
+
+    def data_received(self, data: Data) -> Frame | None:
+        """
+        Take a DATA frame that arrived on the inbound connection.
+
+        @return: The engine frame if it is the next one in order, or L{None}
+            if it is a duplicate already held.
+        @raise LinkError: If frames are missing before it, or it acknowledges
+            a frame never sent.
+        """
+        self.acknowledged(data.ack)
+        if data.seq <= self.received:
+            self.duplicates += 1
+            return None
+        if data.seq != self.received + 1:
+            raise LinkError(
+                f"DATA frame {data.seq} arrived, but the next expected is"
+                f" {self.received + 1}"
+            )
+        return data.frame
+
+    def accepted(self, seq: int) -> None:
+        """
+        The engine took DATA frame C{seq}: it is held.
+        """
+        self.received = seq
+        if self.received - self._told >= self.ack_every:
+            self.send_ack()
+        elif self._ack_call is None:
+            self._ack_call = self.owner.clock.callLater(self.ack_delay, self.send_ack)
+
+    def send_ack(self) -> None:
+        """
+        Tell the peer which of its DATA frames are held, on the connection
+        it dialed, if nothing has told it yet.
+        """
+        self._cancel_ack()
+        if self.received > self._told and self.inbound is not None:
+            self._told = self.received
+            self.inbound.send_raw(encode_ack(Ack(self.received)))
+
+    def _cancel_ack(self) -> None:
+        if self._ack_call is not None:
+            if self._ack_call.active():
+                self._ack_call.cancel()
+            self._ack_call = None
+
+    # -- connections --------------------------------------------------------
+
+    def check_incarnation(self, incarnation: int) -> str | None:
+        """
+        Whether a handshake from the peer's incarnation can be served.
+
+        A peer that restarted without its state is a new incarnation; taking
+        it back would break FIFO and total order, unless nothing was ever
+        exchanged with the old one.
+
+        @return: L{None} if it can, else the reason in plain words.
+        """
+        if self.incarnation is None or self.incarnation == incarnation:
+            self.incarnation = incarnation
+            return None
+        if self.next_seq == 1 and self.received == 0:
+            self.incarnation = incarnation
+            return None
+        return (
+            f"member {self.name!r} came back as a new incarnation: it restarted"
+            " and lost its state, so it cannot rejoin without a membership"
+            " change (restart the whole group)"
+        )
+
+    def inbound_ready(self, proto: PeerProtocol) -> PeerProtocol | None:
+        """
+        An accepted connection finished its handshake and replaces any
+        previous one from the same peer.
+
+        @return: The connection it replaced, for the caller to close.
+        """
+        old, self.inbound = self.inbound, proto
+        # The HELLO answer tells the peer what is held.
+        self._told = self.received
+        return old if old is not proto else None
+
+    def connection_lost(self, proto: PeerProtocol) -> None:
+        """
+        A connection of this link closed.
+        """
+        if self.outbound is proto:
+            self.outbound = None
+        if self.inbound is proto:
+            self.inbound = None
+
+    def close(self) -> None:
+        """
+        Stop timers; the node is stopping.
+        """
+        self._cancel_ack()
+
+
+class PeerProtocol(Int32StringReceiver):
+    """
+    One connection between two members.
+
+    The dialing side sends HELLO at once; the accepting side checks it and
+    answers with its own HELLO (or REFUSE).  After that, the dialer sends
+    DATA and the acceptor sends ACK.
+
+    @ivar peer: The peer's name once the handshake named it.
+    """
+
+    transport: ITransport
+    _log = Logger()
+
+    def __init__(self, owner: LinkOwner, dial: PeerLink | None = None) -> None:
+        """
+        @param owner: The node.
+        @param dial: The link this connection was dialed for, or L{None} for
+            an accepted connection.
+        """
+        self.owner = owner
+        self._dialed = dial
+        self.link: PeerLink | None = None
+        self.peer: str | None = dial.name if dial is not None else None
+        self._open = False
+        self._closed = False
+        self._timeout: IDelayedCall | None = None
+        self.MAX_LENGTH = HANDSHAKE_MAX_FRAME
+
+    @property
+    def address(self) -> str:
+        """
+        The other end's address, for log lines.
+        """
+        return describe_address(self.transport.getPeer())
+
+    def connectionMade(self) -> None:
+        self._timeout = self.owner.clock.callLater(
+            self.owner.handshake_timeout, self._handshake_timed_out
+        )
+        if self._dialed is not None:
+            self.send_raw(
+                encode_hello(
+                    Hello(
+                        self.owner.group,
+                        self.owner.me,
+                        self.owner.incarnation,
+                        self._dialed.received,
+                    )
+                )
+            )
+
+    def _handshake_timed_out(self) -> None:
+        self._timeout = None
+        self.drop(f"no handshake within {self.owner.handshake_timeout:g} s")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._closed = True
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        if self.link is not None:
+            self.link.connection_lost(self)
+
+    # -- sending ------------------------------------------------------------
+
+    def send_raw(self, frame: bytes) -> None:
+        """
+        Send one encoded frame.
+        """
+        if not self._closed:
+            self.transport.writeSequence([_LENGTH.pack(len(frame)), frame])
+
+    def send_data(self, head: bytes, body: bytes) -> None:
+        """
+        Send one DATA frame given as its link head and shared body.
+        """
+        if not self._closed:
+            self.transport.writeSequence(
+                [_LENGTH.pack(len(head) + len(body)), head, body]
+            )
+            link = self.link
+            if link is not None:
+                link.frames_out += 1
+                link.bytes_out += len(head) + len(body) + 4
+
+    def drop(self, reason: str, refuse: bool = False) -> None:
+        """
+        Log why this connection is dropped, count it and close it.
+
+        @param reason: What was wrong, in plain words.
+        @param refuse: Tell the peer why (REFUSE) before closing; otherwise
+            abort at once, reading nothing more.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        who = f"member {self.peer!r}" if self.peer else "a connection"
+        self._log.warn(
+            "dropped {who} from {address}: {reason}",
+            who=who,
+            address=self.address,
+            reason=reason,
+            peer=self.peer,
+        )
+        self.owner.rejected(self.address, self.peer, reason)
+        if refuse:
+            refusal = encode_refuse(Refuse(reason))
+            self.transport.writeSequence([_LENGTH.pack(len(refusal)), refusal])
+            self.transport.loseConnection()
+        else:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    # -- receiving ----------------------------------------------------------
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.drop(
+            f"frame of {length} bytes is over the limit of {self.MAX_LENGTH} bytes"
+        )
+
+    def stringReceived(self, string: bytes) -> None:
+        if self._closed:
+            return
+        if self.link is not None:
+            self.link.bytes_in += len(string) + 4
+        try:
+            frame = decode(string)
+        except WireError as e:
+            self.drop(f"malformed frame: {e}")
+            return
+        try:
+            if isinstance(frame, Refuse):
+                self._refused(frame.reason)
+            elif not self._open:
+                self._handshake(frame)
+            elif isinstance(frame, Data):
+                self._data(frame)
+            elif isinstance(frame, Ack):
+                assert self.link is not None
+                self.link.acknowledged(frame.ack)
+            else:
+                self.drop("a second HELLO on an open connection")
+        except (LinkError, ProtocolError) as e:
+            self.drop(str(e))
+
+    def _refused(self, reason: str) -> None:
+        self._closed = True
+        self._log.error(
+            "{who} at {address} refused this node: {reason}",
+            who=f"member {self.peer!r}" if self.peer else "a peer",
+            address=self.address,
+            reason=reason,
+        )
+        self.transport.loseConnection()
+
+    def _handshake(self, frame: Data | Hello | Ack) -> None:
+        if not isinstance(frame, Hello):
+            self.drop("the first frame was not a HELLO", refuse=True)
+            return
+        owner = self.owner
+        if frame.group != owner.group:
+            self.drop(
+                f"group {frame.group!r} is not this node's group {owner.group!r}",
+                refuse=True,
+            )
+            return
+        if self._dialed is not None and frame.member != self._dialed.name:
+            self.drop(
+                f"dialed member {self._dialed.name!r} but {frame.member!r}"
+                " answered: check the peer addresses",
+                refuse=True,
+            )
+            return
+        link = owner.link_for(frame.member)
+        if link is None:
+            what = (
+                "this node's own name"
+                if frame.member == owner.me
+                else f"not a member (members: {', '.join(owner.members)})"
+            )
+            self.drop(f"{frame.member!r} is {what}", refuse=True)
+            return
+        self.peer = frame.member
+        problem = link.check_incarnation(frame.incarnation)
+        if problem is not None:
+            self.drop(problem, refuse=True)
+            return
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        self.link = link
+        self._open = True
+        self.MAX_LENGTH = owner.max_frame
+        link.last_heard = owner.clock.seconds()
+        if self._dialed is not None:
+            link.outbound_ready(self, frame.received)
+            self._log.info(
+                "connected to member {peer!r} at {address}",
+                peer=link.name,
+                address=self.address,
+            )
+            return
+        link.acknowledged(frame.received)
+        old = link.inbound_ready(self)
+        self.send_raw(
+            encode_hello(Hello(owner.group, owner.me, owner.incarnation, link.received))
+        )
+        if old is not None:
+            old._closed = True
+            old.transport.abortConnection()  # type: ignore[attr-defined]
+            self._log.info(
+                "member {peer!r} reconnected from {address}; dropped its previous"
+                " connection",
+                peer=link.name,
+                address=self.address,
+            )
+
+    def _data(self, data: Data) -> None:
+        link = self.link
+        assert link is not None
+        if self._dialed is not None:
+            raise LinkError("DATA on a connection this node dialed")
+        if link.inbound is not self:
+            return
+        link.frames_in += 1
+        link.last_heard = self.owner.clock.seconds()
+        frame = link.data_received(data)
+        if frame is not None:
+            self.owner.frame_received(link.name, frame)
+            link.accepted(data.seq)
+
+
+class PeerFactory(Factory):
+    """
+    Builds L{PeerProtocol}s: for accepted connections when C{dial} is
+    L{None}, else for the connections dialed to that link's peer.
+    """
+
+    def __init__(self, owner: LinkOwner, dial: PeerLink | None = None) -> None:
+        self.owner = owner
+        self.dial = dial
+
+    def buildProtocol(self, addr: IAddress | None) -> PeerProtocol:
+        proto = PeerProtocol(self.owner, self.dial)
+        proto.factory = self
+        return proto

@@ -1,0 +1,509 @@
+"""
+L{MulticastNode}: one member of a group, on real connections.
+
+The node joins the pure L{Engine} to one L{PeerLink} per peer, ends every
+reactor turn by flushing the engine's frames to every link (so acks are
+batched: one frame per peer per turn), hands deliveries to its
+L{IDeliveryHandler}s and subscribers, and fires each multicast's Deferred
+once the message is delivered here.  It is an L{IService}: C{twistd} and
+applications start and stop it the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IReactorTime,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from isis_twisted.engine import Delivery, Engine, Frame, Timestamp
+from isis_twisted.interfaces import (
+    HistoryGoneError,
+    IDeliveryHandler,
+    IOrderedMulticast,
+)
+from isis_twisted.link import PeerFactory, PeerLink
+from isis_twisted.wire import DATA_OVERHEAD, MESSAGE_OVERHEAD, encode_body
+
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+"""
+The default largest frame, in bytes, a node sends or accepts.
+"""
+
+DEFAULT_BUFFER = 64 * 1024 * 1024
+"""
+The default bound, in bytes, of each peer's resend buffer.
+"""
+
+
+class NodeStoppedError(Exception):
+    """
+    The node stopped before the message was delivered.
+    """
+
+
+@attrs.define
+class Subscription:
+    """
+    A running subscription to a node's delivery stream.
+
+    @ivar first: The index of the first record passed to the callback.
+    """
+
+    first: int
+    _node: MulticastNode
+    _callback: Callable[[Delivery], None]
+
+    def cancel(self) -> None:
+        """
+        Stop passing records to the callback.
+        """
+        self._node._subscribers.pop(id(self), None)
+
+
+@implementer(IOrderedMulticast)
+class MulticastNode(MultiService):
+    """
+    One member of a totally ordered multicast group.
+
+    @ivar me: This member's name.
+    @ivar members: Every member's name, sorted.
+    @ivar group: The group's name; peers must use the same one.
+    @ivar incarnation: A number drawn at random when the node was made; a
+        member that restarts comes back as another incarnation.
+    @ivar links: The link to every peer, by name.
+    @ivar listening: Fires with the listening port once the node listens
+        (or fails if it cannot).
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        me: str,
+        peers: Mapping[str, str | IStreamClientEndpoint],
+        listen: str | IStreamServerEndpoint | None,
+        reactor: IReactorTime,
+        group: str = "isis",
+        handlers: Iterable[IDeliveryHandler] = (),
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_buffer: int = DEFAULT_BUFFER,
+        handshake_timeout: float = 10.0,
+        history: int = 100_000,
+        incarnation: int | None = None,
+        ack_delay: float = 0.05,
+        retry_max_delay: float = 2.0,
+    ) -> None:
+        """
+        @param me: This member's name.
+        @param peers: Every other member's name and how to reach it: an
+            endpoint description (C{"tcp:host=10.0.0.2:port=9001"}) or an
+            endpoint.
+        @param listen: Where to accept peers' connections: an endpoint
+            description (C{"tcp:9001:interface=127.0.0.1"}), an endpoint, or
+            L{None} for a caller that listens with L{peer_factory} itself.
+        @param reactor: The reactor (also the node's clock).
+        @param group: The group's name.
+        @param handlers: Called for every delivery, in order.
+        @param max_frame: The largest frame sent or accepted, in bytes; a
+            payload must fit in one frame.
+        @param max_buffer: The bound of each peer's resend buffer, in bytes:
+            while a peer's buffer is full, L{multicast} waits.
+        @param handshake_timeout: Seconds a new connection has to complete
+            its handshake.
+        @param history: How many recent deliveries are kept for subscribers
+            that resume from an index.
+        @param incarnation: This run's incarnation (default: random).
+        @param ack_delay: Seconds to wait before acknowledging link frames
+            on their own when no DATA frame carries the acknowledgement.
+        @param retry_max_delay: The longest wait between redials of a peer.
+
+        @raise ValueError: If the names are unusable (see L{Engine}) or a
+            limit is not positive.
+        """
+        super().__init__()  # type: ignore[no-untyped-call]
+        if max_frame < DATA_OVERHEAD + MESSAGE_OVERHEAD + 1:
+            raise ValueError(f"max_frame of {max_frame} bytes is too small")
+        if max_buffer <= 0 or history < 0 or handshake_timeout <= 0:
+            raise ValueError("max_buffer, history and handshake_timeout must be > 0")
+        self.me = me
+        self.group = group
+        self.clock = reactor
+        self._reactor = reactor
+        self.engine = Engine(me, [me, *peers])
+        self.members = self.engine.members
+        self.incarnation = (
+            incarnation
+            if incarnation is not None
+            else int.from_bytes(os.urandom(8), "big")
+        )
+        self.max_frame = max_frame
+        self.max_payload = max_frame - DATA_OVERHEAD - MESSAGE_OVERHEAD
+        self.handshake_timeout = handshake_timeout
+        self.handlers = list(handlers)
+        self.links = {
+            name: PeerLink(self, name, max_buffer, ack_delay) for name in sorted(peers)
+        }
+        self._peers = dict(peers)
+        self._listen = listen
+        # Jitter a fraction of the first delay: enough to spread a group's
+        # redials, not the default second that would stall a loopback group.
+        self._retry = backoffPolicy(
+            initialDelay=0.05,
+            maxDelay=retry_max_delay,
+            jitter=lambda: random.uniform(0, 0.05),
+        )
+        self._port: IListeningPort | None = None
+        self.listening: Deferred[IListeningPort] = Deferred()
+        self._turn: IDelayedCall | None = None
+        self._unflushed = 0
+        self._pending: dict[int, Deferred[Delivery]] = {}
+        self._waiting: deque[tuple[bytes, Deferred[Delivery]]] = deque()
+        self._arrived: dict[Timestamp, float] = {}
+        self._history: deque[Delivery] = deque(maxlen=history or None)
+        self._history_size = history
+        self._subscribers: dict[int, Subscription] = {}
+        self.multicasts = 0
+        self.rejections = 0
+        self.handler_errors = 0
+        self.last_rejection: str | None = None
+        self._stopped = False
+
+    # -- IOrderedMulticast ------------------------------------------------
+
+    def multicast(self, payload: bytes) -> Deferred[Delivery]:
+        """
+        Send C{payload} to every member, this one included.
+
+        While any peer's resend buffer is full (that peer has been away long
+        enough), the message waits in this node, unstamped, and the returned
+        Deferred with it.
+
+        @return: Fires with the delivery record once this member delivered
+            the message; fails with L{NodeStoppedError} if the node stops
+            first.
+        @raise TypeError: If C{payload} is not L{bytes}.
+        @raise ValueError: If C{payload} is larger than one frame can carry.
+        """
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        if len(payload) > self.max_payload:
+            raise ValueError(
+                f"payload of {len(payload)} bytes is over the limit of"
+                f" {self.max_payload} bytes (raise --max-frame)"
+            )
+        if self._stopped:
+            return fail(NodeStoppedError("the node is stopped"))
+        d: Deferred[Delivery] = Deferred()
+        if self._waiting or self._full():
+            self._waiting.append((payload, d))
+        else:
+            self._admit(payload, d)
+        return d
+
+    def _admit(self, payload: bytes, d: Deferred[Delivery]) -> None:
+        self._unflushed += len(payload) + MESSAGE_OVERHEAD
+        stamp = self.engine.multicast(payload)
+        self._pending[stamp[0]] = d
+        self._arrived[stamp] = self._reactor.seconds()
+        self.multicasts += 1
+        self._schedule_turn()
+
+    def _full(self) -> bool:
+        # What this turn admitted is not in any buffer yet but will be in
+        # all of them at its end: count it, so no turn overshoots the bound.
+        unflushed = self._unflushed
+        return any(
+            link.unacked_bytes + unflushed >= link.max_buffer
+            for link in self.links.values()
+        )
+
+    # -- LinkOwner --------------------------------------------------------
+
+    def link_for(self, name: str) -> PeerLink | None:
+        """
+        The link to member C{name}, or L{None} if it is not a peer.
+        """
+        return self.links.get(name)
+
+    def frame_received(self, peer: str, frame: Frame) -> None:
+        """
+        Feed a frame that arrived in order from C{peer} to the engine.
+
+        @raise ProtocolError: If the engine rejects it.
+        """
+        self.engine.receive(peer, frame)
+        if frame.messages:
+            now = self._reactor.seconds()
+            arrived = self._arrived
+            for stamp, _ in frame.messages:
+                arrived[(stamp, peer)] = now
+        self._schedule_turn()
+
+    def link_has_room(self) -> None:
+        """
+        Admit the multicasts that waited for room in the resend buffers.
+        """
+        while self._waiting and not self._full():
+            payload, d = self._waiting.popleft()
+            self._admit(payload, d)
+
+    def rejected(self, address: str, peer: str | None, reason: str) -> None:
+        """
+        Count a refused or dropped connection.
+        """
+        self.rejections += 1
+        who = f"{peer!r} " if peer else ""
+        self.last_rejection = f"{who}from {address}: {reason}"
+
+    # -- turns ------------------------------------------------------------
+
+    def _schedule_turn(self) -> None:
+        if self._turn is None and not self._stopped:
+            self._turn = self._reactor.callLater(0, self._end_turn)
+
+    def _end_turn(self) -> None:
+        self._turn = None
+        self._unflushed = 0
+        engine = self.engine
+        frames = engine.flush(self.max_frame - DATA_OVERHEAD, MESSAGE_OVERHEAD)
+        links = self.links.values()
+        for frame in frames:
+            body = encode_body(frame)
+            for link in links:
+                link.send(frame, body)
+        for record in engine.take_deliveries():
+            self._deliver(record)
+
+    def _deliver(self, record: Delivery) -> None:
+        self._arrived.pop((record.clock, record.sender), None)
+        if self._history_size:
+            self._history.append(record)
+        for handler in self.handlers:
+            try:
+                handler.deliver(record)
+            except Exception:
+                self.handler_errors += 1
+                self._log.failure(
+                    "delivery handler {handler!r} failed on message {index}",
+                    handler=handler,
+                    index=record.index,
+                )
+        for sub in list(self._subscribers.values()):
+            try:
+                sub._callback(record)
+            except Exception:
+                self._log.failure(
+                    "subscriber failed on message {index}; unsubscribed it",
+                    index=record.index,
+                )
+                sub.cancel()
+        if record.sender == self.me:
+            d = self._pending.pop(record.clock, None)
+            if d is not None:
+                d.callback(record)
+
+    # -- subscriptions ----------------------------------------------------
+
+    def subscribe(
+        self, since: int | None, callback: Callable[[Delivery], None]
+    ) -> Subscription:
+        """
+        Pass every delivery from index C{since} onward to C{callback}.
+
+        Deliveries this node still holds (the last C{history} of them) are
+        replayed at once; then each new one is passed as it happens.
+
+        @param since: The first index wanted, or L{None} for only new ones.
+        @param callback: Called with each record, in order.
+        @return: The subscription, to cancel.
+        @raise HistoryGoneError: If C{since} is older than what the node
+            holds.
+        """
+        delivered = self.engine.delivered
+        first = delivered + 1 if since is None else max(since, 1)
+        oldest = self._history[0].index if self._history else delivered + 1
+        if first < oldest:
+            raise HistoryGoneError(
+                f"deliveries before index {oldest} are no longer held by"
+                f" {self.me!r}; resubscribe from {oldest}"
+            )
+        sub = Subscription(first, self, callback)
+        for record in list(self._history):
+            if record.index >= first:
+                callback(record)
+        self._subscribers[id(sub)] = sub
+        return sub
+
+    # -- status -----------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """
+        What the node is doing, as JSON-ready data: membership, clock,
+        queue, the oldest undelivered message (its age and whom it waits
+        for), every peer's link, and counters.
+        """
+        engine = self.engine
+        now = self._reactor.seconds()
+        head = engine.head()
+        oldest: dict[str, object] | None = None
+        if head is not None:
+            since = self._arrived.get(head)
+            oldest = {
+                "sender": head[1],
+                "clock": head[0],
+                "age_s": round(now - since, 3) if since is not None else None,
+                "waiting_for": list(engine.waiting_for()),
+            }
+        peers: dict[str, object] = {}
+        for name, link in self.links.items():
+            peers[name] = {
+                "connected_out": link.outbound is not None,
+                "connected_in": link.inbound is not None,
+                "unacked_frames": len(link.unacked),
+                "unacked_bytes": link.unacked_bytes,
+                "sent_seq": link.next_seq - 1,
+                "received_seq": link.received,
+                "frames_out": link.frames_out,
+                "frames_in": link.frames_in,
+                "bytes_out": link.bytes_out,
+                "bytes_in": link.bytes_in,
+                "resent": link.resent,
+                "duplicates": link.duplicates,
+                "connections": link.connects,
+                "silent_s": (
+                    round(now - link.last_heard, 3)
+                    if link.last_heard is not None
+                    else None
+                ),
+            }
+        return {
+            "member": self.me,
+            "group": self.group,
+            "members": list(self.members),
+            "view": engine.view,
+            "clock": engine.clock,
+            "multicasts": self.multicasts,
+            "delivered": engine.delivered,
+            "queue": engine.queue_length,
+            "waiting_multicasts": len(self._waiting),
+            "oldest_undelivered": oldest,
+            "peers": peers,
+            "rejected_connections": self.rejections,
+            "last_rejection": self.last_rejection,
+            "handler_errors": self.handler_errors,
+        }
+
+    # -- IService ---------------------------------------------------------
+
+    def peer_factory(self) -> PeerFactory:
+        """
+        The factory for connections that peers dial to this node, for a
+        caller that listens itself.
+        """
+        return PeerFactory(self)
+
+    def startService(self) -> None:
+        """
+        Listen for peers and start dialling each of them.
+        """
+        self._stopped = False
+        for name, where in self._peers.items():
+            endpoint = (
+                clientFromString(self._reactor, where)
+                if isinstance(where, str)
+                else where
+            )
+            service = ClientService(
+                endpoint,
+                PeerFactory(self, self.links[name]),
+                retryPolicy=self._retry,
+                clock=self._reactor,
+            )
+            service.setName(f"peer {name}")
+            service.setServiceParent(self)
+        super().startService()  # type: ignore[no-untyped-call]
+        if self._listen is None:
+            return
+        server = (
+            serverFromString(self._reactor, self._listen)
+            if isinstance(self._listen, str)
+            else self._listen
+        )
+        server.listen(self.peer_factory()).addCallbacks(
+            self._listened, self._listen_failed
+        )
+
+    def _listened(self, port: IListeningPort) -> None:
+        self._port = port
+        self._log.info(
+            "member {me!r} of group {group!r} listening on {address}; peers: {peers}",
+            me=self.me,
+            group=self.group,
+            address=port.getHost(),
+            peers=", ".join(self.links) or "none",
+        )
+        self.listening.callback(port)
+
+    def _listen_failed(self, failure: Failure) -> None:
+        self._log.critical(
+            "member {me!r} cannot listen on {where}: {error}",
+            me=self.me,
+            where=self._listen,
+            error=failure.getErrorMessage(),
+        )
+        self.listening.errback(failure)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop listening, close every connection and fail the multicasts not
+        yet delivered with L{NodeStoppedError}.
+        """
+        self._stopped = True
+        if self._turn is not None and self._turn.active():
+            self._turn.cancel()
+        self._turn = None
+        for link in self.links.values():
+            link.close()
+            for proto in (link.inbound, link.outbound):
+                if proto is not None:
+                    proto.transport.loseConnection()
+        pending = [*self._pending.values(), *(d for _, d in self._waiting)]
+        self._pending.clear()
+        self._waiting.clear()
+        for d in pending:
+            d.errback(NodeStoppedError(f"{self.me!r} stopped before delivering it"))
+        for handler in self.handlers:
+            try:
+                handler.close()
+            except Exception:
+                self._log.failure(
+                    "delivery handler {handler!r} failed to close", handler=handler
+                )
+        waits: list[Deferred[Any]] = []
+        stopping = super().stopService()  # type: ignore[no-untyped-call]
+        if stopping is not None:
+            waits.append(stopping)
+        if self._port is not None:
+            closing = self._port.stopListening()
+            if closing is not None:
+                waits.append(closing)
+            self._port = None
+        return gatherResults(waits).addCallback(lambda _: None)

@@ -1,0 +1,327 @@
+"""
+The wire format: the only place where bytes become frame objects.
+
+Every frame travels inside a 4-byte big-endian length prefix (Twisted's
+C{Int32StringReceiver}); this module encodes and decodes what is inside it.
+All integers are big-endian and unsigned.  A frame starts with two bytes:
+
+    version (u8) = 1, type (u8)
+
+and goes on by type:
+
+    HELLO  (1): group (u16 length + UTF-8), member (u16 length + UTF-8),
+                incarnation (u64), received (u64)
+    DATA   (2): seq (u64), ack (u64), view (u32), clock (u64),
+                count (u32), then count times: stamp (u64), length (u32),
+                payload (length bytes)
+    ACK    (3): ack (u64)
+    REFUSE (4): reason (u16 length + UTF-8)
+
+The byte-by-byte description, with the meaning of every field, is in
+docs/wire.md.  Every decoding problem raises a L{WireError} subclass; the
+link turns it into "log, count, drop this connection".
+"""
+
+from __future__ import annotations
+
+import struct
+
+import attrs
+
+from isis_twisted.engine import Frame
+
+VERSION = 1
+"""
+The wire format version this module speaks.
+"""
+
+HELLO, DATA, ACK, REFUSE = 1, 2, 3, 4
+
+_PREFIX = struct.Struct(">BB")
+_DATA_HEAD = struct.Struct(">BBQQIQI")
+_MESSAGE_HEAD = struct.Struct(">QI")
+_U16 = struct.Struct(">H")
+_HELLO_TAIL = struct.Struct(">QQ")
+_ACK = struct.Struct(">BBQ")
+
+DATA_OVERHEAD = _DATA_HEAD.size
+"""
+Bytes a DATA frame takes besides its messages.
+"""
+
+MESSAGE_OVERHEAD = _MESSAGE_HEAD.size
+"""
+Bytes each message in a DATA frame takes besides its payload.
+"""
+
+MAX_U64 = (1 << 64) - 1
+MAX_NAME = 255
+"""
+The longest group or member name, in UTF-8 bytes.
+"""
+
+
+class WireError(Exception):
+    """
+    Bytes that are not a valid frame.  The message says what was wrong.
+    """
+
+
+class UnsupportedVersionError(WireError):
+    """
+    The frame is of a wire format version this module does not speak.
+    """
+
+
+class UnknownFrameTypeError(WireError):
+    """
+    The frame's type byte names no known frame type.
+    """
+
+
+class TruncatedFrameError(WireError):
+    """
+    The frame ends before its fields do.
+    """
+
+
+class TrailingBytesError(WireError):
+    """
+    The frame goes on after its last field.
+    """
+
+
+class BadFieldError(WireError):
+    """
+    A field holds a value it may not (a name that is not UTF-8, too long, or
+    empty).
+    """
+
+
+@attrs.frozen
+class Hello:
+    """
+    The first frame each side of a connection sends.
+
+    @ivar group: The group's name; both sides must agree.
+    @ivar member: The sender's member name.
+    @ivar incarnation: A number the sender chose at random when it started;
+        a member that restarts without its state comes back with another.
+    @ivar received: The highest sequence number the sender holds, without
+        gaps, of the DATA frames the other side sent it.
+    """
+
+    group: str
+    member: str
+    incarnation: int
+    received: int
+
+
+@attrs.frozen
+class Data:
+    """
+    An engine frame on a link.
+
+    @ivar seq: This frame's number on its link (1, 2, 3 ...).
+    @ivar ack: The highest sequence number, without gaps, that the sender
+        holds of the DATA frames the other side sent it.
+    @ivar frame: The engine frame.
+    """
+
+    seq: int
+    ack: int
+    frame: Frame
+
+
+@attrs.frozen
+class Ack:
+    """
+    A link-level acknowledgement with nothing else to carry.
+
+    @ivar ack: As L{Data.ack}.
+    """
+
+    ack: int
+
+
+@attrs.frozen
+class Refuse:
+    """
+    The last frame before a side drops a connection it will not serve.
+
+    @ivar reason: Why, in plain words.
+    """
+
+    reason: str
+
+
+WireFrame = Hello | Data | Ack | Refuse
+
+
+def _name(value: str, what: str) -> bytes:
+    raw = value.encode("utf-8")
+    if not raw or len(raw) > MAX_NAME:
+        raise ValueError(f"{what} must be 1 to {MAX_NAME} bytes of UTF-8: {value!r}")
+    return _U16.pack(len(raw)) + raw
+
+
+def encode_hello(hello: Hello) -> bytes:
+    """
+    Encode a L{Hello}.
+
+    @raise ValueError: If a name is empty or too long.
+    """
+    return (
+        _PREFIX.pack(VERSION, HELLO)
+        + _name(hello.group, "group")
+        + _name(hello.member, "member")
+        + _HELLO_TAIL.pack(hello.incarnation, hello.received)
+    )
+
+
+def encode_body(frame: Frame) -> bytes:
+    """
+    Encode the part of a DATA frame that is the same on every link: the
+    engine frame's messages.  Join it to a link's head with L{data_head}.
+    """
+    pack = _MESSAGE_HEAD.pack
+    parts = []
+    for stamp, payload in frame.messages:
+        parts.append(pack(stamp, len(payload)))
+        parts.append(payload)
+    return b"".join(parts)
+
+
+def data_head(seq: int, ack: int, frame: Frame) -> bytes:
+    """
+    Encode the link-specific head of a DATA frame, which L{encode_body}'s
+    bytes follow.
+    """
+    return _DATA_HEAD.pack(
+        VERSION, DATA, seq, ack, frame.view, frame.clock, len(frame.messages)
+    )
+
+
+def encode_data(data: Data) -> bytes:
+    """
+    Encode a L{Data} frame whole.
+    """
+    return data_head(data.seq, data.ack, data.frame) + encode_body(data.frame)
+
+
+def encode_ack(ack: Ack) -> bytes:
+    """
+    Encode an L{Ack}.
+    """
+    return _ACK.pack(VERSION, ACK, ack.ack)
+
+
+def encode_refuse(refuse: Refuse) -> bytes:
+    """
+    Encode a L{Refuse}; a reason longer than 1,000 bytes is cut.
+    """
+    raw = refuse.reason.encode("utf-8")[:1000]
+    return _PREFIX.pack(VERSION, REFUSE) + _U16.pack(len(raw)) + raw
+
+
+def encode(frame: WireFrame) -> bytes:
+    """
+    Encode any wire frame.
+    """
+    if isinstance(frame, Data):
+        return encode_data(frame)
+    if isinstance(frame, Hello):
+        return encode_hello(frame)
+    if isinstance(frame, Ack):
+        return encode_ack(frame)
+    return encode_refuse(frame)
+
+
+def _read_name(raw: bytes, at: int, what: str) -> tuple[str, int]:
+    if at + 2 > len(raw):
+        raise TruncatedFrameError(f"frame ends before the {what}'s length")
+    (size,) = _U16.unpack_from(raw, at)
+    at += 2
+    if at + size > len(raw):
+        raise TruncatedFrameError(f"frame ends inside the {what}")
+    if not 0 < size <= MAX_NAME:
+        raise BadFieldError(f"the {what} is {size} bytes long, not 1 to {MAX_NAME}")
+    try:
+        return raw[at : at + size].decode("utf-8"), at + size
+    except UnicodeDecodeError as e:
+        raise BadFieldError(f"the {what} is not UTF-8") from e
+
+
+def decode(raw: bytes) -> WireFrame:
+    """
+    Decode the bytes inside one length prefix.
+
+    @param raw: The frame's bytes.
+    @return: The frame.
+    @raise WireError: If the bytes are not one valid frame; the subclass
+        says how.
+    """
+    if len(raw) < 2:
+        raise TruncatedFrameError(f"a frame needs at least 2 bytes, got {len(raw)}")
+    version, kind = _PREFIX.unpack_from(raw)
+    if version != VERSION:
+        raise UnsupportedVersionError(
+            f"wire format version {version}; this node speaks version {VERSION}"
+        )
+    if kind == DATA:
+        return _decode_data(raw)
+    if kind == HELLO:
+        group, at = _read_name(raw, 2, "group")
+        member, at = _read_name(raw, at, "member")
+        if at + _HELLO_TAIL.size > len(raw):
+            raise TruncatedFrameError("HELLO frame ends before its counters")
+        incarnation, received = _HELLO_TAIL.unpack_from(raw, at)
+        _expect_end(raw, at + _HELLO_TAIL.size, "HELLO")
+        return Hello(group, member, incarnation, received)
+    if kind == ACK:
+        if len(raw) < _ACK.size:
+            raise TruncatedFrameError("ACK frame is too short")
+        _expect_end(raw, _ACK.size, "ACK")
+        return Ack(_ACK.unpack_from(raw)[2])
+    if kind == REFUSE:
+        if len(raw) < 4:
+            raise TruncatedFrameError("REFUSE frame is too short")
+        (size,) = _U16.unpack_from(raw, 2)
+        if 4 + size > len(raw):
+            raise TruncatedFrameError("frame ends inside the REFUSE reason")
+        _expect_end(raw, 4 + size, "REFUSE")
+        return Refuse(raw[4 : 4 + size].decode("utf-8", "replace"))
+    raise UnknownFrameTypeError(f"unknown frame type {kind}")
+
+
+def _decode_data(raw: bytes) -> Data:
+    size = len(raw)
+    if size < _DATA_HEAD.size:
+        raise TruncatedFrameError(f"DATA frame of {size} bytes is too short")
+    _, _, seq, ack, view, clock, count = _DATA_HEAD.unpack_from(raw)
+    at = _DATA_HEAD.size
+    # Every message takes at least its head: an absurd count is caught
+    # before anything is allocated for it.
+    if count * _MESSAGE_HEAD.size > size - at:
+        raise TruncatedFrameError(
+            f"DATA frame claims {count} messages but has only {size - at} bytes"
+        )
+    unpack = _MESSAGE_HEAD.unpack_from
+    messages = []
+    for _ in range(count):
+        if at + _MESSAGE_HEAD.size > size:
+            raise TruncatedFrameError("DATA frame ends inside a message head")
+        stamp, length = unpack(raw, at)
+        at += _MESSAGE_HEAD.size
+        end = at + length
+        if end > size:
+            raise TruncatedFrameError("DATA frame ends inside a payload")
+        messages.append((stamp, raw[at:end]))
+        at = end
+    _expect_end(raw, at, "DATA")
+    return Data(seq, ack, Frame(view, clock, tuple(messages)))
+
+
+def _expect_end(raw: bytes, at: int, what: str) -> None:
+    if at != len(raw):
+        raise TrailingBytesError(f"{what} frame has {len(raw) - at} bytes too many")

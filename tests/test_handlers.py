@@ -1,0 +1,764 @@
+"""
+Tests for L{isis_twisted.handlers}: the built-in delivery handlers and
+building handlers from specifications.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import textwrap
+import types
+import uuid
+from pathlib import Path
+
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
+from twisted.plugin import IPlugin
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from isis_twisted.checker import load_jsonl, record_to_json
+from isis_twisted.engine import Delivery
+from isis_twisted.handlers import (
+    BUILTIN_FACTORIES,
+    PREVIEW_BYTES,
+    HandlerSpecError,
+    JsonLinesHandler,
+    JsonLinesHandlerFactory,
+    LogHandler,
+    LogHandlerFactory,
+    available_handlers,
+    build_handler,
+)
+from isis_twisted.interfaces import IDeliveryHandler, IDeliveryHandlerFactory
+
+RECORDS = (
+    Delivery(1, "a", 7, b"text"),
+    Delivery(2, "b", 8, b"\xff\x00\xfe"),
+    Delivery(3, "a", 9, "caf\u00e9 \u2603".encode(), after=2),
+)
+"""
+Three records: a UTF-8 payload, a payload that is not UTF-8, and a record
+with C{after} and non-ASCII text.
+"""
+
+EXPECTED_LINES = (
+    '{"index": 1, "sender": "a", "clock": 7, "payload": "text"}\n',
+    '{"index": 2, "sender": "b", "clock": 8, "payload_b64": "/wD+"}\n',
+    '{"index": 3, "sender": "a", "clock": 9, "payload": "caf\u00e9 \u2603",'
+    ' "after": 2}\n',
+)
+"""
+What L{JsonLinesHandler} writes for L{RECORDS}, line by line.
+"""
+
+
+@implementer(IDeliveryHandler)
+class RecordingHandler:
+    """
+    A delivery handler that remembers what it was given.
+
+    @ivar argument: The argument it was built with.
+    @ivar records: The records delivered to it.
+    @ivar closed: Whether it was closed.
+    """
+
+    def __init__(self, argument: str | None) -> None:
+        self.argument = argument
+        self.records: list[Delivery] = []
+        self.closed = False
+
+    def deliver(self, record: Delivery) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def make_recorder(argument: str | None) -> RecordingHandler:
+    """
+    A module-path handler factory: C{tests.test_handlers:make_recorder}.
+    """
+    return RecordingHandler(argument)
+
+
+def make_nothing(argument: str | None) -> object:
+    """
+    A module-path factory whose result is not a handler.
+    """
+    return object()
+
+
+def make_refusal(argument: str | None) -> RecordingHandler:
+    """
+    A module-path factory that rejects every argument.
+    """
+    raise ValueError(f"cannot record into {argument!r}")
+
+
+class Factories:
+    """
+    A namespace, for a dotted factory name: C{module:Factories.recorder}.
+    """
+
+    recorder = staticmethod(make_recorder)
+
+
+NOT_CALLABLE = 42
+"""
+A module attribute that cannot make a handler.
+"""
+
+
+@implementer(IDeliveryHandlerFactory)
+class RecorderFactory:
+    """
+    A handler factory used through the module-path form.
+    """
+
+    name = "recorder-factory"
+    description = "Record deliveries (module-path form)."
+
+    def build(self, argument: str | None) -> IDeliveryHandler:
+        return RecordingHandler(f"built:{argument}")
+
+
+RECORDER_FACTORY = RecorderFactory()
+
+
+PLUGIN_SOURCE = '''\
+"""
+Delivery handler plugins for the tests of isis_twisted.handlers.
+"""
+
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from isis_twisted.interfaces import IDeliveryHandler, IDeliveryHandlerFactory
+
+
+@implementer(IDeliveryHandler)
+class PluginRecorder:
+    def __init__(self, argument):
+        self.argument = argument
+
+    def deliver(self, record):
+        pass
+
+    def close(self):
+        pass
+
+
+@implementer(IPlugin, IDeliveryHandlerFactory)
+class Factory:
+    def __init__(self, name, description):
+        self.name = name
+        self.description = description
+
+    def build(self, argument):
+        if argument == "bad":
+            raise ValueError("bad is not a good argument")
+        return PluginRecorder(argument)
+
+
+recorder = Factory("recorder", "Record deliveries (a plugin).")
+dotted = Factory("dotted.name", "A plugin whose name has a dot.")
+shadowed = Factory("log", "A plugin that tries to replace the built-in log.")
+'''
+"""
+A plugin module: three L{IDeliveryHandlerFactory} plugins, one of which has
+the same name as a built-in.
+"""
+
+
+class JsonLinesHandlerTests(SynchronousTestCase):
+    """
+    Tests for L{JsonLinesHandler}.
+    """
+
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+
+    def read(self) -> str:
+        """
+        The log file's content, read independently of the handler.
+        """
+        return Path(self.path).read_text(encoding="utf-8")
+
+    def test_provides(self) -> None:
+        """
+        L{JsonLinesHandler} provides L{IDeliveryHandler}.
+        """
+        handler = JsonLinesHandler(self.path)
+        self.addCleanup(handler.close)
+        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+
+    def test_lines(self) -> None:
+        """
+        Each delivery appends exactly C{record_to_json(record) + "\\n"}:
+        C{payload} for UTF-8, C{payload_b64} otherwise, and C{after} when set.
+        """
+        handler = JsonLinesHandler(self.path)
+        for record in RECORDS:
+            handler.deliver(record)
+        handler.close()
+        lines = self.read().splitlines(keepends=True)
+        self.assertEqual(lines, list(EXPECTED_LINES))
+        self.assertEqual(lines, [record_to_json(r) + "\n" for r in RECORDS])
+
+    def test_round_trip(self) -> None:
+        """
+        L{load_jsonl} reads back the records that were delivered.
+        """
+        handler = JsonLinesHandler(self.path)
+        for record in RECORDS:
+            handler.deliver(record)
+        handler.close()
+        self.assertEqual(load_jsonl(self.path), list(RECORDS))
+
+    def test_flushed_after_each_write(self) -> None:
+        """
+        Every line is in the file as soon as C{deliver} returns, before the
+        handler is closed.
+        """
+        handler = JsonLinesHandler(self.path)
+        self.addCleanup(handler.close)
+        self.assertEqual(self.read(), "")
+        for count, record in enumerate(RECORDS, 1):
+            handler.deliver(record)
+            self.assertEqual(self.read(), "".join(EXPECTED_LINES[:count]))
+            self.assertEqual(load_jsonl(self.path), list(RECORDS[:count]))
+
+    def test_appends(self) -> None:
+        """
+        An existing file is kept and extended.
+        """
+        Path(self.path).write_text(EXPECTED_LINES[0], encoding="utf-8")
+        handler = JsonLinesHandler(Path(self.path))
+        handler.deliver(RECORDS[1])
+        handler.close()
+        self.assertEqual(self.read(), "".join(EXPECTED_LINES[:2]))
+
+    def test_path_attribute(self) -> None:
+        """
+        The handler's C{path} is the path it was given, as a string.
+        """
+        handler = JsonLinesHandler(Path(self.path))
+        self.addCleanup(handler.close)
+        self.assertEqual(handler.path, self.path)
+
+    def test_missing_directory(self) -> None:
+        """
+        A path in a directory that does not exist is a L{ValueError} naming
+        the path and the reason.
+        """
+        path = os.path.join(self.mktemp(), "missing", "log.jsonl")
+        e = self.assertRaises(ValueError, JsonLinesHandler, path)
+        self.assertIn(path, str(e))
+        self.assertIn("No such file or directory", str(e))
+        self.assertFalse(os.path.exists(os.path.dirname(path)))
+
+    def test_directory(self) -> None:
+        """
+        A path that is a directory is a L{ValueError} naming the path.
+        """
+        os.makedirs(self.path)
+        e = self.assertRaises(ValueError, JsonLinesHandler, self.path)
+        self.assertIn(self.path, str(e))
+        self.assertIn("directory", str(e))
+
+    def test_deliver_after_close(self) -> None:
+        """
+        Delivering to a closed handler raises L{RuntimeError} and leaves the
+        file as it was.
+        """
+        handler = JsonLinesHandler(self.path)
+        handler.deliver(RECORDS[0])
+        handler.close()
+        e = self.assertRaises(RuntimeError, handler.deliver, RECORDS[1])
+        self.assertIn(self.path, str(e))
+        self.assertIn("closed", str(e))
+        self.assertEqual(self.read(), EXPECTED_LINES[0])
+
+    def test_close_twice(self) -> None:
+        """
+        Closing a closed handler does nothing.
+        """
+        handler = JsonLinesHandler(self.path)
+        handler.close()
+        handler.close()
+        self.assertEqual(self.read(), "")
+
+
+class LogHandlerTests(SynchronousTestCase):
+    """
+    Tests for L{LogHandler}.
+    """
+
+    def observed(self) -> tuple[LogHandler, EventLoggingObserver]:
+        """
+        A log handler whose events go to a fresh observer.
+        """
+        observer = EventLoggingObserver()
+        return LogHandler(Logger(namespace="test", observer=observer)), observer
+
+    def test_provides(self) -> None:
+        """
+        L{LogHandler} provides L{IDeliveryHandler}.
+        """
+        self.assertTrue(verifyObject(IDeliveryHandler, LogHandler()))
+
+    def test_one_event_per_delivery(self) -> None:
+        """
+        Every delivery is one C{info} event carrying the record's index,
+        sender, clock, payload size and a preview.
+        """
+        handler, observer = self.observed()
+        for record in RECORDS:
+            handler.deliver(record)
+        self.assertEqual(len(observer), len(RECORDS))
+        for event, record in zip(observer, RECORDS, strict=True):
+            self.assertEqual(event["log_level"], LogLevel.info)
+            self.assertEqual(event["index"], record.index)
+            self.assertEqual(event["sender"], record.sender)
+            self.assertEqual(event["clock"], record.clock)
+            self.assertEqual(event["size"], len(record.payload))
+        self.assertEqual(
+            [event["preview"] for event in observer],
+            ["text", "\\xff\\x00\\xfe", "caf\u00e9 \u2603"],
+        )
+        self.assertEqual(
+            formatEvent(observer[0]), "delivered #1 from a at clock 7: 4 bytes text"
+        )
+
+    def test_preview_truncated(self) -> None:
+        """
+        The preview shows at most L{PREVIEW_BYTES} bytes, and marks what it
+        left out.
+        """
+        handler, observer = self.observed()
+        handler.deliver(Delivery(1, "a", 1, b"x" * (PREVIEW_BYTES + 10)))
+        self.assertEqual(observer[0]["preview"], "x" * PREVIEW_BYTES + "...")
+        self.assertEqual(observer[0]["size"], PREVIEW_BYTES + 10)
+
+    def test_preview_cut_character(self) -> None:
+        """
+        A multi-byte character cut by the preview's limit is left out rather
+        than shown as escaped bytes; unprintable characters are escaped.
+        """
+        handler, observer = self.observed()
+        payload = b"\n" + b"x" * (PREVIEW_BYTES - 2) + "\u2603".encode()
+        handler.deliver(Delivery(1, "a", 1, payload))
+        self.assertEqual(
+            observer[0]["preview"], "\\n" + "x" * (PREVIEW_BYTES - 2) + "..."
+        )
+
+    def test_global_publisher(self) -> None:
+        """
+        By default a L{LogHandler} logs to the global log publisher, in its
+        own namespace, with itself as the source.
+        """
+        observer = EventLoggingObserver()
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        handler = LogHandler()
+        handler.deliver(RECORDS[0])
+        handler.deliver(RECORDS[1])
+        mine = [e for e in observer if e.get("log_source") is handler]
+        self.assertEqual([e["index"] for e in mine], [1, 2])
+        self.assertEqual(mine[0]["log_namespace"], "isis_twisted.handlers.LogHandler")
+
+    def test_close(self) -> None:
+        """
+        Closing logs nothing.
+        """
+        handler, observer = self.observed()
+        handler.close()
+        self.assertEqual(len(observer), 0)
+
+
+class FactoryTests(SynchronousTestCase):
+    """
+    Tests for the built-in factories, L{LogHandlerFactory} and
+    L{JsonLinesHandlerFactory}.
+    """
+
+    def test_provides(self) -> None:
+        """
+        The built-in factories are plugins providing
+        L{IDeliveryHandlerFactory}, named C{log} and C{jsonl}.
+        """
+        for factory in BUILTIN_FACTORIES:
+            self.assertTrue(verifyObject(IDeliveryHandlerFactory, factory))
+            self.assertTrue(verifyObject(IPlugin, factory))
+            self.assertIsInstance(factory.description, str)
+        self.assertEqual([f.name for f in BUILTIN_FACTORIES], ["log", "jsonl"])
+
+    def test_log(self) -> None:
+        """
+        The C{log} factory makes a L{LogHandler} without an argument.
+        """
+        for argument in (None, ""):
+            handler = LogHandlerFactory().build(argument)
+            self.assertIsInstance(handler, LogHandler)
+            self.assertTrue(verifyObject(IDeliveryHandler, handler))
+
+    def test_log_argument(self) -> None:
+        """
+        The C{log} factory rejects an argument.
+        """
+        e = self.assertRaises(ValueError, LogHandlerFactory().build, "x")
+        self.assertIn("no argument", str(e))
+
+    def test_jsonl(self) -> None:
+        """
+        The C{jsonl} factory makes a L{JsonLinesHandler} for its argument.
+        """
+        path = self.mktemp()
+        handler = JsonLinesHandlerFactory().build(path)
+        self.addCleanup(handler.close)
+        self.assertIsInstance(handler, JsonLinesHandler)
+        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+        handler.deliver(RECORDS[0])
+        self.assertEqual(load_jsonl(path), [RECORDS[0]])
+
+    def test_jsonl_without_path(self) -> None:
+        """
+        The C{jsonl} factory needs a path.
+        """
+        for argument in (None, ""):
+            e = self.assertRaises(ValueError, JsonLinesHandlerFactory().build, argument)
+            self.assertIn("jsonl:PATH", str(e))
+
+
+class BuildHandlerTests(SynchronousTestCase):
+    """
+    Tests for L{build_handler} with built-in names and module paths.
+    """
+
+    def assertSpecError(self, spec: str, *fragments: str) -> HandlerSpecError:
+        """
+        Assert that C{spec} is rejected with one line naming it and every
+        fragment.
+        """
+        e: HandlerSpecError = self.assertRaises(HandlerSpecError, build_handler, spec)
+        message = str(e)
+        self.assertIsInstance(e, ValueError)
+        self.assertIn(repr(spec), message)
+        self.assertNotIn("\n", message)
+        self.assertTrue(message.endswith("."), message)
+        for fragment in fragments:
+            self.assertIn(fragment, message)
+        return e
+
+    def recorder(self, spec: str) -> RecordingHandler:
+        """
+        Build C{spec} and check that it made a L{RecordingHandler}.
+        """
+        handler = build_handler(spec)
+        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+        self.assertIsInstance(handler, RecordingHandler)
+        assert isinstance(handler, RecordingHandler)
+        return handler
+
+    def test_log(self) -> None:
+        """
+        C{log} is a L{LogHandler}.
+        """
+        handler = build_handler("log")
+        self.assertIsInstance(handler, LogHandler)
+        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+
+    def test_jsonl(self) -> None:
+        """
+        C{jsonl:PATH} is a L{JsonLinesHandler} appending to C{PATH}; the path
+        may contain colons.
+        """
+        path = os.path.join(self.mktemp(), "a:b.jsonl")
+        os.makedirs(os.path.dirname(path))
+        handler = build_handler(f"jsonl:{path}")
+        self.addCleanup(handler.close)
+        self.assertIsInstance(handler, JsonLinesHandler)
+        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+        handler.deliver(RECORDS[0])
+        self.assertEqual(load_jsonl(path), [RECORDS[0]])
+
+    def test_jsonl_without_path(self) -> None:
+        """
+        C{jsonl} and C{jsonl:} are rejected: they need a path.
+        """
+        self.assertSpecError("jsonl", "jsonl:PATH")
+        self.assertSpecError("jsonl:", "jsonl:PATH")
+
+    def test_jsonl_unwritable(self) -> None:
+        """
+        C{jsonl:PATH} with a path that cannot be opened names the path and
+        the reason.
+        """
+        path = os.path.join(self.mktemp(), "missing", "log.jsonl")
+        self.assertSpecError(f"jsonl:{path}", path, "No such file or directory")
+
+    def test_log_argument(self) -> None:
+        """
+        C{log:ARGUMENT} is rejected; C{log:} is the same as C{log}.
+        """
+        self.assertSpecError("log:verbose", "no argument")
+        self.assertIsInstance(build_handler("log:"), LogHandler)
+
+    def test_unknown_name(self) -> None:
+        """
+        An unknown name is rejected with the list of known names.
+        """
+        self.assertSpecError("nope", "Unknown handler", "jsonl, log")
+        self.assertSpecError("nope:arg", "Unknown handler", "jsonl, log")
+
+    def test_no_name(self) -> None:
+        """
+        An empty name is rejected.
+        """
+        self.assertSpecError("", "no name")
+        self.assertSpecError(":arg", "no name")
+
+    def test_module_path(self) -> None:
+        """
+        C{package.module:factory} calls the factory with L{None}.
+        """
+        handler = self.recorder("tests.test_handlers:make_recorder")
+        self.assertIsNone(handler.argument)
+
+    def test_module_path_argument(self) -> None:
+        """
+        C{package.module:factory:ARGUMENT} calls the factory with the
+        argument, colons and all.
+        """
+        handler = self.recorder("tests.test_handlers:make_recorder:x:y")
+        self.assertEqual(handler.argument, "x:y")
+        handler = self.recorder("tests.test_handlers:make_recorder:")
+        self.assertEqual(handler.argument, "")
+
+    def test_module_path_dotted_attribute(self) -> None:
+        """
+        The factory's name may be dotted.
+        """
+        handler = self.recorder("tests.test_handlers:Factories.recorder:z")
+        self.assertEqual(handler.argument, "z")
+
+    def test_module_path_class(self) -> None:
+        """
+        The factory may be a handler class.
+        """
+        handler = self.recorder("tests.test_handlers:RecordingHandler:w")
+        self.assertEqual(handler.argument, "w")
+
+    def test_module_path_factory_provider(self) -> None:
+        """
+        An L{IDeliveryHandlerFactory} provider is used through its C{build}.
+        """
+        self.assertTrue(verifyObject(IDeliveryHandlerFactory, RECORDER_FACTORY))
+        handler = self.recorder("tests.test_handlers:RECORDER_FACTORY:v")
+        self.assertEqual(handler.argument, "built:v")
+
+    def test_module_path_builtin(self) -> None:
+        """
+        The built-in handlers can be named by module path too.
+        """
+        path = self.mktemp()
+        handler = build_handler(f"isis_twisted.handlers:JsonLinesHandler:{path}")
+        self.addCleanup(handler.close)
+        self.assertIsInstance(handler, JsonLinesHandler)
+
+    def test_module_not_importable(self) -> None:
+        """
+        A module that cannot be imported is rejected.
+        """
+        self.assertSpecError(
+            "tests.no_such_module:factory", "cannot import", "tests.no_such_module"
+        )
+
+    def test_attribute_missing(self) -> None:
+        """
+        A factory the module does not have is rejected.
+        """
+        self.assertSpecError("tests.test_handlers:missing", "has no 'missing'")
+        self.assertSpecError(
+            "tests.test_handlers:Factories.missing:x", "has no 'Factories.missing'"
+        )
+
+    def test_no_factory(self) -> None:
+        """
+        A module path without a factory name is rejected.
+        """
+        self.assertSpecError("tests.test_handlers", "names no factory")
+        self.assertSpecError("tests.test_handlers:", "names no factory")
+
+    def test_not_callable(self) -> None:
+        """
+        An attribute that is neither callable nor a factory is rejected.
+        """
+        self.assertSpecError("tests.test_handlers:NOT_CALLABLE", "neither callable")
+
+    def test_factory_refuses(self) -> None:
+        """
+        A factory's L{ValueError} becomes a L{HandlerSpecError} with its
+        message.
+        """
+        e = self.assertSpecError(
+            "tests.test_handlers:make_refusal:q", "cannot record into 'q'"
+        )
+        self.assertIsInstance(e.__cause__, ValueError)
+
+    def test_not_a_handler(self) -> None:
+        """
+        A factory whose result is not an L{IDeliveryHandler} is rejected.
+        """
+        self.assertSpecError(
+            "tests.test_handlers:make_nothing", "not a delivery handler"
+        )
+
+    def test_available(self) -> None:
+        """
+        L{available_handlers} lists the built-ins first, with their
+        descriptions.
+        """
+        available = available_handlers()
+        self.assertEqual(list(available)[:2], ["log", "jsonl"])
+        self.assertEqual(available["log"], LogHandlerFactory.description)
+        self.assertEqual(available["jsonl"], JsonLinesHandlerFactory.description)
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    Tests for L{build_handler} and L{available_handlers} finding plugins.
+    """
+
+    def setUp(self) -> None:
+        self.package = self.pluginPackage({"isis_test_plugin": PLUGIN_SOURCE})
+
+    def pluginPackage(self, modules: dict[str, str]) -> types.ModuleType:
+        """
+        Make, import and return a plugin package in a temporary directory on
+        C{sys.path}; undo it all when the test ends.
+
+        @param modules: The source of each plugin module, by module name.
+        """
+        root = os.path.abspath(self.mktemp())
+        name = f"isis_test_plugins_{uuid.uuid4().hex}"
+        directory = os.path.join(root, name)
+        os.makedirs(directory)
+        Path(directory, "__init__.py").write_text("")
+        for module, source in modules.items():
+            Path(directory, f"{module}.py").write_text(textwrap.dedent(source))
+        sys.path.insert(0, root)
+        self.addCleanup(self.forget, root, name)
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+
+    def forget(self, root: str, name: str) -> None:
+        """
+        Take a temporary plugin package off C{sys.path} and out of
+        C{sys.modules}.
+        """
+        sys.path.remove(root)
+        for module in list(sys.modules):
+            if module == name or module.startswith(name + "."):
+                del sys.modules[module]
+
+    def test_found_by_name(self) -> None:
+        """
+        A plugin is built by its name, with the argument.
+        """
+        handler = build_handler("recorder:xyz", self.package)
+        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+        self.assertEqual(type(handler).__name__, "PluginRecorder")
+        self.assertEqual(getattr(handler, "argument", None), "xyz")
+        handler = build_handler("recorder", self.package)
+        self.assertIsNone(getattr(handler, "argument", "missing"))
+
+    def test_plugins_provide(self) -> None:
+        """
+        The test plugins are what they claim to be, and the test package
+        holds nothing else.
+        """
+        from twisted.plugin import getPlugins
+
+        plugins = list(getPlugins(IDeliveryHandlerFactory, self.package))
+        self.assertEqual(
+            sorted(p.name for p in plugins), ["dotted.name", "log", "recorder"]
+        )
+        for plugin in plugins:
+            self.assertTrue(verifyObject(IDeliveryHandlerFactory, plugin))
+            self.assertTrue(verifyObject(IPlugin, plugin))
+
+    def test_dotted_name(self) -> None:
+        """
+        A plugin name with a dot is taken as a name, not a module path.
+        """
+        handler = build_handler("dotted.name:a", self.package)
+        self.assertEqual(type(handler).__name__, "PluginRecorder")
+
+    def test_builtin_wins(self) -> None:
+        """
+        A plugin with a built-in's name does not replace the built-in.
+        """
+        self.assertIsInstance(build_handler("log", self.package), LogHandler)
+        available = available_handlers(self.package)
+        self.assertEqual(available["log"], LogHandlerFactory.description)
+
+    def test_available(self) -> None:
+        """
+        L{available_handlers} lists the built-ins, then the plugins by name.
+        """
+        self.assertEqual(
+            available_handlers(self.package),
+            {
+                "log": LogHandlerFactory.description,
+                "jsonl": JsonLinesHandlerFactory.description,
+                "dotted.name": "A plugin whose name has a dot.",
+                "recorder": "Record deliveries (a plugin).",
+            },
+        )
+
+    def test_unknown_lists_plugins(self) -> None:
+        """
+        The message for an unknown name lists the plugins too.
+        """
+        e = self.assertRaises(HandlerSpecError, build_handler, "nope", self.package)
+        self.assertIn("dotted.name, jsonl, log, recorder", str(e))
+
+    def test_plugin_refuses(self) -> None:
+        """
+        A plugin's L{ValueError} becomes a L{HandlerSpecError} naming the
+        spec.
+        """
+        e = self.assertRaises(
+            HandlerSpecError, build_handler, "recorder:bad", self.package
+        )
+        self.assertIn("'recorder:bad'", str(e))
+        self.assertIn("bad is not a good argument", str(e))
+
+    def test_empty_package(self) -> None:
+        """
+        With no plugins, only the built-ins are available.
+        """
+        empty = self.pluginPackage({})
+        self.assertEqual(list(available_handlers(empty)), ["log", "jsonl"])
+
+
+class HelperTests(SynchronousTestCase):
+    """
+    The test helpers provide the interfaces they claim to.
+    """
+
+    def test_recorder(self) -> None:
+        """
+        L{RecordingHandler} provides L{IDeliveryHandler}.
+        """
+        handler = make_recorder("a")
+        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+        handler.deliver(RECORDS[0])
+        handler.close()
+        self.assertEqual(handler.records, [RECORDS[0]])
+        self.assertTrue(handler.closed)

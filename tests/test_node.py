@@ -1,0 +1,453 @@
+"""
+Tests for L{isis_twisted.node}: whole groups of nodes on loopback TCP in one
+reactor, checked with the history checker.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Coroutine
+from typing import Any, cast
+
+from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from isis_twisted.engine import Delivery
+from isis_twisted.interfaces import (
+    HistoryGoneError,
+    IDeliveryHandler,
+    IOrderedMulticast,
+)
+from isis_twisted.node import MulticastNode, NodeStoppedError
+from isis_twisted.testing import LocalGroup, RecordingHandler, wait_until
+from isis_twisted.wire import VERSION, Hello, encode_hello
+
+reactor: Any = _reactor
+
+
+def deferred(coro: Coroutine[Any, Any, None]) -> Deferred[None]:
+    return Deferred.fromCoroutine(coro)
+
+
+class LogCapture:
+    """
+    Collects the text of every log event while a test runs.
+    """
+
+    def __init__(self, test: TestCase) -> None:
+        self.lines: list[str] = []
+        observer = cast(ILogObserver, self._observe)
+        globalLogPublisher.addObserver(observer)
+        test.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def _observe(self, event: LogEvent) -> None:
+        self.lines.append(formatEvent(event))
+
+    def matching(self, *words: str) -> list[str]:
+        return [line for line in self.lines if all(w in line for w in words)]
+
+
+class GroupTestCase(TestCase):
+    timeout = 120
+
+    async def group(self, names: str, **options: Any) -> LocalGroup:
+        group = LocalGroup(reactor, list(names), **options)
+        await group.start()
+        self.addCleanup(lambda: deferred(group.stop()))
+        return group
+
+    async def traffic(
+        self, group: LocalGroup, rounds: int, per_round: int, seed: int = 0
+    ) -> list[Delivery]:
+        """
+        Every member multicasts C{per_round} messages per reactor turn, for
+        C{rounds} turns; returns the records the multicasts fired with.
+        """
+        rng = random.Random(seed)
+        pending: list[Deferred[Delivery]] = []
+        for r in range(rounds):
+            for name, node in group.nodes.items():
+                for i in range(rng.randint(0, per_round)):
+                    pending.append(node.multicast(f"{name}:{r}:{i}".encode()))
+            turn: Deferred[None] = Deferred()
+            reactor.callLater(0, turn.callback, None)
+            await turn
+        return list(await gatherResults(pending))
+
+
+class ClusterTests(GroupTestCase):
+    def test_interfaces(self) -> None:
+        node = MulticastNode("a", {"b": "tcp:127.0.0.1:1"}, None, reactor)
+        self.assertTrue(verifyObject(IOrderedMulticast, node))
+        self.assertEqual(node.members, ("a", "b"))
+
+    def test_three_nodes_concurrent(self) -> Deferred[None]:
+        async def run() -> None:
+            group = await self.group("abc")
+            records = await self.traffic(group, rounds=40, per_round=20)
+            await group.all_delivered(len(records))
+            result = group.check()
+            self.assertTrue(result.ok, result.summary())
+            self.assertEqual(result.messages, len(records))
+            # Each multicast fired with its own delivery record.
+            by_index = {d.index: d for d in group.histories()["a"]}
+            for rec in records:
+                self.assertEqual(by_index[rec.index].payload, rec.payload)
+                self.assertTrue(rec.payload.startswith(rec.sender.encode()))
+            self.assertEqual(
+                {r.sender for r in records}, {"a", "b", "c"}, "everyone talked"
+            )
+
+        return deferred(run())
+
+    def test_five_nodes_concurrent(self) -> Deferred[None]:
+        async def run() -> None:
+            group = await self.group("abcde")
+            records = await self.traffic(group, rounds=30, per_round=10, seed=5)
+            await group.all_delivered(len(records))
+            result = group.check()
+            self.assertTrue(result.ok, result.summary())
+            self.assertEqual(len(group.nodes), 5)
+            # Acks are batched: far fewer frames than one per message.
+            frames = sum(
+                p.frames_out for n in group.nodes.values() for p in n.links.values()
+            )
+            self.assertLess(frames, 5 * 4 * len(records))
+
+        return deferred(run())
+
+    def test_group_of_one(self) -> Deferred[None]:
+        async def run() -> None:
+            group = await self.group("a")
+            rec = await group.nodes["a"].multicast(b"alone")
+            self.assertEqual((rec.index, rec.sender, rec.payload), (1, "a", b"alone"))
+
+        return deferred(run())
+
+    def test_large_and_empty_payloads(self) -> Deferred[None]:
+        async def run() -> None:
+            group = await self.group("abc", max_frame=3 * 1024 * 1024)
+            big = bytes(range(256)) * 4096 * 2
+            a, b = group.nodes["a"], group.nodes["b"]
+            await gatherResults([a.multicast(big), b.multicast(b""), a.multicast(b"x")])
+            await group.all_delivered(3)
+            self.assertTrue(group.check().ok)
+            self.assertIn(big, [d.payload for d in group.histories()["c"]])
+            with self.assertRaises(ValueError):
+                a.multicast(b"x" * (3 * 1024 * 1024))
+            with self.assertRaises(TypeError):
+                a.multicast("text")  # type: ignore[arg-type]
+
+        return deferred(run())
+
+
+class LinkFaultTests(GroupTestCase):
+    def test_connections_cut_while_traffic_flows(self) -> Deferred[None]:
+        """
+        Connections between live nodes are aborted again and again while every
+        node multicasts; afterwards every message is delivered exactly once
+        everywhere, in one order.
+        """
+
+        async def run() -> None:
+            group = await self.group("abcd")
+            rng = random.Random(11)
+            cuts = 0
+
+            def cut() -> None:
+                nonlocal cuts
+                live = [
+                    proto
+                    for node in group.nodes.values()
+                    for link in node.links.values()
+                    for proto in (link.inbound, link.outbound)
+                    if proto is not None
+                ]
+                if live:
+                    proto = rng.choice(live)
+                    proto.transport.abortConnection()  # type: ignore[attr-defined]
+                    cuts += 1
+
+            pending: list[Deferred[Delivery]] = []
+            for r in range(150):
+                for name, node in group.nodes.items():
+                    for i in range(rng.randint(0, 6)):
+                        pending.append(node.multicast(f"{name}:{r}:{i}".encode()))
+                if r % 5 == 0:
+                    cut()
+                pause: Deferred[None] = Deferred()
+                reactor.callLater(0.005, pause.callback, None)
+                await pause
+            records = await gatherResults(pending)
+            await group.all_delivered(len(records), timeout=60)
+            result = group.check()
+            self.assertTrue(result.ok, result.summary())
+            self.assertEqual(result.messages, len(records))
+            self.assertGreater(cuts, 10)
+            resent = sum(
+                p.resent for n in group.nodes.values() for p in n.links.values()
+            )
+            reconnects = sum(
+                p.connects for n in group.nodes.values() for p in n.links.values()
+            )
+            self.assertGreater(reconnects, 12, "connections were re-established")
+            self.assertGreater(resent, 0, "unacknowledged frames were resent")
+
+        return deferred(run())
+
+    def test_backpressure_while_peer_away(self) -> Deferred[None]:
+        """
+        With a peer away, multicasts wait once its resend buffer is full, and
+        all go through when it comes back.
+        """
+
+        async def run() -> None:
+            group = LocalGroup(reactor, ["a", "b"], max_buffer=2000)
+            a, b = group.nodes["a"], group.nodes["b"]
+            a.startService()
+            self.addCleanup(lambda: deferred(group.stop()))
+            port = await a.listening
+            group.ports["a"] = port.getHost().port  # type: ignore[attr-defined]
+            sent: list[Deferred[Delivery]] = []
+            for turn_number in range(10):
+                for i in range(10):
+                    sent.append(a.multicast(b"m%d.%d" % (turn_number, i) + b"." * 100))
+                turn: Deferred[None] = Deferred()
+                reactor.callLater(0, turn.callback, None)
+                await turn
+            status = a.status()
+            self.assertGreater(cast(int, status["waiting_multicasts"]), 50)
+            peer = cast(dict[str, dict[str, int]], status["peers"])["b"]
+            # Bounded: at most one message over the bound.
+            self.assertGreaterEqual(peer["unacked_bytes"], 2000 - 200)
+            self.assertLess(peer["unacked_bytes"], 2000 + 200)
+            self.assertFalse(any(d.called for d in sent))
+            b.startService()
+            port = await b.listening
+            group.ports["b"] = port.getHost().port  # type: ignore[attr-defined]
+            records = await gatherResults(sent)
+            self.assertEqual([r.payload[:5] for r in records][:2], [b"m0.0.", b"m0.1."])
+            await group.all_delivered(100)
+            self.assertTrue(group.check().ok)
+
+        return deferred(run())
+
+
+class BadInputTests(GroupTestCase):
+    """
+    Strangers and broken peers are logged, counted and cut off; the group's
+    own traffic goes on.
+    """
+
+    async def send_raw(self, port: int, data: bytes) -> Protocol:
+        proto = Protocol()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        await connectProtocol(endpoint, proto)
+        if data:
+            proto.transport.write(data)  # type: ignore[union-attr]
+        return proto
+
+    def test_hostile_connections(self) -> Deferred[None]:
+        async def run() -> None:
+            logs = LogCapture(self)
+            group = await self.group("abc", handshake_timeout=0.5)
+            port = group.ports["a"]
+
+            def framed(raw: bytes) -> bytes:
+                return struct.pack(">I", len(raw)) + raw
+
+            attacks = {
+                "random bytes": framed(random.Random(3).randbytes(40)),
+                "huge length": struct.pack(">I", 2**31) + b"x" * 10,
+                "wrong group": framed(encode_hello(Hello("other", "b", 1, 0))),
+                "unknown member": framed(encode_hello(Hello("isis", "mallory", 1, 0))),
+                "own name": framed(encode_hello(Hello("isis", "a", 1, 0))),
+                "wrong version": framed(bytes([VERSION + 1, 1]) + b"\0" * 20),
+                "silent": b"",
+            }
+            for data in attacks.values():
+                await self.send_raw(port, data)
+            records = await self.traffic(group, rounds=20, per_round=5, seed=2)
+            await group.all_delivered(len(records))
+            a = group.nodes["a"]
+            await group.wait_until(
+                lambda: a.rejections >= len(attacks), what="every attack rejected"
+            )
+            self.assertEqual(a.rejections, len(attacks))
+            self.assertTrue(group.check().ok)
+            for words in [
+                ("malformed frame",),
+                ("over the limit",),
+                ("group 'other'",),
+                ("'mallory'", "not a member"),
+                ("'a'", "own name"),
+                ("version",),
+                ("no handshake within 0.5 s",),
+            ]:
+                self.assertTrue(logs.matching("dropped", *words), words)
+            # The members themselves were never cut off.
+            for node in group.nodes.values():
+                self.assertEqual(
+                    sum(p.connects for p in node.links.values()), len(node.links)
+                )
+
+        return deferred(run())
+
+    def test_wrong_peer_address(self) -> Deferred[None]:
+        """
+        A node whose address for one peer leads to another member refuses to
+        talk there and says so: here p dials "q" but reaches r.
+        """
+
+        async def run() -> None:
+            logs = LogCapture(self)
+            r = MulticastNode(
+                "r", {"p": "tcp:127.0.0.1:1"}, "tcp:0:interface=127.0.0.1", reactor
+            )
+            r.startService()
+            self.addCleanup(r.stopService)
+            port = (await r.listening).getHost().port  # type: ignore[attr-defined]
+            p = MulticastNode(
+                "p",
+                {"q": TCP4ClientEndpoint(reactor, "127.0.0.1", port)},
+                None,
+                reactor,
+            )
+            p.startService()
+            self.addCleanup(p.stopService)
+            await wait_until(
+                reactor,
+                lambda: bool(logs.matching("refused this node", "'r' answered")),
+                what="r logging the refusal",
+            )
+            self.assertTrue(
+                logs.matching("dropped member 'q'", "check the peer addresses")
+            )
+            self.assertGreater(p.rejections, 0)
+
+        return deferred(run())
+
+    def test_restarted_member_refused(self) -> Deferred[None]:
+        """
+        A member that comes back as a new incarnation after it exchanged
+        messages is refused, with a reason, rather than allowed to break the
+        order.
+        """
+
+        async def run() -> None:
+            logs = LogCapture(self)
+            group = await self.group("ab")
+            a = group.nodes["a"]
+            await a.multicast(b"before")
+            await group.nodes["b"].stopService()
+            b2 = MulticastNode(
+                "b",
+                {"a": TCP4ClientEndpoint(reactor, "127.0.0.1", group.ports["a"])},
+                None,
+                reactor,
+            )
+            b2.startService()
+            self.addCleanup(b2.stopService)
+            await wait_until(
+                reactor,
+                lambda: bool(logs.matching("new incarnation")),
+                what="the refusal of the new incarnation",
+            )
+            self.assertTrue(logs.matching("refused this node", "lost its state"))
+
+        return deferred(run())
+
+
+@implementer(IDeliveryHandler)
+class FailingHandler:
+    def deliver(self, record: Delivery) -> None:
+        if record.index % 2:
+            raise RuntimeError(f"boom {record.index}")
+
+    def close(self) -> None:
+        pass
+
+
+class HandlerAndSubscriptionTests(GroupTestCase):
+    def test_failing_handler_is_logged_and_skipped(self) -> Deferred[None]:
+        async def run() -> None:
+            logs = LogCapture(self)
+            recorder = RecordingHandler()
+            node = MulticastNode(
+                "a", {}, None, reactor, handlers=[FailingHandler(), recorder]
+            )
+            node.startService()
+            for i in range(4):
+                await node.multicast(b"%d" % i)
+            self.assertEqual([r.index for r in recorder.records], [1, 2, 3, 4])
+            self.assertEqual(node.handler_errors, 2)
+            self.assertEqual(len(logs.matching("failed on message 3")), 1)
+            await node.stopService()
+            self.assertTrue(recorder.closed)
+            self.flushLoggedErrors(RuntimeError)
+
+        return deferred(run())
+
+    def test_subscribe_replays_and_streams(self) -> Deferred[None]:
+        async def run() -> None:
+            node = MulticastNode("a", {}, None, reactor, history=3)
+            node.startService()
+            self.addCleanup(node.stopService)
+            for i in range(5):
+                await node.multicast(b"%d" % i)
+            seen: list[int] = []
+            sub = node.subscribe(3, lambda r: seen.append(r.index))
+            self.assertEqual((sub.first, seen), (3, [3, 4, 5]))
+            await node.multicast(b"new")
+            self.assertEqual(seen, [3, 4, 5, 6])
+            sub.cancel()
+            await node.multicast(b"unseen")
+            self.assertEqual(seen, [3, 4, 5, 6])
+            err = self.assertRaises(HistoryGoneError, node.subscribe, 2, seen.append)
+            self.assertIn("resubscribe from 5", str(err))
+            fresh = node.subscribe(None, seen.append)
+            self.assertEqual(fresh.first, 8)
+
+        return deferred(run())
+
+    def test_stop_fails_undelivered(self) -> Deferred[None]:
+        async def run() -> None:
+            node = MulticastNode("a", {"b": "tcp:127.0.0.1:1"}, None, reactor)
+            node.startService()
+            d = node.multicast(b"never")
+            await node.stopService()
+            with self.assertRaises(NodeStoppedError):
+                await d
+            with self.assertRaises(NodeStoppedError):
+                await node.multicast(b"late")
+
+        return deferred(run())
+
+    def test_status_names_the_member_holding_delivery(self) -> Deferred[None]:
+        async def run() -> None:
+            group = LocalGroup(reactor, ["a", "b", "c"])
+            self.addCleanup(lambda: deferred(group.stop()))
+            a, b = group.nodes["a"], group.nodes["b"]
+            a.startService()
+            b.startService()
+            for name in "ab":
+                port = await group.nodes[name].listening
+                group.ports[name] = port.getHost().port  # type: ignore[attr-defined]
+            stuck = a.multicast(b"stuck")
+            stuck.addErrback(lambda f: f.trap(NodeStoppedError))
+            await wait_until(
+                reactor, lambda: b.engine.queue_length == 1, what="b holding it"
+            )
+            oldest = cast(dict[str, Any], b.status()["oldest_undelivered"])
+            self.assertEqual(oldest["sender"], "a")
+            self.assertEqual(oldest["waiting_for"], ["c"])
+            self.assertIsInstance(oldest["age_s"], float)
+
+        return deferred(run())

@@ -1,0 +1,577 @@
+"""
+Tests for L{isis_twisted.wire}: the frame codec.
+"""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from isis_twisted.engine import Frame
+from isis_twisted.wire import (
+    ACK,
+    DATA,
+    DATA_OVERHEAD,
+    HELLO,
+    MAX_NAME,
+    MAX_U64,
+    MESSAGE_OVERHEAD,
+    REFUSE,
+    VERSION,
+    Ack,
+    BadFieldError,
+    Data,
+    Hello,
+    Refuse,
+    TrailingBytesError,
+    TruncatedFrameError,
+    UnknownFrameTypeError,
+    UnsupportedVersionError,
+    WireError,
+    WireFrame,
+    data_head,
+    decode,
+    encode,
+    encode_ack,
+    encode_body,
+    encode_data,
+    encode_hello,
+    encode_refuse,
+)
+
+MAX_U32 = (1 << 32) - 1
+MIB = 1 << 20
+
+
+def u8(n: int) -> bytes:
+    return n.to_bytes(1, "big")
+
+
+def u16(n: int) -> bytes:
+    return n.to_bytes(2, "big")
+
+
+def u32(n: int) -> bytes:
+    return n.to_bytes(4, "big")
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def name(raw: bytes) -> bytes:
+    """
+    A length-prefixed name field holding exactly C{raw}.
+    """
+    return u16(len(raw)) + raw
+
+
+def hello_bytes(group: bytes, member: bytes, incarnation: int = 1) -> bytes:
+    """
+    A HELLO frame built by hand, so its names may be invalid.
+    """
+    return (
+        u8(VERSION) + u8(HELLO) + name(group) + name(member) + u64(incarnation) + u64(0)
+    )
+
+
+# One frame of each type, small enough to cut at every byte.
+SAMPLES: list[WireFrame] = [
+    Hello("chat", "alice", 0x0123456789ABCDEF, 7),
+    Hello("gröup", "mémber-☃-𝄞", MAX_U64, MAX_U64),
+    Data(3, 2, Frame(1, 9, ((8, b"hi"), (9, b"")))),
+    Data(1, 0, Frame(0, 0, ())),
+    Data(MAX_U64, MAX_U64, Frame(MAX_U32, MAX_U64, ((MAX_U64, b"\x00\xff"),))),
+    Ack(0),
+    Ack(MAX_U64),
+    Refuse(""),
+    Refuse("wrong group: 'chat' ≠ 'news'"),
+]
+
+
+class RoundTripTests(SynchronousTestCase):
+    """
+    Whatever is encoded decodes to an equal frame.
+    """
+
+    def assertRoundTrips(self, frame: WireFrame) -> bytes:
+        raw = encode(frame)
+        self.assertIsInstance(raw, bytes)
+        self.assertEqual(decode(raw), frame)
+        return raw
+
+    def test_samples(self) -> None:
+        for frame in SAMPLES:
+            self.assertRoundTrips(frame)
+
+    def test_hello(self) -> None:
+        self.assertRoundTrips(Hello("g", "m", 0, 0))
+        self.assertRoundTrips(Hello("g", "m", MAX_U64, MAX_U64))
+
+    def test_hello_non_ascii_names(self) -> None:
+        for group, member in [
+            ("Gruppe-ä", "Zoë"),
+            ("组", "成员"),
+            ("🙂", "𝄞𝄞"),
+            ("a\x00b", "\u200b"),
+        ]:
+            self.assertRoundTrips(Hello(group, member, 42, 17))
+
+    def test_hello_longest_names(self) -> None:
+        """
+        Names of exactly L{MAX_NAME} bytes, counted in UTF-8, are fine.
+        """
+        ascii_name = "a" * MAX_NAME
+        wide_name = "é" * 127 + "a"
+        self.assertEqual(len(wide_name.encode("utf-8")), MAX_NAME)
+        raw = self.assertRoundTrips(Hello(ascii_name, wide_name, 1, 2))
+        self.assertEqual(len(raw), 2 + 2 * (2 + MAX_NAME) + 16)
+
+    def test_data_no_messages(self) -> None:
+        raw = self.assertRoundTrips(Data(1, 0, Frame(0, 5)))
+        self.assertEqual(len(raw), DATA_OVERHEAD)
+
+    def test_data_empty_payloads(self) -> None:
+        frame = Frame(2, 12, ((10, b""), (11, b""), (12, b"")))
+        raw = self.assertRoundTrips(Data(4, 3, frame))
+        self.assertEqual(len(raw), DATA_OVERHEAD + 3 * MESSAGE_OVERHEAD)
+
+    def test_data_one_mebibyte_payload(self) -> None:
+        payload = bytes(range(256)) * (MIB // 256)
+        frame = Frame(0, 2, ((1, b"x"), (2, payload)))
+        raw = self.assertRoundTrips(Data(9, 8, frame))
+        self.assertEqual(len(raw), DATA_OVERHEAD + 2 * MESSAGE_OVERHEAD + 1 + MIB)
+
+    def test_data_max_values(self) -> None:
+        frame = Frame(MAX_U32, MAX_U64, ((MAX_U64 - 1, b"a"), (MAX_U64, b"b")))
+        self.assertRoundTrips(Data(MAX_U64, MAX_U64, frame))
+
+    def test_data_payloads_are_bytes(self) -> None:
+        result = decode(encode(Data(1, 0, Frame(0, 1, ((1, b"abc"),)))))
+        assert isinstance(result, Data)
+        self.assertIs(type(result.frame.messages[0][1]), bytes)
+        self.assertIs(type(result.frame.messages), tuple)
+
+    def test_ack(self) -> None:
+        for value in [0, 1, MAX_U64]:
+            self.assertRoundTrips(Ack(value))
+
+    def test_refuse(self) -> None:
+        for reason in ["", "no", "gruppe ≠ group 🙂", "x" * 1000]:
+            self.assertRoundTrips(Refuse(reason))
+
+    def test_refuse_long_reason_cut(self) -> None:
+        """
+        A reason longer than 1,000 bytes of UTF-8 is cut to 1,000 bytes; the
+        frame still decodes.
+        """
+        raw = encode(Refuse("y" * 5000))
+        self.assertEqual(len(raw), 4 + 1000)
+        self.assertEqual(decode(raw), Refuse("y" * 1000))
+
+    def test_refuse_cut_inside_character(self) -> None:
+        """
+        A cut that splits a character leaves a frame that still decodes; the
+        broken character becomes U+FFFD.
+        """
+        raw = encode(Refuse("a" + "é" * 600))
+        self.assertEqual(len(raw), 4 + 1000)
+        self.assertEqual(decode(raw), Refuse("a" + "é" * 499 + "\ufffd"))
+
+    def test_encode_dispatch(self) -> None:
+        """
+        L{encode} gives the same bytes as the encoder of each frame type.
+        """
+        hello = Hello("g", "m", 1, 2)
+        data = Data(1, 0, Frame(0, 1, ((1, b"p"),)))
+        self.assertEqual(encode(hello), encode_hello(hello))
+        self.assertEqual(encode(data), encode_data(data))
+        self.assertEqual(encode(Ack(5)), encode_ack(Ack(5)))
+        self.assertEqual(encode(Refuse("r")), encode_refuse(Refuse("r")))
+
+    def test_head_plus_body(self) -> None:
+        """
+        A DATA frame may be built from a per-link head and a shared body.
+        """
+        frames = [
+            Frame(0, 0),
+            Frame(3, 10, ((9, b""), (10, b"payload"))),
+            Frame(MAX_U32, MAX_U64, ((MAX_U64, b"\xff" * 100),)),
+        ]
+        for frame in frames:
+            body = encode_body(frame)
+            for seq, ack in [(1, 0), (2, 7), (MAX_U64, MAX_U64)]:
+                whole = encode_data(Data(seq, ack, frame))
+                self.assertEqual(data_head(seq, ack, frame) + body, whole)
+                self.assertEqual(len(data_head(seq, ack, frame)), DATA_OVERHEAD)
+                self.assertEqual(decode(whole), Data(seq, ack, frame))
+
+    def test_body_of_no_messages_is_empty(self) -> None:
+        self.assertEqual(encode_body(Frame(1, 2)), b"")
+
+    def test_overheads(self) -> None:
+        self.assertEqual(DATA_OVERHEAD, 34)
+        self.assertEqual(MESSAGE_OVERHEAD, 12)
+
+
+# The golden frames, written out byte by byte from the layout in the
+# module docstring (and docs/wire.md).
+GOLDEN_HELLO = Hello("chat", "alice", 0x0123456789ABCDEF, 7)
+GOLDEN_HELLO_BYTES = bytes.fromhex(
+    "01"  # version
+    "01"  # type: HELLO
+    "0004"  # group length: 4
+    "63686174"  # group: "chat"
+    "0005"  # member length: 5
+    "616c696365"  # member: "alice"
+    "0123456789abcdef"  # incarnation
+    "0000000000000007"  # received
+)
+
+GOLDEN_DATA = Data(3, 2, Frame(1, 9, ((8, b"hi"), (9, b""))))
+GOLDEN_DATA_BYTES = bytes.fromhex(
+    "01"  # version
+    "02"  # type: DATA
+    "0000000000000003"  # seq
+    "0000000000000002"  # ack
+    "00000001"  # view
+    "0000000000000009"  # clock
+    "00000002"  # count
+    "0000000000000008"  # message 1: stamp 8
+    "00000002"  # message 1: length 2
+    "6869"  # message 1: payload "hi"
+    "0000000000000009"  # message 2: stamp 9
+    "00000000"  # message 2: length 0
+)
+
+GOLDEN_ACK = Ack(258)
+GOLDEN_ACK_BYTES = bytes.fromhex(
+    "01"  # version
+    "03"  # type: ACK
+    "0000000000000102"  # ack
+)
+
+GOLDEN_REFUSE = Refuse("né")
+GOLDEN_REFUSE_BYTES = bytes.fromhex(
+    "01"  # version
+    "04"  # type: REFUSE
+    "0003"  # reason length: 3
+    "6ec3a9"  # reason: "né"
+)
+
+
+class GoldenTests(SynchronousTestCase):
+    """
+    The exact bytes of known frames: any change to the format fails here.
+    """
+
+    def assertGolden(self, frame: WireFrame, raw: bytes) -> None:
+        self.assertEqual(encode(frame).hex(), raw.hex())
+        self.assertEqual(decode(raw), frame)
+
+    def test_constants(self) -> None:
+        self.assertEqual(VERSION, 1)
+        self.assertEqual((HELLO, DATA, ACK, REFUSE), (1, 2, 3, 4))
+        self.assertEqual(MAX_NAME, 255)
+        self.assertEqual(MAX_U64, 2**64 - 1)
+
+    def test_hello(self) -> None:
+        self.assertEqual(len(GOLDEN_HELLO_BYTES), 31)
+        self.assertGolden(GOLDEN_HELLO, GOLDEN_HELLO_BYTES)
+
+    def test_data(self) -> None:
+        self.assertEqual(len(GOLDEN_DATA_BYTES), 60)
+        self.assertGolden(GOLDEN_DATA, GOLDEN_DATA_BYTES)
+        frame = GOLDEN_DATA.frame
+        self.assertEqual(data_head(3, 2, frame), GOLDEN_DATA_BYTES[:DATA_OVERHEAD])
+        self.assertEqual(encode_body(frame), GOLDEN_DATA_BYTES[DATA_OVERHEAD:])
+
+    def test_ack(self) -> None:
+        self.assertGolden(GOLDEN_ACK, GOLDEN_ACK_BYTES)
+
+    def test_refuse(self) -> None:
+        self.assertGolden(GOLDEN_REFUSE, GOLDEN_REFUSE_BYTES)
+
+
+class DecodeErrorTests(SynchronousTestCase):
+    """
+    Every problem raises the L{WireError} subclass that names it.
+    """
+
+    def assertWireError(self, raw: bytes, kind: type[WireError]) -> WireError:
+        """
+        Decoding C{raw} raises exactly C{kind}, with a message.
+        """
+        try:
+            result = decode(raw)
+        except WireError as e:
+            self.assertIs(type(e), kind, f"{raw!r}: {e!r}")
+            self.assertTrue(str(e))
+            return e
+        self.fail(f"{raw!r} decoded to {result!r}, expected {kind.__name__}")
+
+    def test_hierarchy(self) -> None:
+        for kind in [
+            UnsupportedVersionError,
+            UnknownFrameTypeError,
+            TruncatedFrameError,
+            TrailingBytesError,
+            BadFieldError,
+        ]:
+            self.assertTrue(issubclass(kind, WireError))
+        self.assertTrue(issubclass(WireError, Exception))
+        self.assertFalse(issubclass(WireError, ValueError))
+
+    def test_empty(self) -> None:
+        self.assertWireError(b"", TruncatedFrameError)
+
+    def test_one_byte(self) -> None:
+        for byte in [b"\x00", b"\x01", b"\x02", b"\xff"]:
+            self.assertWireError(byte, TruncatedFrameError)
+
+    def test_wrong_version(self) -> None:
+        for version in [0, 2, 255]:
+            for frame in SAMPLES:
+                raw = u8(version) + encode(frame)[1:]
+                self.assertWireError(raw, UnsupportedVersionError)
+            self.assertWireError(u8(version) + u8(HELLO), UnsupportedVersionError)
+
+    def test_version_checked_before_type(self) -> None:
+        self.assertWireError(b"\x02\x09", UnsupportedVersionError)
+
+    def test_unknown_type(self) -> None:
+        for kind in [0, 5, 6, 127, 255]:
+            self.assertWireError(u8(VERSION) + u8(kind), UnknownFrameTypeError)
+            self.assertWireError(
+                u8(VERSION) + u8(kind) + b"\x00" * 40, UnknownFrameTypeError
+            )
+
+    def test_truncated_at_every_cut(self) -> None:
+        """
+        Every proper prefix of a valid frame of every type is truncated.
+        """
+        for frame in SAMPLES:
+            raw = encode(frame)
+            for cut in range(len(raw)):
+                self.assertWireError(raw[:cut], TruncatedFrameError)
+
+    def test_truncated_large_data(self) -> None:
+        """
+        A DATA frame with a large payload, cut inside the payload.
+        """
+        raw = encode(Data(1, 0, Frame(0, 1, ((1, b"z" * MIB),))))
+        for cut in [DATA_OVERHEAD + MESSAGE_OVERHEAD, len(raw) // 2, len(raw) - 1]:
+            self.assertWireError(raw[:cut], TruncatedFrameError)
+
+    def test_trailing_bytes(self) -> None:
+        for frame in SAMPLES:
+            raw = encode(frame)
+            for extra in [b"\x00", b"\xff", b"\x01\x01", b"\x00" * 12]:
+                self.assertWireError(raw + extra, TrailingBytesError)
+
+    def test_refuse_length_short_of_end(self) -> None:
+        raw = u8(VERSION) + u8(REFUSE) + u16(2) + b"abc"
+        self.assertWireError(raw, TrailingBytesError)
+
+    def test_absurd_message_count(self) -> None:
+        """
+        A count far beyond what the bytes can hold fails at once, without
+        allocating anything for it.
+        """
+        head = data_head(1, 0, Frame(0, 1))[:-4]
+        for count in [MAX_U32, 2**31, 1000]:
+            raw = head + u32(count) + encode_body(Frame(0, 1, ((1, b"ab"),)))
+            started = time.perf_counter()
+            error = self.assertWireError(raw, TruncatedFrameError)
+            self.assertLess(time.perf_counter() - started, 0.1)
+            self.assertIn(str(count), str(error))
+
+    def test_count_too_high_by_one(self) -> None:
+        """
+        A count one too high, with enough bytes left for the claimed number of
+        message heads, runs into the end inside a message.
+        """
+        body = encode_body(Frame(0, 2, ((1, b"x" * 12), (2, b""))))
+        head = data_head(1, 0, Frame(0, 2))[:-4]
+        self.assertWireError(head + u32(3) + body, TruncatedFrameError)
+        self.assertEqual(
+            decode(head + u32(2) + body),
+            Data(1, 0, Frame(0, 2, ((1, b"x" * 12), (2, b"")))),
+        )
+
+    def test_count_too_low(self) -> None:
+        body = encode_body(Frame(0, 2, ((1, b"x"), (2, b"y"))))
+        head = data_head(1, 0, Frame(0, 2))[:-4]
+        self.assertWireError(head + u32(1) + body, TrailingBytesError)
+        self.assertWireError(head + u32(0) + body, TrailingBytesError)
+
+    def test_payload_length_past_end(self) -> None:
+        head = data_head(1, 0, Frame(0, 1, ((1, b""),)))
+        for length in [1, 100, MAX_U32]:
+            raw = head + u64(1) + u32(length)
+            self.assertWireError(raw, TruncatedFrameError)
+            self.assertWireError(raw + b"a" * min(length - 1, 99), TruncatedFrameError)
+
+    def test_empty_names(self) -> None:
+        self.assertWireError(hello_bytes(b"", b"m"), BadFieldError)
+        self.assertWireError(hello_bytes(b"g", b""), BadFieldError)
+        self.assertWireError(hello_bytes(b"", b""), BadFieldError)
+
+    def test_too_long_names(self) -> None:
+        long = b"a" * (MAX_NAME + 1)
+        self.assertWireError(hello_bytes(long, b"m"), BadFieldError)
+        self.assertWireError(hello_bytes(b"g", long), BadFieldError)
+        self.assertWireError(hello_bytes(b"g", b"a" * 65535), BadFieldError)
+        self.assertIsInstance(decode(hello_bytes(b"a" * MAX_NAME, b"m")), Hello)
+
+    def test_invalid_utf8_names(self) -> None:
+        for bad in [
+            b"\xff",
+            b"\x80",
+            b"abc\xc3",  # cut inside a character
+            b"\xc0\x80",  # overlong NUL
+            b"\xed\xa0\x80",  # a surrogate
+            b"\xf4\x90\x80\x80",  # above U+10FFFF
+        ]:
+            self.assertWireError(hello_bytes(bad, b"m"), BadFieldError)
+            self.assertWireError(hello_bytes(b"g", bad), BadFieldError)
+
+    def test_refuse_reason_not_utf8(self) -> None:
+        """
+        A REFUSE reason is only words for a log: bytes that are not UTF-8 are
+        replaced, not refused.
+        """
+        raw = u8(VERSION) + u8(REFUSE) + name(b"a\xffb")
+        self.assertEqual(decode(raw), Refuse("a\ufffdb"))
+
+
+class EncodeErrorTests(SynchronousTestCase):
+    """
+    The encoder refuses names the decoder would refuse.
+    """
+
+    def test_empty_names(self) -> None:
+        with self.assertRaises(ValueError):
+            encode(Hello("", "m", 1, 0))
+        with self.assertRaises(ValueError):
+            encode(Hello("g", "", 1, 0))
+
+    def test_too_long_names(self) -> None:
+        for long in ["a" * (MAX_NAME + 1), "é" * 128, "🙂" * 64]:
+            self.assertGreater(len(long.encode("utf-8")), MAX_NAME)
+            with self.assertRaises(ValueError):
+                encode(Hello(long, "m", 1, 0))
+            with self.assertRaises(ValueError):
+                encode_hello(Hello("g", long, 1, 0))
+
+    def test_unencodable_names(self) -> None:
+        with self.assertRaises(ValueError):
+            encode(Hello("\ud800", "m", 1, 0))
+
+
+# -- hypothesis --------------------------------------------------------------
+
+u64s = st.integers(min_value=0, max_value=MAX_U64)
+u32s = st.integers(min_value=0, max_value=MAX_U32)
+# At most 63 characters is at most 252 bytes of UTF-8: always a valid name.
+names = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=63)
+# At most 250 characters is at most 1,000 bytes: never cut.
+reasons = st.text(st.characters(exclude_categories=["Cs"]), max_size=250)
+messages = st.tuples(u64s, st.binary(max_size=64))
+frames = st.builds(Frame, u32s, u64s, st.lists(messages, max_size=8).map(tuple))
+
+hellos = st.builds(Hello, names, names, u64s, u64s)
+datas = st.builds(Data, u64s, u64s, frames)
+acks = st.builds(Ack, u64s)
+refuses = st.builds(Refuse, reasons)
+wire_frames: st.SearchStrategy[WireFrame] = st.one_of(hellos, datas, acks, refuses)
+
+# One change to a byte string: flip bits of a byte, cut it, insert bytes, or
+# drop bytes.  Positions are taken modulo the length at the time.
+mutations = st.one_of(
+    st.tuples(st.just("flip"), st.integers(min_value=0), st.integers(1, 255)),
+    st.tuples(st.just("cut"), st.integers(min_value=0), st.just(0)),
+    st.tuples(st.just("insert"), st.integers(min_value=0), st.integers(0, 255)),
+    st.tuples(st.just("drop"), st.integers(min_value=0), st.integers(1, 16)),
+)
+
+
+def mutate(raw: bytes, changes: list[tuple[str, int, int]]) -> bytes:
+    buf = bytearray(raw)
+    for op, where, value in changes:
+        at = where % (len(buf) + 1)
+        if op == "flip" and buf:
+            buf[at % len(buf)] ^= value
+        elif op == "cut":
+            del buf[at:]
+        elif op == "insert":
+            buf[at:at] = bytes([value])
+        elif op == "drop":
+            del buf[at : at + value]
+    return bytes(buf)
+
+
+class PropertyTests(SynchronousTestCase):
+    """
+    Random frames round-trip; random bytes never raise anything but a
+    L{WireError}.
+    """
+
+    def assertDecodesOrWireError(self, raw: bytes) -> None:
+        """
+        C{raw} either decodes, or raises a L{WireError}; any other exception
+        fails the test.  What decodes is canonical: it encodes back to C{raw}
+        (except a REFUSE, whose reason is decoded leniently).
+        """
+        try:
+            frame = decode(raw)
+        except WireError:
+            return
+        if not isinstance(frame, Refuse):
+            self.assertEqual(encode(frame), raw)
+
+    @settings(max_examples=300, deadline=None)
+    @given(wire_frames)
+    def test_roundTrip(self, frame: WireFrame) -> None:
+        raw = encode(frame)
+        self.assertEqual(decode(raw), frame)
+        if isinstance(frame, Data):
+            head = data_head(frame.seq, frame.ack, frame.frame)
+            self.assertEqual(head + encode_body(frame.frame), raw)
+            self.assertEqual(
+                len(raw),
+                DATA_OVERHEAD
+                + sum(MESSAGE_OVERHEAD + len(p) for _, p in frame.frame.messages),
+            )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200))
+    def test_arbitraryBytes(self, raw: bytes) -> None:
+        self.assertDecodesOrWireError(raw)
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.sampled_from([HELLO, DATA, ACK, REFUSE, 0, 5]), st.binary(max_size=200))
+    def test_arbitraryBodies(self, kind: int, body: bytes) -> None:
+        """
+        Random bytes after a valid version and (mostly) valid type byte, so
+        that the fuzz gets past the first two checks.
+        """
+        self.assertDecodesOrWireError(u8(VERSION) + u8(kind) + body)
+
+    @settings(max_examples=500, deadline=None)
+    @given(wire_frames, st.lists(mutations, min_size=1, max_size=4))
+    def test_mutatedFrames(
+        self, frame: WireFrame, changes: list[tuple[str, int, int]]
+    ) -> None:
+        self.assertDecodesOrWireError(mutate(encode(frame), changes))
+
+    @settings(max_examples=200, deadline=None)
+    @given(wire_frames, st.data())
+    def test_everyCut(self, frame: WireFrame, data: st.DataObject) -> None:
+        raw = encode(frame)
+        cut = data.draw(st.integers(min_value=0, max_value=len(raw) - 1), label="cut")
+        with self.assertRaises(TruncatedFrameError):
+            decode(raw[:cut])
