@@ -15,12 +15,12 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
+    IProtocol,
     IProtocolFactory,
     IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
 from isis_twisted.checker import CheckResult, check
@@ -50,7 +50,7 @@ class LateBoundEndpoint:
         self._ports = ports
         self._name = name
 
-    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Protocol]:
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         port = self._ports.get(self._name)
         if port is None:
             return Deferred.fromCoroutine(_refused())
@@ -58,7 +58,7 @@ class LateBoundEndpoint:
         return endpoint.connect(protocolFactory)
 
 
-async def _refused() -> Protocol:
+async def _refused() -> IProtocol:
     raise ConnectionRefusedError("member not listening yet")
 
 

@@ -410,9 +410,11 @@ class HandlerAndSubscriptionTests(GroupTestCase):
             sub.cancel()
             await node.multicast(b"unseen")
             self.assertEqual(seen, [3, 4, 5, 6])
-            err = self.assertRaises(HistoryGoneError, node.subscribe, 2, seen.append)
+            err = self.assertRaises(
+                HistoryGoneError, node.subscribe, 2, lambda r: seen.append(r.index)
+            )
             self.assertIn("resubscribe from 5", str(err))
-            fresh = node.subscribe(None, seen.append)
+            fresh = node.subscribe(None, lambda r: seen.append(r.index))
             self.assertEqual(fresh.first, 8)
 
         return deferred(run())
