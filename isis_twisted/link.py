@@ -69,7 +69,9 @@ def describe_address(address: IAddress | None) -> str:
         return f"{host}:{port}"
     name = getattr(address, "name", None)
     if name:
-        return f"unix:{name!r}"
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return f"unix:{name}"
     return str(address) if address is not None else "an unknown address"
 
 
@@ -194,8 +196,7 @@ class PeerLink:
         head = data_head(seq, self.received, frame)
         self.unacked.append((seq, head, body))
         self.unacked_bytes += len(head) + len(body)
-        if self.outbound is not None:
-            self.outbound.send_data(head, body)
+        if self.outbound is not None and self.outbound.send_data(head, body):
             # The frame carries the acknowledgement too.
             self._told = self.received
             self._cancel_ack()
@@ -379,6 +380,7 @@ class PeerProtocol(Int32StringReceiver):
                     Hello(
                         self.owner.group,
                         self.owner.me,
+                        self._dialed.name,
                         self.owner.incarnation,
                         self._dialed.received,
                     )
@@ -406,18 +408,20 @@ class PeerProtocol(Int32StringReceiver):
         if not self._closed:
             self.transport.writeSequence([_LENGTH.pack(len(frame)), frame])
 
-    def send_data(self, head: bytes, body: bytes) -> None:
+    def send_data(self, head: bytes, body: bytes) -> bool:
         """
         Send one DATA frame given as its link head and shared body.
+
+        @return: Whether it was written (not if the connection is closing).
         """
-        if not self._closed:
-            self.transport.writeSequence(
-                [_LENGTH.pack(len(head) + len(body)), head, body]
-            )
-            link = self.link
-            if link is not None:
-                link.frames_out += 1
-                link.bytes_out += len(head) + len(body) + 4
+        if self._closed:
+            return False
+        self.transport.writeSequence([_LENGTH.pack(len(head) + len(body)), head, body])
+        link = self.link
+        if link is not None:
+            link.frames_out += 1
+            link.bytes_out += len(head) + len(body) + 4
+        return True
 
     def drop(self, reason: str, refuse: bool = False) -> None:
         """
@@ -480,7 +484,7 @@ class PeerProtocol(Int32StringReceiver):
 
     def _refused(self, reason: str) -> None:
         self._closed = True
-        self._log.error(
+        self._log.warn(
             "{who} at {address} refused this node: {reason}",
             who=f"member {self.peer!r}" if self.peer else "a peer",
             address=self.address,
@@ -503,6 +507,13 @@ class PeerProtocol(Int32StringReceiver):
             self.drop(
                 f"dialed member {self._dialed.name!r} but {frame.member!r}"
                 " answered: check the peer addresses",
+                refuse=True,
+            )
+            return
+        if frame.peer != owner.me:
+            self.drop(
+                f"{frame.member!r} meant to reach member {frame.peer!r}, but this"
+                f" is {owner.me!r}: check the peer addresses of {frame.member!r}",
                 refuse=True,
             )
             return
@@ -535,10 +546,16 @@ class PeerProtocol(Int32StringReceiver):
                 address=self.address,
             )
             return
-        link.acknowledged(frame.received)
+        # The dialer's `received` is not applied here: this side's own dialed
+        # connection reports what the peer holds, once it has checked that it
+        # reached the right member.
         old = link.inbound_ready(self)
         self.send_raw(
-            encode_hello(Hello(owner.group, owner.me, owner.incarnation, link.received))
+            encode_hello(
+                Hello(
+                    owner.group, owner.me, link.name, owner.incarnation, link.received
+                )
+            )
         )
         if old is not None:
             old._closed = True

@@ -171,6 +171,7 @@ class MulticastNode(MultiService):
             jitter=lambda: random.uniform(0, 0.05),
         )
         self._port: IListeningPort | None = None
+        self._listen_started = False
         self.listening: Deferred[IListeningPort] = Deferred()
         self._turn: IDelayedCall | None = None
         self._unflushed = 0
@@ -420,9 +421,17 @@ class MulticastNode(MultiService):
         """
         return PeerFactory(self)
 
+    def privilegedStartService(self) -> None:
+        """
+        Start listening for peers, before C{twistd} drops privileges.
+        """
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
+        self._start_listening()
+
     def startService(self) -> None:
         """
-        Listen for peers and start dialling each of them.
+        Listen for peers (unless L{privilegedStartService} did) and start
+        dialling each of them.
         """
         self._stopped = False
         for name, where in self._peers.items():
@@ -440,8 +449,12 @@ class MulticastNode(MultiService):
             service.setName(f"peer {name}")
             service.setServiceParent(self)
         super().startService()  # type: ignore[no-untyped-call]
-        if self._listen is None:
+        self._start_listening()
+
+    def _start_listening(self) -> None:
+        if self._listen is None or self._listen_started:
             return
+        self._listen_started = True
         server = (
             serverFromString(self._reactor, self._listen)
             if isinstance(self._listen, str)

@@ -10,7 +10,7 @@ All integers are big-endian and unsigned.  A frame starts with two bytes:
 and goes on by type:
 
     HELLO  (1): group (u16 length + UTF-8), member (u16 length + UTF-8),
-                incarnation (u64), received (u64)
+                peer (u16 length + UTF-8), incarnation (u64), received (u64)
     DATA   (2): seq (u64), ack (u64), view (u32), clock (u64),
                 count (u32), then count times: stamp (u64), length (u32),
                 payload (length bytes)
@@ -105,6 +105,8 @@ class Hello:
 
     @ivar group: The group's name; both sides must agree.
     @ivar member: The sender's member name.
+    @ivar peer: The member the sender means to talk to, so that a connection
+        that reached the wrong member is refused before anything else.
     @ivar incarnation: A number the sender chose at random when it started;
         a member that restarts without its state comes back with another.
     @ivar received: The highest sequence number the sender holds, without
@@ -113,6 +115,7 @@ class Hello:
 
     group: str
     member: str
+    peer: str
     incarnation: int
     received: int
 
@@ -175,6 +178,7 @@ def encode_hello(hello: Hello) -> bytes:
         _PREFIX.pack(VERSION, HELLO)
         + _name(hello.group, "group")
         + _name(hello.member, "member")
+        + _name(hello.peer, "peer")
         + _HELLO_TAIL.pack(hello.incarnation, hello.received)
     )
 
@@ -273,11 +277,12 @@ def decode(raw: bytes) -> WireFrame:
     if kind == HELLO:
         group, at = _read_name(raw, 2, "group")
         member, at = _read_name(raw, at, "member")
+        peer, at = _read_name(raw, at, "peer")
         if at + _HELLO_TAIL.size > len(raw):
             raise TruncatedFrameError("HELLO frame ends before its counters")
         incarnation, received = _HELLO_TAIL.unpack_from(raw, at)
         _expect_end(raw, at + _HELLO_TAIL.size, "HELLO")
-        return Hello(group, member, incarnation, received)
+        return Hello(group, member, peer, incarnation, received)
     if kind == ACK:
         if len(raw) < _ACK.size:
             raise TruncatedFrameError("ACK frame is too short")

@@ -69,19 +69,39 @@ def name(raw: bytes) -> bytes:
     return u16(len(raw)) + raw
 
 
-def hello_bytes(group: bytes, member: bytes, incarnation: int = 1) -> bytes:
+def hello_bytes(
+    group: bytes, member: bytes, peer: bytes = b"p", incarnation: int = 1
+) -> bytes:
     """
     A HELLO frame built by hand, so its names may be invalid.
     """
     return (
-        u8(VERSION) + u8(HELLO) + name(group) + name(member) + u64(incarnation) + u64(0)
+        u8(VERSION)
+        + u8(HELLO)
+        + name(group)
+        + name(member)
+        + name(peer)
+        + u64(incarnation)
+        + u64(0)
     )
+
+
+def bad_hellos(bad: bytes) -> list[bytes]:
+    """
+    HELLO frames with C{bad} in each of the three name positions in turn,
+    the other names valid.
+    """
+    return [
+        hello_bytes(bad, b"m", b"p"),
+        hello_bytes(b"g", bad, b"p"),
+        hello_bytes(b"g", b"m", bad),
+    ]
 
 
 # One frame of each type, small enough to cut at every byte.
 SAMPLES: list[WireFrame] = [
-    Hello("chat", "alice", 0x0123456789ABCDEF, 7),
-    Hello("gröup", "mémber-☃-𝄞", MAX_U64, MAX_U64),
+    Hello("chat", "alice", "bob", 0x0123456789ABCDEF, 7),
+    Hello("gröup", "mémber-☃-𝄞", "𝄞-pëer", MAX_U64, MAX_U64),
     Data(3, 2, Frame(1, 9, ((8, b"hi"), (9, b"")))),
     Data(1, 0, Frame(0, 0, ())),
     Data(MAX_U64, MAX_U64, Frame(MAX_U32, MAX_U64, ((MAX_U64, b"\x00\xff"),))),
@@ -108,17 +128,17 @@ class RoundTripTests(SynchronousTestCase):
             self.assertRoundTrips(frame)
 
     def test_hello(self) -> None:
-        self.assertRoundTrips(Hello("g", "m", 0, 0))
-        self.assertRoundTrips(Hello("g", "m", MAX_U64, MAX_U64))
+        self.assertRoundTrips(Hello("g", "m", "p", 0, 0))
+        self.assertRoundTrips(Hello("g", "m", "p", MAX_U64, MAX_U64))
 
     def test_hello_non_ascii_names(self) -> None:
-        for group, member in [
-            ("Gruppe-ä", "Zoë"),
-            ("组", "成员"),
-            ("🙂", "𝄞𝄞"),
-            ("a\x00b", "\u200b"),
+        for group, member, peer in [
+            ("Gruppe-ä", "Zoë", "Chloé"),
+            ("组", "成员", "同伴"),
+            ("🙂", "𝄞𝄞", "☃"),
+            ("a\x00b", "\u200b", "\x00"),
         ]:
-            self.assertRoundTrips(Hello(group, member, 42, 17))
+            self.assertRoundTrips(Hello(group, member, peer, 42, 17))
 
     def test_hello_longest_names(self) -> None:
         """
@@ -127,8 +147,10 @@ class RoundTripTests(SynchronousTestCase):
         ascii_name = "a" * MAX_NAME
         wide_name = "é" * 127 + "a"
         self.assertEqual(len(wide_name.encode("utf-8")), MAX_NAME)
-        raw = self.assertRoundTrips(Hello(ascii_name, wide_name, 1, 2))
-        self.assertEqual(len(raw), 2 + 2 * (2 + MAX_NAME) + 16)
+        raw = self.assertRoundTrips(Hello(ascii_name, wide_name, ascii_name, 1, 2))
+        self.assertEqual(len(raw), 2 + 3 * (2 + MAX_NAME) + 16)
+        raw = self.assertRoundTrips(Hello(wide_name, ascii_name, wide_name, 1, 2))
+        self.assertEqual(len(raw), 2 + 3 * (2 + MAX_NAME) + 16)
 
     def test_data_no_messages(self) -> None:
         raw = self.assertRoundTrips(Data(1, 0, Frame(0, 5)))
@@ -185,7 +207,7 @@ class RoundTripTests(SynchronousTestCase):
         """
         L{encode} gives the same bytes as the encoder of each frame type.
         """
-        hello = Hello("g", "m", 1, 2)
+        hello = Hello("g", "m", "p", 1, 2)
         data = Data(1, 0, Frame(0, 1, ((1, b"p"),)))
         self.assertEqual(encode(hello), encode_hello(hello))
         self.assertEqual(encode(data), encode_data(data))
@@ -219,7 +241,7 @@ class RoundTripTests(SynchronousTestCase):
 
 # The golden frames, written out byte by byte from the layout in the
 # module docstring (and docs/wire.md).
-GOLDEN_HELLO = Hello("chat", "alice", 0x0123456789ABCDEF, 7)
+GOLDEN_HELLO = Hello("chat", "alice", "bob", 0x0123456789ABCDEF, 7)
 GOLDEN_HELLO_BYTES = bytes.fromhex(
     "01"  # version
     "01"  # type: HELLO
@@ -227,6 +249,8 @@ GOLDEN_HELLO_BYTES = bytes.fromhex(
     "63686174"  # group: "chat"
     "0005"  # member length: 5
     "616c696365"  # member: "alice"
+    "0003"  # peer length: 3
+    "626f62"  # peer: "bob"
     "0123456789abcdef"  # incarnation
     "0000000000000007"  # received
 )
@@ -279,7 +303,7 @@ class GoldenTests(SynchronousTestCase):
         self.assertEqual(MAX_U64, 2**64 - 1)
 
     def test_hello(self) -> None:
-        self.assertEqual(len(GOLDEN_HELLO_BYTES), 31)
+        self.assertEqual(len(GOLDEN_HELLO_BYTES), 36)
         self.assertGolden(GOLDEN_HELLO, GOLDEN_HELLO_BYTES)
 
     def test_data(self) -> None:
@@ -415,17 +439,58 @@ class DecodeErrorTests(SynchronousTestCase):
             self.assertWireError(raw, TruncatedFrameError)
             self.assertWireError(raw + b"a" * min(length - 1, 99), TruncatedFrameError)
 
+    def test_hand_built_hello(self) -> None:
+        """
+        L{hello_bytes} builds a valid HELLO from valid names, so the name
+        tests below fail only on the name they break.
+        """
+        self.assertEqual(
+            decode(hello_bytes(b"g", b"m", b"p", 5)), Hello("g", "m", "p", 5, 0)
+        )
+
     def test_empty_names(self) -> None:
-        self.assertWireError(hello_bytes(b"", b"m"), BadFieldError)
-        self.assertWireError(hello_bytes(b"g", b""), BadFieldError)
-        self.assertWireError(hello_bytes(b"", b""), BadFieldError)
+        for raw in bad_hellos(b""):
+            error = self.assertWireError(raw, BadFieldError)
+            self.assertIn("0 bytes long", str(error))
+        self.assertWireError(hello_bytes(b"", b"", b""), BadFieldError)
+
+    def test_bad_name_named(self) -> None:
+        """
+        The error names the field that is wrong: group, member or peer.
+        """
+        for raw, what in zip(bad_hellos(b""), ["group", "member", "peer"], strict=True):
+            error = self.assertWireError(raw, BadFieldError)
+            self.assertTrue(str(error).startswith(f"the {what} "), str(error))
 
     def test_too_long_names(self) -> None:
         long = b"a" * (MAX_NAME + 1)
-        self.assertWireError(hello_bytes(long, b"m"), BadFieldError)
-        self.assertWireError(hello_bytes(b"g", long), BadFieldError)
-        self.assertWireError(hello_bytes(b"g", b"a" * 65535), BadFieldError)
-        self.assertIsInstance(decode(hello_bytes(b"a" * MAX_NAME, b"m")), Hello)
+        for raw in bad_hellos(long) + bad_hellos(b"a" * 65535):
+            self.assertWireError(raw, BadFieldError)
+        for raw in bad_hellos(b"a" * MAX_NAME):
+            self.assertIsInstance(decode(raw), Hello)
+
+    def test_name_length_past_end(self) -> None:
+        """
+        A name whose length runs past the end of the frame is truncated, even
+        when that length is also above L{MAX_NAME}, in every name position.
+        """
+        prefix = u8(VERSION) + u8(HELLO)
+        for names_before in [b"", name(b"g"), name(b"g") + name(b"m")]:
+            for size in [1, 10, MAX_NAME + 1, 65535]:
+                raw = prefix + names_before + u16(size) + b"x" * (size - 1)
+                self.assertWireError(raw, TruncatedFrameError)
+
+    def test_hello_counters_missing(self) -> None:
+        """
+        A HELLO whose three names are whole but whose counters are cut short
+        is truncated, not a bad field.
+        """
+        whole = hello_bytes(b"g", b"m", b"p")
+        names_end = 2 + 3 * (2 + 1)
+        self.assertEqual(len(whole), names_end + 16)
+        for cut in [names_end, names_end + 8, len(whole) - 1]:
+            error = self.assertWireError(whole[:cut], TruncatedFrameError)
+            self.assertIn("counters", str(error))
 
     def test_invalid_utf8_names(self) -> None:
         for bad in [
@@ -436,8 +501,8 @@ class DecodeErrorTests(SynchronousTestCase):
             b"\xed\xa0\x80",  # a surrogate
             b"\xf4\x90\x80\x80",  # above U+10FFFF
         ]:
-            self.assertWireError(hello_bytes(bad, b"m"), BadFieldError)
-            self.assertWireError(hello_bytes(b"g", bad), BadFieldError)
+            for raw in bad_hellos(bad):
+                self.assertWireError(raw, BadFieldError)
 
     def test_refuse_reason_not_utf8(self) -> None:
         """
@@ -455,21 +520,28 @@ class EncodeErrorTests(SynchronousTestCase):
 
     def test_empty_names(self) -> None:
         with self.assertRaises(ValueError):
-            encode(Hello("", "m", 1, 0))
+            encode(Hello("", "m", "p", 1, 0))
         with self.assertRaises(ValueError):
-            encode(Hello("g", "", 1, 0))
+            encode(Hello("g", "", "p", 1, 0))
+        with self.assertRaises(ValueError) as caught:
+            encode(Hello("g", "m", "", 1, 0))
+        self.assertIn("peer", str(caught.exception))
 
     def test_too_long_names(self) -> None:
         for long in ["a" * (MAX_NAME + 1), "é" * 128, "🙂" * 64]:
             self.assertGreater(len(long.encode("utf-8")), MAX_NAME)
             with self.assertRaises(ValueError):
-                encode(Hello(long, "m", 1, 0))
+                encode(Hello(long, "m", "p", 1, 0))
             with self.assertRaises(ValueError):
-                encode_hello(Hello("g", long, 1, 0))
+                encode_hello(Hello("g", long, "p", 1, 0))
+            with self.assertRaises(ValueError):
+                encode_hello(Hello("g", "m", long, 1, 0))
 
     def test_unencodable_names(self) -> None:
         with self.assertRaises(ValueError):
-            encode(Hello("\ud800", "m", 1, 0))
+            encode(Hello("\ud800", "m", "p", 1, 0))
+        with self.assertRaises(ValueError):
+            encode(Hello("g", "m", "\udfff", 1, 0))
 
 
 # -- hypothesis --------------------------------------------------------------
@@ -483,7 +555,7 @@ reasons = st.text(st.characters(exclude_categories=["Cs"]), max_size=250)
 messages = st.tuples(u64s, st.binary(max_size=64))
 frames = st.builds(Frame, u32s, u64s, st.lists(messages, max_size=8).map(tuple))
 
-hellos = st.builds(Hello, names, names, u64s, u64s)
+hellos = st.builds(Hello, names, names, names, u64s, u64s)
 datas = st.builds(Data, u64s, u64s, frames)
 acks = st.builds(Ack, u64s)
 refuses = st.builds(Refuse, reasons)
