@@ -1,6 +1,7 @@
 # One entry point for everything: each target sets up what it needs.
 #   make cluster   run the main job (see README)
 #   make test      ruff, mypy --strict, pytest and trial: the whole suite
+#   make simulate  the same ordering, simulated in one process from a seed
 #   make bench     the benchmarks
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup cluster test lint typecheck pytest trial bench clean
+.PHONY: setup cluster simulate test lint typecheck pytest trial bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 cluster: $(STAMP)
+	$(BIN)/python -m isis_twisted.localcluster --nodes 3 --messages 20
+
+simulate: $(STAMP)
 	$(BIN)/python -m isis_twisted.simulation --nodes 3 --messages 12 --seed 1 --show
 
 lint: $(STAMP)
@@ -40,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info _trial_temp .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info _trial_temp* tests.*/ .mypy_cache .ruff_cache .hypothesis

@@ -267,7 +267,9 @@ class BadInputTests(GroupTestCase):
                 "random bytes": framed(random.Random(3).randbytes(40)),
                 "huge length": struct.pack(">I", 2**31) + b"x" * 10,
                 "wrong group": framed(encode_hello(Hello("other", "b", "a", 1, 0))),
-                "unknown member": framed(encode_hello(Hello("isis", "mallory", "a", 1, 0))),
+                "unknown member": framed(
+                    encode_hello(Hello("isis", "mallory", "a", 1, 0))
+                ),
                 "own name": framed(encode_hello(Hello("isis", "a", "a", 1, 0))),
                 "wrong version": framed(bytes([VERSION + 1, 1]) + b"\0" * 20),
                 "silent": b"",
@@ -327,9 +329,7 @@ class BadInputTests(GroupTestCase):
                 lambda: bool(logs.matching("refused this node", "meant to reach")),
                 what="p logging the refusal",
             )
-            self.assertTrue(
-                logs.matching("dropped", "check the peer addresses of 'p'")
-            )
+            self.assertTrue(logs.matching("dropped", "check the peer addresses of 'p'"))
             self.assertGreater(r.rejections, 0)
 
         return deferred(run())

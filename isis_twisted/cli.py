@@ -1,0 +1,875 @@
+"""
+The C{isis} command: talk to a running node through its client API.
+
+    isis [--node ENDPOINT] send [PAYLOAD ...]     multicast messages
+    isis [--node ENDPOINT] tail [--since N] ...   print deliveries as they happen
+    isis [--node ENDPOINT] status [--json]        show the node's state
+    isis check LOG ...                            check delivery logs
+
+Every node command is a function C{run_NAME(reactor, proto, options,
+console)} returning a L{Deferred} that fires with the exit status, so that it
+can be tested without a process; L{run} connects and dispatches, L{main}
+parses the command line and runs the reactor.
+
+Exit statuses: 0 on success, 1 when messages could not be sent (or the
+connection was lost), 2 for a usage mistake, a node that cannot be reached,
+or a request the node refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib import metadata
+from typing import IO, Any, ClassVar, NoReturn, Protocol, TextIO
+
+import attrs
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TimeoutError,
+)
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
+from twisted.internet.task import react
+from twisted.protocols import amp
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from isis_twisted import checker
+from isis_twisted.client import (
+    ClientAPIError,
+    ClientProtocol,
+    HistoryGoneError,
+    connect,
+    endpoint_description,
+)
+from isis_twisted.engine import Delivery
+
+__all__ = [
+    "DEFAULT_NODE",
+    "DEFAULT_WINDOW",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CheckOptions",
+    "Console",
+    "IsisOptions",
+    "SendOptions",
+    "StatusOptions",
+    "TailOptions",
+    "format_status",
+    "main",
+    "parse",
+    "run",
+    "run_send",
+    "run_status",
+    "run_tail",
+    "tail_line",
+]
+
+DEFAULT_NODE = "tcp:127.0.0.1:9101"
+"""
+The client API endpoint C{isis} connects to unless told otherwise.
+"""
+
+DEFAULT_WINDOW = 512
+"""
+How many multicasts C{isis send} lets await their delivery at once.
+"""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+"""
+Exit statuses: success; messages not sent or connection lost; a usage
+mistake, an unreachable node or a refused request.
+"""
+
+
+# -- options --------------------------------------------------------------
+
+
+_Table = list[list[Any]]
+
+
+class _Options(usage.Options):
+    def __init__(self) -> None:
+        # usage.Options.__init__ is unannotated.
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print the version and exit.
+        """
+        try:
+            version = metadata.version("isis-twisted")
+        except metadata.PackageNotFoundError:
+            version = "(not installed)"
+        print(f"isis {version}")
+        raise SystemExit(0)
+
+
+def _whole_number(option: str, value: object, least: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise usage.UsageError(
+            f"{option} takes a whole number, not {value!r}"
+        ) from None
+    if number < least:
+        raise usage.UsageError(f"{option} must be {least} or more, not {number}")
+    return number
+
+
+class SendOptions(_Options):
+    """
+    Options of C{isis send}.
+    """
+
+    synopsis = "[--quiet] [--window N] [PAYLOAD ...]"
+    longdesc = (
+        "Multicast each PAYLOAD, or each line of standard input when none is"
+        " given (or just '-'), and print 'INDEX SENDER@CLOCK' for each once the"
+        " node has delivered it.  Messages are pipelined: up to --window of"
+        " them await delivery at once."
+    )
+    optFlags: ClassVar[_Table] = [
+        ["quiet", "q", "Print nothing for delivered messages."]
+    ]
+    optParameters: ClassVar[_Table] = [
+        [
+            "window",
+            "w",
+            str(DEFAULT_WINDOW),
+            "How many messages may await their delivery at once.",
+        ]
+    ]
+
+    def parseArgs(self, *payloads: str) -> None:
+        """
+        Keep the payloads given as arguments.
+        """
+        self["payloads"] = list(payloads)
+
+    def postOptions(self) -> None:
+        """
+        Check the window.
+        """
+        self["window"] = _whole_number("--window", self["window"], 1)
+
+
+class TailOptions(_Options):
+    """
+    Options of C{isis tail}.
+    """
+
+    synopsis = "[--since N] [--count K] [--json]"
+    longdesc = (
+        "Print the node's deliveries as they happen, one per line:"
+        " 'INDEX SENDER@CLOCK PAYLOAD', the payload as text (or as a Python"
+        " bytes literal when it is not printable UTF-8).  With --json, print"
+        " the JSON lines that 'isis check' reads."
+    )
+    optFlags: ClassVar[_Table] = [
+        ["json", "j", "Print JSON lines, the delivery log format."]
+    ]
+    optParameters: ClassVar[_Table] = [
+        ["since", "s", None, "Start with the held deliveries from index N on."],
+        ["count", "c", None, "Stop after K deliveries."],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Check the numbers.
+        """
+        if self["since"] is not None:
+            self["since"] = _whole_number("--since", self["since"], 1)
+        if self["count"] is not None:
+            self["count"] = _whole_number("--count", self["count"], 1)
+
+
+class StatusOptions(_Options):
+    """
+    Options of C{isis status}.
+    """
+
+    synopsis = "[--json]"
+    longdesc = "Show the node's state."
+    optFlags: ClassVar[_Table] = [["json", "j", "Print the status as JSON."]]
+
+
+class CheckOptions(_Options):
+    """
+    Options of C{isis check}.
+    """
+
+    synopsis = "[NAME=]LOG.jsonl ..."
+    longdesc = (
+        "Check one delivery log per node (as 'isis tail --json' writes them)"
+        " for total order, agreement, integrity, FIFO, causality and gap-free"
+        " indices.  Exits 0 when every guarantee holds, 1 when one is violated."
+    )
+
+    def parseArgs(self, *logs: str) -> None:
+        """
+        Keep the log arguments.
+        """
+        if not logs:
+            raise usage.UsageError("give at least one delivery log")
+        self["logs"] = list(logs)
+
+
+class IsisOptions(_Options):
+    """
+    The C{isis} command line: global options and one subcommand.
+    """
+
+    longdesc = (
+        "Talk to a running isis node through its client API.  Run"
+        " 'isis COMMAND --help' for a command's options."
+    )
+    optParameters: ClassVar[_Table] = [
+        [
+            "node",
+            "n",
+            DEFAULT_NODE,
+            "The node's client API: a client endpoint description"
+            " (tcp:HOST:PORT, unix:path=PATH, ...) or a port on 127.0.0.1.",
+        ]
+    ]
+    subCommands: ClassVar[_Table] = [
+        ["send", None, SendOptions, "Multicast messages."],
+        ["tail", None, TailOptions, "Print deliveries as they happen."],
+        ["status", None, StatusOptions, "Show the node's state."],
+        ["check", None, CheckOptions, "Check delivery logs."],
+    ]
+
+    def getSynopsis(self) -> str:
+        """
+        The usage line; subcommands' usage lines start with it.
+        """
+        if self.subCommand is None:
+            return "Usage: isis [--node ENDPOINT] COMMAND [OPTIONS] [ARGUMENTS]"
+        return "Usage: isis [--node ENDPOINT]"
+
+    def postOptions(self) -> None:
+        """
+        Require a command; accept a bare port as the node.
+        """
+        if self.subCommand is None:
+            names = ", ".join(entry[0] for entry in self.subCommands)
+            raise usage.UsageError(f"no command given; choose one of {names}")
+        self["node"] = endpoint_description(self["node"])
+
+
+def parse(argv: Sequence[str]) -> IsisOptions:
+    """
+    Parse an C{isis} command line.
+
+    @param argv: The arguments, without the program name.
+    @raise usage.UsageError: For a mistake; the message says which, and
+        where to find help.
+    """
+    options = IsisOptions()
+    try:
+        options.parseOptions(list(argv))  # type: ignore[no-untyped-call]
+    except usage.UsageError as e:
+        command = "isis" if options.subCommand is None else f"isis {options.subCommand}"
+        raise usage.UsageError(f"{e} (see '{command} --help')") from None
+    return options
+
+
+# -- input and output -----------------------------------------------------
+
+
+@attrs.define
+class Console:
+    """
+    Where a command reads its input and writes its output.
+
+    @ivar stdin: Standard input, in binary.
+    @ivar stdout: Standard output.
+    @ivar stderr: Standard error, for one-line messages.
+    @ivar stdout_closed: Whether standard output was closed by its reader (a
+        broken pipe); output to it is dropped from then on.
+    @ivar interrupted: Whether the command is being interrupted (Ctrl-C);
+        messages about what that breaks are dropped.
+    """
+
+    stdin: IO[bytes]
+    stdout: TextIO
+    stderr: TextIO
+    stdout_closed: bool = False
+    interrupted: bool = False
+
+    def out(self, line: str, flush: bool = False) -> bool:
+        """
+        Write one line to standard output.
+
+        @param flush: Whether to flush at once, for output that is watched
+            live.
+        @return: Whether standard output is still open.
+        """
+        if self.stdout_closed:
+            return False
+        try:
+            self.stdout.write(line + "\n")
+            if flush:
+                self.stdout.flush()
+        except BrokenPipeError:
+            self.stdout_closed = True
+        return not self.stdout_closed
+
+    def error(self, message: str) -> None:
+        """
+        Write a one-line message to standard error.
+        """
+        if self.interrupted:
+            return
+        self.stderr.write(message + "\n")
+        self.stderr.flush()
+
+
+# -- isis send ------------------------------------------------------------
+
+
+class _Source(Protocol):
+    def start(self, window: int) -> None: ...
+
+    def grant(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Sender:
+    """
+    Multicasts payloads from a source, keeping at most C{window} of them
+    awaiting delivery: the source hands over a payload for every slot it is
+    granted, and a slot is granted again whenever a multicast settles.
+    """
+
+    def __init__(self, proto: ClientProtocol, console: Console, quiet: bool) -> None:
+        self._proto = proto
+        self._console = console
+        self._quiet = quiet
+        self._source: _Source | None = None
+        self._outstanding = 0
+        self._failed = 0
+        self._ended = False
+        self._lost: BaseException | None = None
+        self.done: Deferred[int] = Deferred()
+
+    def run(self, source: _Source, window: int) -> Deferred[int]:
+        self._source = source
+        self._proto.when_lost().addCallback(self._connection_lost)
+        source.start(window)
+        return self.done
+
+    def send(self, number: int, payload: bytes) -> None:
+        if self._lost is not None or self.done.called:
+            return
+        self._outstanding += 1
+        self._proto.multicast(payload).addCallbacks(
+            self._delivered, self._refused, errbackArgs=(number,)
+        ).addCallback(self._settled)
+
+    def end_of_input(self) -> None:
+        self._ended = True
+        self._finish_if_done()
+
+    def input_failed(self, error: BaseException) -> None:
+        self._console.error(f"isis send: cannot read standard input: {error}")
+        self._failed += 1
+        self.end_of_input()
+
+    def _delivered(self, record: Delivery) -> None:
+        if not self._quiet:
+            self._console.out(f"{record.index} {record.sender}@{record.clock}")
+
+    def _refused(self, failure: Failure, number: int) -> None:
+        self._failed += 1
+        if isinstance(failure.value, ConnectionClosed):
+            # Reported once, when the command ends.
+            self._connection_lost(failure.value)
+            return
+        self._console.error(f"isis send: message {number}: {_message(failure)}")
+
+    def _settled(self, ignored: None) -> None:
+        self._outstanding -= 1
+        if self._lost is None and self._source is not None:
+            self._source.grant()
+        self._finish_if_done()
+
+    def _connection_lost(self, reason: BaseException) -> None:
+        if self._lost is not None or self.done.called:
+            return
+        self._lost = reason
+        if self._source is not None:
+            self._source.stop()
+        self._finish_if_done()
+
+    def _finish_if_done(self) -> None:
+        if self.done.called or self._outstanding:
+            return
+        if self._lost is not None:
+            self.done.errback(self._lost)
+        elif self._ended:
+            self.done.callback(EXIT_FAILED if self._failed else EXIT_OK)
+
+
+class _ListSource:
+    """
+    Payloads from a list (the command line's arguments).
+    """
+
+    def __init__(self, payloads: Sequence[bytes], sender: _Sender) -> None:
+        self._items: Iterator[tuple[int, bytes]] = enumerate(payloads, 1)
+        self._sender = sender
+        self._credit = 0
+        self._busy = False
+        self._over = False
+
+    def start(self, window: int) -> None:
+        self._credit = window
+        self._pump()
+
+    def grant(self) -> None:
+        self._credit += 1
+        self._pump()
+
+    def stop(self) -> None:
+        self._over = True
+
+    def _pump(self) -> None:
+        # A multicast may settle while it is being sent (the connection being
+        # gone), granting from inside this loop: the outer loop takes the
+        # credit rather than recursing once per payload.
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._credit > 0 and not self._over:
+                item = next(self._items, None)
+                if item is None:
+                    self._over = True
+                    self._sender.end_of_input()
+                    break
+                self._credit -= 1
+                self._sender.send(*item)
+        finally:
+            self._busy = False
+
+
+class _StreamSource:
+    """
+    Payloads from the lines of a stream, read in a thread of its own.
+
+    Reading in a thread keeps the reactor free to receive deliveries while
+    the stream blocks (a terminal, a slow pipe).  The thread takes a line
+    only when it holds a slot of the window, so input is read at most
+    C{window} lines (and one chunk) ahead of its delivery, whatever its size.
+
+    A stream with a file descriptor is read with L{os.read}: a daemon thread
+    blocked inside the stream's buffered reader would hold its lock, and the
+    interpreter aborts when it finds that lock taken at exit.
+    """
+
+    def __init__(
+        self, reactor: IReactorFromThreads, stream: IO[bytes], sender: _Sender
+    ) -> None:
+        self._reactor = reactor
+        self._read_chunk = _chunk_reader(stream)
+        self._sender = sender
+        self._slots = threading.Semaphore(0)
+        self._stopped = threading.Event()
+
+    def start(self, window: int) -> None:
+        self._slots.release(window)
+        threading.Thread(
+            target=self._run, name="isis send: standard input", daemon=True
+        ).start()
+
+    def grant(self) -> None:
+        self._slots.release()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._slots.release()
+
+    def _run(self) -> None:
+        call = self._reactor.callFromThread
+        lines = _lines(self._read_chunk)
+        number = 0
+        while True:
+            self._slots.acquire()
+            if self._stopped.is_set():
+                return
+            try:
+                line = next(lines, None)
+            except (OSError, ValueError) as e:
+                call(self._sender.input_failed, e)
+                return
+            if line is None:
+                call(self._sender.end_of_input)
+                return
+            number += 1
+            call(self._sender.send, number, _strip_line_end(line))
+
+
+_CHUNK = 64 * 1024
+
+
+def _chunk_reader(stream: IO[bytes]) -> Callable[[], bytes]:
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return lambda: stream.read(_CHUNK)
+    return lambda: os.read(fd, _CHUNK)
+
+
+def _lines(read: Callable[[], bytes]) -> Iterator[bytes]:
+    """
+    The lines of what C{read} returns until it returns nothing, each with
+    its line end; the last one may have none.
+    """
+    partial: list[bytes] = []
+    while chunk := read():
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            partial.append(chunk[start : end + 1])
+            line = b"".join(partial)
+            partial.clear()
+            yield line
+            start = end + 1
+        if start < len(chunk):
+            partial.append(chunk[start:])
+    if partial:
+        yield b"".join(partial)
+
+
+def _strip_line_end(line: bytes) -> bytes:
+    if line.endswith(b"\n"):
+        line = line[:-1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+    return line
+
+
+def run_send(
+    reactor: IReactorFromThreads,
+    proto: ClientProtocol,
+    options: SendOptions,
+    console: Console,
+) -> Deferred[int]:
+    """
+    C{isis send}: multicast the payloads given as arguments, or the lines of
+    standard input, pipelined.
+
+    @param reactor: The reactor, for handing over lines read in a thread.
+    @param proto: The connection to the node.
+    @param options: The parsed C{send} options.
+    @param console: Where to read lines and print results.
+    @return: A L{Deferred} that fires with the exit status once every
+        message is delivered or has failed, or fails with the connection
+        error if the connection is lost.
+    """
+    sender = _Sender(proto, console, options["quiet"])
+    payloads: list[str] = options["payloads"]
+    source: _Source
+    if payloads and payloads != ["-"]:
+        source = _ListSource([os.fsencode(p) for p in payloads], sender)
+    else:
+        if console.stdin.isatty():
+            console.error("isis send: one message per line; end with Ctrl-D")
+        source = _StreamSource(reactor, console.stdin, sender)
+    return sender.run(source, options["window"])
+
+
+# -- isis tail ------------------------------------------------------------
+
+
+def tail_line(record: Delivery) -> str:
+    """
+    One delivery as C{isis tail} prints it: C{INDEX SENDER@CLOCK PAYLOAD}.
+
+    The payload is printed as text when it is UTF-8 with nothing unprintable
+    in it (so that a line stays one line), and as a Python bytes literal
+    otherwise.
+    """
+    try:
+        text = record.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        text = repr(record.payload)
+    else:
+        if not text.isprintable():
+            text = repr(record.payload)
+    return f"{record.index} {record.sender}@{record.clock} {text}"
+
+
+def run_tail(
+    reactor: object, proto: ClientProtocol, options: TailOptions, console: Console
+) -> Deferred[int]:
+    """
+    C{isis tail}: print deliveries as they happen.
+
+    @param reactor: Unused; there for a signature common to all commands.
+    @param proto: The connection to the node.
+    @param options: The parsed C{tail} options.
+    @param console: Where to print.
+    @return: A L{Deferred} that fires with the exit status after C{--count}
+        deliveries (or once standard output is closed), or fails with the
+        node's refusal or the connection error.
+    """
+    count: int | None = options["count"]
+    as_json: bool = options["json"]
+    finished: Deferred[int] = Deferred()
+    seen = 0
+
+    def show(record: Delivery) -> None:
+        nonlocal seen
+        if finished.called:
+            return
+        line = checker.record_to_json(record) if as_json else tail_line(record)
+        if not console.out(line, flush=True):
+            finished.callback(EXIT_OK)
+            return
+        seen += 1
+        if count is not None and seen >= count:
+            finished.callback(EXIT_OK)
+
+    def failed(reason: Failure | BaseException) -> None:
+        if not finished.called:
+            finished.errback(reason)
+
+    proto.subscribe(options["since"], show).addErrback(failed)
+    proto.when_lost().addCallback(failed)
+    return finished
+
+
+# -- isis status ----------------------------------------------------------
+
+
+def _scalar(value: object) -> str:
+    if value is None:
+        return "-"
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(_scalar(item) for item in value) if value else "(none)"
+    return str(value)
+
+
+def format_status(status: Mapping[str, object], depth: int = 0) -> list[str]:
+    """
+    The node's status for people: one C{key: value} line per entry, keys
+    with spaces for underscores, nested mappings indented under their key,
+    lists comma-separated (or one C{-} item per line when they hold
+    mappings).  Any key is shown, so that the summary keeps up with what the
+    node reports.
+
+    @param status: The status, as decoded from JSON.
+    @param depth: How deep the entries are nested (for indentation).
+    @return: The lines.
+    """
+    pad = "  " * depth
+    lines: list[str] = []
+    for key, value in status.items():
+        label = f"{pad}{str(key).replace('_', ' ')}:"
+        if isinstance(value, Mapping):
+            if value:
+                lines.append(label)
+                lines.extend(format_status(value, depth + 1))
+            else:
+                lines.append(f"{label} (none)")
+        elif isinstance(value, list) and any(
+            isinstance(item, Mapping | list) for item in value
+        ):
+            lines.append(label)
+            for item in value:
+                if isinstance(item, Mapping):
+                    lines.append(f"{pad}  -")
+                    lines.extend(format_status(item, depth + 2))
+                else:
+                    lines.append(f"{pad}  - {_scalar(item)}")
+        else:
+            lines.append(f"{label} {_scalar(value)}")
+    return lines
+
+
+def run_status(
+    reactor: object, proto: ClientProtocol, options: StatusOptions, console: Console
+) -> Deferred[int]:
+    """
+    C{isis status}: print the node's status.
+
+    @param reactor: Unused; there for a signature common to all commands.
+    @param proto: The connection to the node.
+    @param options: The parsed C{status} options.
+    @param console: Where to print.
+    @return: A L{Deferred} that fires with the exit status, or fails with
+        the node's refusal or the connection error.
+    """
+
+    def show(status: dict[str, object]) -> int:
+        if options["json"]:
+            console.out(json.dumps(status, indent=2, ensure_ascii=False))
+        else:
+            for line in format_status(status):
+                console.out(line)
+        return EXIT_OK
+
+    return proto.status().addCallback(show)
+
+
+# -- running a command ----------------------------------------------------
+
+
+_Command = Callable[[Any, ClientProtocol, Any, Console], Deferred[int]]
+
+_COMMANDS: dict[str, _Command] = {
+    "send": run_send,
+    "tail": run_tail,
+    "status": run_status,
+}
+
+
+def _message(failure: Failure) -> str:
+    return str(failure.value) or type(failure.value).__name__
+
+
+def _unreachable(failure: Failure) -> str:
+    error = failure.value
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, DNSLookupError):
+        return "cannot resolve the host name"
+    if isinstance(error, ConnectError) and isinstance(error.osError, int):
+        reason = os.strerror(error.osError)
+        return reason[:1].lower() + reason[1:]
+    return _message(failure)
+
+
+def run(reactor: IReactorCore, options: IsisOptions, console: Console) -> Deferred[int]:
+    """
+    Carry out a parsed node command: connect, run it, close the connection.
+
+    Every error ends as one line on C{console.stderr} and an exit status.
+
+    @param reactor: The reactor.
+    @param options: The parsed command line; its command must not be
+        C{check}, which needs no node.
+    @param console: Where the command reads and writes.
+    @return: A L{Deferred} that fires with the exit status (it never fails).
+    """
+    name = options.subCommand
+    assert name is not None
+    command = _COMMANDS[name]
+    node: str = options["node"]
+    try:
+        connecting = connect(reactor, node)
+    except ValueError as e:
+        console.error(f"isis: --node: {e}")
+        return succeed(EXIT_USAGE)
+
+    def unreachable(failure: Failure) -> int:
+        console.error(f"isis: cannot reach the node at {node}: {_unreachable(failure)}")
+        return EXIT_USAGE
+
+    def connected(proto: ClientProtocol) -> Deferred[int]:
+        def failed(failure: Failure) -> int:
+            if isinstance(failure.value, ConnectionClosed):
+                console.error(f"isis {name}: lost the connection to the node at {node}")
+                return EXIT_FAILED
+            if isinstance(
+                failure.value, ClientAPIError | HistoryGoneError | amp.AmpError
+            ):
+                console.error(f"isis {name}: {_message(failure)}")
+                return EXIT_USAGE
+            return unexpected(failure)
+
+        def close(code: int) -> Deferred[int]:
+            return proto.close().addCallback(lambda ignored: code)
+
+        ran = command(IReactorFromThreads(reactor), proto, options.subOptions, console)
+        return ran.addErrback(failed).addCallback(close)
+
+    def unexpected(failure: Failure) -> int:
+        console.error(f"isis {name}: unexpected error: {_message(failure)}")
+        return EXIT_FAILED
+
+    return connecting.addCallbacks(connected, unreachable).addErrback(unexpected)
+
+
+def _react_main(reactor: IReactorCore, options: IsisOptions) -> Deferred[None]:
+    console = Console(sys.stdin.buffer, sys.stdout, sys.stderr)
+    outcome: Deferred[int] = Deferred()
+
+    def settle(code: int) -> None:
+        if not outcome.called:
+            outcome.callback(code)
+
+    def interrupted() -> None:
+        # The reactor is stopping (Ctrl-C) before the command finished: a
+        # tail ends this way, anything else did not complete.
+        if not outcome.called:
+            console.interrupted = True
+            settle(EXIT_OK if options.subCommand == "tail" else 130)
+
+    reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+    run(reactor, options, console).addCallback(settle)
+
+    def exit_with(code: int) -> None:
+        if code != EXIT_OK:
+            raise SystemExit(code)
+
+    return outcome.addCallback(exit_with)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    The C{isis} console script.
+
+    @param argv: The arguments, without the program name; L{sys.argv} by
+        default.
+    @raise SystemExit: Always, with the exit status.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse(args)
+    except usage.UsageError as e:
+        sys.stderr.write(f"isis: {e}\n")
+        raise SystemExit(EXIT_USAGE) from None
+    if options.subCommand == "check":
+        raise SystemExit(checker.main(options.subOptions["logs"]))
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # Payloads printed by tail may hold anything; never fail on them.
+        sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        react(_react_main, [options])
+    finally:
+        _settle_stdout()
+
+
+def _settle_stdout() -> None:
+    # A reader that went away (isis tail | head) would make the interpreter
+    # complain at exit while flushing; point stdout at /dev/null instead.
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    main()

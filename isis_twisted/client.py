@@ -1,0 +1,705 @@
+"""
+The local client API: a node's multicast, subscription and status, over AMP.
+
+A node listens on a local endpoint with a L{ClientAPIFactory}; programs (the
+C{isis} command among them) connect with L{connect} and use the returned
+L{ClientProtocol}::
+
+    proto = await connect(reactor, "tcp:127.0.0.1:9101")
+    record = await proto.multicast(b"hello")
+    first = await proto.subscribe(since=1, callback=print)
+
+The commands on the wire are L{Multicast}, L{Subscribe}, L{Deliver} (pushed
+by the node after a L{Subscribe}) and L{Status}.  Payloads of any length
+travel as L{LongBytes}, which splits them over as many AMP values as needed.
+
+The node side is reached only through L{NodeControl}, so that this module
+does not depend on how the node is built.  Errors cross the connection as
+AMP errors with plain messages: L{BadPayloadError}, L{AlreadySubscribedError}
+and L{NodeError} (all L{ClientAPIError}s), and L{HistoryGoneError}, the
+node's own error from L{isis_twisted.interfaces}, re-exported here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, ClassVar, NoReturn, Protocol
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import ServerFactory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+
+from isis_twisted.engine import Delivery
+from isis_twisted.interfaces import HistoryGoneError
+
+__all__ = [
+    "AlreadySubscribedError",
+    "BadPayloadError",
+    "ClientAPIError",
+    "ClientAPIFactory",
+    "ClientAPIProtocol",
+    "ClientProtocol",
+    "Deliver",
+    "HistoryGoneError",
+    "LongBytes",
+    "LongText",
+    "Multicast",
+    "NodeControl",
+    "NodeError",
+    "Status",
+    "Subscribe",
+    "Subscription",
+    "connect",
+    "endpoint_description",
+]
+
+_log = Logger()
+
+
+# -- what the node offers -------------------------------------------------
+
+
+class Subscription(Protocol):
+    """
+    A running subscription to a node's deliveries, as returned by
+    L{NodeControl.subscribe}.
+    """
+
+    @property
+    def first(self) -> int:
+        """
+        The index of the first delivery the subscription passes to its
+        callback.
+        """
+
+    def cancel(self) -> None:
+        """
+        Stop the subscription: its callback is not called again.
+        """
+
+
+class NodeControl(Protocol):
+    """
+    What the client API needs from a node, and all it uses.
+    """
+
+    @property
+    def me(self) -> str:
+        """
+        This member's name.
+        """
+
+    def multicast(self, payload: bytes) -> Deferred[Delivery]:
+        """
+        Multicast C{payload} to the group.
+
+        @param payload: The message's bytes.
+        @return: A L{Deferred} that fires with the delivery record once this
+            member has delivered the message.  It may instead fail with
+            L{TypeError} or L{ValueError} (for example, a payload larger than
+            the node accepts).
+        @raise TypeError: If the payload is unacceptable (also allowed as a
+            failure of the returned L{Deferred}).
+        @raise ValueError: Likewise.
+        """
+
+    def subscribe(
+        self, since: int | None, callback: Callable[[Delivery], None]
+    ) -> Subscription:
+        """
+        Call C{callback} with deliveries, in order.
+
+        @param since: Replay the held deliveries with index C{since} or more
+            before going on with new ones; L{None} for new ones only.
+        @param callback: Called with every delivery record, in order.
+        @return: The subscription, telling the first index it passes on.
+        @raise HistoryGoneError: If C{since} is below the oldest index the
+            node still holds; the message says from which index it can
+            resume.
+        """
+
+    def status(self) -> Mapping[str, object]:
+        """
+        The node's state, for people and monitoring.
+
+        @return: A JSON-serialisable mapping.
+        """
+
+
+# -- errors ---------------------------------------------------------------
+
+
+class ClientAPIError(Exception):
+    """
+    The node answered a client API request with an error.  The message says
+    what went wrong, in plain words.
+    """
+
+
+class BadPayloadError(ClientAPIError):
+    """
+    The node refused to multicast a payload (wrong type, or too large).
+    """
+
+
+class AlreadySubscribedError(ClientAPIError):
+    """
+    A connection asked for a second subscription; each connection carries one.
+    """
+
+
+class NodeError(ClientAPIError):
+    """
+    The node failed to carry out a request, for a reason other than the ones
+    with errors of their own.  The node logs the details.
+    """
+
+
+# -- argument types -------------------------------------------------------
+
+_CHUNK = amp.MAX_VALUE_LENGTH
+
+
+def _python_name(name: bytes) -> str:
+    # The keyword AMP uses for an argument, as amp._wireNameToPythonIdentifier
+    # (private) computes it.
+    return name.replace(b"-", b"_").decode("ascii")
+
+
+def _chunk_key(name: bytes, number: int) -> bytes:
+    return b"%s.%d" % (name, number)
+
+
+class LongBytes(amp.Argument):
+    """
+    A byte string of any length.
+
+    AMP caps every value at L{amp.MAX_VALUE_LENGTH} bytes, so the string is
+    split into chunks of that size: the first goes under the argument's own
+    name, the following ones under C{NAME.1}, C{NAME.2} and so on.  The empty
+    string is one empty value.
+    """
+
+    def __init__(self, optional: bool = False) -> None:
+        """
+        @param optional: Whether the argument may be left out (as L{None}).
+        """
+        # amp.Argument.__init__ does only this; it is not called because it
+        # is unannotated.
+        self.optional = optional
+
+    def toBox(
+        self,
+        name: bytes,
+        strings: MutableMapping[bytes, bytes],
+        objects: MutableMapping[str, object],
+        proto: amp.AMP | None,
+    ) -> None:
+        """
+        Move the value named C{name} from C{objects} into C{strings}, in
+        chunks.
+
+        @raise TypeError: If the value is of the wrong type.
+        """
+        value = objects.pop(_python_name(name), None)
+        if value is None:
+            if not self.optional:
+                raise TypeError(f"argument {name.decode()!r} is required")
+            return
+        data = self.to_bytes(value)
+        strings[name] = data[:_CHUNK]
+        for number, start in enumerate(range(_CHUNK, len(data), _CHUNK), 1):
+            strings[_chunk_key(name, number)] = data[start : start + _CHUNK]
+
+    def fromBox(
+        self,
+        name: bytes,
+        strings: MutableMapping[bytes, bytes],
+        objects: MutableMapping[str, object],
+        proto: amp.AMP | None,
+    ) -> None:
+        """
+        Join the chunks of the value named C{name} from C{strings} and store
+        the result in C{objects}.
+
+        @raise KeyError: If the argument is required and absent.
+        """
+        key = _python_name(name)
+        first = strings.pop(name, None)
+        if first is None:
+            if not self.optional:
+                raise KeyError(name)
+            objects[key] = None
+            return
+        chunks = [first]
+        number = 1
+        while (chunk := strings.pop(_chunk_key(name, number), None)) is not None:
+            chunks.append(chunk)
+            number += 1
+        objects[key] = self.from_bytes(b"".join(chunks))
+
+    def to_bytes(self, value: object) -> bytes:
+        """
+        Encode a value before it is split; here, check that it is L{bytes}.
+
+        @raise TypeError: If C{value} is not L{bytes}.
+        """
+        if type(value) is not bytes:
+            raise TypeError(f"expected bytes, not {type(value).__name__}")
+        return value
+
+    def from_bytes(self, data: bytes) -> object:
+        """
+        Decode a value once its chunks are joined; here, return it as it is.
+        """
+        return data
+
+
+class LongText(LongBytes):
+    """
+    A text string of any length, carried as UTF-8 in L{LongBytes} chunks.
+    """
+
+    def to_bytes(self, value: object) -> bytes:
+        """
+        Encode C{value} as UTF-8.
+
+        @raise TypeError: If C{value} is not L{str}.
+        """
+        if not isinstance(value, str):
+            raise TypeError(f"expected str, not {type(value).__name__}")
+        return value.encode("utf-8")
+
+    def from_bytes(self, data: bytes) -> object:
+        """
+        Decode UTF-8.
+        """
+        return data.decode("utf-8")
+
+
+# Twisted's amp module is unannotated; these typed doors to it keep the
+# unchecked calls in one place each.
+
+
+def _integer(optional: bool = False) -> amp.Argument:
+    return amp.Integer(optional=optional)  # type: ignore[no-untyped-call]
+
+
+def _unicode() -> amp.Argument:
+    return amp.Unicode()  # type: ignore[no-untyped-call]
+
+
+def _call_remote(
+    proto: amp.AMP, command: type[amp.Command], **arguments: object
+) -> Deferred[dict[str, Any]]:
+    """
+    Send C{command}, one that is answered, and return a L{Deferred} for the
+    answer.
+
+    The answer comes on a L{Deferred} of our own: AMP appends an errback that
+    drops the connection to its L{Deferred} when an error answer arrives, so
+    a caller who adds its errback later would lose both the error and the
+    connection.
+    """
+    sent = proto.callRemote(command, **arguments)  # type: ignore[no-untyped-call]
+    answer: Deferred[dict[str, Any]] = Deferred()
+    if sent is not None:
+        sent.chainDeferred(answer)
+    return answer
+
+
+# -- commands -------------------------------------------------------------
+
+_Schema = list[tuple[bytes, amp.Argument]]
+_Errors = dict[type[Exception], bytes]
+
+
+class Multicast(amp.Command):
+    """
+    Multicast C{payload}; answered once the node has delivered it, with the
+    message's place in the order (and C{after}, what it causally follows).
+    """
+
+    arguments: ClassVar[_Schema] = [(b"payload", LongBytes())]
+    response: ClassVar[_Schema] = [
+        (b"index", _integer()),
+        (b"sender", _unicode()),
+        (b"clock", _integer()),
+        (b"after", _integer(optional=True)),
+    ]
+    errors: ClassVar[_Errors] = {
+        BadPayloadError: b"BAD_PAYLOAD",
+        NodeError: b"NODE_ERROR",
+    }
+
+
+class Subscribe(amp.Command):
+    """
+    Start receiving deliveries as L{Deliver} commands: the held ones from
+    index C{since} on, then every new one; with no C{since}, new ones only.
+    Answered with the first index that will be pushed.
+    """
+
+    arguments: ClassVar[_Schema] = [(b"since", _integer(optional=True))]
+    response: ClassVar[_Schema] = [(b"first", _integer())]
+    errors: ClassVar[_Errors] = {
+        HistoryGoneError: b"HISTORY_GONE",
+        AlreadySubscribedError: b"ALREADY_SUBSCRIBED",
+        NodeError: b"NODE_ERROR",
+    }
+
+
+class Deliver(amp.Command):
+    """
+    One delivery, pushed by the node to a subscribed client.  Not answered.
+    """
+
+    arguments: ClassVar[_Schema] = [
+        (b"index", _integer()),
+        (b"sender", _unicode()),
+        (b"clock", _integer()),
+        (b"payload", LongBytes()),
+        (b"after", _integer(optional=True)),
+    ]
+    requiresAnswer = False
+
+
+class Status(amp.Command):
+    """
+    Ask for the node's status, answered as JSON text.
+    """
+
+    response: ClassVar[_Schema] = [(b"status", LongText())]
+    errors: ClassVar[_Errors] = {NodeError: b"NODE_ERROR"}
+
+
+def _delivery_fields(record: Delivery) -> dict[str, object]:
+    return {
+        "index": record.index,
+        "sender": record.sender,
+        "clock": record.clock,
+        "after": record.after,
+    }
+
+
+# -- the node's side ------------------------------------------------------
+
+
+class ClientAPIProtocol(amp.AMP):
+    """
+    The node's end of one client connection: answers L{Multicast},
+    L{Subscribe} and L{Status} from the node, and pushes L{Deliver} commands
+    for the connection's subscription.
+
+    @ivar node: The node the connection controls.
+    """
+
+    def __init__(self, node: NodeControl) -> None:
+        """
+        @param node: The node the connection controls.
+        """
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.node = node
+        self._subscription: Subscription | None = None
+
+    @Multicast.responder
+    def multicast(self, payload: bytes) -> Deferred[dict[str, object]]:
+        """
+        Multicast C{payload} through the node; answer once it is delivered.
+
+        @raise BadPayloadError: If the node refuses the payload.
+        @raise NodeError: If the node fails otherwise.
+        """
+        try:
+            delivered = self.node.multicast(payload)
+        except Exception as e:
+            raise _node_error(e, "multicast") from None
+
+        def refused(failure: Failure) -> NoReturn:
+            assert failure.value is not None
+            raise _node_error(failure.value, "multicast", failure)
+
+        return delivered.addCallbacks(_delivery_fields, refused)
+
+    @Subscribe.responder
+    def subscribe(self, since: int | None) -> dict[str, object]:
+        """
+        Subscribe this connection to the node's deliveries.
+
+        @raise HistoryGoneError: If C{since} is older than the node holds.
+        @raise AlreadySubscribedError: If the connection is already subscribed.
+        @raise NodeError: If the node fails otherwise.
+        """
+        if self._subscription is not None:
+            raise AlreadySubscribedError(
+                "this connection is already subscribed; open another connection"
+                " for a second subscription"
+            )
+        try:
+            subscription = self.node.subscribe(since, self._push)
+        except HistoryGoneError:
+            raise
+        except Exception as e:
+            raise _node_error(e, "subscribe") from None
+        self._subscription = subscription
+        return {"first": subscription.first}
+
+    @Status.responder
+    def status(self) -> dict[str, object]:
+        """
+        Answer with the node's status as JSON text.
+
+        @raise NodeError: If the node fails, or its status is not
+            JSON-serialisable.
+        """
+        try:
+            # default=str: a stray non-JSON value should not cost the
+            # operator the whole status.
+            text = json.dumps(dict(self.node.status()), default=str)
+        except Exception as e:
+            raise _node_error(e, "status") from None
+        return {"status": text}
+
+    def _push(self, record: Delivery) -> None:
+        self.callRemote(  # type: ignore[no-untyped-call]
+            Deliver, payload=record.payload, **_delivery_fields(record)
+        )
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Cancel the connection's subscription, if any.
+        """
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.cancel()
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+
+def _node_error(
+    error: BaseException, request: str, failure: Failure | None = None
+) -> ClientAPIError:
+    """
+    The error to answer with when the node failed a C{request}: one the
+    client is told about, since AMP drops the connection on an error its
+    command does not declare.  Unexpected errors are logged here, with
+    C{failure} (or else the exception being handled).
+    """
+    if request == "multicast" and isinstance(error, TypeError | ValueError):
+        return BadPayloadError(str(error))
+    if isinstance(error, ClientAPIError):
+        return error
+    _log.failure(
+        "client API: the node failed a {request} request", failure, request=request
+    )
+    return NodeError(f"the node failed to {request}: {error}")
+
+
+class ClientAPIFactory(ServerFactory):
+    """
+    Builds the node's end of client connections: listen with it on the
+    client API endpoint.
+
+    @ivar node: The node every connection controls.
+    """
+
+    def __init__(self, node: NodeControl) -> None:
+        """
+        @param node: The node every connection controls.
+        """
+        self.node = node
+
+    def buildProtocol(self, addr: IAddress | None) -> ClientAPIProtocol:
+        """
+        A protocol bound to L{node}.
+        """
+        proto = ClientAPIProtocol(self.node)
+        proto.factory = self
+        return proto
+
+
+# -- the client's side ----------------------------------------------------
+
+
+class ClientProtocol(amp.AMP):
+    """
+    A client's end of a connection to a node's client API.
+
+    Make one with L{connect}, or connect an instance to any client endpoint.
+    """
+
+    def __init__(self) -> None:
+        """
+        A protocol not yet connected, with no subscription.
+        """
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._callback: Callable[[Delivery], None] | None = None
+        self._lost: BaseException | None = None
+        self._waiting: list[Deferred[BaseException]] = []
+
+    def multicast(self, payload: bytes) -> Deferred[Delivery]:
+        """
+        Multicast C{payload} through the node.
+
+        Calls may be made without waiting for earlier ones to be answered;
+        the node takes them in the order they were made.
+
+        @param payload: The message's bytes, of any length.
+        @return: A L{Deferred} that fires with the delivery record once the
+            node has delivered the message, or fails with L{BadPayloadError},
+            L{NodeError}, or a connection error.
+        @raise TypeError: If C{payload} is not L{bytes}.
+        """
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        answer = _call_remote(self, Multicast, payload=payload)
+        return answer.addCallback(
+            lambda fields: Delivery(
+                fields["index"],
+                fields["sender"],
+                fields["clock"],
+                payload,
+                fields["after"],
+            )
+        )
+
+    def subscribe(
+        self, since: int | None, callback: Callable[[Delivery], None]
+    ) -> Deferred[int]:
+        """
+        Receive the node's deliveries: the held ones from index C{since} on,
+        then every new one, in order.
+
+        C{callback} may be called before the returned L{Deferred} fires (for
+        the replayed deliveries).  If it raises, the error is logged and the
+        next delivery is still passed to it.  A connection carries one
+        subscription; it ends when the connection does.
+
+        @param since: The index to start from, or L{None} for new deliveries
+            only.
+        @param callback: Called with every delivery record.
+        @return: A L{Deferred} that fires with the first index C{callback}
+            will see, or fails with L{HistoryGoneError} (the message says
+            from which index the node can replay), L{AlreadySubscribedError},
+            L{NodeError} or a connection error.
+        """
+        if self._callback is not None:
+            return fail(AlreadySubscribedError("this connection is already subscribed"))
+        self._callback = callback
+        answer = _call_remote(self, Subscribe, since=since)
+
+        def refused(failure: Failure) -> Failure:
+            self._callback = None
+            return failure
+
+        return answer.addCallbacks(lambda fields: int(fields["first"]), refused)
+
+    def status(self) -> Deferred[dict[str, object]]:
+        """
+        Ask for the node's status.
+
+        @return: A L{Deferred} that fires with the node's status, decoded from
+            JSON, or fails with L{NodeError} or a connection error.
+        """
+        answer = _call_remote(self, Status)
+
+        def decode(fields: dict[str, Any]) -> dict[str, object]:
+            status = json.loads(fields["status"])
+            if not isinstance(status, dict):
+                raise NodeError("the node's status is not a JSON object")
+            return status
+
+        return answer.addCallback(decode)
+
+    @Deliver.responder
+    def _deliver(
+        self,
+        index: int,
+        sender: str,
+        clock: int,
+        payload: bytes,
+        after: int | None,
+    ) -> dict[str, object]:
+        callback = self._callback
+        if callback is not None:
+            try:
+                callback(Delivery(index, sender, clock, payload, after))
+            except Exception:
+                _log.failure("delivery callback failed on index {index}", index=index)
+        return {}
+
+    def when_lost(self) -> Deferred[BaseException]:
+        """
+        Wait for the connection to end.
+
+        @return: A L{Deferred} that fires once the connection has ended (at
+            once if it already has), with the exception saying why: for
+            example L{ConnectionDone} when it was closed cleanly.
+        """
+        waiting: Deferred[BaseException] = Deferred()
+        if self._lost is not None:
+            waiting.callback(self._lost)
+        else:
+            self._waiting.append(waiting)
+        return waiting
+
+    def close(self) -> Deferred[BaseException]:
+        """
+        Close the connection.
+
+        @return: What L{when_lost} returns.
+        """
+        if self._lost is None and self.transport is not None:
+            self.transport.loseConnection()
+        return self.when_lost()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Fail the outstanding requests and fire the L{when_lost} waiters.
+        """
+        self._callback = None
+        self._lost = reason.value if reason.value is not None else ConnectionDone()
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(self._lost)
+
+
+def endpoint_description(text: str) -> str:
+    """
+    A client endpoint description from what a user typed: a bare port number
+    stands for that port on 127.0.0.1; anything else is taken as it is.
+
+    @param text: A port number or a description for L{clientFromString}.
+    """
+    text = text.strip()
+    if text.isdecimal():
+        return f"tcp:host=127.0.0.1:port={int(text)}"
+    return text
+
+
+def connect(reactor: object, description: str) -> Deferred[ClientProtocol]:
+    """
+    Connect to a node's client API.
+
+    @param reactor: The reactor to connect with; it must provide the
+        interface the endpoint needs (L{IReactorTCP} for C{tcp:}, ...).
+    @param description: A client endpoint description (see
+        L{clientFromString}) or a bare port number on 127.0.0.1.
+    @return: A L{Deferred} that fires with the connected protocol, or fails
+        with the connection error.
+    @raise ValueError: If C{description} is not a usable client endpoint
+        description.
+    """
+    text = endpoint_description(description)
+    try:
+        endpoint = clientFromString(reactor, text)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{text!r} is not a usable client endpoint: {e}") from e
+    connected: Deferred[ClientProtocol] = connectProtocol(endpoint, ClientProtocol())
+    return connected

@@ -1,0 +1,367 @@
+"""
+The C{twistd isis} plugin: command-line options and the service they make.
+
+    twistd -n isis --id a --port 9001 --peers b=127.0.0.1:9002,c=127.0.0.1:9003 \\
+        --client-port 9101 --handler jsonl:a.jsonl
+
+Addresses are either short forms (a port number to listen on 127.0.0.1,
+C{HOST:PORT} to dial over TCP) or full Twisted endpoint descriptions
+(C{tcp:9001:interface=0.0.0.0}, C{unix:/run/isis/a.sock},
+C{tls:host=b.example:port=9002:...}).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet import reactor as _global_reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from isis_twisted.client import ClientAPIFactory
+from isis_twisted.handlers import HandlerSpecError, available_handlers, build_handler
+from isis_twisted.interfaces import IDeliveryHandler
+from isis_twisted.node import DEFAULT_BUFFER, DEFAULT_MAX_FRAME, MulticastNode
+
+_ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl", "tls", "systemd")
+_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
+_NAME = re.compile(r"^[^\s=,]{1,255}$")
+
+
+def server_description(value: str, what: str) -> str:
+    """
+    Turn a listening address into an endpoint description: a bare port
+    number listens on 127.0.0.1 only; anything else must be a description.
+
+    @raise usage.UsageError: If it is neither.
+    """
+    value = value.strip()
+    if value.isdigit():
+        port = int(value)
+        if not 0 <= port <= 65535:
+            raise usage.UsageError(f"{what} {value} is not a TCP port (0-65535)")
+        return f"tcp:{port}:interface=127.0.0.1"
+    try:
+        serverFromString(_global_reactor, value)
+    except Exception as e:
+        raise usage.UsageError(
+            f"{what} {value!r} is neither a port number nor an endpoint"
+            f" description such as tcp:9001:interface=0.0.0.0 ({e})"
+        ) from None
+    return value
+
+
+def client_description(value: str, what: str) -> str:
+    """
+    Turn a peer's address into an endpoint description: C{HOST:PORT} dials
+    TCP; anything else must be a client endpoint description.
+
+    @raise usage.UsageError: If it is neither.
+    """
+    value = value.strip()
+    match = _HOST_PORT.match(value)
+    if match and match["host"] not in _ENDPOINT_TYPES:
+        port = int(match["port"])
+        if not 0 < port <= 65535:
+            raise usage.UsageError(f"{what}: {port} is not a TCP port (1-65535)")
+        return f"tcp:host={match['host']}:port={port}"
+    try:
+        clientFromString(_global_reactor, value)
+    except Exception as e:
+        raise usage.UsageError(
+            f"{what}: {value!r} is neither HOST:PORT nor a client endpoint"
+            f" description such as tcp:host=10.0.0.2:port=9001 ({e})"
+        ) from None
+    return value
+
+
+def _whole(key: str, value: object, least: int) -> int:
+    try:
+        number = int(str(value).replace("_", ""))
+    except ValueError:
+        raise usage.UsageError(
+            f"--{key} must be a whole number, not {value!r}"
+        ) from None
+    if number < least:
+        raise usage.UsageError(f"--{key} must be at least {least}")
+    return number
+
+
+class Options(usage.Options):
+    """
+    The options of C{twistd isis}.
+    """
+
+    synopsis = "--id NAME --port PORT --peers NAME=HOST:PORT[,...] [options]"
+    longdesc = (
+        "Run one member of a totally ordered multicast group. Every member"
+        " delivers every message in the same order. Built-in handlers: "
+        + ", ".join(f"{k} ({v})" for k, v in sorted(available_handlers().items()))
+        + "."
+    )
+
+    optParameters: ClassVar[list[list[Any]]] = [
+        ["id", "i", None, "This member's name (required)."],
+        [
+            "port",
+            "p",
+            None,
+            "Where to listen for peers: a port number (listens on 127.0.0.1)"
+            " or an endpoint description (required).",
+        ],
+        [
+            "peers",
+            None,
+            "",
+            "The other members, comma-separated NAME=HOST:PORT or NAME=ENDPOINT.",
+        ],
+        ["group", "g", "isis", "The group's name; every member must give the same."],
+        [
+            "client-port",
+            "c",
+            None,
+            "Where applications connect (the isis CLI, AMP): a port number"
+            " (listens on 127.0.0.1) or an endpoint description. Default: none.",
+        ],
+        [
+            "max-frame",
+            None,
+            DEFAULT_MAX_FRAME,
+            "Largest frame sent or accepted, in bytes; bounds the payload size.",
+        ],
+        [
+            "buffer",
+            None,
+            DEFAULT_BUFFER,
+            "Bound of each peer's resend buffer, in bytes; multicasts wait"
+            " while a peer's buffer is full.",
+        ],
+        [
+            "handshake-timeout",
+            None,
+            10.0,
+            "Seconds a new connection has to complete its handshake.",
+        ],
+        [
+            "history",
+            None,
+            100_000,
+            "Recent deliveries kept for clients that resume from an index.",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self["handler_specs"] = []
+        self["peer_specs"] = []
+
+    def opt_handler(self, spec: str) -> None:
+        """
+        Add a delivery handler (repeatable): log, jsonl:PATH, the name of a
+        handler plugin, or package.module:factory[:ARGUMENT].
+        """
+        self["handler_specs"].append(spec)
+
+    def opt_peer(self, spec: str) -> None:
+        """
+        Add one peer as NAME=ADDRESS (repeatable; for addresses with commas).
+        """
+        self["peer_specs"].append(spec)
+
+    def postOptions(self) -> None:
+        """
+        Check every option and build the peers' endpoints and the handlers,
+        so that a mistake stops the start with one plain sentence.
+        """
+        me = self["id"]
+        if not me:
+            raise usage.UsageError("--id is required: this member's name")
+        if not _NAME.match(me):
+            raise usage.UsageError(
+                f"--id {me!r} must be 1-255 characters without spaces, '=' or ','"
+            )
+        if self["port"] is None:
+            raise usage.UsageError("--port is required: where to listen for peers")
+        self["listen"] = server_description(self["port"], "--port")
+        if self["client-port"] is not None:
+            self["client_listen"] = server_description(
+                self["client-port"], "--client-port"
+            )
+        else:
+            self["client_listen"] = None
+        specs = [s for s in self["peers"].split(",") if s.strip()]
+        peers: dict[str, str] = {}
+        for spec in specs + self["peer_specs"]:
+            name, sep, address = spec.strip().partition("=")
+            name = name.strip()
+            if not sep or not name or not address.strip():
+                raise usage.UsageError(
+                    f"peer {spec!r} is not NAME=ADDRESS (e.g. b=127.0.0.1:9002)"
+                )
+            if not _NAME.match(name):
+                raise usage.UsageError(f"peer name {name!r} is not a valid name")
+            if name == me:
+                raise usage.UsageError(f"peer {name!r} is this member's own --id")
+            if name in peers:
+                raise usage.UsageError(f"peer {name!r} is given twice")
+            peers[name] = client_description(address, f"peer {name!r}")
+        self["peer_map"] = peers
+        if not self["group"] or not _NAME.match(self["group"]):
+            raise usage.UsageError("--group must be a non-empty name without spaces")
+        for key, least in (("max-frame", 1024), ("buffer", 1), ("history", 0)):
+            self[key] = _whole(key, self[key], least)
+        try:
+            self["handshake-timeout"] = float(self["handshake-timeout"])
+        except ValueError:
+            raise usage.UsageError(
+                f"--handshake-timeout must be a number of seconds,"
+                f" not {self['handshake-timeout']!r}"
+            ) from None
+        if not self["handshake-timeout"] > 0:
+            raise usage.UsageError("--handshake-timeout must be above 0 seconds")
+        handlers: list[IDeliveryHandler] = []
+        try:
+            for spec in self["handler_specs"]:
+                handlers.append(build_handler(spec))
+        except HandlerSpecError as e:
+            for built in handlers:
+                built.close()
+            raise usage.UsageError(str(e)) from None
+        self["handler_objects"] = handlers
+
+
+class Listener(Service):
+    """
+    Listens on an endpoint description while running (from
+    C{privilegedStartService}, before C{twistd} drops privileges).
+
+    @ivar listening: Fires with the port, or fails if it cannot listen.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self, reactor: Any, description: str, factory: IProtocolFactory, what: str
+    ) -> None:
+        self._reactor = reactor
+        self._description = description
+        self._factory = factory
+        self.what = what
+        self._port: IListeningPort | None = None
+        self.listening: Deferred[IListeningPort] | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
+        if self.listening is None:
+            endpoint = serverFromString(self._reactor, self._description)
+            self.listening = endpoint.listen(self._factory)
+            self.listening.addCallback(self._listened)
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        self.privilegedStartService()
+
+    def _listened(self, port: IListeningPort) -> IListeningPort:
+        self._port = port
+        self._log.info(
+            "{what} listening on {address}", what=self.what, address=port.getHost()
+        )
+        return port
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()  # type: ignore[no-untyped-call]
+        port, self._port = self._port, None
+        self.listening = None
+        return port.stopListening() if port is not None else None
+
+
+class NodeService(MultiService):
+    """
+    What C{twistd isis} runs: the node and its client API.  If either
+    cannot listen, the start stops with one plain sentence (and a non-zero
+    exit status) rather than a traceback.
+    """
+
+    _log = Logger()
+
+    def __init__(self, reactor: Any, node: MulticastNode, listen: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._reactor = reactor
+        self.node = node
+        self._checks: list[tuple[str, Deferred[IListeningPort]]] = []
+        self._listen = listen
+        node.setServiceParent(self)  # type: ignore[no-untyped-call]
+
+    def add_listener(self, listener: Listener) -> None:
+        """
+        Run C{listener} as part of this service.
+        """
+        listener.setServiceParent(self)  # type: ignore[no-untyped-call]
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
+        waits = [(f"peers on {self._listen}", self.node.listening)]
+        for child in self:
+            if isinstance(child, Listener) and child.listening is not None:
+                waits.append((f"{child.what} on {child._description}", child.listening))
+        for what, d in waits:
+            failures: list[Failure] = []
+            d.addErrback(failures.append)
+            if failures:
+                raise SystemExit(
+                    f"isis: cannot listen for {what}: {failures[0].getErrorMessage()}"
+                )
+            # A later failure (an endpoint that listens asynchronously) stops
+            # the process once it runs.
+            d.addErrback(self._late_failure, what)
+
+    def _late_failure(self, failure: Failure, what: str) -> None:
+        self._log.critical(
+            "cannot listen for {what}: {error}; stopping",
+            what=what,
+            error=failure.getErrorMessage(),
+        )
+        if self._reactor.running:
+            self._reactor.stop()
+        else:
+            self._reactor.callWhenRunning(self._reactor.stop)
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """
+    Make the service C{twistd isis} runs: the node, and its client API
+    when C{--client-port} is given.
+
+    @param options: Parsed L{Options}.
+    @param reactor: The reactor (default: the global one).
+    """
+    reactor = reactor if reactor is not None else _global_reactor
+    node = MulticastNode(
+        options["id"],
+        options["peer_map"],
+        options["listen"],
+        reactor,
+        group=options["group"],
+        handlers=options["handler_objects"],
+        max_frame=options["max-frame"],
+        max_buffer=options["buffer"],
+        handshake_timeout=options["handshake-timeout"],
+        history=options["history"],
+    )
+    top = NodeService(reactor, node, options["listen"])
+    if options["client_listen"] is not None:
+        top.add_listener(
+            Listener(
+                reactor,
+                options["client_listen"],
+                ClientAPIFactory(node),
+                "the client API",
+            )
+        )
+    return top

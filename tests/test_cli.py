@@ -1,0 +1,671 @@
+"""
+Tests for L{isis_twisted.cli}: the C{isis} command.
+
+The node commands run in the test's reactor against a L{FakeNode} served on
+a loopback port; a few tests run the command as a process to see what a user
+sees.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from isis_twisted import checker
+from isis_twisted.cli import (
+    DEFAULT_NODE,
+    DEFAULT_WINDOW,
+    Console,
+    format_status,
+    main,
+    parse,
+    run,
+    tail_line,
+)
+from isis_twisted.engine import Delivery
+from tests.test_client import FakeNode, listen
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def console(stdin: bytes = b"") -> Console:
+    """
+    A console over in-memory streams.
+    """
+    return Console(io.BytesIO(stdin), io.StringIO(), io.StringIO())
+
+
+def out(c: Console) -> list[str]:
+    """
+    The lines written to C{c}'s standard output.
+    """
+    assert isinstance(c.stdout, io.StringIO)
+    return c.stdout.getvalue().splitlines()
+
+
+def err(c: Console) -> list[str]:
+    """
+    The lines written to C{c}'s standard error.
+    """
+    assert isinstance(c.stderr, io.StringIO)
+    return c.stderr.getvalue().splitlines()
+
+
+def free_port() -> int:
+    """
+    A loopback port nobody listens on (it was free a moment ago).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def run_isis(
+    args: list[str], stdin: bytes = b""
+) -> Deferred[subprocess.CompletedProcess[bytes]]:
+    """
+    Run C{python -m isis_twisted.cli ARGS} in a thread, leaving the reactor
+    free to serve it.
+    """
+    return deferToThread(
+        subprocess.run,
+        [sys.executable, "-m", "isis_twisted.cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=ENV,
+        cwd=str(ROOT),
+        timeout=120,
+    )
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Parsing the command line.
+    """
+
+    def assertUsageError(self, argv: list[str], *fragments: str) -> None:
+        error = self.assertRaises(usage.UsageError, parse, argv)
+        for fragment in fragments:
+            self.assertIn(fragment, str(error))
+
+    def test_defaults(self) -> None:
+        options = parse(["send", "x"])
+        self.assertEqual(options["node"], DEFAULT_NODE)
+        self.assertEqual(options.subCommand, "send")
+        self.assertEqual(options.subOptions["payloads"], ["x"])
+        self.assertEqual(options.subOptions["window"], DEFAULT_WINDOW)
+        self.assertFalse(options.subOptions["quiet"])
+
+    def test_bare_port(self) -> None:
+        """
+        A bare port number means that port on 127.0.0.1.
+        """
+        for argv in (["--node", "9200", "status"], ["-n", "9200", "status"]):
+            self.assertEqual(parse(argv)["node"], "tcp:host=127.0.0.1:port=9200")
+        self.assertEqual(
+            parse(["-n", "unix:path=/s", "status"])["node"], "unix:path=/s"
+        )
+
+    def test_tail(self) -> None:
+        options = parse(["tail", "--since", "5", "-c", "2", "--json"]).subOptions
+        self.assertEqual(
+            (options["since"], options["count"], options["json"]), (5, 2, True)
+        )
+        options = parse(["tail"]).subOptions
+        self.assertEqual((options["since"], options["count"]), (None, None))
+
+    def test_send(self) -> None:
+        options = parse(["send", "-q", "--window", "3", "--", "-a", "b"]).subOptions
+        self.assertEqual(options["payloads"], ["-a", "b"])
+        self.assertEqual(options["window"], 3)
+        self.assertTrue(options["quiet"])
+
+    def test_mistakes(self) -> None:
+        """
+        Mistakes are usage errors that say what is wrong and where help is.
+        """
+        self.assertUsageError([], "no command given", "send, tail, status, check")
+        self.assertUsageError(["--bogus", "status"], "--bogus", "'isis --help'")
+        self.assertUsageError(["frob"], "Unknown command: frob")
+        self.assertUsageError(["tail", "--since", "x"], "--since", "'isis tail --help'")
+        self.assertUsageError(["tail", "--since", "0"], "--since must be 1 or more")
+        self.assertUsageError(["tail", "--count", "0"], "--count must be 1 or more")
+        self.assertUsageError(["send", "--window", "0"], "--window must be 1 or more")
+        self.assertUsageError(["status", "extra"], "Wrong number of arguments")
+        self.assertUsageError(["check"], "at least one delivery log")
+
+
+class FormatTests(SynchronousTestCase):
+    """
+    How deliveries and the status are printed.
+    """
+
+    def test_tail_line(self) -> None:
+        self.assertEqual(
+            tail_line(Delivery(3, "b", 7, "héllo".encode())), "3 b@7 héllo"
+        )
+        self.assertEqual(tail_line(Delivery(1, "a", 1, b"")), "1 a@1 ")
+
+    def test_tail_line_not_text(self) -> None:
+        """
+        Payloads that are not UTF-8, or would break the line, print as bytes
+        literals.
+        """
+        self.assertEqual(
+            tail_line(Delivery(1, "a", 1, b"\xff\x00")), "1 a@1 b'\\xff\\x00'"
+        )
+        self.assertEqual(
+            tail_line(Delivery(1, "a", 1, b"two\nlines")), "1 a@1 b'two\\nlines'"
+        )
+
+    def test_status(self) -> None:
+        status = {
+            "me": "a",
+            "members": ["a", "b", "c"],
+            "queue_length": 2,
+            "ready": True,
+            "leader": None,
+            "load": 0.25,
+            "peers": {"b": {"connected": True, "horizon": 4}, "c": {}},
+            "links": [{"peer": "b", "up": False}, 3],
+            "something_new": {"deep": {"deeper": []}},
+        }
+        self.assertEqual(
+            format_status(status),
+            [
+                "me: a",
+                "members: a, b, c",
+                "queue length: 2",
+                "ready: yes",
+                "leader: -",
+                "load: 0.25",
+                "peers:",
+                "  b:",
+                "    connected: yes",
+                "    horizon: 4",
+                "  c: (none)",
+                "links:",
+                "  -",
+                "    peer: b",
+                "    up: no",
+                "  - 3",
+                "something new:",
+                "  deep:",
+                "    deeper: (none)",
+            ],
+        )
+
+    def test_broken_pipe(self) -> None:
+        """
+        Once standard output is closed by its reader, output is dropped and
+        L{Console.out} says so.
+        """
+
+        class Closed(io.StringIO):
+            def write(self, text: str) -> int:
+                raise BrokenPipeError()
+
+        c = Console(io.BytesIO(), Closed(), io.StringIO())
+        self.assertFalse(c.out("x"))
+        self.assertTrue(c.stdout_closed)
+        self.assertFalse(c.out("y"))
+
+
+class NodeCommandTests(TestCase):
+    """
+    Helpers to run a node command against a L{FakeNode}.
+    """
+
+    def serve(self, node: FakeNode) -> str:
+        """
+        Serve C{node} for the test; return what C{--node} takes to reach it.
+        """
+        number, self.factory = listen(self, node)
+        return str(number)
+
+    def drop_connection(self) -> None:
+        """
+        Make the node's end of the (first) connection hang up.
+        """
+        transport = self.factory.protocols[0].transport
+        assert transport is not None
+        transport.loseConnection()
+
+    def run_command(self, node: FakeNode, argv: list[str], c: Console) -> Deferred[int]:
+        return run(reactor, parse(["--node", self.serve(node), *argv]), c)
+
+
+class SendTests(NodeCommandTests):
+    """
+    C{isis send}.
+    """
+
+    async def test_arguments(self) -> None:
+        node = FakeNode()
+        c = console()
+        self.assertEqual(
+            await self.run_command(node, ["send", "one", "two", "é"], c), 0
+        )
+        self.assertEqual(node.received, [b"one", b"two", "é".encode()])
+        self.assertEqual(out(c), ["1 a@1", "2 a@2", "3 a@3"])
+        self.assertEqual(err(c), [])
+
+    async def test_stdin(self) -> None:
+        """
+        Without arguments, or with C{-}, every line of standard input is a
+        message; line ends are not part of it, and a last line needs none.
+        """
+        for argv in (["send"], ["send", "-"]):
+            node = FakeNode()
+            c = console(b"first\r\n\nthird\nlast")
+            self.assertEqual(await self.run_command(node, argv, c), 0)
+            self.assertEqual(node.received, [b"first", b"", b"third", b"last"])
+            self.assertEqual(len(out(c)), 4)
+
+    async def test_lines_across_reads(self) -> None:
+        """
+        Lines are found however the input arrives in pieces.
+        """
+
+        class Trickle(io.BytesIO):
+            def read(self, size: int | None = -1) -> bytes:
+                return super().read(3)
+
+        node = FakeNode()
+        c = Console(
+            Trickle(b"abcdefgh\r\n\n12\n" + b"x" * 10), io.StringIO(), io.StringIO()
+        )
+        self.assertEqual(await self.run_command(node, ["send"], c), 0)
+        self.assertEqual(node.received, [b"abcdefgh", b"", b"12", b"x" * 10])
+
+    async def test_pipelined(self) -> None:
+        """
+        Messages are sent without waiting for earlier ones to be delivered:
+        the node has all of them at once before it delivers any.
+        """
+        node = FakeNode(hold=True)
+        lines = b"".join(b"message %d\n" % i for i in range(300))
+        c = console(lines)
+        running = self.run_command(node, ["send"], c)
+        await node.when_pending(300)
+        self.assertEqual(node.history, [])
+        node.release()
+        self.assertEqual(await running, 0)
+        self.assertEqual(node.received, lines.splitlines())
+        self.assertEqual(out(c), [f"{i} a@{i}" for i in range(1, 301)])
+
+    async def test_window(self) -> None:
+        """
+        No more than C{--window} messages await delivery at once.
+        """
+        node = FakeNode(hold=True)
+        c = console(b"".join(b"%d\n" % i for i in range(20)))
+        running = self.run_command(node, ["send", "--window", "4"], c)
+        for _ in range(5):
+            await node.when_pending(4)
+            node.release()
+        self.assertEqual(await running, 0)
+        self.assertEqual(node.most_pending, 4)
+        self.assertEqual(len(node.received), 20)
+
+    async def test_quiet(self) -> None:
+        node = FakeNode()
+        c = console()
+        self.assertEqual(await self.run_command(node, ["send", "-q", "x", "y"], c), 0)
+        self.assertEqual(out(c), [])
+        self.assertEqual(len(node.received), 2)
+
+    async def test_refused_payload(self) -> None:
+        """
+        A refused message is reported by number; the others still go, and the
+        exit status is 1.
+        """
+        node = FakeNode(limit=3)
+        c = console(b"ok\ntoo long\nyes\n")
+        self.assertEqual(await self.run_command(node, ["send"], c), 1)
+        self.assertEqual(node.received, [b"ok", b"yes"])
+        self.assertEqual(out(c), ["1 a@1", "2 a@2"])
+        self.assertEqual(
+            err(c), ["isis send: message 2: payload of 8 bytes is over the limit of 3"]
+        )
+
+    async def test_connection_lost(self) -> None:
+        """
+        When the node goes away mid-way, the command says so and exits 1.
+        """
+        node = FakeNode(hold=True)
+        c = console(b"a\nb\nc\n")
+        running = self.run_command(node, ["send"], c)
+        await node.when_pending(3)
+        self.drop_connection()
+        self.assertEqual(await running, 1)
+        self.assertEqual(out(c), [])
+        (line,) = err(c)
+        self.assertTrue(
+            line.startswith("isis send: lost the connection to the node at")
+        )
+
+
+class TailTests(NodeCommandTests):
+    """
+    C{isis tail}.
+    """
+
+    async def test_since_and_count(self) -> None:
+        node = FakeNode()
+        for payload in [b"p1", b"p2", b"p3", b"p4"]:
+            node.deliver("b", payload)
+        c = console()
+        self.assertEqual(
+            await self.run_command(node, ["tail", "--since", "2", "--count", "2"], c), 0
+        )
+        self.assertEqual(out(c), ["2 b@2 p2", "3 b@3 p3"])
+
+    async def test_streams_new_deliveries(self) -> None:
+        """
+        After the replay, tail prints new deliveries as they come.
+        """
+        node = FakeNode()
+        node.deliver("b", b"old")
+        c = console()
+        running = self.run_command(node, ["tail", "--since", "1", "--count", "3"], c)
+        await node.when_subscribed()
+        node.deliver("c", b"new")
+        node.deliver("b", b"\xfe")
+        node.deliver("b", b"not printed")
+        self.assertEqual(await running, 0)
+        self.assertEqual(out(c), ["1 b@1 old", "2 c@2 new", "3 b@3 b'\\xfe'"])
+
+    async def test_json(self) -> None:
+        """
+        With C{--json}, tail writes the delivery log that C{isis check}
+        reads.
+        """
+        node = FakeNode()
+        records = [
+            node.deliver("b", b"text"),
+            node.deliver("a", b"\x00\xff", after=1),
+        ]
+        c = console()
+        self.assertEqual(
+            await self.run_command(node, ["tail", "--since", "1", "-c", "2", "-j"], c),
+            0,
+        )
+        self.assertEqual(out(c), [checker.record_to_json(r) for r in records])
+        log = Path(self.mktemp())
+        log.write_text("\n".join(out(c)) + "\n")
+        self.assertEqual(checker.load_jsonl(log), records)
+
+    async def test_history_gone(self) -> None:
+        """
+        Asking for forgotten history is refused with the node's message.
+        """
+        node = FakeNode()
+        for i in range(8):
+            node.deliver("b", b"%d" % i)
+        node.forget(before=5)
+        c = console()
+        self.assertEqual(await self.run_command(node, ["tail", "--since", "2"], c), 2)
+        self.assertEqual(
+            err(c),
+            [
+                "isis tail: deliveries before index 5 are no longer held;"
+                " resubscribe from 5"
+            ],
+        )
+
+    async def test_node_goes_away(self) -> None:
+        node = FakeNode()
+        c = console()
+        running = self.run_command(node, ["tail"], c)
+        await node.when_subscribed()
+        node.deliver("b", b"x")
+        self.drop_connection()
+        self.assertEqual(await running, 1)
+        self.assertEqual(out(c), ["1 b@1 x"])
+        self.assertIn("lost the connection", err(c)[0])
+
+
+class StatusTests(NodeCommandTests):
+    """
+    C{isis status}.
+    """
+
+    async def test_human(self) -> None:
+        node = FakeNode()
+        node.extra_status = {"peers": {"b": {"connected": False}}}
+        c = console()
+        self.assertEqual(await self.run_command(node, ["status"], c), 0)
+        self.assertEqual(
+            out(c),
+            [
+                "me: a",
+                "members: a, b, c",
+                "delivered: 0",
+                "pending: 0",
+                "history:",
+                "  oldest: 1",
+                "  newest: 0",
+                "peers:",
+                "  b:",
+                "    connected: no",
+            ],
+        )
+
+    async def test_json(self) -> None:
+        node = FakeNode()
+        c = console()
+        self.assertEqual(await self.run_command(node, ["status", "--json"], c), 0)
+        assert isinstance(c.stdout, io.StringIO)
+        self.assertEqual(json.loads(c.stdout.getvalue()), node.status())
+
+
+class UnreachableTests(TestCase):
+    """
+    A node that cannot be reached is one plain line and exit status 2.
+    """
+
+    async def test_connection_refused(self) -> None:
+        port = free_port()
+        for command in (["status"], ["tail"], ["send", "x"]):
+            c = console()
+            self.assertEqual(
+                await run(reactor, parse(["-n", str(port), *command]), c), 2
+            )
+            self.assertEqual(
+                err(c),
+                [
+                    f"isis: cannot reach the node at tcp:host=127.0.0.1:port={port}:"
+                    " connection refused"
+                ],
+            )
+
+    async def test_no_such_socket(self) -> None:
+        path = self.mktemp()
+        c = console()
+        self.assertEqual(
+            await run(reactor, parse(["-n", f"unix:path={path}", "status"]), c), 2
+        )
+        self.assertEqual(
+            err(c),
+            [
+                f"isis: cannot reach the node at unix:path={path}:"
+                " no such file or directory"
+            ],
+        )
+
+    async def test_bad_endpoint(self) -> None:
+        c = console()
+        self.assertEqual(
+            await run(reactor, parse(["-n", "nonsense:x", "status"]), c), 2
+        )
+        (line,) = err(c)
+        self.assertTrue(line.startswith("isis: --node: 'nonsense:x' is not a usable"))
+
+
+class MainTests(SynchronousTestCase):
+    """
+    L{main}, in this process where no reactor is needed.
+    """
+
+    def main(self, argv: list[str]) -> tuple[Any, str, str]:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", stdout)
+        self.patch(sys, "stderr", stderr)
+        exit = self.assertRaises(SystemExit, main, argv)
+        return exit.code, stdout.getvalue(), stderr.getvalue()
+
+    def test_usage_error(self) -> None:
+        code, stdout, stderr = self.main(["tail", "--since", "soon"])
+        self.assertEqual(code, 2)
+        self.assertEqual(stdout, "")
+        self.assertEqual(
+            stderr,
+            "isis: --since takes a whole number, not 'soon' (see 'isis tail --help')\n",
+        )
+
+    def test_help(self) -> None:
+        code, stdout, _ = self.main(["--help"])
+        self.assertEqual(code, 0)
+        self.assertIn("Usage: isis [--node ENDPOINT] COMMAND", stdout)
+        self.assertIn("status", stdout)
+
+    def test_check(self) -> None:
+        """
+        C{isis check} runs the history checker and exits with its status.
+        """
+        logs = []
+        for name in ("a", "b"):
+            path = Path(self.mktemp())
+            path.write_text(checker.record_to_json(Delivery(1, "a", 1, b"x")) + "\n")
+            logs.append(f"{name}={path}")
+        code, stdout, _ = self.main(["check", *logs])
+        self.assertEqual(code, 0)
+        self.assertIn("OK", stdout)
+        code, _, stderr = self.main(["check", "missing.jsonl"])
+        self.assertEqual(code, 2)
+        self.assertIn("missing.jsonl", stderr)
+
+
+class ProcessTests(TestCase):
+    """
+    The command as a user runs it: a process, its exit status and what it
+    prints.
+    """
+
+    def assertOneLine(
+        self, result: subprocess.CompletedProcess[bytes], code: int
+    ) -> str:
+        """
+        The process exited with C{code} and said one line on standard error,
+        with no traceback.
+        """
+        stderr = result.stderr.decode()
+        self.assertEqual(result.returncode, code, stderr)
+        self.assertNotIn("Traceback", stderr)
+        self.assertEqual(len(stderr.splitlines()), 1, stderr)
+        return stderr.strip()
+
+    async def test_unreachable(self) -> None:
+        port = free_port()
+        result = await run_isis(["--node", str(port), "status"])
+        self.assertEqual(
+            self.assertOneLine(result, 2),
+            f"isis: cannot reach the node at tcp:host=127.0.0.1:port={port}:"
+            " connection refused",
+        )
+        self.assertEqual(result.stdout, b"")
+
+    async def test_bad_option(self) -> None:
+        result = await run_isis(["send", "--frobnicate"])
+        self.assertEqual(
+            self.assertOneLine(result, 2),
+            "isis: option --frobnicate not recognized (see 'isis send --help')",
+        )
+
+    async def test_send_pipelined_from_pipe(self) -> None:
+        """
+        C{isis send} reading a pipe sends many messages before the first is
+        delivered, prints each delivery and exits 0.
+        """
+        node = FakeNode(hold=True)
+        number, _ = listen(self, node)
+        lines = b"".join(b"line %d\n" % i for i in range(1000))
+        running = run_isis(["--node", str(number), "send"], stdin=lines)
+        await node.when_pending(DEFAULT_WINDOW)
+        self.assertEqual(node.history, [])
+        node.hold = False
+        node.release()
+        result = await running
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(node.received, lines.splitlines())
+        self.assertEqual(node.most_pending, DEFAULT_WINDOW)
+        self.assertEqual(
+            result.stdout.decode().splitlines(), [f"{i} a@{i}" for i in range(1, 1001)]
+        )
+
+    async def test_tail_json_then_check(self) -> None:
+        """
+        What C{isis tail --json} prints, C{isis check} accepts.
+        """
+        node = FakeNode()
+        node.deliver("b", b"hello")
+        node.deliver("a", b"\xff", after=1)
+        number, _ = listen(self, node)
+        result = await run_isis(
+            ["-n", str(number), "tail", "--since", "1", "-c", "2", "--json"]
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        log = Path(self.mktemp()).resolve()
+        log.write_bytes(result.stdout)
+        checked = await run_isis(["check", f"a={log}"])
+        self.assertEqual(checked.returncode, 0, checked.stderr)
+        self.assertIn(b"OK", checked.stdout)
+
+    async def test_node_gone_while_reading(self) -> None:
+        """
+        When the node goes away while C{isis send} waits for more input, the
+        command says so and exits 1 at once, its reading thread still
+        blocked, and the interpreter exits cleanly all the same.
+        """
+        node = FakeNode()
+        number, factory = listen(self, node)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "isis_twisted.cli", "-n", str(number), "send"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+            cwd=str(ROOT),
+        )
+        assert process.stdin is not None
+        self.addCleanup(process.stdin.close)
+        process.stdin.write(b"first\n")
+        process.stdin.flush()
+        await node.when_pending(1)
+        transport = factory.protocols[0].transport
+        assert transport is not None
+        transport.loseConnection()
+        code = await deferToThread(process.wait, 120)
+        stdout, stderr = process.communicate()
+        self.assertEqual(code, 1, stderr)
+        self.assertEqual(stdout, b"1 a@1\n")
+        self.assertEqual(
+            stderr.decode(),
+            f"isis send: lost the connection to the node at"
+            f" tcp:host=127.0.0.1:port={number}\n",
+        )

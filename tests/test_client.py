@@ -1,0 +1,765 @@
+"""
+Tests for L{isis_twisted.client}: the local client API over AMP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.interfaces import IAddress, IReactorTCP
+from twisted.internet.protocol import connectionDone
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+from twisted.test.iosim import IOPump, connectedServerAndClient
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from isis_twisted.client import (
+    AlreadySubscribedError,
+    BadPayloadError,
+    ClientAPIFactory,
+    ClientAPIProtocol,
+    ClientProtocol,
+    Deliver,
+    HistoryGoneError,
+    LongBytes,
+    LongText,
+    NodeControl,
+    NodeError,
+    Subscribe,
+    connect,
+    endpoint_description,
+)
+from isis_twisted.engine import Delivery
+
+MiB = 1 << 20
+
+tcp_reactor = IReactorTCP(reactor)
+
+
+class FakeSubscription:
+    """
+    A subscription to a L{FakeNode}.
+    """
+
+    def __init__(
+        self, node: FakeNode, first: int, callback: Callable[[Delivery], None]
+    ) -> None:
+        self.node = node
+        self.first = first
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.node.subscriptions.remove(self)
+
+
+class FakeNode:
+    """
+    A L{NodeControl} without a group: every multicast is delivered in the
+    order it came, at once or, with C{hold}, when the test calls L{release}.
+
+    @ivar history: Every delivery still held, oldest first.
+    @ivar pending: Multicasts not yet delivered, with their L{Deferred}s.
+    @ivar most_pending: The most multicasts ever pending at once.
+    """
+
+    def __init__(
+        self, me: str = "a", hold: bool = False, limit: int | None = None
+    ) -> None:
+        self.me = me
+        self.hold = hold
+        self.limit = limit
+        self.history: list[Delivery] = []
+        self.next_index = 1
+        self.oldest = 1
+        self.clock = 0
+        self.pending: list[tuple[bytes, int, Deferred[Delivery]]] = []
+        self.most_pending = 0
+        self.received: list[bytes] = []
+        self.subscriptions: list[FakeSubscription] = []
+        self.fail_with: Exception | None = None
+        self.extra_status: dict[str, object] = {}
+        self._waiters: list[tuple[int, Deferred[None]]] = []
+        self._subscribed: list[Deferred[None]] = []
+
+    def multicast(self, payload: bytes) -> Deferred[Delivery]:
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        if self.limit is not None and len(payload) > self.limit:
+            raise ValueError(
+                f"payload of {len(payload)} bytes is over the limit of {self.limit}"
+            )
+        if self.fail_with is not None:
+            return fail(self.fail_with)
+        self.received.append(payload)
+        delivered: Deferred[Delivery] = Deferred()
+        self.pending.append(
+            (payload, self.next_index - 1 + len(self.pending), delivered)
+        )
+        self.most_pending = max(self.most_pending, len(self.pending))
+        for waiter in [w for w in self._waiters if len(self.pending) >= w[0]]:
+            self._waiters.remove(waiter)
+            waiter[1].callback(None)
+        if not self.hold:
+            self.release()
+        return delivered
+
+    def when_pending(self, count: int) -> Deferred[None]:
+        """
+        Fire once C{count} multicasts are pending at once.
+        """
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append((count, waiter))
+        return waiter
+
+    def release(self, count: int | None = None) -> None:
+        """
+        Deliver the oldest C{count} pending multicasts (all by default).
+        """
+        todo = self.pending[:count]
+        del self.pending[: len(todo)]
+        for payload, after, delivered in todo:
+            delivered.callback(self.deliver(self.me, payload, after))
+
+    def deliver(
+        self, sender: str, payload: bytes, after: int | None = None
+    ) -> Delivery:
+        """
+        Deliver a message, as if C{sender} had multicast it.
+        """
+        self.clock += 1
+        record = Delivery(self.next_index, sender, self.clock, payload, after)
+        self.next_index += 1
+        self.history.append(record)
+        for subscription in list(self.subscriptions):
+            if record.index >= subscription.first:
+                subscription.callback(record)
+        return record
+
+    def forget(self, before: int) -> None:
+        """
+        Drop the held deliveries with an index below C{before}.
+        """
+        self.history = [r for r in self.history if r.index >= before]
+        self.oldest = before
+
+    def subscribe(
+        self, since: int | None, callback: Callable[[Delivery], None]
+    ) -> FakeSubscription:
+        if since is not None and since < self.oldest:
+            raise HistoryGoneError(
+                f"deliveries before index {self.oldest} are no longer held;"
+                f" resubscribe from {self.oldest}"
+            )
+        first = self.next_index if since is None else since
+        subscription = FakeSubscription(self, first, callback)
+        for record in self.history:
+            if record.index >= first:
+                callback(record)
+        self.subscriptions.append(subscription)
+        waiting, self._subscribed = self._subscribed, []
+        for waiter in waiting:
+            waiter.callback(None)
+        return subscription
+
+    def when_subscribed(self) -> Deferred[None]:
+        """
+        Fire once the next subscription has been made (and its replay done).
+        """
+        waiter: Deferred[None] = Deferred()
+        self._subscribed.append(waiter)
+        return waiter
+
+    def status(self) -> dict[str, object]:
+        return {
+            "me": self.me,
+            "members": ["a", "b", "c"],
+            "delivered": self.next_index - 1,
+            "pending": len(self.pending),
+            "history": {"oldest": self.oldest, "newest": self.next_index - 1},
+            **self.extra_status,
+        }
+
+
+def _typecheck(node: FakeNode) -> NodeControl:
+    # mypy checks here that FakeNode provides NodeControl.
+    return node
+
+
+def connected(
+    node: NodeControl,
+) -> tuple[ClientProtocol, ClientAPIProtocol, IOPump]:
+    """
+    A client connected in memory to the client API of C{node}.
+    """
+    return connectedServerAndClient(
+        lambda: ClientAPIFactory(node).buildProtocol(None), ClientProtocol
+    )
+
+
+def result_of(testcase: SynchronousTestCase, pump: IOPump, d: Deferred[Any]) -> Any:
+    """
+    Pump the connection until C{d} has a result, and return it.
+    """
+    pump.flush()
+    return testcase.successResultOf(d)
+
+
+class LongBytesTests(SynchronousTestCase):
+    """
+    L{LongBytes} carries byte strings of any length in AMP boxes.
+    """
+
+    def roundTrip(self, argument: amp.Argument, value: object) -> tuple[object, Any]:
+        """
+        Put C{value} in a box under C{b"payload"}, serialise the box to AMP's
+        wire format, parse it back and take the value out again.
+
+        @return: The value read back, and the box's strings.
+        """
+        strings = amp.AmpBox()
+        argument.toBox(b"payload", strings, {"payload": value}, None)
+        wire = strings.serialize()
+        (parsed,) = amp.parseString(wire)
+        objects: dict[str, object] = {}
+        argument.fromBox(b"payload", parsed, objects, None)
+        return objects["payload"], strings
+
+    def test_sizes(self) -> None:
+        """
+        Empty, exactly one value, one byte over and much more than one value
+        all come back as they went, in as many values as needed, none over
+        AMP's limit.
+        """
+        for size, values in [
+            (0, 1),
+            (amp.MAX_VALUE_LENGTH, 1),
+            (amp.MAX_VALUE_LENGTH + 1, 2),
+            (MiB + 1, 17),
+        ]:
+            data = bytes(i % 251 for i in range(size))
+            back, strings = self.roundTrip(LongBytes(), data)
+            self.assertEqual(back, data, size)
+            self.assertEqual(len(strings), values, size)
+            self.assertTrue(
+                all(len(v) <= amp.MAX_VALUE_LENGTH for v in strings.values())
+            )
+            self.assertTrue(all(len(k) <= amp.MAX_KEY_LENGTH for k in strings))
+
+    def test_chunk_keys(self) -> None:
+        """
+        The first chunk goes under the argument's name, the next ones under
+        C{NAME.1}, C{NAME.2}, ...
+        """
+        _, strings = self.roundTrip(LongBytes(), b"x" * (2 * amp.MAX_VALUE_LENGTH + 5))
+        self.assertEqual(sorted(strings), [b"payload", b"payload.1", b"payload.2"])
+        self.assertEqual(len(strings[b"payload.2"]), 5)
+
+    def test_text_split_inside_a_character(self) -> None:
+        """
+        L{LongText} splits the UTF-8 bytes anywhere, even inside a character,
+        and still decodes the whole.
+        """
+        text = "é" * amp.MAX_VALUE_LENGTH
+        back, strings = self.roundTrip(LongText(), text)
+        self.assertEqual(back, text)
+        self.assertEqual(len(strings), 2)
+
+    def test_wrong_type(self) -> None:
+        """
+        Only L{bytes} go as L{LongBytes}, only L{str} as L{LongText}.
+        """
+        self.assertRaises(TypeError, self.roundTrip, LongBytes(), "text")
+        self.assertRaises(TypeError, self.roundTrip, LongText(), b"bytes")
+
+    def test_optional(self) -> None:
+        """
+        An optional argument may be absent (L{None}); a required one may not.
+        """
+        strings = amp.AmpBox()
+        LongBytes(optional=True).toBox(b"p", strings, {"p": None}, None)
+        self.assertEqual(strings, {})
+        objects: dict[str, object] = {}
+        LongBytes(optional=True).fromBox(b"p", strings, objects, None)
+        self.assertEqual(objects, {"p": None})
+        self.assertRaises(TypeError, LongBytes().toBox, b"p", strings, {}, None)
+        self.assertRaises(KeyError, LongBytes().fromBox, b"p", strings, {}, None)
+
+
+class MulticastTests(SynchronousTestCase):
+    """
+    L{ClientProtocol.multicast} through a L{ClientAPIProtocol}.
+    """
+
+    def test_round_trip(self) -> None:
+        """
+        The client gets the message's delivery record once the node has
+        delivered it.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        d = client.multicast(b"hello")
+        pump.flush()
+        self.assertNoResult(d)
+        self.assertEqual(node.received, [b"hello"])
+        node.deliver("b", b"from b")
+        node.release()
+        record = result_of(self, pump, d)
+        self.assertEqual(record, Delivery(2, "a", 2, b"hello", 0))
+
+    def test_large_payloads(self) -> None:
+        """
+        Payloads at and beyond AMP's value limit reach the node intact and
+        come back with the record.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        payloads = [
+            b"",
+            b"a" * amp.MAX_VALUE_LENGTH,
+            b"b" * (amp.MAX_VALUE_LENGTH + 1),
+            bytes(range(256)) * (4 * 1024) + b"!",
+        ]
+        results = [client.multicast(p) for p in payloads]
+        pump.flush()
+        self.assertEqual(node.received, payloads)
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], payloads)
+        self.assertEqual([r.index for r in records], [1, 2, 3, 4])
+
+    def test_pipelined_in_order(self) -> None:
+        """
+        Multicasts sent without waiting for answers reach the node in the
+        order they were made and are answered in it.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        results = [client.multicast(b"%d" % i) for i in range(100)]
+        pump.flush()
+        self.assertEqual(len(node.pending), 100)
+        node.release()
+        pump.flush()
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], [b"%d" % i for i in range(100)])
+        self.assertEqual([r.index for r in records], list(range(1, 101)))
+
+    def test_payload_refused_synchronously(self) -> None:
+        """
+        A node raising L{ValueError} for a payload gives the client a
+        L{BadPayloadError} with the node's message; the connection stays up.
+        """
+        node = FakeNode(limit=10)
+        client, _, pump = connected(node)
+        d = client.multicast(b"x" * 11)
+        pump.flush()
+        error = self.failureResultOf(d, BadPayloadError).value
+        self.assertEqual(str(error), "payload of 11 bytes is over the limit of 10")
+        self.assertEqual(result_of(self, pump, client.multicast(b"ok")).index, 1)
+
+    def test_payload_refused_later(self) -> None:
+        """
+        A multicast whose L{Deferred} fails with L{ValueError} or
+        L{TypeError} is a L{BadPayloadError} too.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        node.fail_with = TypeError("no thanks")
+        d = client.multicast(b"x")
+        pump.flush()
+        self.assertEqual(
+            str(self.failureResultOf(d, BadPayloadError).value), "no thanks"
+        )
+
+    def test_node_failure(self) -> None:
+        """
+        Any other failure of the node is logged on the node's side and reaches
+        the client as a L{NodeError}; the connection stays up.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        node.fail_with = RuntimeError("disk on fire")
+        d = client.multicast(b"x")
+        pump.flush()
+        error = self.failureResultOf(d, NodeError).value
+        self.assertIn("disk on fire", str(error))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        node.fail_with = None
+        self.assertEqual(result_of(self, pump, client.multicast(b"ok")).index, 1)
+
+    def test_not_bytes(self) -> None:
+        """
+        The client refuses a payload that is not L{bytes} before sending it.
+        """
+        client, _, _ = connected(FakeNode())
+        self.assertRaises(TypeError, client.multicast, "text")
+
+    def test_connection_lost(self) -> None:
+        """
+        A multicast still awaiting its answer fails when the connection goes.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        d = client.multicast(b"x")
+        pump.flush()
+        client.close()
+        pump.flush()
+        self.failureResultOf(d, ConnectionDone)
+
+    def test_answer_after_client_left(self) -> None:
+        """
+        A multicast delivered after its client hung up is answered into the
+        void: nothing is logged, nothing breaks.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        d = client.multicast(b"x")
+        pump.flush()
+        client.close()
+        pump.flush()
+        self.failureResultOf(d, ConnectionDone)
+        node.release()
+        pump.flush()
+        self.assertEqual(len(node.history), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class SubscribeTests(SynchronousTestCase):
+    """
+    L{ClientProtocol.subscribe} and the L{Deliver} commands that follow.
+    """
+
+    def test_since_replays_then_streams(self) -> None:
+        """
+        A subscription from an index replays the held deliveries from there,
+        then passes on every new one, in order.
+        """
+        node = FakeNode()
+        for i in range(5):
+            node.deliver("b", b"old %d" % i)
+        client, _, pump = connected(node)
+        seen: list[Delivery] = []
+        d = client.subscribe(3, seen.append)
+        self.assertEqual(result_of(self, pump, d), 3)
+        self.assertEqual([r.index for r in seen], [3, 4, 5])
+        node.deliver("c", b"new", None)
+        multicast = client.multicast(b"mine")
+        pump.flush()
+        self.assertEqual([r.index for r in seen], [3, 4, 5, 6, 7])
+        self.assertEqual(seen[-2], Delivery(6, "c", 6, b"new"))
+        self.assertEqual(seen[-1], Delivery(7, "a", 7, b"mine", 6))
+        self.assertEqual(self.successResultOf(multicast), seen[-1])
+
+    def test_new_only(self) -> None:
+        """
+        A subscription without C{since} passes on new deliveries only, and
+        says which index comes first.
+        """
+        node = FakeNode()
+        node.deliver("b", b"old")
+        client, _, pump = connected(node)
+        seen: list[Delivery] = []
+        self.assertEqual(result_of(self, pump, client.subscribe(None, seen.append)), 2)
+        self.assertEqual(seen, [])
+        node.deliver("b", b"new")
+        pump.flush()
+        self.assertEqual([r.payload for r in seen], [b"new"])
+
+    def test_large_payload_pushed(self) -> None:
+        """
+        Deliveries of any size reach the subscriber intact.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        seen: list[Delivery] = []
+        client.subscribe(None, seen.append)
+        pump.flush()
+        big = b"z" * (MiB + 1)
+        node.deliver("b", big)
+        pump.flush()
+        self.assertEqual([r.payload for r in seen], [big])
+
+    def test_history_gone(self) -> None:
+        """
+        Asking for deliveries the node no longer holds fails with
+        L{HistoryGoneError}, whose message says from where to resume; the
+        client may then subscribe again.
+        """
+        node = FakeNode()
+        for i in range(10):
+            node.deliver("b", b"%d" % i)
+        node.forget(before=7)
+        client, _, pump = connected(node)
+        seen: list[Delivery] = []
+        d = client.subscribe(2, seen.append)
+        pump.flush()
+        error = self.failureResultOf(d, HistoryGoneError).value
+        self.assertEqual(
+            str(error),
+            "deliveries before index 7 are no longer held; resubscribe from 7",
+        )
+        self.assertEqual(result_of(self, pump, client.subscribe(7, seen.append)), 7)
+        self.assertEqual([r.index for r in seen], [7, 8, 9, 10])
+
+    def test_one_subscription_per_connection(self) -> None:
+        """
+        A second subscription on one connection is refused, by the client and
+        by the node alike; the first goes on.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        seen: list[Delivery] = []
+        client.subscribe(None, seen.append)
+        pump.flush()
+        self.failureResultOf(
+            client.subscribe(None, seen.append), AlreadySubscribedError
+        )
+        # AMP's own Deferred needs its errback before the answer comes.
+        refusals: list[Failure] = []
+        client.callRemote(Subscribe, since=None).addErrback(refusals.append)
+        pump.flush()
+        (refusal,) = refusals
+        refusal.trap(AlreadySubscribedError)
+        node.deliver("b", b"x")
+        pump.flush()
+        self.assertEqual(len(seen), 1)
+        self.assertEqual(len(node.subscriptions), 1)
+
+    def test_cancelled_when_connection_lost(self) -> None:
+        """
+        The node's subscription is cancelled when the connection goes.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        client.subscribe(None, lambda r: None)
+        pump.flush()
+        (subscription,) = node.subscriptions
+        client.close()
+        pump.flush()
+        self.assertTrue(subscription.cancelled)
+        self.assertEqual(node.subscriptions, [])
+
+    def test_callback_error_logged(self) -> None:
+        """
+        A callback that raises is logged, and is called again for the next
+        delivery.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        seen: list[int] = []
+
+        def callback(record: Delivery) -> None:
+            seen.append(record.index)
+            if record.index == 1:
+                raise ZeroDivisionError()
+
+        client.subscribe(None, callback)
+        pump.flush()
+        node.deliver("b", b"1")
+        node.deliver("b", b"2")
+        pump.flush()
+        self.assertEqual(seen, [1, 2])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_deliver_without_subscription(self) -> None:
+        """
+        A L{Deliver} to a client that did not subscribe is ignored.
+        """
+        client, server, pump = connected(FakeNode())
+        server.callRemote(
+            Deliver, index=1, sender="a", clock=1, payload=b"x", after=None
+        )
+        pump.flush()
+        self.assertFalse(client.when_lost().called)
+
+
+class StatusTests(SynchronousTestCase):
+    """
+    L{ClientProtocol.status}.
+    """
+
+    def test_status(self) -> None:
+        """
+        The node's status arrives decoded, nested values and all.
+        """
+        node = FakeNode()
+        node.deliver("b", b"x")
+        node.extra_status = {"peers": {"b": {"connected": True, "horizon": 3}}}
+        client, _, pump = connected(node)
+        status = result_of(self, pump, client.status())
+        self.assertEqual(status, json.loads(json.dumps(node.status())))
+        self.assertEqual(status["peers"], {"b": {"connected": True, "horizon": 3}})
+
+    def test_large_status(self) -> None:
+        """
+        A status larger than one AMP value arrives whole.
+        """
+        node = FakeNode()
+        node.extra_status = {"notes": "n" * (3 * amp.MAX_VALUE_LENGTH)}
+        client, _, pump = connected(node)
+        status = result_of(self, pump, client.status())
+        self.assertEqual(len(status["notes"]), 3 * amp.MAX_VALUE_LENGTH)
+
+    def test_node_failure(self) -> None:
+        """
+        A status that cannot be produced is a L{NodeError}, logged by the
+        node; the connection stays up.
+        """
+        node = FakeNode()
+        node.extra_status = {"broken": {(1, 2): "a tuple key"}}
+        client, _, pump = connected(node)
+        d = client.status()
+        pump.flush()
+        self.failureResultOf(d, NodeError)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        node.extra_status = {}
+        self.assertEqual(result_of(self, pump, client.status())["me"], "a")
+
+
+class ConnectionTests(SynchronousTestCase):
+    """
+    L{ClientProtocol.when_lost} and L{ClientProtocol.close}.
+    """
+
+    def test_close(self) -> None:
+        """
+        L{ClientProtocol.close} ends the connection; L{when_lost} fires then,
+        or at once once it has ended.
+        """
+        client, _, pump = connected(FakeNode())
+        waiting = client.when_lost()
+        closing = client.close()
+        self.assertNoResult(closing)
+        pump.flush()
+        reason = self.successResultOf(closing)
+        self.assertIsInstance(reason, ConnectionDone)
+        self.assertIs(self.successResultOf(waiting), reason)
+        self.assertIs(self.successResultOf(client.when_lost()), reason)
+        self.assertIs(self.successResultOf(client.close()), reason)
+
+    def test_connection_lost_default_reason(self) -> None:
+        """
+        C{connectionLost} may be called without a reason, as for any
+        protocol.
+        """
+        client, server, _ = connected(FakeNode())
+        server.connectionLost()
+        client.connectionLost()
+        self.assertIs(self.successResultOf(client.when_lost()), connectionDone.value)
+
+
+class EndpointDescriptionTests(SynchronousTestCase):
+    """
+    L{endpoint_description}.
+    """
+
+    def test_bare_port(self) -> None:
+        self.assertEqual(endpoint_description("9101"), "tcp:host=127.0.0.1:port=9101")
+        self.assertEqual(endpoint_description(" 80 "), "tcp:host=127.0.0.1:port=80")
+
+    def test_description_unchanged(self) -> None:
+        for text in ["tcp:example.com:9101", "unix:path=/run/isis.sock"]:
+            self.assertEqual(endpoint_description(text), text)
+
+    def test_unusable(self) -> None:
+        """
+        L{connect} refuses a description that names no client endpoint.
+        """
+        for text in ["nonsense:1", "tcp:", "tcp:localhost:port"]:
+            self.assertRaises(ValueError, connect, reactor, text)
+
+
+class _TrackedProtocol(ClientAPIProtocol):
+    def __init__(self, node: NodeControl, lost: Deferred[None]) -> None:
+        super().__init__(node)
+        self.lost = lost
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        self.lost.callback(None)
+
+
+class TrackingFactory(ClientAPIFactory):
+    """
+    A L{ClientAPIFactory} that knows when its connections have ended, so
+    that a test can wait for them before it ends.
+    """
+
+    def __init__(self, node: NodeControl) -> None:
+        super().__init__(node)
+        self.lost: list[Deferred[None]] = []
+        self.protocols: list[ClientAPIProtocol] = []
+
+    def buildProtocol(self, addr: IAddress | None) -> ClientAPIProtocol:
+        lost: Deferred[None] = Deferred()
+        self.lost.append(lost)
+        proto = _TrackedProtocol(self.node, lost)
+        proto.factory = self
+        self.protocols.append(proto)
+        return proto
+
+    def all_lost(self) -> Deferred[Any]:
+        return gatherResults(self.lost)
+
+
+def listen(testcase: TestCase, node: NodeControl) -> tuple[int, TrackingFactory]:
+    """
+    Serve the client API of C{node} on a free loopback port until the test
+    ends (and its connections with it).
+
+    @return: The port number and the factory.
+    """
+    factory = TrackingFactory(node)
+    port = tcp_reactor.listenTCP(0, factory, interface="127.0.0.1")
+    testcase.addCleanup(port.stopListening)
+    testcase.addCleanup(factory.all_lost)
+    address = port.getHost()
+    assert isinstance(address, IPv4Address)
+    return address.port, factory
+
+
+class LoopbackTests(TestCase):
+    """
+    L{connect} over real TCP on the loopback interface.
+    """
+
+    async def test_round_trip(self) -> None:
+        """
+        A client connected with a bare port number multicasts, subscribes and
+        reads the status.
+        """
+        node = FakeNode()
+        number, factory = listen(self, node)
+        client = await connect(reactor, str(number))
+        seen: list[Delivery] = []
+        self.assertEqual(await client.subscribe(1, seen.append), 1)
+        record = await client.multicast(b"y" * (MiB + 1))
+        self.assertEqual((record.index, record.sender), (1, "a"))
+        status = await client.status()
+        self.assertEqual(status["delivered"], 1)
+        self.assertEqual(seen, [record])
+        await client.close()
+        await factory.all_lost()
+        self.assertEqual(node.subscriptions, [])
+
+    async def test_refused(self) -> None:
+        """
+        Connecting where nobody listens fails with the connection error.
+        """
+        port = tcp_reactor.listenTCP(
+            0, ClientAPIFactory(FakeNode()), interface="127.0.0.1"
+        )
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        number = address.port
+        stopping = port.stopListening()
+        assert stopping is not None
+        await stopping
+        with self.assertRaises(ConnectionRefusedError):
+            await connect(reactor, f"tcp:127.0.0.1:{number}")

@@ -1,0 +1,284 @@
+"""
+End-to-end tests with real processes: C{twistd isis} nodes driven by the
+C{isis} command line, as an operator would, and the README's main job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from isis_twisted.checker import load_jsonl
+from isis_twisted.localcluster import (
+    NodeProcess,
+    free_ports,
+    side_by_side,
+    twistd_command,
+)
+from isis_twisted.testing import wait_until
+
+reactor: Any = _reactor
+
+
+class Finished(ProcessProtocol):
+    """
+    Collects a process's output; C{done} fires with (stdout, stderr, code).
+    """
+
+    def __init__(self, stdin: bytes = b"") -> None:
+        self.stdin = stdin
+        self.out = bytearray()
+        self.err = bytearray()
+        self.done: Deferred[tuple[str, str, int]] = Deferred()
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        if self.stdin:
+            self.transport.write(self.stdin)
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def processEnded(self, reason: Failure) -> None:
+        code = 0
+        if isinstance(reason.value, ProcessTerminated):
+            code = reason.value.exitCode if reason.value.exitCode is not None else -1
+        elif not isinstance(reason.value, ProcessDone):
+            code = -1
+        self.done.callback((self.out.decode(), self.err.decode(), code))
+
+
+def run(
+    args: Sequence[str], stdin: bytes = b"", cwd: str | None = None
+) -> Deferred[tuple[str, str, int]]:
+    proto = Finished(stdin)
+    argv = [sys.executable, *args]
+    reactor.spawnProcess(proto, argv[0], argv, env=dict(os.environ), path=cwd)
+    return proto.done
+
+
+def isis(*args: str, stdin: bytes = b"") -> Deferred[tuple[str, str, int]]:
+    return run(["-m", "isis_twisted.cli", *args], stdin)
+
+
+def deferred(coro: Coroutine[Any, Any, None]) -> Deferred[None]:
+    return Deferred.fromCoroutine(coro)
+
+
+class ProcessClusterTests(TestCase):
+    timeout = 180
+
+    def test_twistd_nodes_driven_by_isis_send(self) -> Deferred[None]:
+        """
+        Three C{twistd -n isis} processes with C{jsonl:} handlers; several
+        C{isis send} clients at once, into every node; C{isis status} shows
+        everything delivered; C{isis check} passes the logs; SIGTERM stops
+        every node cleanly.
+        """
+
+        async def go() -> None:
+            workdir = Path(self.mktemp()).resolve()
+            workdir.mkdir(parents=True)
+            names = ["a", "b", "c"]
+            ports = free_ports(6)
+            peer_ports = dict(zip(names, ports[:3], strict=True))
+            client_ports = dict(zip(names, ports[3:], strict=True))
+            procs: dict[str, NodeProcess] = {}
+            for name in names:
+                proc = NodeProcess(name)
+                command = twistd_command(
+                    name, names, peer_ports, client_ports[name], workdir, "e2e"
+                )
+                reactor.spawnProcess(
+                    proc, command[0], command, env=dict(os.environ), path=str(workdir)
+                )
+                procs[name] = proc
+
+            async def stop_all() -> None:
+                for proc in procs.values():
+                    if not proc.ended.called:
+                        proc.transport.signalProcess("TERM")  # type: ignore[union-attr]
+                await gatherResults([p.ended for p in procs.values()])
+
+            self.addCleanup(lambda: deferred(stop_all()))
+
+            async def status(name: str) -> dict[str, Any]:
+                out, _, code = await isis(
+                    "--node", str(client_ports[name]), "status", "--json"
+                )
+                if code != 0:
+                    return {}
+                parsed: dict[str, Any] = json.loads(out)
+                return parsed
+
+            for name in names:
+                connected = False
+                deadline = reactor.seconds() + 60
+                while not connected:
+                    self.assertFalse(procs[name].ended.called, procs[name].output)
+                    st = await status(name)
+                    peers = st.get("peers", {})
+                    connected = bool(peers) and all(
+                        p["connected_out"] and p["connected_in"] for p in peers.values()
+                    )
+                    if reactor.seconds() > deadline:
+                        self.fail(f"{name} never connected: {st}")
+
+            per_client = 40
+            lines = {
+                f"{name}{k}": b"".join(
+                    b"%s%d-%d\n" % (name.encode(), k, i) for i in range(per_client)
+                )
+                for name in names
+                for k in range(2)
+            }
+            sends = [
+                isis("--node", str(client_ports[key[0]]), "send", stdin=data)
+                for key, data in lines.items()
+            ]
+            sends.append(
+                isis("--node", str(client_ports["b"]), "send", "one", "two", "three")
+            )
+            results = await gatherResults(sends)
+            for _, err, code in results:
+                self.assertEqual(code, 0, err)
+            total = len(lines) * per_client + 3
+            # Every send line is "index sender@clock".
+            printed = [line for out, _, _ in results for line in out.splitlines()]
+            self.assertEqual(len(printed), total)
+
+            async def delivered_everywhere() -> bool:
+                for name in names:
+                    if (await status(name)).get("delivered") != total:
+                        return False
+                return True
+
+            deadline = reactor.seconds() + 60
+            while not await delivered_everywhere():
+                self.assertLess(reactor.seconds(), deadline, "not all delivered")
+            logs = [str(workdir / f"{n}.jsonl") for n in names]
+            out, err, code = await isis("check", *logs)
+            self.assertEqual(code, 0, out + err)
+            self.assertIn(f"3 nodes, {total} messages", out)
+            self.assertIn("OK", out)
+            histories = {n: load_jsonl(workdir / f"{n}.jsonl") for n in names}
+            orders = {
+                tuple((d.index, d.sender, d.clock, d.payload) for d in h)
+                for h in histories.values()
+            }
+            self.assertEqual(len(orders), 1)
+            self.assertIn("a", side_by_side(histories))
+            await stop_all()
+            for name, proc in procs.items():
+                self.assertEqual(await proc.ended, 0, name)
+                log = (workdir / f"{name}.log").read_text()
+                self.assertIn("Server Shut Down", log)
+                self.assertNotIn("Traceback", log)
+
+        return deferred(go())
+
+    def test_main_job(self) -> Deferred[None]:
+        """
+        The README's main job runs, agrees and exits 0.
+        """
+
+        async def go() -> None:
+            workdir = Path(self.mktemp()).resolve()
+            out, err, code = await run(
+                [
+                    "-m",
+                    "isis_twisted.localcluster",
+                    "--messages",
+                    "10",
+                    "--dir",
+                    str(workdir),
+                ]
+            )
+            self.assertEqual(code, 0, out + err)
+            self.assertIn("3 nodes, 30 messages, 90 deliveries: OK", out)
+            self.assertIn("stopped: a (exit 0), b (exit 0), c (exit 0)", out)
+            header = next(line for line in out.splitlines() if line.strip()[:1] == "#")
+            self.assertEqual(header.split(), ["#", "a", "b", "c"])
+
+        return deferred(go())
+
+
+class UserMistakeTests(TestCase):
+    timeout = 60
+
+    def test_unreachable_node_is_one_line(self) -> Deferred[None]:
+        async def go() -> None:
+            (port,) = free_ports(1)
+            _, err, code = await isis("--node", str(port), "status")
+            self.assertEqual(code, 2)
+            self.assertIn("cannot reach the node", err)
+            self.assertNotIn("Traceback", err)
+
+        return deferred(go())
+
+    def test_bad_twistd_options(self) -> Deferred[None]:
+        async def go() -> None:
+            out, err, code = await run(
+                [
+                    "-c",
+                    "from twisted.scripts.twistd import run; run()",
+                    "-n",
+                    "--pidfile=",
+                    "isis",
+                    "--id",
+                    "a",
+                    "--port",
+                    "9001",
+                    "--peers",
+                    "b=nowhere",
+                ]
+            )
+            self.assertNotEqual(code, 0)
+            self.assertIn("peer 'b': 'nowhere' is neither HOST:PORT", out + err)
+            self.assertNotIn("Traceback", out + err)
+
+        return deferred(go())
+
+    def test_port_in_use_is_one_line(self) -> Deferred[None]:
+        async def go() -> None:
+            from twisted.internet.protocol import Factory
+
+            port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+            self.addCleanup(port.stopListening)
+            out, err, code = await run(
+                [
+                    "-c",
+                    "from twisted.scripts.twistd import run; run()",
+                    "-n",
+                    "--pidfile=",
+                    "isis",
+                    "--id",
+                    "a",
+                    "--port",
+                    str(port.getHost().port),
+                ]
+            )
+            self.assertEqual(code, 1)
+            self.assertIn("isis: cannot listen for peers on tcp:", out + err)
+            self.assertIn("Address already in use", out + err)
+            self.assertNotIn("Traceback", out + err)
+
+        return deferred(go())
+
+
+__all__ = ["wait_until"]
