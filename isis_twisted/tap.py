@@ -102,7 +102,9 @@ class Options(usage.Options):
     longdesc = (
         "Run one member of a totally ordered multicast group. Every member"
         " delivers every message in the same order. Built-in handlers: "
-        + ", ".join(f"{k} ({v})" for k, v in sorted(available_handlers().items()))
+        + "; ".join(
+            f"{k}: {v.rstrip('.')}" for k, v in sorted(available_handlers().items())
+        )
         + "."
     )
 
@@ -163,9 +165,8 @@ class Options(usage.Options):
 
     def opt_handler(self, spec: str) -> None:
         """
-        Add a delivery handler (repeatable): log, jsonl:PATH, the name of a
-        handler plugin, or package.module:factory[:ARGUMENT].
-        """
+        Add a delivery handler (repeatable): log, jsonl:PATH, a plugin's name, or package.module:factory[:ARGUMENT].
+        """  # noqa: E501 - usage.Options shows the docstring as is
         self["handler_specs"].append(spec)
 
     def opt_peer(self, spec: str) -> None:

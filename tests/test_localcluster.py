@@ -218,6 +218,59 @@ class ProcessClusterTests(TestCase):
         return deferred(go())
 
 
+class TwistTests(TestCase):
+    timeout = 60
+
+    def test_twist_runs_the_same_plugin(self) -> Deferred[None]:
+        """
+        C{twist isis} (Twisted's foreground runner) starts the same node,
+        with JSON logs when asked.
+        """
+
+        async def go() -> None:
+            (client_port,) = free_ports(1)
+            node = NodeProcess("solo")
+            argv = [
+                sys.executable,
+                "-c",
+                "from twisted.application.twist._twist import Twist; Twist.main()",
+                "--log-format=json",
+                "isis",
+                "--id",
+                "solo",
+                "--port",
+                "0",
+                "--client-port",
+                str(client_port),
+            ]
+            reactor.spawnProcess(node, argv[0], argv, env=dict(os.environ))
+
+            def stop() -> Deferred[int]:
+                if not node.ended.called:
+                    node.transport.signalProcess("TERM")  # type: ignore[union-attr]
+                return node.ended
+
+            self.addCleanup(stop)
+            deadline = reactor.seconds() + 30
+            while True:
+                out, err, code = await isis("--node", str(client_port), "send", "hi")
+                if code == 0 or reactor.seconds() > deadline or node.ended.called:
+                    break
+            self.assertEqual(code, 0, err + node.output.decode())
+            self.assertEqual(out.split(), ["1", "solo@1"])
+            self.assertEqual(await stop(), 0)
+            events = [
+                json.loads(line)
+                for line in node.output.decode().splitlines()
+                if line.startswith("{")
+            ]
+            self.assertTrue(
+                any("listening" in json.dumps(e) for e in events), node.output
+            )
+
+        return deferred(go())
+
+
 class UserMistakeTests(TestCase):
     timeout = 60
 

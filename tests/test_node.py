@@ -5,6 +5,7 @@ reactor, checked with the history checker.
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 from collections.abc import Coroutine
@@ -19,6 +20,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from isis_twisted.checker import check
 from isis_twisted.engine import Delivery
 from isis_twisted.interfaces import (
     HistoryGoneError,
@@ -451,5 +453,52 @@ class HandlerAndSubscriptionTests(GroupTestCase):
             self.assertEqual(oldest["sender"], "a")
             self.assertEqual(oldest["waiting_for"], ["c"])
             self.assertIsInstance(oldest["age_s"], float)
+
+        return deferred(run())
+
+
+class EndpointTests(GroupTestCase):
+    def test_unix_sockets(self) -> Deferred[None]:
+        """
+        Addresses are endpoint descriptions, so a group runs over UNIX
+        sockets exactly as over TCP.
+        """
+
+        async def run() -> None:
+            where = self.mktemp()
+            os.makedirs(where)
+            names = ["a", "b", "c"]
+            nodes = {
+                name: MulticastNode(
+                    name,
+                    {
+                        peer: f"unix:path={where}/{peer}.sock"
+                        for peer in names
+                        if peer != name
+                    },
+                    f"unix:{where}/{name}.sock",
+                    reactor,
+                    handlers=[RecordingHandler()],
+                )
+                for name in names
+            }
+            for node in nodes.values():
+                node.startService()
+                self.addCleanup(node.stopService)
+                await node.listening
+            records = await gatherResults(
+                [nodes[n].multicast(n.encode() * 3) for n in names for _ in range(5)]
+            )
+            self.assertEqual(len(records), 15)
+            histories = {
+                n: cast(RecordingHandler, node.handlers[0]).records
+                for n, node in nodes.items()
+            }
+            await wait_until(
+                reactor,
+                lambda: all(len(h) == 15 for h in histories.values()),
+                what="every member delivering 15",
+            )
+            self.assertTrue(check(histories).ok)
 
         return deferred(run())
