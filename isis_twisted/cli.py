@@ -48,9 +48,9 @@ from isis_twisted.client import (
     ClientProtocol,
     HistoryGoneError,
     connect,
-    endpoint_description,
 )
 from isis_twisted.engine import Delivery
+from isis_twisted.options import dial_description, whole_number
 
 __all__ = [
     "DEFAULT_NODE",
@@ -114,18 +114,6 @@ class _Options(usage.Options):
         raise SystemExit(0)
 
 
-def _whole_number(option: str, value: object, least: int) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise usage.UsageError(
-            f"{option} takes a whole number, not {value!r}"
-        ) from None
-    if number < least:
-        raise usage.UsageError(f"{option} must be {least} or more, not {number}")
-    return number
-
-
 class SendOptions(_Options):
     """
     Options of C{isis send}.
@@ -160,7 +148,7 @@ class SendOptions(_Options):
         """
         Check the window.
         """
-        self["window"] = _whole_number("--window", self["window"], 1)
+        self["window"] = whole_number("--window", self["window"], 1)
 
 
 class TailOptions(_Options):
@@ -188,9 +176,9 @@ class TailOptions(_Options):
         Check the numbers.
         """
         if self["since"] is not None:
-            self["since"] = _whole_number("--since", self["since"], 1)
+            self["since"] = whole_number("--since", self["since"], 1)
         if self["count"] is not None:
-            self["count"] = _whole_number("--count", self["count"], 1)
+            self["count"] = whole_number("--count", self["count"], 1)
 
 
 class StatusOptions(_Options):
@@ -264,7 +252,10 @@ class IsisOptions(_Options):
         if self.subCommand is None:
             names = ", ".join(entry[0] for entry in self.subCommands)
             raise usage.UsageError(f"no command given; choose one of {names}")
-        self["node"] = endpoint_description(self["node"])
+        try:
+            self["node"] = dial_description(self["node"])
+        except ValueError as e:
+            raise usage.UsageError(f"--node {e}") from None
 
 
 def parse(argv: Sequence[str]) -> IsisOptions:

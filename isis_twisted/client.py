@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 
 from isis_twisted.engine import Delivery
 from isis_twisted.interfaces import HistoryGoneError
+from isis_twisted.options import dial_description
 
 __all__ = [
     "AlreadySubscribedError",
@@ -56,7 +57,6 @@ __all__ = [
     "Subscribe",
     "Subscription",
     "connect",
-    "endpoint_description",
 ]
 
 _log = Logger()
@@ -670,19 +670,6 @@ class ClientProtocol(amp.AMP):
             waiter.callback(self._lost)
 
 
-def endpoint_description(text: str) -> str:
-    """
-    A client endpoint description from what a user typed: a bare port number
-    stands for that port on 127.0.0.1; anything else is taken as it is.
-
-    @param text: A port number or a description for L{clientFromString}.
-    """
-    text = text.strip()
-    if text.isdecimal():
-        return f"tcp:host=127.0.0.1:port={int(text)}"
-    return text
-
-
 def connect(reactor: object, description: str) -> Deferred[ClientProtocol]:
     """
     Connect to a node's client API.
@@ -690,13 +677,14 @@ def connect(reactor: object, description: str) -> Deferred[ClientProtocol]:
     @param reactor: The reactor to connect with; it must provide the
         interface the endpoint needs (L{IReactorTCP} for C{tcp:}, ...).
     @param description: A client endpoint description (see
-        L{clientFromString}) or a bare port number on 127.0.0.1.
+        L{clientFromString}), C{HOST:PORT}, or a bare port number on
+        127.0.0.1 (see L{dial_description}).
     @return: A L{Deferred} that fires with the connected protocol, or fails
         with the connection error.
     @raise ValueError: If C{description} is not a usable client endpoint
         description.
     """
-    text = endpoint_description(description)
+    text = dial_description(description)
     try:
         endpoint = clientFromString(reactor, text)
     except (ValueError, TypeError, KeyError) as e:

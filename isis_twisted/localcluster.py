@@ -54,6 +54,31 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+TWISTD = [
+    sys.executable,
+    "-c",
+    "from twisted.scripts.twistd import run; run()",
+    "--nodaemon",
+    "--pidfile=",
+]
+"""
+The command that runs C{twistd} in the foreground with this interpreter.
+"""
+
+
+def exit_status(reason: Failure) -> int:
+    """
+    A process's exit status from how it ended; a stop by SIGTERM counts as
+    0, since twistd shuts down cleanly on it and then re-raises it so its
+    parent sees how it ended.
+    """
+    if isinstance(reason.value, ProcessTerminated):
+        if reason.value.signal == signal.SIGTERM:
+            return 0
+        return reason.value.exitCode if reason.value.exitCode is not None else -1
+    return 0 if isinstance(reason.value, ProcessDone) else -1
+
+
 class NodeProcess(ProcessProtocol):
     """
     One C{twistd -n isis} process; C{ended} fires with its exit code.
@@ -71,19 +96,7 @@ class NodeProcess(ProcessProtocol):
         self.output += data
 
     def processEnded(self, reason: Failure) -> None:
-        code = 0
-        if isinstance(reason.value, ProcessTerminated):
-            # twistd shuts down cleanly on SIGTERM, then re-raises it so its
-            # parent sees how it ended: that is a clean stop.
-            if reason.value.signal == signal.SIGTERM:
-                code = 0
-            elif reason.value.exitCode is not None:
-                code = reason.value.exitCode
-            else:
-                code = -1
-        elif not isinstance(reason.value, ProcessDone):
-            code = -1
-        self.ended.callback(code)
+        self.ended.callback(exit_status(reason))
 
 
 def twistd_command(
@@ -99,11 +112,7 @@ def twistd_command(
     """
     peers = ",".join(f"{p}=127.0.0.1:{peer_ports[p]}" for p in names if p != name)
     command = [
-        sys.executable,
-        "-c",
-        "from twisted.scripts.twistd import run; run()",
-        "--nodaemon",
-        "--pidfile=",
+        *TWISTD,
         f"--logfile={workdir / f'{name}.log'}",
         "isis",
         f"--id={name}",

@@ -13,12 +13,13 @@ C{tls:host=b.example:port=9002:...}).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as _global_reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python import usage
@@ -28,69 +29,16 @@ from isis_twisted.client import ClientAPIFactory
 from isis_twisted.handlers import HandlerSpecError, available_handlers, build_handler
 from isis_twisted.interfaces import IDeliveryHandler
 from isis_twisted.node import DEFAULT_BUFFER, DEFAULT_MAX_FRAME, MulticastNode
+from isis_twisted.options import dial_description, listen_description, whole_number
 
-_ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl", "tls", "systemd")
-_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
 _NAME = re.compile(r"^[^\s=,]{1,255}$")
 
 
-def server_description(value: str, what: str) -> str:
-    """
-    Turn a listening address into an endpoint description: a bare port
-    number listens on 127.0.0.1 only; anything else must be a description.
-
-    @raise usage.UsageError: If it is neither.
-    """
-    value = value.strip()
-    if value.isdigit():
-        port = int(value)
-        if not 0 <= port <= 65535:
-            raise usage.UsageError(f"{what} {value} is not a TCP port (0-65535)")
-        return f"tcp:{port}:interface=127.0.0.1"
+def _address(convert: Callable[[str], str], what: str, value: str) -> str:
     try:
-        serverFromString(_global_reactor, value)
-    except Exception as e:
-        raise usage.UsageError(
-            f"{what} {value!r} is neither a port number nor an endpoint"
-            f" description such as tcp:9001:interface=0.0.0.0 ({e})"
-        ) from None
-    return value
-
-
-def client_description(value: str, what: str) -> str:
-    """
-    Turn a peer's address into an endpoint description: C{HOST:PORT} dials
-    TCP; anything else must be a client endpoint description.
-
-    @raise usage.UsageError: If it is neither.
-    """
-    value = value.strip()
-    match = _HOST_PORT.match(value)
-    if match and match["host"] not in _ENDPOINT_TYPES:
-        port = int(match["port"])
-        if not 0 < port <= 65535:
-            raise usage.UsageError(f"{what}: {port} is not a TCP port (1-65535)")
-        return f"tcp:host={match['host']}:port={port}"
-    try:
-        clientFromString(_global_reactor, value)
-    except Exception as e:
-        raise usage.UsageError(
-            f"{what}: {value!r} is neither HOST:PORT nor a client endpoint"
-            f" description such as tcp:host=10.0.0.2:port=9001 ({e})"
-        ) from None
-    return value
-
-
-def _whole(key: str, value: object, least: int) -> int:
-    try:
-        number = int(str(value).replace("_", ""))
-    except ValueError:
-        raise usage.UsageError(
-            f"--{key} must be a whole number, not {value!r}"
-        ) from None
-    if number < least:
-        raise usage.UsageError(f"--{key} must be at least {least}")
-    return number
+        return convert(value)
+    except ValueError as e:
+        raise usage.UsageError(f"{what} {e}") from None
 
 
 class Options(usage.Options):
@@ -189,13 +137,12 @@ class Options(usage.Options):
             )
         if self["port"] is None:
             raise usage.UsageError("--port is required: where to listen for peers")
-        self["listen"] = server_description(self["port"], "--port")
-        if self["client-port"] is not None:
-            self["client_listen"] = server_description(
-                self["client-port"], "--client-port"
-            )
-        else:
-            self["client_listen"] = None
+        self["listen"] = _address(listen_description, "--port", self["port"])
+        self["client_listen"] = (
+            _address(listen_description, "--client-port", self["client-port"])
+            if self["client-port"] is not None
+            else None
+        )
         specs = [s for s in self["peers"].split(",") if s.strip()]
         peers: dict[str, str] = {}
         for spec in specs + self["peer_specs"]:
@@ -211,12 +158,12 @@ class Options(usage.Options):
                 raise usage.UsageError(f"peer {name!r} is this member's own --id")
             if name in peers:
                 raise usage.UsageError(f"peer {name!r} is given twice")
-            peers[name] = client_description(address, f"peer {name!r}")
+            peers[name] = _address(dial_description, f"peer {name!r}:", address)
         self["peer_map"] = peers
         if not self["group"] or not _NAME.match(self["group"]):
             raise usage.UsageError("--group must be a non-empty name without spaces")
         for key, least in (("max-frame", 1024), ("buffer", 1), ("history", 0)):
-            self[key] = _whole(key, self[key], least)
+            self[key] = whole_number(f"--{key}", self[key], least)
         try:
             self["handshake-timeout"] = float(self["handshake-timeout"])
         except ValueError:

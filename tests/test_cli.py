@@ -508,13 +508,14 @@ class UnreachableTests(TestCase):
             ],
         )
 
-    async def test_bad_endpoint(self) -> None:
-        c = console()
-        self.assertEqual(
-            await run(reactor, parse(["-n", "nonsense:x", "status"]), c), 2
-        )
-        (line,) = err(c)
-        self.assertTrue(line.startswith("isis: --node: 'nonsense:x' is not a usable"))
+    def test_bad_endpoint(self) -> None:
+        """
+        An address that is no endpoint is a usage error, found before any
+        connection is tried.
+        """
+        with self.assertRaises(usage.UsageError) as caught:
+            parse(["-n", "nonsense:x", "status"])
+        self.assertIn("--node 'nonsense:x' is neither HOST:PORT", str(caught.exception))
 
 
 class MainTests(SynchronousTestCase):

@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from isis_twisted import testing
 from isis_twisted.checker import load_jsonl, record_to_json
 from isis_twisted.engine import Delivery
 from isis_twisted.handlers import (
@@ -57,25 +58,17 @@ What L{JsonLinesHandler} writes for L{RECORDS}, line by line.
 
 
 @implementer(IDeliveryHandler)
-class RecordingHandler:
+class RecordingHandler(testing.RecordingHandler):
     """
-    A delivery handler that remembers what it was given.
+    A delivery handler that remembers what it was given and the argument
+    it was built with.
 
     @ivar argument: The argument it was built with.
-    @ivar records: The records delivered to it.
-    @ivar closed: Whether it was closed.
     """
 
     def __init__(self, argument: str | None) -> None:
+        super().__init__()
         self.argument = argument
-        self.records: list[Delivery] = []
-        self.closed = False
-
-    def deliver(self, record: Delivery) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def make_recorder(argument: str | None) -> RecordingHandler:

@@ -14,14 +14,15 @@ from typing import Any
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from isis_twisted.checker import load_jsonl
 from isis_twisted.localcluster import (
+    TWISTD,
     NodeProcess,
+    exit_status,
     free_ports,
     side_by_side,
     twistd_command,
@@ -55,25 +56,22 @@ class Finished(ProcessProtocol):
         self.err += data
 
     def processEnded(self, reason: Failure) -> None:
-        code = 0
-        if isinstance(reason.value, ProcessTerminated):
-            code = reason.value.exitCode if reason.value.exitCode is not None else -1
-        elif not isinstance(reason.value, ProcessDone):
-            code = -1
-        self.done.callback((self.out.decode(), self.err.decode(), code))
+        self.done.callback((self.out.decode(), self.err.decode(), exit_status(reason)))
 
 
 def run(
     args: Sequence[str], stdin: bytes = b"", cwd: str | None = None
 ) -> Deferred[tuple[str, str, int]]:
+    """
+    Run a command line (C{args[0]} is the program) to its end.
+    """
     proto = Finished(stdin)
-    argv = [sys.executable, *args]
-    reactor.spawnProcess(proto, argv[0], argv, env=dict(os.environ), path=cwd)
+    reactor.spawnProcess(proto, args[0], list(args), env=dict(os.environ), path=cwd)
     return proto.done
 
 
 def isis(*args: str, stdin: bytes = b"") -> Deferred[tuple[str, str, int]]:
-    return run(["-m", "isis_twisted.cli", *args], stdin)
+    return run([sys.executable, "-m", "isis_twisted.cli", *args], stdin)
 
 
 def deferred(coro: Coroutine[Any, Any, None]) -> Deferred[None]:
@@ -201,6 +199,7 @@ class ProcessClusterTests(TestCase):
             workdir = Path(self.mktemp()).resolve()
             out, err, code = await run(
                 [
+                    sys.executable,
                     "-m",
                     "isis_twisted.localcluster",
                     "--messages",
@@ -288,10 +287,7 @@ class UserMistakeTests(TestCase):
         async def go() -> None:
             out, err, code = await run(
                 [
-                    "-c",
-                    "from twisted.scripts.twistd import run; run()",
-                    "-n",
-                    "--pidfile=",
+                    *TWISTD,
                     "isis",
                     "--id",
                     "a",
@@ -315,10 +311,7 @@ class UserMistakeTests(TestCase):
             self.addCleanup(port.stopListening)
             out, err, code = await run(
                 [
-                    "-c",
-                    "from twisted.scripts.twistd import run; run()",
-                    "-n",
-                    "--pidfile=",
+                    *TWISTD,
                     "isis",
                     "--id",
                     "a",

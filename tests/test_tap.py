@@ -81,7 +81,7 @@ class OptionsTests(SynchronousTestCase):
             (("--id", "a", "--port", "1", "--peers", "b=h:0"), "not a TCP port"),
             (("--id", "a", "--port", "1", "--peers", "b=what"), "neither HOST:PORT"),
             (("--id", "a", "--port", "1", "--handler", "nope"), "Unknown handler"),
-            (("--id", "a", "--port", "1", "--max-frame", "10"), "at least 1024"),
+            (("--id", "a", "--port", "1", "--max-frame", "10"), "1024 or more"),
             (("--id", "a", "--port", "1", "--handshake-timeout", "0"), "above 0"),
             (("--id", "a", "--port", "1", "--buffer", "x"), "buffer"),
         ]
