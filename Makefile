@@ -42,6 +42,7 @@ test: lint typecheck trial pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/wire_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp* tests.*/ .mypy_cache .ruff_cache .hypothesis

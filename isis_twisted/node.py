@@ -107,6 +107,7 @@ class MulticastNode(MultiService):
         max_buffer: int = DEFAULT_BUFFER,
         handshake_timeout: float = 10.0,
         history: int = 100_000,
+        history_bytes: int = 64 * 1024 * 1024,
         incarnation: int | None = None,
         ack_delay: float = 0.05,
         retry_max_delay: float = 2.0,
@@ -130,6 +131,8 @@ class MulticastNode(MultiService):
             its handshake.
         @param history: How many recent deliveries are kept for subscribers
             that resume from an index.
+        @param history_bytes: The most payload bytes those deliveries may
+            hold; older ones are dropped first.
         @param incarnation: This run's incarnation (default: random).
         @param ack_delay: Seconds to wait before acknowledging link frames
             on their own when no DATA frame carries the acknowledgement.
@@ -178,8 +181,10 @@ class MulticastNode(MultiService):
         self._pending: dict[int, Deferred[Delivery]] = {}
         self._waiting: deque[tuple[bytes, Deferred[Delivery]]] = deque()
         self._arrived: dict[Timestamp, float] = {}
-        self._history: deque[Delivery] = deque(maxlen=history or None)
+        self._history: deque[Delivery] = deque()
         self._history_size = history
+        self._history_limit = history_bytes
+        self._history_bytes = 0
         self._subscribers: dict[int, Subscription] = {}
         self.multicasts = 0
         self.rejections = 0
@@ -296,7 +301,14 @@ class MulticastNode(MultiService):
     def _deliver(self, record: Delivery) -> None:
         self._arrived.pop((record.clock, record.sender), None)
         if self._history_size:
-            self._history.append(record)
+            kept = self._history
+            kept.append(record)
+            self._history_bytes += len(record.payload)
+            while (
+                len(kept) > self._history_size
+                or self._history_bytes > self._history_limit
+            ):
+                self._history_bytes -= len(kept.popleft().payload)
         for handler in self.handlers:
             try:
                 handler.deliver(record)

@@ -421,6 +421,23 @@ class HandlerAndSubscriptionTests(GroupTestCase):
 
         return deferred(run())
 
+    def test_history_bounded_by_bytes(self) -> Deferred[None]:
+        async def run() -> None:
+            node = MulticastNode("a", {}, None, reactor, history_bytes=250)
+            node.startService()
+            self.addCleanup(node.stopService)
+            for i in range(10):
+                await node.multicast(b"%d" % i + b"." * 99)
+            seen: list[int] = []
+            err = self.assertRaises(
+                HistoryGoneError, node.subscribe, 8, lambda r: seen.append(r.index)
+            )
+            self.assertIn("resubscribe from 9", str(err))
+            node.subscribe(9, lambda r: seen.append(r.index))
+            self.assertEqual(seen, [9, 10])
+
+        return deferred(run())
+
     def test_stop_fails_undelivered(self) -> Deferred[None]:
         async def run() -> None:
             node = MulticastNode("a", {"b": "tcp:127.0.0.1:1"}, None, reactor)
