@@ -2,6 +2,7 @@
 #   make cluster   run the main job (see README)
 #   make test      ruff, mypy --strict, pytest and trial: the whole suite
 #   make simulate  the same ordering, simulated in one process from a seed
+#   make docs      the documentation site, in docs/_build/html
 #   make bench     the benchmarks
 
 PYTHON ?= python3
@@ -9,14 +10,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup cluster simulate test lint typecheck pytest trial bench clean
+.PHONY: setup cluster simulate docs test lint typecheck pytest trial bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]' --config-settings editable_mode=compat
 	touch $@
 
 cluster: $(STAMP)
@@ -38,11 +39,14 @@ pytest: $(STAMP)
 trial: $(STAMP)
 	$(BIN)/python -m twisted.trial tests
 
-test: lint typecheck trial pytest
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+test: lint typecheck docs trial pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/wire_bench.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info _trial_temp* tests.*/ .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) docs/_build docs/_generated build dist *.egg-info _trial_temp* tests.*/ .mypy_cache .ruff_cache .hypothesis

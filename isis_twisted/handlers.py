@@ -7,8 +7,8 @@ C{SPEC} is one of::
 
     NAME                              a built-in or plugin handler
     NAME:ARGUMENT                     the same, given an argument
-    package.module:factory            a handler factory found by import
-    package.module:factory:ARGUMENT   the same, given an argument
+    module:factory                    a handler factory found by import
+    module:factory:ARGUMENT           the same, given an argument
 
 The built-in names are C{log} (L{LogHandler}) and C{jsonl}
 (L{JsonLinesHandler}).  Other packages add names by installing a provider of
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import importlib
+import importlib.util
 import os
 import types
 from collections.abc import Callable, Iterator
@@ -284,8 +285,9 @@ def build_handler(
 
     C{spec} is C{NAME} or C{NAME:ARGUMENT}, where C{NAME} is a built-in or
     plugin handler's name (see L{available_handlers}); or
-    C{package.module:factory}, optionally followed by C{:ARGUMENT}, where the
-    part before the first colon contains a dot and is not a known name.  In
+    C{module:factory}, optionally followed by C{:ARGUMENT}, where the part
+    before the first colon is not a known name and either contains a dot or
+    names an importable top-level module.  In
     the second form, C{factory} (a possibly dotted attribute of the module) is
     either an L{IDeliveryHandlerFactory} provider, whose C{build} is called,
     or a callable that takes the argument (C{str} or L{None}) and returns an
@@ -311,15 +313,30 @@ def build_handler(
     factory = known.get(head)
     if factory is not None:
         return _call(spec, factory.build, argument)
-    if "." in head:
+    attribute_name = rest.partition(":")[0]
+    if "." in head or (
+        attribute_name.replace(".", "_").isidentifier() and _module_exists(head)
+    ):
         attribute, colon, rest = rest.partition(":")
         return _call(spec, _import(spec, head, attribute), rest if colon else None)
     if not head:
         raise HandlerSpecError(f"Handler {spec!r} has no name.")
     raise HandlerSpecError(
         f"Unknown handler {spec!r}: the known handlers are"
-        f" {', '.join(sorted(known))}, or give package.module:factory."
+        f" {', '.join(sorted(known))}, or give module:factory."
     )
+
+
+def _module_exists(name: str) -> bool:
+    """
+    Whether a top-level module of that name can be imported.
+    """
+    if not name.isidentifier():
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _import(
@@ -338,7 +355,7 @@ def _import(
     """
     if not attribute:
         raise HandlerSpecError(
-            f"Handler {spec!r} names no factory: use package.module:factory."
+            f"Handler {spec!r} names no factory: use module:factory."
         )
     try:
         found: object = importlib.import_module(module_name)

@@ -113,7 +113,7 @@ class Options(usage.Options):
 
     def opt_handler(self, spec: str) -> None:
         """
-        Add a delivery handler (repeatable): log, jsonl:PATH, a plugin's name, or package.module:factory[:ARGUMENT].
+        Add a delivery handler (repeatable): log, jsonl:PATH, a plugin's name, or module:factory[:ARGUMENT].
         """  # noqa: E501 - usage.Options shows the docstring as is
         self["handler_specs"].append(spec)
 

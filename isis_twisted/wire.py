@@ -3,11 +3,8 @@ The wire format: the only place where bytes become frame objects.
 
 Every frame travels inside a 4-byte big-endian length prefix (Twisted's
 C{Int32StringReceiver}); this module encodes and decodes what is inside it.
-All integers are big-endian and unsigned.  A frame starts with two bytes:
-
-    version (u8) = 1, type (u8)
-
-and goes on by type:
+All integers are big-endian and unsigned.  A frame starts with two bytes,
+C{version (u8) = 1, type (u8)}, and goes on by type::
 
     HELLO  (1): group (u16 length + UTF-8), member (u16 length + UTF-8),
                 peer (u16 length + UTF-8), incarnation (u64), received (u64)
