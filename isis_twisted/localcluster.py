@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -33,25 +32,9 @@ from twisted.python.failure import Failure
 from isis_twisted.checker import check, load_jsonl
 from isis_twisted.client import ClientProtocol, connect
 from isis_twisted.engine import Delivery
-from isis_twisted.testing import wait_until
+from isis_twisted.testing import free_ports, wait_until
 
 NAMES = "abcdefg"
-
-
-def free_ports(count: int) -> list[int]:
-    """
-    Ports the system says are free on 127.0.0.1 now.
-    """
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 TWISTD = [

@@ -8,6 +8,7 @@ history checker.  It needs a running reactor (trial's, or pytest-twisted's).
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -173,6 +174,22 @@ class LocalGroup:
             timeout,
             f"every member delivering {count} messages",
         )
+
+
+def free_ports(count: int) -> list[int]:
+    """
+    Ports the system says are free on 127.0.0.1 now.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 async def wait_until(

@@ -23,11 +23,10 @@ from isis_twisted.localcluster import (
     TWISTD,
     NodeProcess,
     exit_status,
-    free_ports,
     side_by_side,
     twistd_command,
 )
-from isis_twisted.testing import wait_until
+from isis_twisted.testing import free_ports
 
 reactor: Any = _reactor
 
@@ -325,6 +324,3 @@ class UserMistakeTests(TestCase):
             self.assertNotIn("Traceback", out + err)
 
         return deferred(go())
-
-
-__all__ = ["wait_until"]

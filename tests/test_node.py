@@ -28,7 +28,7 @@ from isis_twisted.interfaces import (
     IOrderedMulticast,
 )
 from isis_twisted.node import MulticastNode, NodeStoppedError
-from isis_twisted.testing import LocalGroup, RecordingHandler, wait_until
+from isis_twisted.testing import LocalGroup, RecordingHandler, free_ports, wait_until
 from isis_twisted.wire import VERSION, Hello, encode_hello
 
 reactor: Any = _reactor
@@ -517,5 +517,105 @@ class EndpointTests(GroupTestCase):
                 what="every member delivering 15",
             )
             self.assertTrue(check(histories).ok)
+
+        return deferred(run())
+
+
+def write_self_signed(where: str) -> tuple[str, str]:
+    """
+    A key and a self-signed certificate for "localhost", written as one PEM
+    file (for the server endpoint) and a directory of trusted certificates
+    (for the client endpoint); returns their paths.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    os.makedirs(os.path.join(where, "trusted"))
+    both = os.path.join(where, "node.pem")
+    with open(both, "wb") as f:
+        f.write(key_pem + cert_pem)
+    with open(os.path.join(where, "trusted", "ca.pem"), "wb") as f:
+        f.write(cert_pem)
+    return both, os.path.join(where, "trusted")
+
+
+class TLSTests(GroupTestCase):
+    def test_tls_endpoints(self) -> Deferred[None]:
+        """
+        With ssl: server and tls: client descriptions, a group runs over TLS
+        (the server endpoint presents the certificate, the client verifies
+        it against its trust roots and the host name).
+        """
+
+        async def run() -> None:
+            where = os.path.abspath(self.mktemp())
+            os.makedirs(where)
+            pem, trusted = write_self_signed(where)
+            names = ["a", "b", "c"]
+            ports = dict(zip(names, free_ports(len(names)), strict=True))
+            nodes = {
+                name: MulticastNode(
+                    name,
+                    {
+                        peer: f"tls:localhost:{ports[peer]}:trustRoots={trusted}"
+                        for peer in names
+                        if peer != name
+                    },
+                    f"ssl:{ports[name]}:privateKey={pem}:certKey={pem}"
+                    ":interface=127.0.0.1",
+                    reactor,
+                    handlers=[RecordingHandler()],
+                )
+                for name in names
+            }
+            for node in nodes.values():
+                node.startService()
+                self.addCleanup(node.stopService)
+                await node.listening
+            records = await gatherResults(
+                [nodes[n].multicast(n.encode()) for n in names for _ in range(4)]
+            )
+            histories = {
+                n: cast(RecordingHandler, node.handlers[0]).records
+                for n, node in nodes.items()
+            }
+            await wait_until(
+                reactor,
+                lambda: all(len(h) == len(records) for h in histories.values()),
+                what="every member delivering over TLS",
+            )
+            self.assertTrue(check(histories).ok)
+            link = nodes["a"].links["b"]
+            assert link.outbound is not None
+            from twisted.internet.interfaces import ISSLTransport
+
+            self.assertTrue(ISSLTransport.providedBy(link.outbound.transport))
 
         return deferred(run())
