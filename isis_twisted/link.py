@@ -327,6 +327,29 @@ class PeerLink:
         if self.inbound is proto:
             self.inbound = None
 
+    def heartbeat(self, now: float, interval: float, idle_limit: float) -> None:
+        """
+        Keep both connections to the peer alive and check that they are.
+
+        A connection on which nothing was sent for C{interval} seconds gets
+        an ACK frame, so the peer hears from this member on both connections
+        even when there is nothing to say.  A connection on which nothing
+        arrived for C{idle_limit} seconds is dropped, so that a connection
+        whose peer vanished without closing it is redialled rather than
+        trusted.
+        """
+        for proto in (self.outbound, self.inbound):
+            if proto is None or not proto.is_open:
+                continue
+            if now - proto.last_received > idle_limit:
+                proto.drop(
+                    f"nothing received for {now - proto.last_received:.1f} s",
+                    count=False,
+                )
+            elif now - proto.last_sent >= interval:
+                proto.send_raw(encode_ack(Ack(self.received)))
+                self._told = self.received
+
     def close(self) -> None:
         """
         Stop timers; the node is stopping.
@@ -362,6 +385,9 @@ class PeerProtocol(Int32StringReceiver):
         self._closed = False
         self._timeout: IDelayedCall | None = None
         self.MAX_LENGTH = HANDSHAKE_MAX_FRAME
+        now = owner.clock.seconds()
+        self.last_sent = now
+        self.last_received = now
 
     @property
     def address(self) -> str:
@@ -407,6 +433,14 @@ class PeerProtocol(Int32StringReceiver):
         """
         if not self._closed:
             self.transport.writeSequence([_LENGTH.pack(len(frame)), frame])
+            self.last_sent = self.owner.clock.seconds()
+
+    @property
+    def is_open(self) -> bool:
+        """
+        Whether the handshake is done and the connection not closing.
+        """
+        return self._open and not self._closed
 
     def send_data(self, head: bytes, body: bytes) -> bool:
         """
@@ -417,19 +451,22 @@ class PeerProtocol(Int32StringReceiver):
         if self._closed:
             return False
         self.transport.writeSequence([_LENGTH.pack(len(head) + len(body)), head, body])
+        self.last_sent = self.owner.clock.seconds()
         link = self.link
         if link is not None:
             link.frames_out += 1
             link.bytes_out += len(head) + len(body) + 4
         return True
 
-    def drop(self, reason: str, refuse: bool = False) -> None:
+    def drop(self, reason: str, refuse: bool = False, count: bool = True) -> None:
         """
         Log why this connection is dropped, count it and close it.
 
         @param reason: What was wrong, in plain words.
         @param refuse: Tell the peer why (REFUSE) before closing; otherwise
             abort at once, reading nothing more.
+        @param count: Count it as a rejected connection (not for a
+            connection that merely went quiet).
         """
         if self._closed:
             return
@@ -442,7 +479,8 @@ class PeerProtocol(Int32StringReceiver):
             reason=reason,
             peer=self.peer,
         )
-        self.owner.rejected(self.address, self.peer, reason)
+        if count:
+            self.owner.rejected(self.address, self.peer, reason)
         if refuse:
             refusal = encode_refuse(Refuse(reason))
             self.transport.writeSequence([_LENGTH.pack(len(refusal)), refusal])
@@ -460,8 +498,11 @@ class PeerProtocol(Int32StringReceiver):
     def stringReceived(self, string: bytes) -> None:
         if self._closed:
             return
+        now = self.owner.clock.seconds()
+        self.last_received = now
         if self.link is not None:
             self.link.bytes_in += len(string) + 4
+            self.link.last_heard = now
         try:
             frame = decode(string)
         except WireError as e:

@@ -29,6 +29,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -111,6 +112,8 @@ class MulticastNode(MultiService):
         incarnation: int | None = None,
         ack_delay: float = 0.05,
         retry_max_delay: float = 2.0,
+        heartbeat: float = 1.0,
+        silence: float = 5.0,
     ) -> None:
         """
         @param me: This member's name.
@@ -137,6 +140,10 @@ class MulticastNode(MultiService):
         @param ack_delay: Seconds to wait before acknowledging link frames
             on their own when no DATA frame carries the acknowledgement.
         @param retry_max_delay: The longest wait between redials of a peer.
+        @param heartbeat: Seconds between heartbeats on an idle connection.
+        @param silence: Seconds after which a peer that sent nothing is
+            reported (a warning naming it, and whether delivery waits for
+            it) and its quiet connections are dropped and redialled.
 
         @raise ValueError: If the names are unusable (see L{Engine}) or a
             limit is not positive.
@@ -146,6 +153,8 @@ class MulticastNode(MultiService):
             raise ValueError(f"max_frame of {max_frame} bytes is too small")
         if max_buffer <= 0 or history < 0 or handshake_timeout <= 0:
             raise ValueError("max_buffer, history and handshake_timeout must be > 0")
+        if not 0 < heartbeat < silence:
+            raise ValueError("heartbeat must be above 0 and below silence")
         self.me = me
         self.group = group
         self.clock = reactor
@@ -191,6 +200,12 @@ class MulticastNode(MultiService):
         self.handler_errors = 0
         self.last_rejection: str | None = None
         self._stopped = False
+        self.heartbeat = heartbeat
+        self.silence = silence
+        self._beat: LoopingCall | None = None
+        self._started_at = reactor.seconds()
+        self._reported: dict[str, float] = {}
+        self._dialers: list[ClientService] = []
 
     # -- IOrderedMulticast ------------------------------------------------
 
@@ -419,6 +434,13 @@ class MulticastNode(MultiService):
             "waiting_multicasts": len(self._waiting),
             "oldest_undelivered": oldest,
             "peers": peers,
+            "silent_members": [
+                name
+                for name, link in self.links.items()
+                if now
+                - (link.last_heard if link.last_heard is not None else self._started_at)
+                >= self.silence
+            ],
             "rejected_connections": self.rejections,
             "last_rejection": self.last_rejection,
             "handler_errors": self.handler_errors,
@@ -446,22 +468,58 @@ class MulticastNode(MultiService):
         dialling each of them.
         """
         self._stopped = False
-        for name, where in self._peers.items():
-            endpoint = (
-                clientFromString(self._reactor, where)
-                if isinstance(where, str)
-                else where
-            )
-            service = ClientService(
-                endpoint,
-                PeerFactory(self, self.links[name]),
-                retryPolicy=self._retry,
-                clock=self._reactor,
-            )
-            service.setName(f"peer {name}")
-            service.setServiceParent(self)
+        if not self._dialers:
+            for name, where in self._peers.items():
+                endpoint = (
+                    clientFromString(self._reactor, where)
+                    if isinstance(where, str)
+                    else where
+                )
+                service = ClientService(
+                    endpoint,
+                    PeerFactory(self, self.links[name]),
+                    retryPolicy=self._retry,
+                    clock=self._reactor,
+                )
+                service.setName(f"peer {name}")
+                service.setServiceParent(self)
+                self._dialers.append(service)
         super().startService()  # type: ignore[no-untyped-call]
         self._start_listening()
+        self._started_at = self._reactor.seconds()
+        if self.links:
+            self._beat = LoopingCall(self._tick)
+            self._beat.clock = self._reactor
+            self._beat.start(self.heartbeat, now=False)
+
+    def _tick(self) -> None:
+        now = self._reactor.seconds()
+        waiting = set(self.engine.waiting_for())
+        for name, link in self.links.items():
+            link.heartbeat(now, self.heartbeat, self.silence)
+            heard = link.last_heard if link.last_heard is not None else self._started_at
+            quiet = now - heard
+            if quiet < self.silence:
+                if name in self._reported:
+                    del self._reported[name]
+                    self._log.info("member {peer!r} is heard from again", peer=name)
+                continue
+            last = self._reported.get(name)
+            if last is not None and now - last < self.silence:
+                continue
+            self._reported[name] = now
+            held = (
+                f"; delivery of {self.engine.queue_length} held messages waits for it"
+                if name in waiting
+                else ""
+            )
+            self._log.warn(
+                "member {peer!r} has been silent for {seconds:.1f} s{held}",
+                peer=name,
+                seconds=quiet,
+                held=held,
+                holding=name in waiting,
+            )
 
     def _start_listening(self) -> None:
         if self._listen is None or self._listen_started:
@@ -502,6 +560,9 @@ class MulticastNode(MultiService):
         yet delivered with L{NodeStoppedError}.
         """
         self._stopped = True
+        if self._beat is not None and self._beat.running:
+            self._beat.stop()
+        self._beat = None
         if self._turn is not None and self._turn.active():
             self._turn.cancel()
         self._turn = None
@@ -531,4 +592,8 @@ class MulticastNode(MultiService):
             if closing is not None:
                 waits.append(closing)
             self._port = None
+        # A stopped node can be started again, with its state: it listens
+        # anew and its peers take it back as the same incarnation.
+        self._listen_started = False
+        self.listening = Deferred()
         return gatherResults(waits).addCallback(lambda _: None)

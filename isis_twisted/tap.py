@@ -34,6 +34,18 @@ from isis_twisted.options import dial_description, listen_description, whole_num
 _NAME = re.compile(r"^[^\s=,]{1,255}$")
 
 
+def _seconds(key: str, value: object) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        raise usage.UsageError(
+            f"--{key} must be a number of seconds, not {value!r}"
+        ) from None
+    if not seconds > 0:
+        raise usage.UsageError(f"--{key} must be above 0 seconds")
+    return seconds
+
+
 def _address(convert: Callable[[str], str], what: str, value: str) -> str:
     try:
         return convert(value)
@@ -97,6 +109,19 @@ class Options(usage.Options):
             None,
             10.0,
             "Seconds a new connection has to complete its handshake.",
+        ],
+        [
+            "heartbeat",
+            None,
+            1.0,
+            "Seconds between heartbeats on an idle connection.",
+        ],
+        [
+            "silence",
+            None,
+            5.0,
+            "Seconds of hearing nothing from a peer before it is reported"
+            " (and its quiet connections are redialled).",
         ],
         [
             "history",
@@ -164,15 +189,10 @@ class Options(usage.Options):
             raise usage.UsageError("--group must be a non-empty name without spaces")
         for key, least in (("max-frame", 1024), ("buffer", 1), ("history", 0)):
             self[key] = whole_number(f"--{key}", self[key], least)
-        try:
-            self["handshake-timeout"] = float(self["handshake-timeout"])
-        except ValueError:
-            raise usage.UsageError(
-                f"--handshake-timeout must be a number of seconds,"
-                f" not {self['handshake-timeout']!r}"
-            ) from None
-        if not self["handshake-timeout"] > 0:
-            raise usage.UsageError("--handshake-timeout must be above 0 seconds")
+        for key in ("handshake-timeout", "heartbeat", "silence"):
+            self[key] = _seconds(key, self[key])
+        if self["heartbeat"] >= self["silence"]:
+            raise usage.UsageError("--heartbeat must be shorter than --silence")
         handlers: list[IDeliveryHandler] = []
         try:
             for spec in self["handler_specs"]:
@@ -301,6 +321,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         max_buffer=options["buffer"],
         handshake_timeout=options["handshake-timeout"],
         history=options["history"],
+        heartbeat=options["heartbeat"],
+        silence=options["silence"],
     )
     top = NodeService(reactor, node, options["listen"])
     if options["client_listen"] is not None:

@@ -13,7 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    connectProtocol,
+)
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
     IProtocol,
@@ -22,6 +26,8 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from isis_twisted.checker import CheckResult, check
@@ -63,6 +69,126 @@ async def _refused() -> IProtocol:
     raise ConnectionRefusedError("member not listening yet")
 
 
+def _port_of(ports: dict[str, int], name: str) -> Callable[[], int]:
+    return lambda: ports[name]
+
+
+class _Pipe(Protocol):
+    """
+    One side of a proxied connection.
+    """
+
+    def __init__(self, proxy: LinkProxy) -> None:
+        self.proxy = proxy
+        self.other: _Pipe | None = None
+        self.waiting: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.other is None or self.proxy.stalled:
+            self.waiting.append(data)
+        else:
+            self.other.transport.write(data)  # type: ignore[union-attr]
+
+    def flush(self) -> None:
+        if self.other is not None and self.waiting:
+            self.other.transport.write(b"".join(self.waiting))  # type: ignore[union-attr]
+            self.waiting = []
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.proxy.pipes.discard(self)
+        if self.other is not None and self.other.transport is not None:
+            self.other.transport.loseConnection()
+
+
+class _Accepting(_Pipe):
+    def connectionMade(self) -> None:
+        proxy = self.proxy
+        if proxy.cut_off:
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        proxy.pipes.add(self)
+        out = _Pipe(proxy)
+        out.other = self
+        endpoint = TCP4ClientEndpoint(proxy.reactor, "127.0.0.1", proxy.target())
+        connectProtocol(endpoint, out).addCallbacks(self._joined, self._failed)
+
+    def _joined(self, out: _Pipe) -> None:
+        if self.transport is None or self.proxy.cut_off:
+            out.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        self.other = out
+        self.proxy.pipes.add(out)
+        if not self.proxy.stalled:
+            self.flush()
+
+    def _failed(self, reason: Failure) -> None:
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+
+class LinkProxy:
+    """
+    A TCP forwarder on loopback between one member and another, that a test
+    can cut (connections aborted, new ones refused), stall (bytes held, not
+    lost, so both ends hear nothing) and heal.
+
+    @ivar pipes: The live proxied connections' sides.
+    """
+
+    def __init__(self, reactor: Any, target: Callable[[], int]) -> None:
+        """
+        @param reactor: A reactor providing TCP.
+        @param target: Gives the port to forward to, when a connection comes.
+        """
+        self.reactor = reactor
+        self.target = target
+        self.cut_off = False
+        self.stalled = False
+        self.pipes: set[_Pipe] = set()
+        self.port: Any = None
+
+    async def listen(self) -> int:
+        """
+        Start listening on a free loopback port; return it.
+        """
+        factory = Factory.forProtocol(lambda: _Accepting(self))
+        self.port = await TCP4ServerEndpoint(
+            self.reactor, 0, interface="127.0.0.1"
+        ).listen(factory)
+        return int(self.port.getHost().port)
+
+    def cut(self) -> None:
+        """
+        Abort every connection through the proxy and refuse new ones.
+        """
+        self.cut_off = True
+        for pipe in list(self.pipes):
+            if pipe.transport is not None:
+                pipe.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def stall(self) -> None:
+        """
+        Hold every byte from now on, in both directions, without closing.
+        """
+        self.stalled = True
+
+    def heal(self) -> None:
+        """
+        Forward again; bytes held while stalled go through first.
+        """
+        self.cut_off = False
+        self.stalled = False
+        for pipe in list(self.pipes):
+            pipe.flush()
+
+    async def close(self) -> None:
+        """
+        Stop listening and abort what is left.
+        """
+        self.cut()
+        if self.port is not None:
+            await self.port.stopListening()
+
+
 @implementer(IDeliveryHandler)
 class RecordingHandler:
     """
@@ -90,28 +216,40 @@ class LocalGroup:
     @ivar nodes: Every member's node, by name.
     @ivar recorders: Every member's L{RecordingHandler}, by name.
     @ivar ports: Every member's listening port, once it listens.
+    @ivar proxies: With C{proxied}, the L{LinkProxy} every member dials
+        every other member through, by C{(dialer, dialed)}.
     """
 
     def __init__(
         self,
         reactor: Any,
         names: Sequence[str],
+        proxied: bool = False,
         **options: Any,
     ) -> None:
         """
         @param reactor: A reactor providing L{IReactorTCP} and
             L{IReactorTime}.
         @param names: The members' names.
+        @param proxied: Route every member's dials through a L{LinkProxy} of
+            its own, so that tests can cut and stall single links.
         @param options: Passed to every L{MulticastNode}.
         """
         self.reactor = reactor
         self.ports: dict[str, int] = {}
+        self.proxied = proxied
+        self.proxies: dict[tuple[str, str], LinkProxy] = {}
+        self._dial_ports: dict[str, int] = {} if proxied else self.ports
         self.recorders = {name: RecordingHandler() for name in names}
         self.nodes = {
             name: MulticastNode(
                 name,
                 {
-                    peer: LateBoundEndpoint(reactor, self.ports, peer)
+                    peer: LateBoundEndpoint(
+                        reactor,
+                        self._dial_ports,
+                        f"{name}>{peer}" if proxied else peer,
+                    )
                     for peer in names
                     if peer != name
                 },
@@ -132,12 +270,36 @@ class LocalGroup:
         for name, node in self.nodes.items():
             port = await node.listening
             self.ports[name] = port.getHost().port  # type: ignore[attr-defined]
+        if self.proxied:
+            for src in self.nodes:
+                for dst in self.nodes:
+                    if src != dst:
+                        proxy = LinkProxy(self.reactor, _port_of(self.ports, dst))
+                        self._dial_ports[f"{src}>{dst}"] = await proxy.listen()
+                        self.proxies[(src, dst)] = proxy
+
+    def isolate(self, name: str) -> None:
+        """
+        Cut every link to and from member C{name} (needs C{proxied}).
+        """
+        for (src, dst), proxy in self.proxies.items():
+            if name in (src, dst):
+                proxy.cut()
+
+    def heal(self) -> None:
+        """
+        Let every link through again.
+        """
+        for proxy in self.proxies.values():
+            proxy.heal()
 
     async def stop(self) -> None:
         """
-        Stop every node.
+        Stop every node (and proxy).
         """
         await gatherResults([n.stopService() for n in self.nodes.values()])
+        for proxy in self.proxies.values():
+            await proxy.close()
 
     def histories(self) -> dict[str, list[Delivery]]:
         """

@@ -619,3 +619,79 @@ class TLSTests(GroupTestCase):
             self.assertTrue(ISSLTransport.providedBy(link.outbound.transport))
 
         return deferred(run())
+
+
+class SilenceTests(GroupTestCase):
+    """
+    Heartbeats keep idle links alive; a member that falls silent is named in
+    a warning and in the status; delivery resumes when it is back.
+    """
+
+    def test_silent_member_is_named_and_delivery_resumes(self) -> Deferred[None]:
+        async def run() -> None:
+            logs = LogCapture(self)
+            group = await self.group("abc", proxied=True, heartbeat=0.05, silence=0.4)
+            a = group.nodes["a"]
+            await gatherResults([n.multicast(b"warm-up") for n in group.nodes.values()])
+            await group.all_delivered(3)
+            # Idle, but heartbeats flow: nobody is reported silent.
+            idle: Deferred[None] = Deferred()
+            reactor.callLater(0.6, idle.callback, None)
+            await idle
+            self.assertEqual(a.status()["silent_members"], [])
+            self.assertFalse(logs.matching("silent for"))
+
+            group.isolate("c")
+            held = a.multicast(b"needs c")
+            await group.wait_until(
+                lambda: bool(logs.matching("member 'c' has been silent for")),
+                what="a warning about c",
+            )
+            warning = logs.matching("member 'c' has been silent for")[0]
+            self.assertIn("held messages waits for it", warning)
+            status = a.status()
+            self.assertEqual(status["silent_members"], ["c"])
+            oldest = cast(dict[str, Any], status["oldest_undelivered"])
+            self.assertEqual(oldest["waiting_for"], ["c"])
+            self.assertGreater(oldest["age_s"], 0.3)
+            self.assertFalse(held.called)
+
+            group.heal()
+            record = await held
+            self.assertEqual(record.payload, b"needs c")
+            await group.all_delivered(4)
+            self.assertTrue(group.check().ok)
+            await group.wait_until(
+                lambda: bool(logs.matching("member 'c' is heard from again")),
+                what="c heard again",
+            )
+
+        return deferred(run())
+
+    def test_stalled_connection_is_dropped_and_redialled(self) -> Deferred[None]:
+        """
+        A connection over which nothing arrives (the peer vanished without
+        closing it) is dropped after the silence limit and redialled; bytes
+        held meanwhile are resent or arrive late, and nothing is lost.
+        """
+
+        async def run() -> None:
+            logs = LogCapture(self)
+            group = await self.group("ab", proxied=True, heartbeat=0.05, silence=0.3)
+            a = group.nodes["a"]
+            await a.multicast(b"before")
+            proxy = group.proxies[("a", "b")]
+            proxy.stall()
+            pending = [a.multicast(b"during %d" % i) for i in range(5)]
+            await group.wait_until(
+                lambda: bool(logs.matching("nothing received for")),
+                what="a quiet connection being dropped",
+            )
+            self.assertEqual(a.rejections, 0, "a quiet link is not a rejection")
+            proxy.heal()
+            await gatherResults(pending)
+            await group.all_delivered(6)
+            self.assertTrue(group.check().ok)
+            self.assertGreater(a.links["b"].connects, 1)
+
+        return deferred(run())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IServiceMaker
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
@@ -84,6 +84,8 @@ class OptionsTests(SynchronousTestCase):
             (("--id", "a", "--port", "1", "--max-frame", "10"), "1024 or more"),
             (("--id", "a", "--port", "1", "--handshake-timeout", "0"), "above 0"),
             (("--id", "a", "--port", "1", "--buffer", "x"), "buffer"),
+            (("--id", "a", "--port", "1", "--heartbeat", "5"), "shorter than"),
+            (("--id", "a", "--port", "1", "--silence", "soon"), "seconds"),
         ]
         for args, words in cases:
             with self.assertRaises(UsageError, msg=repr(args)) as caught:
@@ -100,8 +102,8 @@ class OptionsTests(SynchronousTestCase):
 
 
 class ServiceTests(SynchronousTestCase):
-    def make(self, *args: str) -> tuple[MemoryReactor, tap.NodeService]:
-        reactor = MemoryReactor()
+    def make(self, *args: str) -> tuple[MemoryReactorClock, tap.NodeService]:
+        reactor = MemoryReactorClock()
         service = tap.makeService(parse(*args), reactor)
         assert isinstance(service, tap.NodeService)
         return reactor, service
