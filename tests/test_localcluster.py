@@ -216,6 +216,115 @@ class ProcessClusterTests(TestCase):
         return deferred(go())
 
 
+class RestartTests(TestCase):
+    timeout = 120
+
+    def test_killed_member_restarted_is_refused(self) -> Deferred[None]:
+        """
+        A member killed with SIGKILL and started again comes back without its
+        state; the others refuse it, saying so, and the order they agreed on
+        stays intact.
+        """
+
+        async def go() -> None:
+            workdir = Path(self.mktemp()).resolve()
+            workdir.mkdir(parents=True)
+            names = ["a", "b", "c"]
+            ports = free_ports(6)
+            peer_ports = dict(zip(names, ports[:3], strict=True))
+            client_ports = dict(zip(names, ports[3:], strict=True))
+            procs: dict[str, NodeProcess] = {}
+
+            def start(name: str, tag: str = "") -> NodeProcess:
+                proc = NodeProcess(name)
+                command = twistd_command(
+                    name, names, peer_ports, client_ports[name], workdir, "restart"
+                )
+                if tag:
+                    command = [
+                        arg.replace(f"{name}.log", f"{name}{tag}.log").replace(
+                            f"{name}.jsonl", f"{name}{tag}.jsonl"
+                        )
+                        for arg in command
+                    ]
+                reactor.spawnProcess(
+                    proc, command[0], command, env=dict(os.environ), path=str(workdir)
+                )
+                procs[name + tag] = proc
+                return proc
+
+            async def stop_all() -> None:
+                for proc in procs.values():
+                    if not proc.ended.called:
+                        proc.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                await gatherResults([p.ended for p in procs.values()])
+
+            self.addCleanup(lambda: deferred(stop_all()))
+            for name in names:
+                start(name)
+            sends = [
+                isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
+                for n in names
+            ]
+            # The nodes may still be starting: retry each client until it
+            # reaches its node.
+            deadline = reactor.seconds() + 60
+            results = await gatherResults(sends)
+            while any(code == 2 for _, _, code in results):
+                self.assertLess(reactor.seconds(), deadline, results)
+                results = await gatherResults(
+                    [
+                        isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
+                        if code == 2
+                        else Deferred.fromCoroutine(_done(out, err, code))
+                        for n, (out, err, code) in zip(names, results, strict=True)
+                    ]
+                )
+            for _, err, code in results:
+                self.assertEqual(code, 0, err)
+            for name in names:
+                while True:
+                    out, _, code = await isis(
+                        "--node", str(client_ports[name]), "status", "--json"
+                    )
+                    if code == 0 and json.loads(out)["delivered"] == 6:
+                        break
+                    self.assertLess(reactor.seconds(), deadline, out)
+
+            procs["b"].transport.signalProcess("KILL")  # type: ignore[union-attr]
+            await procs["b"].ended
+            start("b", "-again")
+            logs = {n: workdir / f"{n}.log" for n in ("a", "c")}
+            again = workdir / "b-again.log"
+            deadline = reactor.seconds() + 60
+            while True:
+                refusals = [
+                    p.read_text().count("came back as a new incarnation")
+                    for p in logs.values()
+                ]
+                told = again.exists() and "lost its state" in again.read_text()
+                if all(refusals) and told:
+                    break
+                self.assertLess(reactor.seconds(), deadline, "no refusal logged")
+                pause: Deferred[None] = Deferred()
+                reactor.callLater(0.1, pause.callback, None)
+                await pause
+            # What a and c (and b, before it died) delivered still agrees.
+            out, err, code = await isis(
+                "check", *(str(workdir / f"{n}.jsonl") for n in names)
+            )
+            self.assertEqual(code, 0, out + err)
+            self.assertIn("3 nodes, 6 messages", out)
+            # a and c go on serving each other.
+            self.assertFalse(procs["a"].ended.called or procs["c"].ended.called)
+
+        return deferred(go())
+
+
+async def _done(out: str, err: str, code: int) -> tuple[str, str, int]:
+    return out, err, code
+
+
 class TwistTests(TestCase):
     timeout = 60
 
