@@ -27,11 +27,17 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from isis_twisted.engine import Frame, ProtocolError
 from isis_twisted.wire import (
@@ -346,6 +352,15 @@ class PeerLink:
                     f"nothing received for {now - proto.last_received:.1f} s",
                     count=False,
                 )
+            elif (
+                proto.blocked_since is not None
+                and now - proto.blocked_since > idle_limit
+            ):
+                proto.drop(
+                    f"it has read nothing for {now - proto.blocked_since:.1f} s"
+                    " (its receive buffer is full)",
+                    count=False,
+                )
             elif now - proto.last_sent >= interval:
                 proto.send_raw(encode_ack(Ack(self.received)))
                 self._told = self.received
@@ -357,6 +372,7 @@ class PeerLink:
         self._cancel_ack()
 
 
+@implementer(IPushProducer)
 class PeerProtocol(Int32StringReceiver):
     """
     One connection between two members.
@@ -388,6 +404,7 @@ class PeerProtocol(Int32StringReceiver):
         now = owner.clock.seconds()
         self.last_sent = now
         self.last_received = now
+        self.blocked_since: float | None = None
 
     @property
     def address(self) -> str:
@@ -397,6 +414,9 @@ class PeerProtocol(Int32StringReceiver):
         return describe_address(self.transport.getPeer())
 
     def connectionMade(self) -> None:
+        # As a producer, the transport tells this protocol when its write
+        # buffer is full (the peer reads nothing) and when it drains.
+        self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
         self._timeout = self.owner.clock.callLater(
             self.owner.handshake_timeout, self._handshake_timed_out
         )
@@ -434,6 +454,24 @@ class PeerProtocol(Int32StringReceiver):
         if not self._closed:
             self.transport.writeSequence([_LENGTH.pack(len(frame)), frame])
             self.last_sent = self.owner.clock.seconds()
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: the peer is not reading.
+        """
+        if self.blocked_since is None:
+            self.blocked_since = self.owner.clock.seconds()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's write buffer drained.
+        """
+        self.blocked_since = None
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; L{connectionLost} follows.
+        """
 
     @property
     def is_open(self) -> bool:

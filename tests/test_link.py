@@ -1845,3 +1845,65 @@ class EngineRejectionTests(SynchronousTestCase):
         owner.time.advance(1)
         self.assertEqual(transport.value(), b"")
         self.assertEqual(owner.reasons, ["frame from 'bob': wrong view"])
+
+
+class HeartbeatTests(SynchronousTestCase):
+    """
+    L{PeerLink.heartbeat}: idle connections get ACK frames; quiet and
+    blocked ones are dropped, without counting as rejections.
+    """
+
+    def test_idle_connections_get_acks(self) -> None:
+        owner = FakeOwner()
+        out_proto, out_transport = open_outbound(owner)
+        in_proto, in_transport = open_inbound(owner)
+        written(out_transport)
+        link = owner.links["bob"]
+        owner.time.advance(1.0)
+        in_proto.dataReceived(prefixed(Ack(0)))
+        out_proto.dataReceived(prefixed(Ack(0)))
+        link.heartbeat(owner.time.seconds(), 1.0, 5.0)
+        self.assertEqual(written(out_transport), [Ack(0)])
+        self.assertEqual(written(in_transport), [Ack(0)])
+        # Sent just now: nothing more until another interval passes.
+        link.heartbeat(owner.time.seconds(), 1.0, 5.0)
+        self.assertEqual(written(out_transport), [])
+
+    def test_quiet_connection_dropped(self) -> None:
+        owner = FakeOwner()
+        events = observe(self)
+        _, transport = open_outbound(owner)
+        owner.time.advance(5.5)
+        owner.links["bob"].heartbeat(owner.time.seconds(), 1.0, 5.0)
+        self.assertTrue(aborted(transport))
+        self.assertIn("nothing received for 5.5 s", drops(events)[0]["reason"])
+        self.assertEqual(owner.rejections, [])
+
+    def test_peer_that_reads_nothing_is_dropped(self) -> None:
+        owner = FakeOwner()
+        events = observe(self)
+        proto, transport = open_outbound(owner)
+        link = owner.links["bob"]
+        # The transport says its buffer is full; the peer still talks.
+        proto.pauseProducing()
+        for _ in range(3):
+            owner.time.advance(2.0)
+            proto.dataReceived(prefixed(Ack(0)))
+            link.heartbeat(owner.time.seconds(), 1.0, 5.0)
+        self.assertTrue(aborted(transport))
+        self.assertIn("has read nothing for 6.0 s", drops(events)[0]["reason"])
+        self.assertEqual(owner.rejections, [])
+
+    def test_reading_again_clears_the_block(self) -> None:
+        owner = FakeOwner()
+        proto, transport = open_outbound(owner)
+        link = owner.links["bob"]
+        proto.pauseProducing()
+        owner.time.advance(4.0)
+        proto.resumeProducing()
+        for _ in range(3):
+            owner.time.advance(2.0)
+            proto.dataReceived(prefixed(Ack(0)))
+            link.heartbeat(owner.time.seconds(), 1.0, 5.0)
+        self.assertFalse(aborted(transport))
+        self.assertIs(link.outbound, proto)
