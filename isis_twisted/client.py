@@ -23,17 +23,19 @@ node's own error from L{isis_twisted.interfaces}, re-exported here.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, ClassVar, NoReturn, Protocol
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from isis_twisted.engine import Delivery
 from isis_twisted.interfaces import HistoryGoneError
@@ -146,6 +148,20 @@ class BadPayloadError(ClientAPIError):
     """
     The node refused to multicast a payload (wrong type, or too large).
     """
+
+
+class SubscriptionDroppedError(ClientAPIError):
+    """
+    The node ended this connection's subscription because the client read
+    its deliveries too slowly.  The message says from which index to
+    resubscribe.
+
+    @ivar resume_from: The first index the client did not get.
+    """
+
+    def __init__(self, message: str, resume_from: int) -> None:
+        super().__init__(message)
+        self.resume_from = resume_from
 
 
 class AlreadySubscribedError(ClientAPIError):
@@ -370,6 +386,19 @@ class Deliver(amp.Command):
     requiresAnswer = False
 
 
+class SubscriptionDropped(amp.Command):
+    """
+    Pushed by the node, last, before it closes the connection of a
+    subscriber that fell too far behind.  Not answered.
+    """
+
+    arguments: ClassVar[_Schema] = [
+        (b"resume_from", _integer()),
+        (b"reason", _unicode()),
+    ]
+    requiresAnswer = False
+
+
 class Status(amp.Command):
     """
     Ask for the node's status, answered as JSON text.
@@ -391,22 +420,85 @@ def _delivery_fields(record: Delivery) -> dict[str, object]:
 # -- the node's side ------------------------------------------------------
 
 
+DEFAULT_BACKLOG = 8 * 1024 * 1024
+"""
+How many bytes of deliveries a subscriber may fall behind by before the
+node drops its subscription.
+"""
+
+
+@implementer(IPushProducer)
 class ClientAPIProtocol(amp.AMP):
     """
     The node's end of one client connection: answers L{Multicast},
     L{Subscribe} and L{Status} from the node, and pushes L{Deliver} commands
     for the connection's subscription.
 
+    A subscriber that stops reading is not allowed to grow the node's
+    memory: once the connection's write buffer is full, deliveries wait in a
+    backlog of at most C{backlog} bytes; past that the subscription is
+    dropped with a L{SubscriptionDropped} notice saying from which index to
+    resubscribe, and the connection closed.
+
     @ivar node: The node the connection controls.
     """
 
-    def __init__(self, node: NodeControl) -> None:
+    _log = Logger()
+
+    def __init__(
+        self,
+        node: NodeControl,
+        clock: IReactorTime | None = None,
+        backlog: int = DEFAULT_BACKLOG,
+    ) -> None:
         """
         @param node: The node the connection controls.
+        @param clock: For the grace period of a dropped subscriber (default:
+            the global reactor).
+        @param backlog: The most bytes of deliveries held for a subscriber
+            that is not reading.
         """
         super().__init__()  # type: ignore[no-untyped-call]
         self.node = node
         self._subscription: Subscription | None = None
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self._clock: IReactorTime = clock
+        self._limit = backlog
+        self._blocked = False
+        self._backlog: deque[Delivery] = deque()
+        self._backlog_bytes = 0
+        self._dropped = False
+
+    def connectionMade(self) -> None:
+        """
+        Hear from the transport when the client stops reading.
+        """
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+
+    def pauseProducing(self) -> None:
+        """
+        The connection's write buffer is full: hold deliveries back.
+        """
+        self._blocked = True
+
+    def resumeProducing(self) -> None:
+        """
+        The client read: send what was held back.
+        """
+        self._blocked = False
+        while self._backlog and not self._blocked:
+            record = self._backlog.popleft()
+            self._backlog_bytes -= len(record.payload) + _RECORD_COST
+            self._send(record)
+
+    def stopProducing(self) -> None:
+        """
+        The connection is going; L{connectionLost} follows.
+        """
 
     @Multicast.responder
     def multicast(self, payload: bytes) -> Deferred[dict[str, object]]:
@@ -467,14 +559,62 @@ class ClientAPIProtocol(amp.AMP):
         return {"status": text}
 
     def _push(self, record: Delivery) -> None:
+        if self._dropped:
+            return
+        if self._blocked or self._backlog:
+            self._backlog.append(record)
+            self._backlog_bytes += len(record.payload) + _RECORD_COST
+            if self._backlog_bytes > self._limit:
+                self._drop_subscriber()
+            return
+        self._send(record)
+
+    def _send(self, record: Delivery) -> None:
         self.callRemote(  # type: ignore[no-untyped-call]
             Deliver, payload=record.payload, **_delivery_fields(record)
         )
+
+    def _drop_subscriber(self) -> None:
+        resume_from = self._backlog[0].index
+        self._dropped = True
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.cancel()
+        peer = self.transport.getPeer() if self.transport is not None else None
+        self._log.warn(
+            "dropped the subscription of the client at {peer}: it read too"
+            " slowly; it can resubscribe from index {index}",
+            peer=peer,
+            index=resume_from,
+        )
+        self.callRemote(  # type: ignore[no-untyped-call]
+            SubscriptionDropped,
+            resume_from=resume_from,
+            reason=(
+                f"the node dropped this subscription because the client read"
+                f" too slowly; resubscribe from index {resume_from}"
+            ),
+        )
+        assert self.transport is not None
+        self.transport.loseConnection()
+        # A client that reads nothing would hold the connection open
+        # forever; give it a while to take the notice, then cut it.
+        self._clock.callLater(30, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self._lost_connection:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    _lost_connection = False
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Cancel the connection's subscription, if any.
         """
+        self._lost_connection = True
+        self._backlog.clear()
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             subscription.cancel()
@@ -500,6 +640,12 @@ def _node_error(
     return NodeError(f"the node failed to {request}: {error}")
 
 
+_RECORD_COST = 64
+"""
+What a delivery costs in the backlog besides its payload (a rough figure).
+"""
+
+
 class ClientAPIFactory(ServerFactory):
     """
     Builds the node's end of client connections: listen with it on the
@@ -508,17 +654,27 @@ class ClientAPIFactory(ServerFactory):
     @ivar node: The node every connection controls.
     """
 
-    def __init__(self, node: NodeControl) -> None:
+    def __init__(
+        self,
+        node: NodeControl,
+        clock: IReactorTime | None = None,
+        backlog: int = DEFAULT_BACKLOG,
+    ) -> None:
         """
         @param node: The node every connection controls.
+        @param clock: Passed to every L{ClientAPIProtocol}.
+        @param backlog: The most bytes of deliveries held for a subscriber
+            that is not reading (see L{ClientAPIProtocol}).
         """
         self.node = node
+        self.clock = clock
+        self.backlog = backlog
 
     def buildProtocol(self, addr: IAddress | None) -> ClientAPIProtocol:
         """
         A protocol bound to L{node}.
         """
-        proto = ClientAPIProtocol(self.node)
+        proto = ClientAPIProtocol(self.node, self.clock, self.backlog)
         proto.factory = self
         return proto
 
@@ -539,6 +695,7 @@ class ClientProtocol(amp.AMP):
         """
         super().__init__()  # type: ignore[no-untyped-call]
         self._callback: Callable[[Delivery], None] | None = None
+        self._dropped: SubscriptionDroppedError | None = None
         self._lost: BaseException | None = None
         self._waiting: list[Deferred[BaseException]] = []
 
@@ -633,13 +790,21 @@ class ClientProtocol(amp.AMP):
                 _log.failure("delivery callback failed on index {index}", index=index)
         return {}
 
+    @SubscriptionDropped.responder
+    def _subscription_dropped(self, resume_from: int, reason: str) -> dict[str, object]:
+        self._callback = None
+        self._dropped = SubscriptionDroppedError(reason, resume_from)
+        return {}
+
     def when_lost(self) -> Deferred[BaseException]:
         """
         Wait for the connection to end.
 
         @return: A L{Deferred} that fires once the connection has ended (at
             once if it already has), with the exception saying why: for
-            example L{ConnectionDone} when it was closed cleanly.
+            example L{ConnectionDone} when it was closed cleanly, or
+            L{SubscriptionDroppedError} when the node dropped a subscriber
+            that read too slowly.
         """
         waiting: Deferred[BaseException] = Deferred()
         if self._lost is not None:
@@ -663,7 +828,10 @@ class ClientProtocol(amp.AMP):
         Fail the outstanding requests and fire the L{when_lost} waiters.
         """
         self._callback = None
-        self._lost = reason.value if reason.value is not None else ConnectionDone()
+        if self._dropped is not None:
+            self._lost = self._dropped
+        else:
+            self._lost = reason.value if reason.value is not None else ConnectionDone()
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:

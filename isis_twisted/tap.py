@@ -330,7 +330,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             Listener(
                 reactor,
                 options["client_listen"],
-                ClientAPIFactory(node),
+                ClientAPIFactory(node, reactor),
                 "the client API",
             )
         )

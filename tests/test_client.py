@@ -14,6 +14,8 @@ from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import connectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
@@ -32,6 +34,7 @@ from isis_twisted.client import (
     NodeControl,
     NodeError,
     Subscribe,
+    SubscriptionDroppedError,
     connect,
 )
 from isis_twisted.engine import Delivery
@@ -750,3 +753,72 @@ class LoopbackTests(TestCase):
         await stopping
         with self.assertRaises(ConnectionRefusedError):
             await connect(reactor, f"tcp:127.0.0.1:{number}")
+
+
+class SlowSubscriberTests(SynchronousTestCase):
+    """
+    A subscriber that stops reading is held to a bounded backlog, then
+    dropped with a notice saying where to resume; the node is unaffected.
+    """
+
+    def setUp(self) -> None:
+        self.node = FakeNode()
+        self.clock = Clock()
+        self.client, self.server, self.pump = connectedServerAndClient(
+            lambda: ClientAPIFactory(self.node, self.clock, backlog=1000).buildProtocol(
+                None
+            ),
+            ClientProtocol,
+        )
+        self.seen: list[int] = []
+        first = result_of(
+            self,
+            self.pump,
+            self.client.subscribe(None, lambda r: self.seen.append(r.index)),
+        )
+        self.assertEqual(first, 1)
+
+    def test_backlog_sent_when_reading_resumes(self) -> None:
+        self.server.pauseProducing()
+        for i in range(3):
+            self.node.multicast(b"%d" % i)
+        self.pump.flush()
+        self.assertEqual(self.seen, [])
+        self.server.resumeProducing()
+        self.pump.flush()
+        self.assertEqual(self.seen, [1, 2, 3])
+        self.node.multicast(b"later")
+        self.pump.flush()
+        self.assertEqual(self.seen, [1, 2, 3, 4])
+
+    def test_too_slow_is_dropped_with_resume_index(self) -> None:
+        self.node.multicast(b"read in time")
+        self.pump.flush()
+        self.assertEqual(self.seen, [1])
+        self.server.pauseProducing()
+        for _ in range(5):
+            self.node.multicast(b"x" * 300)
+        self.pump.flush()
+        lost = self.successResultOf(self.client.when_lost())
+        self.assertIsInstance(lost, SubscriptionDroppedError)
+        assert isinstance(lost, SubscriptionDroppedError)
+        self.assertEqual(lost.resume_from, 2)
+        self.assertIn("resubscribe from index 2", str(lost))
+        self.assertEqual(self.seen, [1])
+        # The node no longer feeds this connection, and still works.
+        self.assertEqual(self.node.subscriptions, [])
+        self.assertEqual(self.node.history[-1].index, 6)
+
+    def test_client_that_never_reads_is_cut_after_a_while(self) -> None:
+        transport = StringTransport()
+        server = ClientAPIFactory(self.node, self.clock, backlog=100).buildProtocol(
+            None
+        )
+        server.makeConnection(transport)
+        server.subscribe(None)
+        server.pauseProducing()
+        self.node.multicast(b"y" * 200)
+        self.assertTrue(transport.disconnecting)
+        self.assertIn(b"SubscriptionDropped", transport.value())
+        self.clock.advance(31)
+        self.assertTrue(transport.disconnected)
