@@ -89,11 +89,18 @@ def twistd_command(
     client_port: int,
     workdir: Path,
     group: str,
+    dial: Callable[[str, str], int] | None = None,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """
     The command line that starts member C{name} in the foreground.
+
+    @param dial: Gives the port that C{name} dials to reach a peer, when it
+        is not the peer's own (a proxy in between).
+    @param extra: More C{twistd isis} options.
     """
-    peers = ",".join(f"{p}=127.0.0.1:{peer_ports[p]}" for p in names if p != name)
+    port_of = dial or (lambda src, dst: peer_ports[dst])
+    peers = ",".join(f"{p}=127.0.0.1:{port_of(name, p)}" for p in names if p != name)
     command = [
         *TWISTD,
         f"--logfile={workdir / f'{name}.log'}",
@@ -106,6 +113,7 @@ def twistd_command(
     ]
     if peers:
         command.append(f"--peers={peers}")
+    command.extend(extra)
     return command
 
 
