@@ -23,6 +23,9 @@ and a closed connection; the node goes on serving its other peers.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import struct
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
@@ -42,6 +45,7 @@ from zope.interface import implementer
 from isis_twisted.engine import Frame, ProtocolError
 from isis_twisted.wire import (
     Ack,
+    Auth,
     Data,
     Hello,
     Refuse,
@@ -49,6 +53,7 @@ from isis_twisted.wire import (
     data_head,
     decode,
     encode_ack,
+    encode_auth,
     encode_hello,
     encode_refuse,
 )
@@ -63,6 +68,12 @@ stranger cannot make a node buffer a large frame.
 """
 
 _LENGTH = struct.Struct(">I")
+
+NONCE_SIZE = 32
+"""
+How many random bytes each side of a handshake contributes in a group with
+a secret.
+"""
 
 
 def describe_address(address: IAddress | None) -> str:
@@ -93,6 +104,7 @@ class LinkOwner(Protocol):
     clock: IReactorTime
     max_frame: int
     handshake_timeout: float
+    secret: bytes | None
 
     def link_for(self, name: str) -> PeerLink | None:
         """
@@ -405,6 +417,8 @@ class PeerProtocol(Int32StringReceiver):
         self.last_sent = now
         self.last_received = now
         self.blocked_since: float | None = None
+        self._nonce = b""
+        self._hello: Hello | None = None
 
     @property
     def address(self) -> str:
@@ -421,6 +435,8 @@ class PeerProtocol(Int32StringReceiver):
             self.owner.handshake_timeout, self._handshake_timed_out
         )
         if self._dialed is not None:
+            if self.owner.secret is not None:
+                self._nonce = os.urandom(NONCE_SIZE)
             self.send_raw(
                 encode_hello(
                     Hello(
@@ -429,6 +445,7 @@ class PeerProtocol(Int32StringReceiver):
                         self._dialed.name,
                         self.owner.incarnation,
                         self._dialed.received,
+                        self._nonce,
                     )
                 )
             )
@@ -557,7 +574,8 @@ class PeerProtocol(Int32StringReceiver):
                 assert self.link is not None
                 self.link.acknowledged(frame.ack)
             else:
-                self.drop("a second HELLO on an open connection")
+                kind = "HELLO" if isinstance(frame, Hello) else "AUTH"
+                self.drop(f"a second {kind} on an open connection")
         except (LinkError, ProtocolError) as e:
             self.drop(str(e))
 
@@ -571,7 +589,10 @@ class PeerProtocol(Int32StringReceiver):
         )
         self.transport.loseConnection()
 
-    def _handshake(self, frame: Data | Hello | Ack) -> None:
+    def _handshake(self, frame: Data | Hello | Ack | Auth) -> None:
+        if self._hello is not None:
+            self._authenticate(frame)
+            return
         if not isinstance(frame, Hello):
             self.drop("the first frame was not a HELLO", refuse=True)
             return
@@ -606,6 +627,98 @@ class PeerProtocol(Int32StringReceiver):
             self.drop(f"{frame.member!r} is {what}", refuse=True)
             return
         self.peer = frame.member
+        if owner.secret is None:
+            if frame.nonce:
+                self.drop(
+                    "the peer uses a group secret but this node has none"
+                    " (give every member the same --secret-file)",
+                    refuse=True,
+                )
+                return
+            self._open_link(link, frame)
+            return
+        if not frame.nonce:
+            self.drop(
+                "this group requires the group secret, and the peer has none"
+                " (give every member the same --secret-file)",
+                refuse=True,
+            )
+            return
+        # Nothing of the link is touched until the peer has proved it holds
+        # the secret: a stranger must not even record an incarnation.
+        self._hello = frame
+        if self._dialed is None:
+            self._nonce = os.urandom(NONCE_SIZE)
+            self.send_raw(
+                encode_hello(
+                    Hello(
+                        owner.group,
+                        owner.me,
+                        link.name,
+                        owner.incarnation,
+                        link.received,
+                        self._nonce,
+                    )
+                )
+            )
+        else:
+            self.send_raw(encode_auth(Auth(self._mac(b"dialer"))))
+
+    def _mac(self, role: bytes) -> bytes:
+        """
+        The MAC that the side in C{role} sends: over both HELLOs' names,
+        incarnations and nonces, so that it proves the secret for this
+        connection only and a recorded handshake cannot be replayed.
+        """
+        hello = self._hello
+        secret = self.owner.secret
+        assert hello is not None and secret is not None
+        if self._dialed is not None:
+            dialer, acceptor = self.owner.me, hello.member
+            nonces = self._nonce + hello.nonce
+            incarnations = (self.owner.incarnation, hello.incarnation)
+        else:
+            dialer, acceptor = hello.member, self.owner.me
+            nonces = hello.nonce + self._nonce
+            incarnations = (hello.incarnation, self.owner.incarnation)
+        transcript = b"".join(
+            [
+                b"isis-twisted auth 1\0",
+                role,
+                b"\0",
+                *(
+                    len(part).to_bytes(2, "big") + part
+                    for part in (
+                        self.owner.group.encode(),
+                        dialer.encode(),
+                        acceptor.encode(),
+                        nonces,
+                    )
+                ),
+                incarnations[0].to_bytes(8, "big"),
+                incarnations[1].to_bytes(8, "big"),
+            ]
+        )
+        return hmac.new(secret, transcript, hashlib.sha256).digest()
+
+    def _authenticate(self, frame: Data | Hello | Ack | Auth) -> None:
+        hello = self._hello
+        assert hello is not None
+        if not isinstance(frame, Auth):
+            self.drop("expected the group-secret proof (AUTH)", refuse=True)
+            return
+        theirs = b"acceptor" if self._dialed is not None else b"dialer"
+        if not hmac.compare_digest(frame.mac, self._mac(theirs)):
+            self.drop("failed the group secret check", refuse=True)
+            return
+        link = self.owner.link_for(hello.member)
+        assert link is not None
+        if self._dialed is None:
+            self.send_raw(encode_auth(Auth(self._mac(b"acceptor"))))
+        self._open_link(link, hello)
+
+    def _open_link(self, link: PeerLink, frame: Hello) -> None:
+        owner = self.owner
         problem = link.check_incarnation(frame.incarnation)
         if problem is not None:
             self.drop(problem, refuse=True)
@@ -629,13 +742,18 @@ class PeerProtocol(Int32StringReceiver):
         # connection reports what the peer holds, once it has checked that it
         # reached the right member.
         old = link.inbound_ready(self)
-        self.send_raw(
-            encode_hello(
-                Hello(
-                    owner.group, owner.me, link.name, owner.incarnation, link.received
+        if owner.secret is None:
+            self.send_raw(
+                encode_hello(
+                    Hello(
+                        owner.group,
+                        owner.me,
+                        link.name,
+                        owner.incarnation,
+                        link.received,
+                    )
                 )
             )
-        )
         if old is not None:
             old._closed = True
             old.transport.abortConnection()  # type: ignore[attr-defined]

@@ -54,6 +54,12 @@ The default bound, in bytes, of each peer's resend buffer.
 """
 
 
+MIN_SECRET = 16
+"""
+The shortest group secret accepted, in bytes.
+"""
+
+
 class NodeStoppedError(Exception):
     """
     The node stopped before the message was delivered.
@@ -114,6 +120,7 @@ class MulticastNode(MultiService):
         retry_max_delay: float = 2.0,
         heartbeat: float = 1.0,
         silence: float = 5.0,
+        secret: bytes | None = None,
     ) -> None:
         """
         @param me: This member's name.
@@ -144,6 +151,9 @@ class MulticastNode(MultiService):
         @param silence: Seconds after which a peer that sent nothing is
             reported (a warning naming it, and whether delivery waits for
             it) and its quiet connections are dropped and redialled.
+        @param secret: The group's pre-shared secret: every connection must
+            prove it holds it (HMAC-SHA256 over fresh nonces from both
+            sides) before anything else happens.  L{None}: no secret.
 
         @raise ValueError: If the names are unusable (see L{Engine}) or a
             limit is not positive.
@@ -155,6 +165,9 @@ class MulticastNode(MultiService):
             raise ValueError("max_buffer, history and handshake_timeout must be > 0")
         if not 0 < heartbeat < silence:
             raise ValueError("heartbeat must be above 0 and below silence")
+        if secret is not None and len(secret) < MIN_SECRET:
+            raise ValueError(f"a group secret must be at least {MIN_SECRET} bytes")
+        self.secret = secret
         self.me = me
         self.group = group
         self.clock = reactor

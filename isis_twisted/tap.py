@@ -28,10 +28,31 @@ from twisted.python.failure import Failure
 from isis_twisted.client import ClientAPIFactory
 from isis_twisted.handlers import HandlerSpecError, available_handlers, build_handler
 from isis_twisted.interfaces import IDeliveryHandler
-from isis_twisted.node import DEFAULT_BUFFER, DEFAULT_MAX_FRAME, MulticastNode
+from isis_twisted.node import (
+    DEFAULT_BUFFER,
+    DEFAULT_MAX_FRAME,
+    MIN_SECRET,
+    MulticastNode,
+)
 from isis_twisted.options import dial_description, listen_description, whole_number
 
 _NAME = re.compile(r"^[^\s=,]{1,255}$")
+
+
+def _read_secret(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            secret = f.read().strip()
+    except OSError as e:
+        raise usage.UsageError(
+            f"--secret-file {path!r} cannot be read: {e.strerror}"
+        ) from None
+    if len(secret) < MIN_SECRET:
+        raise usage.UsageError(
+            f"--secret-file {path!r} holds {len(secret)} bytes; a group secret"
+            f" needs at least {MIN_SECRET} (e.g. head -c 32 /dev/urandom | base64)"
+        )
+    return secret
 
 
 def _seconds(key: str, value: object) -> float:
@@ -109,6 +130,13 @@ class Options(usage.Options):
             None,
             10.0,
             "Seconds a new connection has to complete its handshake.",
+        ],
+        [
+            "secret-file",
+            None,
+            None,
+            "A file holding the group's pre-shared secret (at least 16 bytes;"
+            " every member the same): peers must prove they hold it.",
         ],
         [
             "heartbeat",
@@ -193,6 +221,9 @@ class Options(usage.Options):
             self[key] = _seconds(key, self[key])
         if self["heartbeat"] >= self["silence"]:
             raise usage.UsageError("--heartbeat must be shorter than --silence")
+        self["secret"] = None
+        if self["secret-file"] is not None:
+            self["secret"] = _read_secret(self["secret-file"])
         handlers: list[IDeliveryHandler] = []
         try:
             for spec in self["handler_specs"]:
@@ -323,6 +354,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         history=options["history"],
         heartbeat=options["heartbeat"],
         silence=options["silence"],
+        secret=options["secret"],
     )
     top = NodeService(reactor, node, options["listen"])
     if options["client_listen"] is not None:

@@ -7,12 +7,14 @@ All integers are big-endian and unsigned.  A frame starts with two bytes,
 C{version (u8) = 1, type (u8)}, and goes on by type::
 
     HELLO  (1): group (u16 length + UTF-8), member (u16 length + UTF-8),
-                peer (u16 length + UTF-8), incarnation (u64), received (u64)
+                peer (u16 length + UTF-8), incarnation (u64), received (u64),
+                and only in a group with a secret: nonce (u8 length + bytes)
     DATA   (2): seq (u64), ack (u64), view (u32), clock (u64),
                 count (u32), then count times: stamp (u64), length (u32),
                 payload (length bytes)
     ACK    (3): ack (u64)
     REFUSE (4): reason (u16 length + UTF-8)
+    AUTH   (5): mac (32 bytes)
 
 The byte-by-byte description, with the meaning of every field, is in
 docs/wire.md.  Every decoding problem raises a L{WireError} subclass; the
@@ -32,7 +34,7 @@ VERSION = 1
 The wire format version this module speaks.
 """
 
-HELLO, DATA, ACK, REFUSE = 1, 2, 3, 4
+HELLO, DATA, ACK, REFUSE, AUTH = 1, 2, 3, 4, 5
 
 _PREFIX = struct.Struct(">BB")
 _DATA_HEAD = struct.Struct(">BBQQIQI")
@@ -49,6 +51,16 @@ Bytes a DATA frame takes besides its messages.
 MESSAGE_OVERHEAD = _MESSAGE_HEAD.size
 """
 Bytes each message in a DATA frame takes besides its payload.
+"""
+
+MAC_SIZE = 32
+"""
+The length of an AUTH frame's MAC (HMAC-SHA256).
+"""
+
+MAX_NONCE = 64
+"""
+The longest HELLO nonce, in bytes.
 """
 
 MAX_U64 = (1 << 64) - 1
@@ -108,6 +120,8 @@ class Hello:
         a member that restarts without its state comes back with another.
     @ivar received: The highest sequence number the sender holds, without
         gaps, of the DATA frames the other side sent it.
+    @ivar nonce: Fresh random bytes for the group-secret challenge, or empty
+        in a group without a secret (then it is not on the wire at all).
     """
 
     group: str
@@ -115,6 +129,7 @@ class Hello:
     peer: str
     incarnation: int
     received: int
+    nonce: bytes = b""
 
 
 @attrs.frozen
@@ -145,6 +160,18 @@ class Ack:
 
 
 @attrs.frozen
+class Auth:
+    """
+    Proof of the group secret: an HMAC-SHA256, over both sides' HELLOs and
+    nonces, that only a holder of the secret can compute.
+
+    @ivar mac: The MAC, L{MAC_SIZE} bytes.
+    """
+
+    mac: bytes
+
+
+@attrs.frozen
 class Refuse:
     """
     The last frame before a side drops a connection it will not serve.
@@ -155,7 +182,7 @@ class Refuse:
     reason: str
 
 
-WireFrame = Hello | Data | Ack | Refuse
+WireFrame = Hello | Data | Ack | Refuse | Auth
 
 
 def _name(value: str, what: str) -> bytes:
@@ -177,7 +204,27 @@ def encode_hello(hello: Hello) -> bytes:
         + _name(hello.member, "member")
         + _name(hello.peer, "peer")
         + _HELLO_TAIL.pack(hello.incarnation, hello.received)
+        + _nonce(hello.nonce)
     )
+
+
+def _nonce(nonce: bytes) -> bytes:
+    if not nonce:
+        return b""
+    if len(nonce) > MAX_NONCE:
+        raise ValueError(f"a nonce is at most {MAX_NONCE} bytes, not {len(nonce)}")
+    return bytes([len(nonce)]) + nonce
+
+
+def encode_auth(auth: Auth) -> bytes:
+    """
+    Encode an L{Auth}.
+
+    @raise ValueError: If the MAC is not L{MAC_SIZE} bytes.
+    """
+    if len(auth.mac) != MAC_SIZE:
+        raise ValueError(f"a MAC is {MAC_SIZE} bytes, not {len(auth.mac)}")
+    return _PREFIX.pack(VERSION, AUTH) + auth.mac
 
 
 def encode_body(frame: Frame) -> bytes:
@@ -235,6 +282,8 @@ def encode(frame: WireFrame) -> bytes:
         return encode_hello(frame)
     if isinstance(frame, Ack):
         return encode_ack(frame)
+    if isinstance(frame, Auth):
+        return encode_auth(frame)
     return encode_refuse(frame)
 
 
@@ -278,8 +327,18 @@ def decode(raw: bytes) -> WireFrame:
         if at + _HELLO_TAIL.size > len(raw):
             raise TruncatedFrameError("HELLO frame ends before its counters")
         incarnation, received = _HELLO_TAIL.unpack_from(raw, at)
-        _expect_end(raw, at + _HELLO_TAIL.size, "HELLO")
-        return Hello(group, member, peer, incarnation, received)
+        at += _HELLO_TAIL.size
+        nonce = b""
+        if at < len(raw):
+            size = raw[at]
+            if not 0 < size <= MAX_NONCE:
+                raise BadFieldError(f"the nonce is {size} bytes, not 1 to {MAX_NONCE}")
+            if at + 1 + size > len(raw):
+                raise TruncatedFrameError("frame ends inside the nonce")
+            nonce = raw[at + 1 : at + 1 + size]
+            at += 1 + size
+        _expect_end(raw, at, "HELLO")
+        return Hello(group, member, peer, incarnation, received, nonce)
     if kind == ACK:
         if len(raw) < _ACK.size:
             raise TruncatedFrameError("ACK frame is too short")
@@ -293,6 +352,11 @@ def decode(raw: bytes) -> WireFrame:
             raise TruncatedFrameError("frame ends inside the REFUSE reason")
         _expect_end(raw, 4 + size, "REFUSE")
         return Refuse(raw[4 : 4 + size].decode("utf-8", "replace"))
+    if kind == AUTH:
+        if len(raw) < 2 + MAC_SIZE:
+            raise TruncatedFrameError("AUTH frame is too short")
+        _expect_end(raw, 2 + MAC_SIZE, "AUTH")
+        return Auth(raw[2:])
     raise UnknownFrameTypeError(f"unknown frame type {kind}")
 
 

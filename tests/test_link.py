@@ -72,8 +72,10 @@ class FakeOwner:
         max_buffer: int = 1 << 20,
         ack_delay: float = 0.05,
         ack_every: int = 4,
+        secret: bytes | None = None,
     ) -> None:
         self.group = group
+        self.secret = secret
         self.me = me
         self.incarnation = incarnation
         self.members = members
@@ -1907,3 +1909,97 @@ class HeartbeatTests(SynchronousTestCase):
             link.heartbeat(owner.time.seconds(), 1.0, 5.0)
         self.assertFalse(aborted(transport))
         self.assertIs(link.outbound, proto)
+
+
+SECRET = b"a group secret of enough bytes"
+
+
+class GroupSecretTests(SynchronousTestCase):
+    """
+    With a pre-shared secret, a connection opens only after both sides
+    proved they hold it, over fresh nonces from both.
+    """
+
+    def test_same_secret_opens_both_ways(self) -> None:
+        pair = Pair(secret=SECRET)
+        self.assertIs(pair.ab_link.outbound, pair.ab.client)
+        self.assertIs(pair.ba_link.inbound, pair.ab.server)
+        self.assertIs(pair.ba_link.outbound, pair.ba.client)
+        send(pair.ab_link, 1)
+        pair.flush()
+        self.assertEqual([p for p, _ in pair.b.frames], ["alice"])
+        self.assertEqual(pair.a.rejections + pair.b.rejections, [])
+
+    def test_nonces_are_fresh(self) -> None:
+        first, second = Pair(secret=SECRET), Pair(secret=SECRET)
+        self.assertNotEqual(first.ab.client._nonce, second.ab.client._nonce)
+        self.assertEqual(len(first.ab.client._nonce), 32)
+
+    def test_wrong_secret_refused(self) -> None:
+        events = observe(self)
+        a = FakeOwner("alice", incarnation=1, secret=SECRET)
+        b = FakeOwner("bob", incarnation=2, secret=b"another secret, also long")
+        Connection(a, b)
+        self.assertIn("failed the group secret check", b.reasons)
+        self.assertIsNone(b.links["alice"].inbound)
+        self.assertIsNone(a.links["bob"].outbound)
+        # Nothing of the link was touched by the failed attempt.
+        self.assertIsNone(b.links["alice"].incarnation)
+        self.assertTrue(refusals(events))
+
+    def test_secret_on_one_side_only(self) -> None:
+        with_secret = FakeOwner("alice", incarnation=1, secret=SECRET)
+        without = FakeOwner("bob", incarnation=2)
+        Connection(with_secret, without)
+        self.assertTrue(
+            any(
+                "uses a group secret but this node has none" in r
+                for r in without.reasons
+            )
+        )
+        Connection(without, with_secret)
+        self.assertTrue(
+            any("requires the group secret" in r for r in with_secret.reasons)
+        )
+
+    def test_recorded_handshake_cannot_be_replayed(self) -> None:
+        a = FakeOwner("alice", incarnation=1, secret=SECRET)
+        b = FakeOwner("bob", incarnation=2, secret=SECRET)
+        proto, transport = dialed(a)
+        hello_bytes = transport.value()
+        transport.clear()
+        acceptor, acceptor_io = accepted(b)
+        acceptor.dataReceived(hello_bytes)
+        proto.dataReceived(acceptor_io.value())
+        acceptor_io.clear()
+        recorded = hello_bytes + transport.value()
+        acceptor.dataReceived(transport.value())
+        self.assertIs(b.links["alice"].inbound, acceptor)
+        # The same bytes, played to a new connection, meet a new nonce.
+        replayed, _ = accepted(b)
+        replayed.dataReceived(recorded)
+        self.assertIn("failed the group secret check", b.reasons)
+        self.assertIs(b.links["alice"].inbound, acceptor)
+
+    def test_stranger_cannot_claim_an_incarnation(self) -> None:
+        """
+        A stranger that claims a member's name but fails the secret check
+        changes nothing, so the real member is let in afterwards.
+        """
+        b = FakeOwner("bob", incarnation=2, secret=SECRET)
+        mallory = FakeOwner("alice", incarnation=666, secret=b"guessed secret, wrong")
+        Connection(mallory, b)
+        self.assertIsNone(b.links["alice"].incarnation)
+        alice = FakeOwner("alice", incarnation=1, secret=SECRET)
+        Connection(alice, b)
+        self.assertEqual(b.links["alice"].incarnation, 1)
+        self.assertIsNotNone(b.links["alice"].inbound)
+
+    def test_data_before_proof_refused(self) -> None:
+        b = FakeOwner("bob", incarnation=2, secret=SECRET)
+        acceptor, _ = accepted(b)
+        acceptor.dataReceived(
+            prefixed(Hello(GROUP, "alice", "bob", 1, 0, b"n" * 32), data(1))
+        )
+        self.assertIn("expected the group-secret proof (AUTH)", b.reasons)
+        self.assertEqual(b.frames, [])

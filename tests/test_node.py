@@ -695,3 +695,44 @@ class SilenceTests(GroupTestCase):
             self.assertGreater(a.links["b"].connects, 1)
 
         return deferred(run())
+
+
+class SecretTests(GroupTestCase):
+    def test_group_with_secret_and_an_outsider(self) -> Deferred[None]:
+        """
+        A group sharing a secret runs as usual; a node holding another
+        secret is refused by every member, saying why, and changes nothing.
+        """
+
+        async def run() -> None:
+            logs = LogCapture(self)
+            secret = b"the secret of this group, 32 b."
+            group = await self.group("abc", secret=secret)
+            outsider = MulticastNode(
+                "c",
+                {
+                    "a": TCP4ClientEndpoint(reactor, "127.0.0.1", group.ports["a"]),
+                    "b": TCP4ClientEndpoint(reactor, "127.0.0.1", group.ports["b"]),
+                },
+                None,
+                reactor,
+                secret=b"not the secret of this group!!",
+            )
+            outsider.startService()
+            self.addCleanup(outsider.stopService)
+            records = await self.traffic(group, rounds=10, per_round=5)
+            await group.all_delivered(len(records))
+            self.assertTrue(group.check().ok)
+            await group.wait_until(
+                lambda: (
+                    group.nodes["a"].rejections > 0 and group.nodes["b"].rejections > 0
+                ),
+                what="both members refusing the outsider",
+            )
+            self.assertTrue(logs.matching("failed the group secret check"))
+            # The real c's link state was never touched by the outsider.
+            self.assertEqual(
+                group.nodes["a"].links["c"].incarnation, group.nodes["c"].incarnation
+            )
+
+        return deferred(run())

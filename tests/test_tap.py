@@ -95,6 +95,23 @@ class OptionsTests(SynchronousTestCase):
             self.assertNotIn("Traceback", message)
             self.assertEqual(len(message.splitlines()), 1, message)
 
+    def test_secret_file(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("  0123456789abcdef0123\n")
+        self.assertEqual(
+            parse(*BASE, "--secret-file", path)["secret"], b"0123456789abcdef0123"
+        )
+        self.assertIsNone(parse(*BASE)["secret"])
+        with open(path, "w") as f:
+            f.write("short\n")
+        with self.assertRaises(UsageError) as caught:
+            parse(*BASE, "--secret-file", path)
+        self.assertIn("holds 5 bytes", str(caught.exception))
+        with self.assertRaises(UsageError) as caught:
+            parse(*BASE, "--secret-file", "/nonexistent/secret")
+        self.assertIn("cannot be read: No such file", str(caught.exception))
+
     def test_unwritable_jsonl(self) -> None:
         with self.assertRaises(UsageError) as caught:
             parse(*BASE, "--handler", "jsonl:/nonexistent-dir/x.jsonl")
