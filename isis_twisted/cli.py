@@ -228,7 +228,14 @@ class IsisOptions(_Options):
             DEFAULT_NODE,
             "The node's client API: a client endpoint description"
             " (tcp:HOST:PORT, unix:path=PATH, ...) or a port on 127.0.0.1.",
-        ]
+        ],
+        [
+            "token-file",
+            "t",
+            None,
+            "A file holding the node's client token, for a node started with"
+            " --client-token-file.",
+        ],
     ]
     subCommands: ClassVar[_Table] = [
         ["send", None, SendOptions, "Multicast messages."],
@@ -256,6 +263,15 @@ class IsisOptions(_Options):
             self["node"] = dial_description(self["node"])
         except ValueError as e:
             raise usage.UsageError(f"--node {e}") from None
+        self["token"] = None
+        if self["token-file"] is not None:
+            try:
+                with open(self["token-file"], "rb") as f:
+                    self["token"] = f.read().strip()
+            except OSError as e:
+                raise usage.UsageError(
+                    f"--token-file {self['token-file']!r} cannot be read: {e.strerror}"
+                ) from None
 
 
 def parse(argv: Sequence[str]) -> IsisOptions:
@@ -792,7 +808,17 @@ def run(reactor: IReactorCore, options: IsisOptions, console: Console) -> Deferr
         def close(code: int) -> Deferred[int]:
             return proto.close().addCallback(lambda ignored: code)
 
-        ran = command(IReactorFromThreads(reactor), proto, options.subOptions, console)
+        def run_command(_: object = None) -> Deferred[int]:
+            return command(
+                IReactorFromThreads(reactor), proto, options.subOptions, console
+            )
+
+        token: bytes | None = options["token"]
+        ran = (
+            proto.authenticate(token).addCallback(run_command)
+            if token is not None
+            else run_command()
+        )
         return ran.addErrback(failed).addCallback(close)
 
     def unexpected(failure: Failure) -> int:

@@ -22,6 +22,7 @@ node's own error from L{isis_twisted.interfaces}, re-exported here.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
@@ -147,6 +148,13 @@ class ClientAPIError(Exception):
 class BadPayloadError(ClientAPIError):
     """
     The node refused to multicast a payload (wrong type, or too large).
+    """
+
+
+class NotAuthenticatedError(ClientAPIError):
+    """
+    The node requires a client token and this connection has not given the
+    right one.
     """
 
 
@@ -352,6 +360,7 @@ class Multicast(amp.Command):
     errors: ClassVar[_Errors] = {
         BadPayloadError: b"BAD_PAYLOAD",
         NodeError: b"NODE_ERROR",
+        NotAuthenticatedError: b"NOT_AUTHENTICATED",
     }
 
 
@@ -368,6 +377,7 @@ class Subscribe(amp.Command):
         HistoryGoneError: b"HISTORY_GONE",
         AlreadySubscribedError: b"ALREADY_SUBSCRIBED",
         NodeError: b"NODE_ERROR",
+        NotAuthenticatedError: b"NOT_AUTHENTICATED",
     }
 
 
@@ -405,7 +415,19 @@ class Status(amp.Command):
     """
 
     response: ClassVar[_Schema] = [(b"status", LongText())]
-    errors: ClassVar[_Errors] = {NodeError: b"NODE_ERROR"}
+    errors: ClassVar[_Errors] = {
+        NodeError: b"NODE_ERROR",
+        NotAuthenticatedError: b"NOT_AUTHENTICATED",
+    }
+
+
+class Authenticate(amp.Command):
+    """
+    Give the node's client token; needed first when the node has one.
+    """
+
+    arguments: ClassVar[_Schema] = [(b"token", LongBytes())]
+    errors: ClassVar[_Errors] = {NotAuthenticatedError: b"NOT_AUTHENTICATED"}
 
 
 def _delivery_fields(record: Delivery) -> dict[str, object]:
@@ -450,6 +472,7 @@ class ClientAPIProtocol(amp.AMP):
         node: NodeControl,
         clock: IReactorTime | None = None,
         backlog: int = DEFAULT_BACKLOG,
+        token: bytes | None = None,
     ) -> None:
         """
         @param node: The node the connection controls.
@@ -457,9 +480,13 @@ class ClientAPIProtocol(amp.AMP):
             the global reactor).
         @param backlog: The most bytes of deliveries held for a subscriber
             that is not reading.
+        @param token: If given, every command but L{Authenticate} is refused
+            until the connection has given this token.
         """
         super().__init__()  # type: ignore[no-untyped-call]
         self.node = node
+        self._token = token
+        self._authenticated = token is None
         self._subscription: Subscription | None = None
         if clock is None:
             from twisted.internet import reactor
@@ -500,6 +527,26 @@ class ClientAPIProtocol(amp.AMP):
         The connection is going; L{connectionLost} follows.
         """
 
+    @Authenticate.responder
+    def authenticate(self, token: bytes) -> dict[str, object]:
+        """
+        Check the client token.
+
+        @raise NotAuthenticatedError: If it is not the node's token.
+        """
+        if self._token is not None and not hmac.compare_digest(token, self._token):
+            peer = self.transport.getPeer() if self.transport is not None else None
+            self._log.warn("refused a wrong client token from {peer}", peer=peer)
+            raise NotAuthenticatedError("wrong client token")
+        self._authenticated = True
+        return {}
+
+    def _require_token(self) -> None:
+        if not self._authenticated:
+            raise NotAuthenticatedError(
+                "this node requires a client token (isis --token-file)"
+            )
+
     @Multicast.responder
     def multicast(self, payload: bytes) -> Deferred[dict[str, object]]:
         """
@@ -507,7 +554,9 @@ class ClientAPIProtocol(amp.AMP):
 
         @raise BadPayloadError: If the node refuses the payload.
         @raise NodeError: If the node fails otherwise.
+        @raise NotAuthenticatedError: If a token is required and not given.
         """
+        self._require_token()
         try:
             delivered = self.node.multicast(payload)
         except Exception as e:
@@ -527,7 +576,9 @@ class ClientAPIProtocol(amp.AMP):
         @raise HistoryGoneError: If C{since} is older than the node holds.
         @raise AlreadySubscribedError: If the connection is already subscribed.
         @raise NodeError: If the node fails otherwise.
+        @raise NotAuthenticatedError: If a token is required and not given.
         """
+        self._require_token()
         if self._subscription is not None:
             raise AlreadySubscribedError(
                 "this connection is already subscribed; open another connection"
@@ -549,7 +600,9 @@ class ClientAPIProtocol(amp.AMP):
 
         @raise NodeError: If the node fails, or its status is not
             JSON-serialisable.
+        @raise NotAuthenticatedError: If a token is required and not given.
         """
+        self._require_token()
         try:
             # default=str: a stray non-JSON value should not cost the
             # operator the whole status.
@@ -659,22 +712,26 @@ class ClientAPIFactory(ServerFactory):
         node: NodeControl,
         clock: IReactorTime | None = None,
         backlog: int = DEFAULT_BACKLOG,
+        token: bytes | None = None,
     ) -> None:
         """
         @param node: The node every connection controls.
         @param clock: Passed to every L{ClientAPIProtocol}.
         @param backlog: The most bytes of deliveries held for a subscriber
             that is not reading (see L{ClientAPIProtocol}).
+        @param token: The client token every connection must give first, or
+            L{None} for none.
         """
         self.node = node
         self.clock = clock
         self.backlog = backlog
+        self.token = token
 
     def buildProtocol(self, addr: IAddress | None) -> ClientAPIProtocol:
         """
         A protocol bound to L{node}.
         """
-        proto = ClientAPIProtocol(self.node, self.clock, self.backlog)
+        proto = ClientAPIProtocol(self.node, self.clock, self.backlog, self.token)
         proto.factory = self
         return proto
 
@@ -755,6 +812,15 @@ class ClientProtocol(amp.AMP):
             return failure
 
         return answer.addCallbacks(lambda fields: int(fields["first"]), refused)
+
+    def authenticate(self, token: bytes) -> Deferred[None]:
+        """
+        Give the node's client token (first, when the node requires one).
+
+        @return: A L{Deferred} that fires when the node took it, or fails
+            with L{NotAuthenticatedError}.
+        """
+        return _call_remote(self, Authenticate, token=token).addCallback(lambda _: None)
 
     def status(self) -> Deferred[dict[str, object]]:
         """

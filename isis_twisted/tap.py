@@ -39,18 +39,18 @@ from isis_twisted.options import dial_description, listen_description, whole_num
 _NAME = re.compile(r"^[^\s=,]{1,255}$")
 
 
-def _read_secret(path: str) -> bytes:
+def _read_secret(path: str, option: str) -> bytes:
     try:
         with open(path, "rb") as f:
             secret = f.read().strip()
     except OSError as e:
         raise usage.UsageError(
-            f"--secret-file {path!r} cannot be read: {e.strerror}"
+            f"{option} {path!r} cannot be read: {e.strerror}"
         ) from None
     if len(secret) < MIN_SECRET:
         raise usage.UsageError(
-            f"--secret-file {path!r} holds {len(secret)} bytes; a group secret"
-            f" needs at least {MIN_SECRET} (e.g. head -c 32 /dev/urandom | base64)"
+            f"{option} {path!r} holds {len(secret)} bytes; it needs at least"
+            f" {MIN_SECRET} (e.g. head -c 32 /dev/urandom | base64)"
         )
     return secret
 
@@ -139,6 +139,13 @@ class Options(usage.Options):
             " every member the same): peers must prove they hold it.",
         ],
         [
+            "client-token-file",
+            None,
+            None,
+            "A file holding a token that clients must give before anything"
+            " else (at least 16 bytes); isis --token-file gives it.",
+        ],
+        [
             "heartbeat",
             None,
             1.0,
@@ -223,7 +230,12 @@ class Options(usage.Options):
             raise usage.UsageError("--heartbeat must be shorter than --silence")
         self["secret"] = None
         if self["secret-file"] is not None:
-            self["secret"] = _read_secret(self["secret-file"])
+            self["secret"] = _read_secret(self["secret-file"], "--secret-file")
+        self["client_token"] = None
+        if self["client-token-file"] is not None:
+            self["client_token"] = _read_secret(
+                self["client-token-file"], "--client-token-file"
+            )
         handlers: list[IDeliveryHandler] = []
         try:
             for spec in self["handler_specs"]:
@@ -362,7 +374,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             Listener(
                 reactor,
                 options["client_listen"],
-                ClientAPIFactory(node, reactor),
+                ClientAPIFactory(node, reactor, token=options["client_token"]),
                 "the client API",
             )
         )

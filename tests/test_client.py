@@ -33,6 +33,7 @@ from isis_twisted.client import (
     LongText,
     NodeControl,
     NodeError,
+    NotAuthenticatedError,
     Subscribe,
     SubscriptionDroppedError,
     connect,
@@ -822,3 +823,53 @@ class SlowSubscriberTests(SynchronousTestCase):
         self.assertIn(b"SubscriptionDropped", transport.value())
         self.clock.advance(31)
         self.assertTrue(transport.disconnected)
+
+
+class TokenTests(SynchronousTestCase):
+    """
+    A node with a client token serves nothing until a connection gives it.
+    """
+
+    def connect(self, node: FakeNode) -> tuple[ClientProtocol, IOPump]:
+        client, _, pump = connectedServerAndClient(
+            lambda: ClientAPIFactory(node, token=b"0123456789abcdef").buildProtocol(
+                None
+            ),
+            ClientProtocol,
+        )
+        return client, pump
+
+    def test_nothing_without_the_token(self) -> None:
+        node = FakeNode()
+        client, pump = self.connect(node)
+        for call in (client.status(), client.multicast(b"x")):
+            pump.flush()
+            error = self.failureResultOf(call, NotAuthenticatedError)
+            self.assertIn("requires a client token", error.getErrorMessage())
+        subscribed = client.subscribe(None, lambda r: None)
+        pump.flush()
+        self.failureResultOf(subscribed, NotAuthenticatedError)
+        self.assertEqual(node.received, [])
+
+    def test_wrong_token_refused(self) -> None:
+        node = FakeNode()
+        client, pump = self.connect(node)
+        attempt = client.authenticate(b"guess")
+        pump.flush()
+        self.assertIn(
+            "wrong client token",
+            self.failureResultOf(attempt, NotAuthenticatedError).getErrorMessage(),
+        )
+        status = client.status()
+        pump.flush()
+        self.failureResultOf(status, NotAuthenticatedError)
+
+    def test_right_token_serves(self) -> None:
+        node = FakeNode()
+        client, pump = self.connect(node)
+        done = client.authenticate(b"0123456789abcdef")
+        pump.flush()
+        self.assertIsNone(self.successResultOf(done))
+        record = result_of(self, pump, client.multicast(b"hello"))
+        self.assertEqual(record.payload, b"hello")
+        self.assertEqual(node.received, [b"hello"])

@@ -378,6 +378,49 @@ class TwistTests(TestCase):
         return deferred(go())
 
 
+class ClientTokenTests(TestCase):
+    timeout = 60
+
+    def test_isis_needs_the_token(self) -> Deferred[None]:
+        async def go() -> None:
+            where = Path(self.mktemp()).resolve()
+            where.mkdir(parents=True)
+            token = where / "client.token"
+            token.write_text("a client token for this test\n")
+            (client_port,) = free_ports(1)
+            node = NodeProcess("solo")
+            argv = [
+                *TWISTD,
+                "isis",
+                "--id=solo",
+                "--port=0",
+                f"--client-port={client_port}",
+                f"--client-token-file={token}",
+            ]
+            reactor.spawnProcess(node, argv[0], argv, env=dict(os.environ))
+
+            def stop() -> Deferred[int]:
+                if not node.ended.called:
+                    node.transport.signalProcess("TERM")  # type: ignore[union-attr]
+                return node.ended
+
+            self.addCleanup(stop)
+            deadline = reactor.seconds() + 30
+            while True:
+                out, err, code = await isis(
+                    "--node", str(client_port), "--token-file", str(token), "send", "hi"
+                )
+                if code == 0 or reactor.seconds() > deadline or node.ended.called:
+                    break
+            self.assertEqual((code, out.split()), (0, ["1", "solo@1"]), err)
+            _, err, code = await isis("--node", str(client_port), "status")
+            self.assertEqual(code, 2)
+            self.assertIn("requires a client token", err)
+            self.assertNotIn("Traceback", err)
+
+        return deferred(go())
+
+
 class UserMistakeTests(TestCase):
     timeout = 60
 

@@ -112,6 +112,18 @@ class OptionsTests(SynchronousTestCase):
             parse(*BASE, "--secret-file", "/nonexistent/secret")
         self.assertIn("cannot be read: No such file", str(caught.exception))
 
+    def test_client_token_file(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("a client token, long enough\n")
+        options = parse(*BASE, "--client-port", "9101", "--client-token-file", path)
+        self.assertEqual(options["client_token"], b"a client token, long enough")
+        reactor = MemoryReactorClock()
+        service = tap.makeService(options, reactor)
+        assert isinstance(service, tap.NodeService)
+        listener = next(c for c in service if isinstance(c, tap.Listener))
+        self.assertEqual(listener._factory.token, b"a client token, long enough")  # type: ignore[attr-defined]
+
     def test_unwritable_jsonl(self) -> None:
         with self.assertRaises(UsageError) as caught:
             parse(*BASE, "--handler", "jsonl:/nonexistent-dir/x.jsonl")
