@@ -244,6 +244,10 @@ class Engine:
         clock = frame.clock
         if type(clock) is not int:
             raise MalformedFrameError(sender, f"clock {clock!r} is not an integer")
+        if clock > MAX_CLOCK:
+            raise MalformedFrameError(
+                sender, f"clock {clock} is beyond the largest allowed, {MAX_CLOCK}"
+            )
         if clock < horizon:
             raise ClockRegressionError(
                 sender, f"clock went back from {horizon} to {clock}"
@@ -458,6 +462,12 @@ class Engine:
             for clock, sender, payload, _ in sorted(self._queue)
         )
 
+
+MAX_CLOCK = (1 << 62) - 1
+"""
+The largest clock a frame may carry.  Far beyond any real count, it keeps a
+peer from pushing this member's clock past what the wire can encode.
+"""
 
 _NO_LIMIT = 1 << 62
 """

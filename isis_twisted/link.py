@@ -191,6 +191,7 @@ class PeerLink:
         self.resent = 0
         self.connects = 0
         self.last_heard: float | None = None
+        self.last_progress = owner.clock.seconds()
 
     # -- sending ------------------------------------------------------------
 
@@ -233,11 +234,15 @@ class PeerLink:
                 f"acknowledges frame {ack}, but only {self.next_seq - 1} were sent"
             )
         unacked = self.unacked
-        was_full = self.full
+        freed = False
         while unacked and unacked[0][0] <= ack:
             _, head, body = unacked.popleft()
             self.unacked_bytes -= len(head) + len(body)
-        if was_full and not self.full:
+            freed = True
+        if freed:
+            self.last_progress = self.owner.clock.seconds()
+            # The node decides whether that makes room: what it admitted
+            # this turn counts too, so "was full" here is not enough.
             self.owner.link_has_room()
 
     def outbound_ready(self, proto: PeerProtocol, received: int) -> None:
@@ -367,6 +372,7 @@ class PeerLink:
             elif (
                 proto.blocked_since is not None
                 and now - proto.blocked_since > idle_limit
+                and now - self.last_progress > idle_limit
             ):
                 proto.drop(
                     f"it has read nothing for {now - proto.blocked_since:.1f} s"
@@ -456,6 +462,9 @@ class PeerProtocol(Int32StringReceiver):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
+        factory = getattr(self, "factory", None)
+        if isinstance(factory, PeerFactory):
+            factory.live.discard(self)
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
@@ -544,6 +553,12 @@ class PeerProtocol(Int32StringReceiver):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
     # -- receiving ----------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        # Any bytes are a sign of life: a large frame on a slow link takes
+        # a while to arrive whole.
+        self.last_received = self.owner.clock.seconds()
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.drop(
@@ -788,8 +803,10 @@ class PeerFactory(Factory):
     def __init__(self, owner: LinkOwner, dial: PeerLink | None = None) -> None:
         self.owner = owner
         self.dial = dial
+        self.live: set[PeerProtocol] = set()
 
     def buildProtocol(self, addr: IAddress | None) -> PeerProtocol:
         proto = PeerProtocol(self.owner, self.dial)
         proto.factory = self
+        self.live.add(proto)
         return proto

@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from isis_twisted.engine import Delivery, Engine, Frame, Timestamp
+from isis_twisted.engine import Delivery, Engine, Frame, ProtocolError, Timestamp
 from isis_twisted.interfaces import (
     HistoryGoneError,
     IDeliveryHandler,
@@ -62,7 +62,24 @@ The shortest group secret accepted, in bytes.
 
 class NodeStoppedError(Exception):
     """
-    The node stopped before the message was delivered.
+    The node is stopped, or stopped before the message was sent: the group
+    never saw it, so it is safe to send again.
+    """
+
+
+class DeliveryUnknownError(Exception):
+    """
+    The node stopped after it had multicast the message but before it
+    delivered it.  The other members may still deliver it (and so will this
+    node if it is started again): sending it again may deliver it twice.
+    """
+
+
+class BackPressureError(Exception):
+    """
+    Too much is already waiting for room in a peer's resend buffer (a peer
+    has been away long enough to fill it): the message was not taken.  Try
+    again once the peer is back.
     """
 
 
@@ -163,11 +180,15 @@ class MulticastNode(MultiService):
             raise ValueError(f"max_frame of {max_frame} bytes is too small")
         if max_buffer <= 0 or history < 0 or handshake_timeout <= 0:
             raise ValueError("max_buffer, history and handshake_timeout must be > 0")
-        if not 0 < heartbeat < silence:
-            raise ValueError("heartbeat must be above 0 and below silence")
+        if not 0 < 2 * heartbeat < silence:
+            raise ValueError(
+                "silence must be more than twice the heartbeat, so that an idle"
+                " link is not taken for a silent one"
+            )
         if secret is not None and len(secret) < MIN_SECRET:
             raise ValueError(f"a group secret must be at least {MIN_SECRET} bytes")
         self.secret = secret
+        self.max_buffer = max_buffer
         self.me = me
         self.group = group
         self.clock = reactor
@@ -200,6 +221,7 @@ class MulticastNode(MultiService):
         self.listening: Deferred[IListeningPort] = Deferred()
         self._turn: IDelayedCall | None = None
         self._unflushed = 0
+        self._waiting_bytes = 0
         self._pending: dict[int, Deferred[Delivery]] = {}
         self._waiting: deque[tuple[bytes, Deferred[Delivery]]] = deque()
         self._arrived: dict[Timestamp, float] = {}
@@ -219,6 +241,7 @@ class MulticastNode(MultiService):
         self._started_at = reactor.seconds()
         self._reported: dict[str, float] = {}
         self._dialers: list[ClientService] = []
+        self._factories: list[PeerFactory] = []
 
     # -- IOrderedMulticast ------------------------------------------------
 
@@ -231,8 +254,12 @@ class MulticastNode(MultiService):
         Deferred with it.
 
         @return: Fires with the delivery record once this member delivered
-            the message; fails with L{NodeStoppedError} if the node stops
-            first.
+            the message.  Fails with L{BackPressureError} at once if more
+            than C{max_buffer} bytes already wait for room; with
+            L{NodeStoppedError} if the node stops before the message was
+            sent (it never was: safe to send again); with
+            L{DeliveryUnknownError} if it stops after the message was sent
+            (it may still be delivered).
         @raise TypeError: If C{payload} is not L{bytes}.
         @raise ValueError: If C{payload} is larger than one frame can carry.
         """
@@ -247,7 +274,17 @@ class MulticastNode(MultiService):
             return fail(NodeStoppedError("the node is stopped"))
         d: Deferred[Delivery] = Deferred()
         if self._waiting or self._full():
+            if self._waiting_bytes + len(payload) > self.max_buffer:
+                held = [n for n, link in self.links.items() if link.full]
+                return fail(
+                    BackPressureError(
+                        f"{self._waiting_bytes} bytes already wait for room in the"
+                        f" resend buffer of {', '.join(held) or 'a peer'}; try"
+                        " again once it is back"
+                    )
+                )
             self._waiting.append((payload, d))
+            self._waiting_bytes += len(payload)
         else:
             self._admit(payload, d)
         return d
@@ -281,8 +318,11 @@ class MulticastNode(MultiService):
         """
         Feed a frame that arrived in order from C{peer} to the engine.
 
-        @raise ProtocolError: If the engine rejects it.
+        @raise ProtocolError: If the engine rejects it (or the node is
+            stopped and takes nothing more).
         """
+        if self._stopped:
+            raise ProtocolError(peer, "this node is stopped")
         self.engine.receive(peer, frame)
         if frame.messages:
             now = self._reactor.seconds()
@@ -297,6 +337,7 @@ class MulticastNode(MultiService):
         """
         while self._waiting and not self._full():
             payload, d = self._waiting.popleft()
+            self._waiting_bytes -= len(payload)
             self._admit(payload, d)
 
     def rejected(self, address: str, peer: str | None, reason: str) -> None:
@@ -325,6 +366,10 @@ class MulticastNode(MultiService):
                 link.send(frame, body)
         for record in engine.take_deliveries():
             self._deliver(record)
+        # Acknowledgements taken this turn may have made room that no link
+        # reported (it never looked full, counting this turn's admissions).
+        if self._waiting:
+            self.link_has_room()
 
     def _deliver(self, record: Delivery) -> None:
         self._arrived.pop((record.clock, record.sender), None)
@@ -348,6 +393,8 @@ class MulticastNode(MultiService):
                     index=record.index,
                 )
         for sub in list(self._subscribers.values()):
+            if record.index < sub.first:
+                continue
             try:
                 sub._callback(record)
             except Exception:
@@ -466,7 +513,9 @@ class MulticastNode(MultiService):
         The factory for connections that peers dial to this node, for a
         caller that listens itself.
         """
-        return PeerFactory(self)
+        factory = PeerFactory(self)
+        self._factories.append(factory)
+        return factory
 
     def privilegedStartService(self) -> None:
         """
@@ -488,9 +537,11 @@ class MulticastNode(MultiService):
                     if isinstance(where, str)
                     else where
                 )
+                dialing = PeerFactory(self, self.links[name])
+                self._factories.append(dialing)
                 service = ClientService(
                     endpoint,
-                    PeerFactory(self, self.links[name]),
+                    dialing,
                     retryPolicy=self._retry,
                     clock=self._reactor,
                 )
@@ -500,6 +551,8 @@ class MulticastNode(MultiService):
         super().startService()  # type: ignore[no-untyped-call]
         self._start_listening()
         self._started_at = self._reactor.seconds()
+        # A stop may have cut a turn short: what it owed goes out now.
+        self._schedule_turn()
         if self.links:
             self._beat = LoopingCall(self._tick)
             self._beat.clock = self._reactor
@@ -581,14 +634,25 @@ class MulticastNode(MultiService):
         self._turn = None
         for link in self.links.values():
             link.close()
-            for proto in (link.inbound, link.outbound):
-                if proto is not None:
-                    proto.transport.loseConnection()
-        pending = [*self._pending.values(), *(d for _, d in self._waiting)]
+        for factory in self._factories:
+            for proto in list(factory.live):
+                proto.transport.loseConnection()
+        sent = list(self._pending.values())
+        unsent = [d for _, d in self._waiting]
         self._pending.clear()
         self._waiting.clear()
-        for d in pending:
-            d.errback(NodeStoppedError(f"{self.me!r} stopped before delivering it"))
+        self._waiting_bytes = 0
+        for d in sent:
+            d.errback(
+                DeliveryUnknownError(
+                    f"{self.me!r} stopped after multicasting the message but before"
+                    " delivering it; the other members may still deliver it"
+                )
+            )
+        for d in unsent:
+            d.errback(
+                NodeStoppedError(f"{self.me!r} stopped before sending the message")
+            )
         for handler in self.handlers:
             try:
                 handler.close()

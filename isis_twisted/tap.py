@@ -226,8 +226,11 @@ class Options(usage.Options):
             self[key] = whole_number(f"--{key}", self[key], least)
         for key in ("handshake-timeout", "heartbeat", "silence"):
             self[key] = _seconds(key, self[key])
-        if self["heartbeat"] >= self["silence"]:
-            raise usage.UsageError("--heartbeat must be shorter than --silence")
+        if 2 * self["heartbeat"] >= self["silence"]:
+            raise usage.UsageError(
+                "--silence must be more than twice --heartbeat, so that an idle"
+                " link is not taken for a silent one"
+            )
         self["secret"] = None
         if self["secret-file"] is not None:
             self["secret"] = _read_secret(self["secret-file"], "--secret-file")

@@ -9,6 +9,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from isis_twisted.engine import (
+    MAX_CLOCK,
     ClockRegressionError,
     Delivery,
     Engine,
@@ -239,6 +240,16 @@ class RejectionTests(SynchronousTestCase):
         ]
         for frame in bad:
             self.assertRejected(MalformedFrameError, "b", frame)
+
+    def test_clock_beyond_the_limit(self) -> None:
+        """
+        A clock the wire could not carry back out is refused, so a peer
+        cannot wedge this member's later frames.
+        """
+        self.assertRejected(MalformedFrameError, "b", Frame(0, MAX_CLOCK + 1, ()))
+        self.assertRejected(
+            MalformedFrameError, "b", Frame(0, 2**64 - 1, ((2**64 - 1, b"z"),))
+        )
 
     def test_good_frame_after_rejections(self) -> None:
         self.assertRaises(ProtocolError, self.a.receive, "b", Frame(0, 4, ()))

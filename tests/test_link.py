@@ -1187,12 +1187,15 @@ class SequenceTests(SynchronousTestCase):
         link.acknowledged(3)
         self.assertEqual(list(link.unacked), [])
         self.assertEqual(link.unacked_bytes, 0)
-        self.assertEqual(owner.room, 0)
+        # The owner hears of every acknowledgement that freed something
+        # (twice here: for 2 and for 3), and of none that freed nothing.
+        self.assertEqual(owner.room, 2)
 
     def test_full(self) -> None:
         """
         The link is full once its unacknowledged bytes reach C{max_buffer};
-        the owner is told when it drops below, once.
+        the owner is told whenever an acknowledgement frees something, and
+        decides itself whether that is room enough.
         """
         size = frame_size(PeerLink(FakeOwner(), "x", 1), 1)
         owner = FakeOwner(max_buffer=2 * size)
@@ -1205,12 +1208,14 @@ class SequenceTests(SynchronousTestCase):
         self.assertTrue(link.full)
         link.acknowledged(1)
         self.assertTrue(link.full)
-        self.assertEqual(owner.room, 0)
+        self.assertEqual(owner.room, 1)
         link.acknowledged(2)
         self.assertFalse(link.full)
-        self.assertEqual(owner.room, 1)
+        self.assertEqual(owner.room, 2)
+        link.acknowledged(2)
+        self.assertEqual(owner.room, 2)
         link.acknowledged(3)
-        self.assertEqual(owner.room, 1)
+        self.assertEqual(owner.room, 3)
 
     def test_room_from_peer_ack(self) -> None:
         """
@@ -2003,3 +2008,40 @@ class GroupSecretTests(SynchronousTestCase):
         )
         self.assertIn("expected the group-secret proof (AUTH)", b.reasons)
         self.assertEqual(b.frames, [])
+
+
+class SlowLinkTests(SynchronousTestCase):
+    """
+    A slow link is not a dead one.
+    """
+
+    def test_frame_arriving_slowly_keeps_the_connection(self) -> None:
+        owner = FakeOwner(max_frame=1 << 20)
+        proto, transport = open_inbound(owner)
+        raw = prefixed(data(1, clock=1))
+        big = prefixed(Data(2, 0, Frame(0, 2, ((2, b"p" * 60000),))))
+        proto.dataReceived(raw)
+        link = owner.links["bob"]
+        for start in range(0, len(big), 6000):
+            owner.time.advance(1.0)
+            proto.dataReceived(big[start : start + 6000])
+            link.heartbeat(owner.time.seconds(), 0.5, 2.0)
+        self.assertFalse(aborted(transport))
+        self.assertEqual(len(owner.frames), 2)
+
+    def test_blocked_writer_with_progress_keeps_the_connection(self) -> None:
+        """
+        A peer that reads more slowly than this side writes keeps the
+        write buffer from ever draining, but its acknowledgements show it
+        reads: that is no reason to drop it.
+        """
+        owner = FakeOwner()
+        proto, transport = open_outbound(owner)
+        link = owner.links["bob"]
+        proto.pauseProducing()
+        for n in range(1, 6):
+            send(link, n)
+            owner.time.advance(2.0)
+            proto.dataReceived(prefixed(Ack(n)))
+            link.heartbeat(owner.time.seconds(), 1.0, 5.0)
+        self.assertFalse(aborted(transport))

@@ -15,19 +15,25 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from isis_twisted.checker import check
-from isis_twisted.engine import Delivery
+from isis_twisted.engine import Delivery, Frame, ProtocolError
 from isis_twisted.interfaces import (
     HistoryGoneError,
     IDeliveryHandler,
     IOrderedMulticast,
 )
-from isis_twisted.node import MulticastNode, NodeStoppedError
+from isis_twisted.node import (
+    BackPressureError,
+    DeliveryUnknownError,
+    MulticastNode,
+    NodeStoppedError,
+)
 from isis_twisted.testing import LocalGroup, RecordingHandler, free_ports, wait_until
 from isis_twisted.wire import VERSION, Hello, encode_hello
 
@@ -218,25 +224,35 @@ class LinkFaultTests(GroupTestCase):
             port = await a.listening
             group.ports["a"] = port.getHost().port  # type: ignore[attr-defined]
             sent: list[Deferred[Delivery]] = []
+            refused: list[Deferred[Delivery]] = []
             for turn_number in range(10):
                 for i in range(10):
-                    sent.append(a.multicast(b"m%d.%d" % (turn_number, i) + b"." * 100))
+                    d = a.multicast(b"m%d.%d" % (turn_number, i) + b"." * 100)
+                    (refused if d.called else sent).append(d)
                 turn: Deferred[None] = Deferred()
                 reactor.callLater(0, turn.callback, None)
                 await turn
             status = a.status()
-            self.assertGreater(cast(int, status["waiting_multicasts"]), 50)
             peer = cast(dict[str, dict[str, int]], status["peers"])["b"]
-            # Bounded: at most one message over the bound.
+            # Bounded: at most one message over the bound in the buffer...
             self.assertGreaterEqual(peer["unacked_bytes"], 2000 - 200)
             self.assertLess(peer["unacked_bytes"], 2000 + 200)
+            # ...then as much again waits, unstamped...
+            waiting = cast(int, status["waiting_multicasts"])
+            self.assertGreater(waiting, 10)
+            self.assertLessEqual(waiting * 104, 2000)
             self.assertFalse(any(d.called for d in sent))
+            # ...and beyond that multicast fails at once, saying why.
+            self.assertGreater(len(refused), 50)
+            for d in refused:
+                error = self.failureResultOf(d, BackPressureError)
+                self.assertIn("resend buffer of b", error.getErrorMessage())
             b.startService()
             port = await b.listening
             group.ports["b"] = port.getHost().port  # type: ignore[attr-defined]
             records = await gatherResults(sent)
             self.assertEqual([r.payload[:5] for r in records][:2], [b"m0.0.", b"m0.1."])
-            await group.all_delivered(100)
+            await group.all_delivered(len(sent))
             self.assertTrue(group.check().ok)
 
         return deferred(run())
@@ -444,7 +460,9 @@ class HandlerAndSubscriptionTests(GroupTestCase):
             node.startService()
             d = node.multicast(b"never")
             await node.stopService()
-            with self.assertRaises(NodeStoppedError):
+            # It was stamped and (as far as this node knows) sent: it may
+            # still be delivered, so it must not be reported as safe to retry.
+            with self.assertRaises(DeliveryUnknownError):
                 await d
             with self.assertRaises(NodeStoppedError):
                 await node.multicast(b"late")
@@ -462,7 +480,7 @@ class HandlerAndSubscriptionTests(GroupTestCase):
                 port = await group.nodes[name].listening
                 group.ports[name] = port.getHost().port  # type: ignore[attr-defined]
             stuck = a.multicast(b"stuck")
-            stuck.addErrback(lambda f: f.trap(NodeStoppedError))
+            stuck.addErrback(lambda f: f.trap(DeliveryUnknownError))
             await wait_until(
                 reactor, lambda: b.engine.queue_length == 1, what="b holding it"
             )
@@ -736,3 +754,70 @@ class SecretTests(GroupTestCase):
             )
 
         return deferred(run())
+
+
+class ReviewRegressionTests(SynchronousTestCase):
+    """
+    Cases found in review, on a node driven by hand (no sockets).
+    """
+
+    def node(self, **options: Any) -> tuple[MulticastNode, MemoryReactorClock]:
+        clock = MemoryReactorClock()
+        node = MulticastNode("a", {"b": "tcp:127.0.0.1:1"}, None, clock, **options)
+        return node, clock
+
+    def test_two_acks_in_one_turn_admit_waiting_multicasts(self) -> None:
+        """
+        Room made by an acknowledgement that came when the link did not look
+        full (this turn's admissions made it so) still admits what waits.
+        """
+        node, clock = self.node(max_buffer=250)
+        link = node.links["b"]
+        node.multicast(b"1" * 100)
+        clock.advance(0)
+        node.multicast(b"2" * 100)
+        node.multicast(b"3" * 100)
+        clock.advance(0)
+        self.assertEqual(node.status()["waiting_multicasts"], 1)
+        # Two acknowledgements in one turn, as from one read.
+        link.acknowledged(1)
+        node.multicast(b"4" * 100)
+        link.acknowledged(2)
+        clock.advance(0)
+        self.assertEqual(node.status()["waiting_multicasts"], 0)
+        self.assertEqual(node.engine.clock, 4)
+
+    def test_restart_sends_what_the_stop_cut_short(self) -> None:
+        node, clock = self.node()
+        node.startService()
+        node.frame_received("b", Frame(0, 1, ((1, b"x"),)))
+        self.assertTrue(node.engine.ack_due)
+        node.stopService()
+        node.startService()
+        clock.advance(0)
+        self.assertFalse(node.engine.ack_due)
+        self.assertEqual(len(node.links["b"].unacked), 1)
+        node.stopService()
+
+    def test_stopped_node_takes_no_frames(self) -> None:
+        node, _ = self.node()
+        node.startService()
+        node.stopService()
+        self.assertRaises(
+            ProtocolError, node.frame_received, "b", Frame(0, 1, ((1, b"x"),))
+        )
+        self.assertEqual(node.engine.queue_length, 0)
+
+    def test_subscription_from_a_future_index(self) -> None:
+        node = MulticastNode("solo", {}, None, MemoryReactorClock())
+        node.startService()
+        seen: list[int] = []
+        sub = node.subscribe(3, lambda r: seen.append(r.index))
+        self.assertEqual(sub.first, 3)
+        for i in range(4):
+            node.multicast(b"%d" % i)
+            node.clock.advance(0)  # type: ignore[attr-defined]
+        self.assertEqual(seen, [3, 4])
+
+    def test_silence_must_exceed_two_heartbeats(self) -> None:
+        self.assertRaises(ValueError, self.node, heartbeat=3, silence=5)

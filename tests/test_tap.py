@@ -84,7 +84,7 @@ class OptionsTests(SynchronousTestCase):
             (("--id", "a", "--port", "1", "--max-frame", "10"), "1024 or more"),
             (("--id", "a", "--port", "1", "--handshake-timeout", "0"), "above 0"),
             (("--id", "a", "--port", "1", "--buffer", "x"), "buffer"),
-            (("--id", "a", "--port", "1", "--heartbeat", "5"), "shorter than"),
+            (("--id", "a", "--port", "1", "--heartbeat", "3"), "more than twice"),
             (("--id", "a", "--port", "1", "--silence", "soon"), "seconds"),
         ]
         for args, words in cases:
