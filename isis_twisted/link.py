@@ -23,6 +23,7 @@ and a closed connection; the node goes on serving its other peers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -68,6 +69,12 @@ stranger cannot make a node buffer a large frame.
 """
 
 _LENGTH = struct.Struct(">I")
+
+CLOSE_GRACE = 5.0
+"""
+Seconds a closing connection has to send what it still holds (a REFUSE, the
+last frames) before it is aborted.
+"""
 
 NONCE_SIZE = 32
 """
@@ -425,6 +432,7 @@ class PeerProtocol(Int32StringReceiver):
         self.blocked_since: float | None = None
         self._nonce = b""
         self._hello: Hello | None = None
+        self._grace: IDelayedCall | None = None
 
     @property
     def address(self) -> str:
@@ -462,6 +470,9 @@ class PeerProtocol(Int32StringReceiver):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
+        self._grace = None
         factory = getattr(self, "factory", None)
         if isinstance(factory, PeerFactory):
             factory.live.discard(self)
@@ -548,17 +559,39 @@ class PeerProtocol(Int32StringReceiver):
         if refuse:
             refusal = encode_refuse(Refuse(reason))
             self.transport.writeSequence([_LENGTH.pack(len(refusal)), refusal])
-            self.transport.loseConnection()
+            self.close()
         else:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
     # -- receiving ----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self._closed:
+            # Closing: nothing more is read, and nothing is buffered.
+            return
         # Any bytes are a sign of life: a large frame on a slow link takes
         # a while to arrive whole.
         self.last_received = self.owner.clock.seconds()
         super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        """
+        Close the connection once what was written is sent, and abort it if
+        that has not happened within L{CLOSE_GRACE} seconds.
+        """
+        self._closed = True
+        # A transport (TLS in particular) does not start closing while a
+        # producer is registered with it.
+        # Test transports raise when no producer is registered; that is fine.
+        with contextlib.suppress(RuntimeError):
+            self.transport.unregisterProducer()  # type: ignore[attr-defined]
+        self.transport.loseConnection()
+        if self._grace is None:
+            self._grace = self.owner.clock.callLater(CLOSE_GRACE, self._abort)
+
+    def _abort(self) -> None:
+        self._grace = None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def lengthLimitExceeded(self, length: int) -> None:
         self.drop(
@@ -595,14 +628,13 @@ class PeerProtocol(Int32StringReceiver):
             self.drop(str(e))
 
     def _refused(self, reason: str) -> None:
-        self._closed = True
+        self.close()
         self._log.warn(
             "{who} at {address} refused this node: {reason}",
             who=f"member {self.peer!r}" if self.peer else "a peer",
             address=self.address,
             reason=reason,
         )
-        self.transport.loseConnection()
 
     def _handshake(self, frame: Data | Hello | Ack | Auth) -> None:
         if self._hello is not None:

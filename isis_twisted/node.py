@@ -636,7 +636,7 @@ class MulticastNode(MultiService):
             link.close()
         for factory in self._factories:
             for proto in list(factory.live):
-                proto.transport.loseConnection()
+                proto.close()
         sent = list(self._pending.values())
         unsent = [d for _, d in self._waiting]
         self._pending.clear()
