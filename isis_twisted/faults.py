@@ -1,8 +1,9 @@
 """
 Fault injection over real processes: a group of C{twistd isis} nodes whose
-every link runs through a proxy that cuts, stalls and heals it on a seeded
-schedule, while every node multicasts; afterwards the history checker must
-find every message delivered exactly once, in one order, everywhere.
+every link runs through a proxy that cuts, stalls, slows, half-closes and
+heals it on a seeded schedule, while every node multicasts; afterwards the
+history checker must find every message delivered exactly once, in one
+order, everywhere.
 
     python -m isis_twisted.faults --nodes 5 --seconds 60 --seed 7
 
@@ -165,9 +166,15 @@ async def run_faults(
                 number += 1
             if reactor.seconds() >= next_fault:
                 link = rng.choice(sorted(proxies))
-                kind = rng.choice(["cut", "stall", "heal", "heal", "cut-both"])
+                kind = rng.choice(
+                    ["cut", "cut-both", "stall", "slow", "half-close", "heal", "heal"]
+                )
                 if kind == "cut":
                     proxies[link].cut()
+                elif kind == "slow":
+                    proxies[link].slow(rng.uniform(0.01, 0.3))
+                elif kind == "half-close":
+                    proxies[link].half_close()
                 elif kind == "cut-both":
                     proxies[link].cut()
                     proxies[(link[1], link[0])].cut()

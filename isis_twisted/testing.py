@@ -82,20 +82,34 @@ class _Pipe(Protocol):
         self.proxy = proxy
         self.other: _Pipe | None = None
         self.waiting: list[bytes] = []
+        self._later: Any = None
 
     def dataReceived(self, data: bytes) -> None:
-        if self.other is None or self.proxy.stalled:
+        # Bytes go through `waiting` whenever anything is held back, so
+        # that they always leave in the order they came.
+        proxy = self.proxy
+        if self.other is None or proxy.stalled or proxy.delay or self.waiting:
             self.waiting.append(data)
         else:
             self.other.transport.write(data)  # type: ignore[union-attr]
+            return
+        if self.proxy.delay and self._later is None and not self.proxy.stalled:
+            self._later = self.proxy.reactor.callLater(self.proxy.delay, self._due)
+
+    def _due(self) -> None:
+        self._later = None
+        self.flush()
 
     def flush(self) -> None:
-        if self.other is not None and self.waiting:
+        if self.other is not None and self.waiting and not self.proxy.stalled:
             self.other.transport.write(b"".join(self.waiting))  # type: ignore[union-attr]
             self.waiting = []
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.proxy.pipes.discard(self)
+        if self._later is not None and self._later.active():
+            self._later.cancel()
+        self._later = None
         if self.other is not None and self.other.transport is not None:
             self.other.transport.loseConnection()
 
@@ -129,7 +143,9 @@ class LinkProxy:
     """
     A TCP forwarder on loopback between one member and another, that a test
     can cut (connections aborted, new ones refused), stall (bytes held, not
-    lost, so both ends hear nothing) and heal.
+    lost, so both ends hear nothing), slow (every byte delayed), half-close
+    (the dialed side's reading end closed while the other way stays open)
+    and heal.
 
     @ivar pipes: The live proxied connections' sides.
     """
@@ -143,6 +159,7 @@ class LinkProxy:
         self.target = target
         self.cut_off = False
         self.stalled = False
+        self.delay = 0.0
         self.pipes: set[_Pipe] = set()
         self.port: Any = None
 
@@ -171,12 +188,28 @@ class LinkProxy:
         """
         self.stalled = True
 
+    def slow(self, delay: float) -> None:
+        """
+        Delay every byte by C{delay} seconds from now on, keeping order.
+        """
+        self.delay = delay
+
+    def half_close(self) -> None:
+        """
+        Close the write side towards the dialed member on every current
+        connection: it reads end-of-file while it can still write back.
+        """
+        for pipe in list(self.pipes):
+            if not isinstance(pipe, _Accepting) and pipe.transport is not None:
+                pipe.transport.loseWriteConnection()  # type: ignore[attr-defined]
+
     def heal(self) -> None:
         """
-        Forward again; bytes held while stalled go through first.
+        Forward again at full speed; bytes held meanwhile go through first.
         """
         self.cut_off = False
         self.stalled = False
+        self.delay = 0.0
         for pipe in list(self.pipes):
             pipe.flush()
 
