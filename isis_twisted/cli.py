@@ -43,6 +43,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from isis_twisted import checker
+from isis_twisted.certs import CertificateError, write_group_certs
 from isis_twisted.client import (
     ClientAPIError,
     ClientProtocol,
@@ -212,6 +213,40 @@ class CheckOptions(_Options):
         self["logs"] = list(logs)
 
 
+class CertsOptions(_Options):
+    """
+    Options of C{isis certs}.
+    """
+
+    synopsis = "--dir DIR NAME ..."
+    longdesc = (
+        "Create a CA and one certificate per member for mutual TLS"
+        " (twistd isis --tls-dir DIR): DIR/ca.pem for every member,"
+        " DIR/NAME.pem for member NAME, and DIR/ca.key.pem, the CA's key, to"
+        " keep off the members.  Nothing is overwritten."
+    )
+    optParameters: ClassVar[_Table] = [
+        ["dir", "d", None, "Where to write the files (required)."]
+    ]
+
+    def parseArgs(self, *names: str) -> None:
+        """
+        Keep the member names.
+        """
+        if not names:
+            raise usage.UsageError("give the members' names")
+        if len(set(names)) != len(names):
+            raise usage.UsageError("a member name is given twice")
+        self["names"] = list(names)
+
+    def postOptions(self) -> None:
+        """
+        Require C{--dir}.
+        """
+        if not self["dir"]:
+            raise usage.UsageError("--dir is required")
+
+
 class IsisOptions(_Options):
     """
     The C{isis} command line: global options and one subcommand.
@@ -242,6 +277,7 @@ class IsisOptions(_Options):
         ["tail", None, TailOptions, "Print deliveries as they happen."],
         ["status", None, StatusOptions, "Show the node's state."],
         ["check", None, CheckOptions, "Check delivery logs."],
+        ["certs", None, CertsOptions, "Create TLS certificates for a group."],
     ]
 
     def getSynopsis(self) -> str:
@@ -869,6 +905,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(EXIT_USAGE) from None
     if options.subCommand == "check":
         raise SystemExit(checker.main(options.subOptions["logs"]))
+    if options.subCommand == "certs":
+        raise SystemExit(_certs(options.subOptions))
     if isinstance(sys.stdout, io.TextIOWrapper):
         # Payloads printed by tail may hold anything; never fail on them.
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -876,6 +914,22 @@ def main(argv: list[str] | None = None) -> None:
         react(_react_main, [options])
     finally:
         _settle_stdout()
+
+
+def _certs(options: CertsOptions) -> int:
+    try:
+        written = write_group_certs(options["dir"], options["names"])
+    except CertificateError as e:
+        sys.stderr.write(f"isis certs: {e}\n")
+        return EXIT_USAGE
+    except ImportError:
+        sys.stderr.write(
+            "isis certs: needs Twisted's TLS support: pip install 'isis-twisted[tls]'\n"
+        )
+        return EXIT_USAGE
+    for path in written:
+        print(path)
+    return EXIT_OK
 
 
 def _settle_stdout() -> None:

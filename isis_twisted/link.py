@@ -43,6 +43,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from isis_twisted.certs import peer_name
 from isis_twisted.engine import Frame, ProtocolError
 from isis_twisted.wire import (
     Ack,
@@ -112,6 +113,7 @@ class LinkOwner(Protocol):
     max_frame: int
     handshake_timeout: float
     secret: bytes | None
+    require_certificate: bool
 
     def link_for(self, name: str) -> PeerLink | None:
         """
@@ -674,6 +676,20 @@ class PeerProtocol(Int32StringReceiver):
             self.drop(f"{frame.member!r} is {what}", refuse=True)
             return
         self.peer = frame.member
+        if owner.require_certificate:
+            presented = peer_name(self.transport)
+            if presented != frame.member:
+                what = (
+                    "no certificate"
+                    if presented is None
+                    else f"the certificate of {presented!r}"
+                )
+                self.drop(
+                    f"{frame.member!r} presented {what}: a member's certificate"
+                    " must name it",
+                    refuse=True,
+                )
+                return
         if owner.secret is None:
             if frame.nonce:
                 self.drop(

@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from isis_twisted.certs import TLSIdentity, client_endpoint, server_factory
 from isis_twisted.engine import Delivery, Engine, Frame, ProtocolError, Timestamp
 from isis_twisted.interfaces import (
     HistoryGoneError,
@@ -138,6 +139,7 @@ class MulticastNode(MultiService):
         heartbeat: float = 1.0,
         silence: float = 5.0,
         secret: bytes | None = None,
+        tls: TLSIdentity | None = None,
     ) -> None:
         """
         @param me: This member's name.
@@ -171,6 +173,10 @@ class MulticastNode(MultiService):
         @param secret: The group's pre-shared secret: every connection must
             prove it holds it (HMAC-SHA256 over fresh nonces from both
             sides) before anything else happens.  L{None}: no secret.
+        @param tls: This member's certificate and the group's CA, for mutual
+            TLS: every connection is wrapped in TLS, the peer's certificate
+            must be signed by the CA and name the member it claims to be.
+            C{listen} and C{peers} are then plain (TCP or UNIX) endpoints.
 
         @raise ValueError: If the names are unusable (see L{Engine}) or a
             limit is not positive.
@@ -189,6 +195,8 @@ class MulticastNode(MultiService):
             raise ValueError(f"a group secret must be at least {MIN_SECRET} bytes")
         self.secret = secret
         self.max_buffer = max_buffer
+        self.tls = tls
+        self.require_certificate = tls is not None
         self.me = me
         self.group = group
         self.clock = reactor
@@ -537,6 +545,8 @@ class MulticastNode(MultiService):
                     if isinstance(where, str)
                     else where
                 )
+                if self.tls is not None:
+                    endpoint = client_endpoint(self.tls, name, endpoint)
                 dialing = PeerFactory(self, self.links[name])
                 self._factories.append(dialing)
                 service = ClientService(
@@ -596,9 +606,10 @@ class MulticastNode(MultiService):
             if isinstance(self._listen, str)
             else self._listen
         )
-        server.listen(self.peer_factory()).addCallbacks(
-            self._listened, self._listen_failed
-        )
+        factory: Any = self.peer_factory()
+        if self.tls is not None:
+            factory = server_factory(self.tls, factory)
+        server.listen(factory).addCallbacks(self._listened, self._listen_failed)
 
     def _listened(self, port: IListeningPort) -> None:
         self._port = port

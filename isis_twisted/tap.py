@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from isis_twisted.certs import CertificateError, load_identity
 from isis_twisted.client import ClientAPIFactory
 from isis_twisted.handlers import HandlerSpecError, available_handlers, build_handler
 from isis_twisted.interfaces import IDeliveryHandler
@@ -139,6 +140,13 @@ class Options(usage.Options):
             " every member the same): peers must prove they hold it.",
         ],
         [
+            "tls-dir",
+            None,
+            None,
+            "Mutual TLS between members: a directory made by 'isis certs'"
+            " (ca.pem and ID.pem); --port and peers are then plain addresses.",
+        ],
+        [
             "client-token-file",
             None,
             None,
@@ -234,6 +242,18 @@ class Options(usage.Options):
         self["secret"] = None
         if self["secret-file"] is not None:
             self["secret"] = _read_secret(self["secret-file"], "--secret-file")
+        self["tls"] = None
+        if self["tls-dir"] is not None:
+            plain = [self["listen"], *peers.values()]
+            if any(d.startswith(("ssl:", "tls:")) for d in plain):
+                raise usage.UsageError(
+                    "with --tls-dir, give plain addresses (HOST:PORT, tcp:...);"
+                    " the node adds TLS itself"
+                )
+            try:
+                self["tls"] = load_identity(self["tls-dir"], me)
+            except CertificateError as e:
+                raise usage.UsageError(f"--tls-dir: {e}") from None
         self["client_token"] = None
         if self["client-token-file"] is not None:
             self["client_token"] = _read_secret(
@@ -370,6 +390,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         heartbeat=options["heartbeat"],
         silence=options["silence"],
         secret=options["secret"],
+        tls=options["tls"],
     )
     top = NodeService(reactor, node, options["listen"])
     if options["client_listen"] is not None:

@@ -76,6 +76,7 @@ class FakeOwner:
     ) -> None:
         self.group = group
         self.secret = secret
+        self.require_certificate = False
         self.me = me
         self.incarnation = incarnation
         self.members = members

@@ -34,7 +34,13 @@ from isis_twisted.node import (
     MulticastNode,
     NodeStoppedError,
 )
-from isis_twisted.testing import LocalGroup, RecordingHandler, free_ports, wait_until
+from isis_twisted.testing import (
+    LateBoundEndpoint,
+    LocalGroup,
+    RecordingHandler,
+    free_ports,
+    wait_until,
+)
 from isis_twisted.wire import VERSION, Hello, encode_hello
 
 reactor: Any = _reactor
@@ -821,3 +827,87 @@ class ReviewRegressionTests(SynchronousTestCase):
 
     def test_silence_must_exceed_two_heartbeats(self) -> None:
         self.assertRaises(ValueError, self.node, heartbeat=3, silence=5)
+
+
+class MutualTLSTests(GroupTestCase):
+    def test_members_authenticate_each_other(self) -> Deferred[None]:
+        """
+        With certificates from 'isis certs', a group runs over mutual TLS;
+        a node holding b's certificate cannot pass itself off as c, and one
+        with another CA's certificate cannot connect at all.
+        """
+
+        async def run() -> None:
+            from isis_twisted.certs import TLSIdentity, load_identity, write_group_certs
+
+            logs = LogCapture(self)
+            where = os.path.abspath(self.mktemp())
+            write_group_certs(where, ["a", "b", "c"])
+            names = ["a", "b", "c"]
+            ports: dict[str, int] = {}
+            nodes = {
+                n: MulticastNode(
+                    n,
+                    {p: LateBoundEndpoint(reactor, ports, p) for p in names if p != n},
+                    "tcp:0:interface=127.0.0.1",
+                    reactor,
+                    handlers=[RecordingHandler()],
+                    tls=load_identity(where, n),
+                )
+                for n in names
+            }
+            for n, node in nodes.items():
+                node.startService()
+                self.addCleanup(node.stopService)
+                ports[n] = (await node.listening).getHost().port  # type: ignore[attr-defined]
+            records = await gatherResults(
+                [nodes[n].multicast(n.encode()) for n in names for _ in range(3)]
+            )
+            histories = {
+                n: cast(RecordingHandler, node.handlers[0]).records
+                for n, node in nodes.items()
+            }
+            await wait_until(
+                reactor,
+                lambda: all(len(h) == len(records) for h in histories.values()),
+                what="every member delivering over mutual TLS",
+            )
+            self.assertTrue(check(histories).ok)
+
+            b = load_identity(where, "b")
+            impostor = MulticastNode(
+                "c",
+                {"a": TCP4ClientEndpoint(reactor, "127.0.0.1", ports["a"])},
+                None,
+                reactor,
+                tls=TLSIdentity("c", b.ca, b.own),
+            )
+            impostor.startService()
+            self.addCleanup(impostor.stopService)
+            await wait_until(
+                reactor,
+                lambda: bool(logs.matching("presented the certificate of 'b'")),
+                what="a refusing the impostor",
+            )
+            other = os.path.abspath(self.mktemp())
+            write_group_certs(other, ["c"])
+            stranger = MulticastNode(
+                "c",
+                {"a": TCP4ClientEndpoint(reactor, "127.0.0.1", ports["a"])},
+                None,
+                reactor,
+                tls=load_identity(other, "c"),
+            )
+            stranger.startService()
+            self.addCleanup(stranger.stopService)
+            before = nodes["a"].links["c"].connects
+            pause: Deferred[None] = Deferred()
+            reactor.callLater(0.5, pause.callback, None)
+            await pause
+            self.assertEqual(stranger.links["a"].connects, 0)
+            self.assertEqual(impostor.links["a"].connects, 0)
+            # The real c's links were never disturbed.
+            self.assertEqual(nodes["a"].links["c"].connects, before)
+            self.assertEqual(nodes["a"].links["c"].incarnation, nodes["c"].incarnation)
+
+        return deferred(run())

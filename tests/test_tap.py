@@ -124,6 +124,32 @@ class OptionsTests(SynchronousTestCase):
         listener = next(c for c in service if isinstance(c, tap.Listener))
         self.assertEqual(listener._factory.token, b"a client token, long enough")  # type: ignore[attr-defined]
 
+    def test_tls_dir(self) -> None:
+        from isis_twisted.certs import write_group_certs
+
+        where = self.mktemp()
+        write_group_certs(where, ["a", "b", "c"])
+        options = parse(*BASE, "--tls-dir", where)
+        self.assertEqual(options["tls"].name, "a")
+        with self.assertRaises(UsageError) as caught:
+            parse("--id", "z", "--port", "1", "--tls-dir", where)
+        self.assertIn("--tls-dir: cannot read", str(caught.exception))
+        with self.assertRaises(UsageError) as caught:
+            parse(
+                "--id",
+                "a",
+                "--port",
+                "1",
+                "--peers",
+                "b=tls:b.example:9002",
+                "--tls-dir",
+                where,
+            )
+        self.assertIn("give plain addresses", str(caught.exception))
+        node = tap.makeService(options, MemoryReactorClock())
+        assert isinstance(node, tap.NodeService)
+        self.assertTrue(node.node.require_certificate)
+
     def test_unwritable_jsonl(self) -> None:
         with self.assertRaises(UsageError) as caught:
             parse(*BASE, "--handler", "jsonl:/nonexistent-dir/x.jsonl")
