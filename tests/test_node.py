@@ -326,6 +326,49 @@ class BadInputTests(GroupTestCase):
 
         return deferred(run())
 
+    def test_random_garbage_during_traffic(self) -> Deferred[None]:
+        """
+        Forty connections of seeded random bytes (some behind a plausible
+        length prefix, some a HELLO in a member's name followed by junk) at
+        every member of an authenticated group while it carries traffic:
+        each is dropped, the members keep their links, and the traffic
+        passes the checker.  (Without a secret or TLS, a stranger may claim
+        a member's name: that is what authentication is for.)
+        """
+
+        async def run() -> None:
+            group = await self.group(
+                "abc", handshake_timeout=0.5, secret=b"sixteen bytes or more!"
+            )
+            rng = random.Random(2026)
+            for i in range(40):
+                target = group.ports["abc"[i % 3]]
+                body = rng.randbytes(rng.randrange(0, 300))
+                kind = i % 4
+                if kind == 1:
+                    body = struct.pack(">I", len(body)) + body
+                elif kind == 2:
+                    body = struct.pack(">I", rng.randrange(2**32)) + body
+                elif kind == 3:
+                    hello = encode_hello(
+                        Hello("isis", "b", "a", rng.randrange(2**64), 0)
+                    )
+                    body = struct.pack(">I", len(hello)) + hello + body
+                await self.send_raw(target, body)
+            records = await self.traffic(group, rounds=30, per_round=5, seed=9)
+            await group.all_delivered(len(records))
+            self.assertTrue(group.check().ok)
+            await group.wait_until(
+                lambda: sum(n.rejections for n in group.nodes.values()) >= 40,
+                what="every garbage connection dropped",
+            )
+            for node in group.nodes.values():
+                for link in node.links.values():
+                    self.assertIsNotNone(link.outbound)
+                    self.assertIsNotNone(link.inbound)
+
+        return deferred(run())
+
     def test_wrong_peer_address(self) -> Deferred[None]:
         """
         A connection that reaches the wrong member is refused, and both sides
