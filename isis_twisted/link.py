@@ -453,18 +453,26 @@ class PeerProtocol(Int32StringReceiver):
         if self._dialed is not None:
             if self.owner.secret is not None:
                 self._nonce = os.urandom(NONCE_SIZE)
-            self.send_raw(
-                encode_hello(
-                    Hello(
-                        self.owner.group,
-                        self.owner.me,
-                        self._dialed.name,
-                        self.owner.incarnation,
-                        self._dialed.received,
-                        self._nonce,
-                    )
+            self._send_hello(self._dialed)
+
+    def _send_hello(self, link: PeerLink) -> None:
+        """
+        Send this side's HELLO to the member of C{link} (with this side's
+        nonce, empty in a group without a secret).
+        """
+        owner = self.owner
+        self.send_raw(
+            encode_hello(
+                Hello(
+                    owner.group,
+                    owner.me,
+                    link.name,
+                    owner.incarnation,
+                    link.received,
+                    self._nonce,
                 )
             )
+        )
 
     def _handshake_timed_out(self) -> None:
         self._timeout = None
@@ -712,18 +720,7 @@ class PeerProtocol(Int32StringReceiver):
         self._hello = frame
         if self._dialed is None:
             self._nonce = os.urandom(NONCE_SIZE)
-            self.send_raw(
-                encode_hello(
-                    Hello(
-                        owner.group,
-                        owner.me,
-                        link.name,
-                        owner.incarnation,
-                        link.received,
-                        self._nonce,
-                    )
-                )
-            )
+            self._send_hello(link)
         else:
             self.send_raw(encode_auth(Auth(self._mac(b"dialer"))))
 
@@ -806,17 +803,7 @@ class PeerProtocol(Int32StringReceiver):
         # reached the right member.
         old = link.inbound_ready(self)
         if owner.secret is None:
-            self.send_raw(
-                encode_hello(
-                    Hello(
-                        owner.group,
-                        owner.me,
-                        link.name,
-                        owner.incarnation,
-                        link.received,
-                    )
-                )
-            )
+            self._send_hello(link)
         if old is not None:
             old._closed = True
             old.transport.abortConnection()  # type: ignore[attr-defined]

@@ -77,6 +77,31 @@ class GroupTestCase(TestCase):
         self.addCleanup(lambda: deferred(group.stop()))
         return group
 
+    async def exchange(self, nodes: dict[str, MulticastNode], each: int) -> None:
+        """
+        Every node multicasts C{each} messages; wait until every node (each
+        with a L{RecordingHandler} first) delivered them all, and check.
+        """
+        records = await gatherResults(
+            [
+                node.multicast(name.encode())
+                for name, node in nodes.items()
+                for _ in range(each)
+            ]
+        )
+        self.assertEqual(len(records), each * len(nodes))
+        histories = {
+            n: cast(RecordingHandler, node.handlers[0]).records
+            for n, node in nodes.items()
+        }
+        await wait_until(
+            reactor,
+            lambda: all(len(h) == len(records) for h in histories.values()),
+            what=f"every member delivering {len(records)} messages",
+        )
+        result = check(histories)
+        self.assertTrue(result.ok, result.summary())
+
     async def traffic(
         self, group: LocalGroup, rounds: int, per_round: int, seed: int = 0
     ) -> list[Delivery]:
@@ -570,20 +595,7 @@ class EndpointTests(GroupTestCase):
                 node.startService()
                 self.addCleanup(node.stopService)
                 await node.listening
-            records = await gatherResults(
-                [nodes[n].multicast(n.encode() * 3) for n in names for _ in range(5)]
-            )
-            self.assertEqual(len(records), 15)
-            histories = {
-                n: cast(RecordingHandler, node.handlers[0]).records
-                for n, node in nodes.items()
-            }
-            await wait_until(
-                reactor,
-                lambda: all(len(h) == 15 for h in histories.values()),
-                what="every member delivering 15",
-            )
-            self.assertTrue(check(histories).ok)
+            await self.exchange(nodes, 5)
 
         return deferred(run())
 
@@ -666,19 +678,7 @@ class TLSTests(GroupTestCase):
                 node.startService()
                 self.addCleanup(node.stopService)
                 await node.listening
-            records = await gatherResults(
-                [nodes[n].multicast(n.encode()) for n in names for _ in range(4)]
-            )
-            histories = {
-                n: cast(RecordingHandler, node.handlers[0]).records
-                for n, node in nodes.items()
-            }
-            await wait_until(
-                reactor,
-                lambda: all(len(h) == len(records) for h in histories.values()),
-                what="every member delivering over TLS",
-            )
-            self.assertTrue(check(histories).ok)
+            await self.exchange(nodes, 4)
             link = nodes["a"].links["b"]
             assert link.outbound is not None
             from twisted.internet.interfaces import ISSLTransport
@@ -903,19 +903,7 @@ class MutualTLSTests(GroupTestCase):
                 node.startService()
                 self.addCleanup(node.stopService)
                 ports[n] = (await node.listening).getHost().port  # type: ignore[attr-defined]
-            records = await gatherResults(
-                [nodes[n].multicast(n.encode()) for n in names for _ in range(3)]
-            )
-            histories = {
-                n: cast(RecordingHandler, node.handlers[0]).records
-                for n, node in nodes.items()
-            }
-            await wait_until(
-                reactor,
-                lambda: all(len(h) == len(records) for h in histories.values()),
-                what="every member delivering over mutual TLS",
-            )
-            self.assertTrue(check(histories).ok)
+            await self.exchange(nodes, 3)
 
             b = load_identity(where, "b")
             impostor = MulticastNode(
