@@ -22,11 +22,11 @@ Writes bench/results/engine.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
+
+from results import write_results
 
 from isis_twisted.engine import Engine, Frame
 
@@ -115,21 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 f" {row['frames_per_multicast']:>17.3f}",
                 flush=True,
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "engine",
-                "python": sys.version.split()[0],
-                "machine": platform.machine(),
-                "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "results": rows,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {args.out}")
+    write_results(args.out, "engine", rows)
     return 0
 
 

@@ -11,10 +11,11 @@ Run:  python bench/wire_bench.py [--frames 20000]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from results import write_results
 
 from isis_twisted.engine import Frame
 from isis_twisted.wire import data_head, decode, encode_body
@@ -75,20 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {row['decode_mb_per_s']:>11,.1f}",
             flush=True,
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "wire",
-                "python": sys.version.split()[0],
-                "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "results": rows,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {args.out}")
+    write_results(args.out, "wire", rows)
     return 0
 
 
