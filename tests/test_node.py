@@ -697,13 +697,15 @@ class SilenceTests(GroupTestCase):
     def test_silent_member_is_named_and_delivery_resumes(self) -> Deferred[None]:
         async def run() -> None:
             logs = LogCapture(self)
-            group = await self.group("abc", proxied=True, heartbeat=0.05, silence=0.4)
+            # Generous margins: a busy machine must not make an idle link
+            # look silent.
+            group = await self.group("abc", proxied=True, heartbeat=0.1, silence=1.0)
             a = group.nodes["a"]
             await gatherResults([n.multicast(b"warm-up") for n in group.nodes.values()])
             await group.all_delivered(3)
             # Idle, but heartbeats flow: nobody is reported silent.
             idle: Deferred[None] = Deferred()
-            reactor.callLater(0.6, idle.callback, None)
+            reactor.callLater(1.5, idle.callback, None)
             await idle
             self.assertEqual(a.status()["silent_members"], [])
             self.assertFalse(logs.matching("silent for"))
@@ -720,7 +722,7 @@ class SilenceTests(GroupTestCase):
             self.assertEqual(status["silent_members"], ["c"])
             oldest = cast(dict[str, Any], status["oldest_undelivered"])
             self.assertEqual(oldest["waiting_for"], ["c"])
-            self.assertGreater(oldest["age_s"], 0.3)
+            self.assertGreater(oldest["age_s"], 0.9)
             self.assertFalse(held.called)
 
             group.heal()
