@@ -114,6 +114,13 @@ class Options(usage.Options):
             " (listens on 127.0.0.1) or an endpoint description. Default: none.",
         ],
         [
+            "metrics-port",
+            None,
+            None,
+            "Where to serve Prometheus metrics over HTTP: a port number (listens"
+            " on 127.0.0.1) or an endpoint description. Default: none.",
+        ],
+        [
             "max-frame",
             None,
             DEFAULT_MAX_FRAME,
@@ -206,6 +213,19 @@ class Options(usage.Options):
         if self["port"] is None:
             raise usage.UsageError("--port is required: where to listen for peers")
         self["listen"] = _address(listen_description, "--port", self["port"])
+        self["metrics_listen"] = (
+            _address(listen_description, "--metrics-port", self["metrics-port"])
+            if self["metrics-port"] is not None
+            else None
+        )
+        if self["metrics_listen"] is not None:
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError:
+                raise usage.UsageError(
+                    "--metrics-port needs prometheus_client:"
+                    " pip install 'isis-twisted[metrics]'"
+                ) from None
         self["client_listen"] = (
             _address(listen_description, "--client-port", self["client-port"])
             if self["client-port"] is not None
@@ -400,6 +420,19 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 options["client_listen"],
                 ClientAPIFactory(node, reactor, token=options["client_token"]),
                 "the client API",
+            )
+        )
+    if options["metrics_listen"] is not None:
+        from twisted.web.server import Site
+
+        from isis_twisted.metrics import metrics_resource
+
+        top.add_listener(
+            Listener(
+                reactor,
+                options["metrics_listen"],
+                Site(metrics_resource(node)),
+                "Prometheus metrics",
             )
         )
     return top

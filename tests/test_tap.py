@@ -150,6 +150,14 @@ class OptionsTests(SynchronousTestCase):
         assert isinstance(node, tap.NodeService)
         self.assertTrue(node.node.require_certificate)
 
+    def test_metrics_port(self) -> None:
+        options = parse(*BASE, "--metrics-port", "9201")
+        self.assertEqual(options["metrics_listen"], "tcp:9201:interface=127.0.0.1")
+        reactor = MemoryReactorClock()
+        service = tap.makeService(options, reactor)
+        service.privilegedStartService()
+        self.assertIn(9201, [p[0] for p in reactor.tcpServers])
+
     def test_unwritable_jsonl(self) -> None:
         with self.assertRaises(UsageError) as caught:
             parse(*BASE, "--handler", "jsonl:/nonexistent-dir/x.jsonl")

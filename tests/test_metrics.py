@@ -1,0 +1,106 @@
+"""
+Tests for L{isis_twisted.metrics}: a node's counters for Prometheus.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent
+
+from isis_twisted.metrics import NodeCollector, metrics_resource
+from isis_twisted.testing import LocalGroup
+
+reactor: Any = _reactor
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """
+    The value of one sample in a Prometheus text exposition.
+    """
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{"):
+            head, value = line.rsplit(" ", 1)
+            got = ",".join(sorted(head[len(name) + 1 : -1].split(",")))
+            if got == wanted:
+                return float(value)
+    raise KeyError(f"{name}{{{wanted}}} not in the exposition")
+
+
+class Body(Protocol):
+    """
+    Collects an HTTP response body.
+    """
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.done: Deferred[bytes] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.done.callback(self.data)
+
+
+class MetricsTests(TestCase):
+    timeout = 60
+
+    def test_counters_follow_the_node(self) -> Deferred[None]:
+        async def go() -> None:
+            group = LocalGroup(reactor, ["a", "b"])
+            await group.start()
+            self.addCleanup(lambda: Deferred.fromCoroutine(group.stop()))
+            a = group.nodes["a"]
+            registry = CollectorRegistry()
+            registry.register(NodeCollector(a))
+            before = generate_latest(registry).decode()
+            self.assertEqual(sample(before, "isis_multicasts_total", member="a"), 0)
+            await gatherResults([a.multicast(b"x" * 10) for _ in range(5)])
+            await group.all_delivered(5)
+            text = generate_latest(registry).decode()
+            self.assertEqual(sample(text, "isis_multicasts_total", member="a"), 5)
+            self.assertEqual(sample(text, "isis_deliveries_total", member="a"), 5)
+            self.assertEqual(sample(text, "isis_queue_depth", member="a"), 0)
+            self.assertGreater(
+                sample(text, "isis_peer_frames_out_total", member="a", peer="b"), 0
+            )
+            self.assertEqual(
+                sample(
+                    text, "isis_peer_connected", member="a", peer="b", direction="out"
+                ),
+                1,
+            )
+            self.assertIn("# HELP isis_oldest_undelivered_age_seconds", text)
+
+        return Deferred.fromCoroutine(go())
+
+    def test_served_over_http(self) -> Deferred[None]:
+        async def go() -> None:
+            from twisted.web.server import Site
+
+            group = LocalGroup(reactor, ["a"])
+            await group.start()
+            self.addCleanup(lambda: Deferred.fromCoroutine(group.stop()))
+            await group.nodes["a"].multicast(b"one")
+            port = reactor.listenTCP(
+                0, Site(metrics_resource(group.nodes["a"])), interface="127.0.0.1"
+            )
+            self.addCleanup(port.stopListening)
+            agent = Agent(reactor)
+            response = await agent.request(
+                b"GET", f"http://127.0.0.1:{port.getHost().port}/metrics".encode()
+            )
+            body = Body()
+            response.deliverBody(body)
+            text = (await body.done).decode()
+            self.assertEqual(sample(text, "isis_deliveries_total", member="a"), 1)
+
+        return Deferred.fromCoroutine(go())
