@@ -47,6 +47,7 @@ test: lint typecheck docs trial pytest
 bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/wire_bench.py
+	$(BIN)/python bench/cluster_bench.py --nodes 3 5
 
 clean:
 	rm -rf $(VENV) docs/_build docs/_generated build dist *.egg-info _trial_temp* tests.*/ .mypy_cache .ruff_cache .hypothesis

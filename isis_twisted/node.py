@@ -140,6 +140,7 @@ class MulticastNode(MultiService):
         silence: float = 5.0,
         secret: bytes | None = None,
         tls: TLSIdentity | None = None,
+        engine_factory: Callable[[str, list[str]], Engine] = Engine,
     ) -> None:
         """
         @param me: This member's name.
@@ -177,6 +178,9 @@ class MulticastNode(MultiService):
             TLS: every connection is wrapped in TLS, the peer's certificate
             must be signed by the CA and name the member it claims to be.
             C{listen} and C{peers} are then plain (TCP or UNIX) endpoints.
+        @param engine_factory: Makes the ordering engine from this member's
+            name and the members' names (for tests and benchmarks that run
+            a variant).
 
         @raise ValueError: If the names are unusable (see L{Engine}) or a
             limit is not positive.
@@ -201,7 +205,7 @@ class MulticastNode(MultiService):
         self.group = group
         self.clock = reactor
         self._reactor = reactor
-        self.engine = Engine(me, [me, *peers])
+        self.engine = engine_factory(me, [me, *peers])
         self.members = self.engine.members
         self.incarnation = (
             incarnation
