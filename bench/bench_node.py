@@ -47,9 +47,11 @@ class Counter:
         self.bytes = 0
         self.first: float | None = None
         self.last = 0.0
+        self.order: list[tuple[int, str, int, int | None]] = []
 
     def deliver(self, record: Delivery) -> None:
         now = time.perf_counter()
+        self.order.append((record.index, record.sender, record.clock, record.after))
         if self.first is None:
             self.first = now
         self.last = now
@@ -111,12 +113,29 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         if counter.count >= total and not done.called:
             done.callback(None)
 
-    pump()
+    def tick() -> None:
+        nonlocal sent
+        if sent < args.messages:
+            sent += 1
+            node.multicast(payload).addCallback(delivered_at_rate, time.perf_counter())
+        check_done()
+
+    def delivered_at_rate(_: Delivery, started: float) -> None:
+        latencies.append(time.perf_counter() - started)
+
+    if args.rate:
+        sender = task.LoopingCall(tick)
+        sender.clock = reactor
+        sender.start(1.0 / args.rate)
+    else:
+        pump()
     poll = task.LoopingCall(check_done)
     poll.clock = reactor
     poll.start(0.05)
     await done
     poll.stop()
+    if args.rate:
+        sender.stop()
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
     latencies.sort()
@@ -132,6 +151,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     result = {
         "member": args.id,
         "mode": args.mode,
+        "rate": args.rate,
         "nodes": args.nodes,
         "payload": args.payload,
         "delivered": counter.count,
@@ -150,6 +170,10 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "wall_s": wall,
     }
     Path(args.out).write_text(json.dumps(result) + "\n")
+    # The order, for the driver's history check (payloads are all alike).
+    Path(args.out).with_suffix(".order").write_text(
+        json.dumps(counter.order, separators=(",", ":"))
+    )
     # Linger so that peers still waiting for this member's acks finish too.
     pause: Deferred[None] = Deferred()
     reactor.callLater(2.0, pause.callback, None)
@@ -167,6 +191,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--payload", type=int, default=100)
     parser.add_argument("--window", type=int, default=2000)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="fixed multicasts/s (0: saturate)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     task.react(lambda r: Deferred.fromCoroutine(run(r, args)))

@@ -1,6 +1,8 @@
 """
 Side-by-side benchmark of a real group of processes: ordered multicast
-against raw fan-out over the same transport, framing and batching.
+against raw fan-out over the same transport, framing and batching, then a
+fixed-rate run for latency.  Every ordered run's delivery histories are
+checked with the history checker; a run that broke a guarantee fails.
 
 Every member is its own process (bench/bench_node.py) that generates its
 own load at saturation (as fast as back-pressure allows) and reports
@@ -24,6 +26,9 @@ from typing import Any
 
 from results import write_results
 
+from isis_twisted.checker import check
+from isis_twisted.engine import Delivery
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -38,10 +43,14 @@ def free_ports(count: int) -> list[int]:
 
 
 def run_group(
-    mode: str, nodes: int, payload: int, messages: int
+    mode: str, nodes: int, payload: int, messages: int, rate: float = 0.0
 ) -> list[dict[str, Any]]:
     """
-    Start C{nodes} members in C{mode}, wait for them, return their figures.
+    Start C{nodes} members in C{mode}, wait for them, check an ordered
+    run's histories, and return the members' figures.
+
+    @raise SystemExit: If a member failed or the histories break a
+        guarantee.
     """
     names = [chr(ord("a") + i) for i in range(nodes)]
     ports = dict(zip(names, free_ports(nodes), strict=True))
@@ -61,6 +70,7 @@ def run_group(
                     f"--mode={mode}",
                     f"--payload={payload}",
                     f"--messages={messages}",
+                    f"--rate={rate}",
                     f"--out={work / f'{name}.json'}",
                 ],
                 stdout=subprocess.DEVNULL,
@@ -71,6 +81,17 @@ def run_group(
         _, err = proc.communicate(timeout=600)
         if proc.returncode != 0:
             raise SystemExit(f"a {mode} member failed:\n{err.decode()}")
+    if mode == "ordered":
+        histories = {
+            n: [
+                Delivery(i, s, c, b"", a)
+                for i, s, c, a in json.loads((work / f"{n}.order").read_text())
+            ]
+            for n in names
+        }
+        verdict = check(histories)
+        if not verdict.ok:
+            raise SystemExit(f"the ordered run broke a guarantee:\n{verdict.summary()}")
     return [json.loads((work / f"{n}.json").read_text()) for n in names]
 
 
@@ -94,6 +115,10 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, nargs="+", default=[3])
     parser.add_argument("--payload", type=int, nargs="+", default=[100])
     parser.add_argument("--messages", type=int, default=20000, help="per member")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="per member, for the latency run"
+    )
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "cluster.json")
     args = parser.parse_args()
     results = []
@@ -126,6 +151,18 @@ def main() -> int:
             results.append(
                 {"nodes": nodes, "payload": payload, **pair, "ordered_over_raw": ratio}
             )
+    for nodes in args.nodes:
+        rate = args.rate
+        summary = summarise(
+            run_group("ordered", nodes, 100, int(rate * args.rate_seconds), rate)
+        )
+        print(
+            f"{nodes:>2} nodes at {rate:,.0f} msg/s each, 100 B: latency p50"
+            f" {summary['latency_p50_ms']:.2f} ms, p99 {summary['latency_p99_ms']:.2f}"
+            f" ms, max {summary['latency_max_ms']:.2f} ms",
+            flush=True,
+        )
+        results.append({"nodes": nodes, "fixed_rate": rate, "ordered": summary})
     write_results(args.out, "cluster", results)
     return 0
 

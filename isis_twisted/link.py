@@ -447,6 +447,11 @@ class PeerProtocol(Int32StringReceiver):
         # As a producer, the transport tells this protocol when its write
         # buffer is full (the peer reads nothing) and when it drains.
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        # Frames are already batched per turn; Nagle's algorithm would only
+        # hold small ones (acknowledgements) back and add latency.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         self._timeout = self.owner.clock.callLater(
             self.owner.handshake_timeout, self._handshake_timed_out
         )
