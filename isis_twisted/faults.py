@@ -20,7 +20,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 
 from isis_twisted.checker import CheckResult, Multicast, check, load_jsonl
 from isis_twisted.client import ClientProtocol, connect
-from isis_twisted.localcluster import NodeProcess, twistd_command
-from isis_twisted.testing import LinkProxy, free_ports, wait_until
+from isis_twisted.localcluster import NodeProcess, stop_processes, twistd_command
+from isis_twisted.testing import LinkProxy, free_ports, port_of
 
 NAMES = "abcdefg"
 
@@ -107,7 +107,7 @@ async def run_faults(
     for src in names:
         for dst in names:
             if src != dst:
-                proxy = LinkProxy(reactor, _port_of(peer_ports, dst))
+                proxy = LinkProxy(reactor, port_of(peer_ports, dst))
                 proxy_ports[(src, dst)] = await proxy.listen()
                 proxies[(src, dst)] = proxy
     processes: dict[str, NodeProcess] = {}
@@ -220,25 +220,9 @@ async def run_faults(
     finally:
         for client in clients.values():
             await client.close()
-        for proc in processes.values():
-            if not proc.ended.called:
-                proc.transport.signalProcess("TERM")  # type: ignore[union-attr]
-        for proc in processes.values():
-            try:
-                await wait_until(reactor, _ended(proc), 15, "a node to stop")
-            except TimeoutError:
-                proc.transport.signalProcess("KILL")  # type: ignore[union-attr]
-            await proc.ended
+        await stop_processes(reactor, processes)
         for proxy in proxies.values():
             await proxy.close()
-
-
-def _port_of(ports: dict[str, int], name: str) -> Callable[[], int]:
-    return lambda: ports[name]
-
-
-def _ended(proc: NodeProcess) -> Any:
-    return lambda: proc.ended.called
 
 
 def main(argv: Sequence[str] | None = None) -> None:

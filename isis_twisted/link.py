@@ -616,11 +616,10 @@ class PeerProtocol(Int32StringReceiver):
     def stringReceived(self, string: bytes) -> None:
         if self._closed:
             return
-        now = self.owner.clock.seconds()
-        self.last_received = now
         if self.link is not None:
             self.link.bytes_in += len(string) + 4
-            self.link.last_heard = now
+            # dataReceived noted the time these bytes came.
+            self.link.last_heard = self.last_received
         try:
             frame = decode(string)
         except WireError as e:

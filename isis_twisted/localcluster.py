@@ -19,7 +19,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +223,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
     finally:
         for client in clients.values():
             await client.close()
-        codes = await _stop_all(reactor, processes)
+        codes = await stop_processes(reactor, processes)
         print(
             "stopped: "
             + ", ".join(f"{n} (exit {c})" for n, c in sorted(codes.items())),
@@ -260,7 +260,15 @@ async def _poll(reactor: Any, probe: Any, timeout: float, what: str) -> None:
         await pause
 
 
-async def _stop_all(reactor: Any, processes: dict[str, NodeProcess]) -> dict[str, int]:
+async def stop_processes(
+    reactor: Any, processes: Mapping[str, NodeProcess]
+) -> dict[str, int]:
+    """
+    Stop every process with SIGTERM (SIGKILL if one is still up 15 s later)
+    and wait for all of them.
+
+    @return: Every process's exit status, by name (see L{exit_status}).
+    """
     for proc in processes.values():
         if not proc.ended.called:
             proc.transport.signalProcess("TERM")  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ history checker.  It needs a running reactor (trial's, or pytest-twisted's).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -69,7 +69,10 @@ async def _refused() -> IProtocol:
     raise ConnectionRefusedError("member not listening yet")
 
 
-def _port_of(ports: dict[str, int], name: str) -> Callable[[], int]:
+def port_of(ports: Mapping[str, int], name: str) -> Callable[[], int]:
+    """
+    A L{LinkProxy} target: member C{name}'s port, looked up when needed.
+    """
     return lambda: ports[name]
 
 
@@ -307,7 +310,7 @@ class LocalGroup:
             for src in self.nodes:
                 for dst in self.nodes:
                     if src != dst:
-                        proxy = LinkProxy(self.reactor, _port_of(self.ports, dst))
+                        proxy = LinkProxy(self.reactor, port_of(self.ports, dst))
                         self._dial_ports[f"{src}>{dst}"] = await proxy.listen()
                         self.proxies[(src, dst)] = proxy
 

@@ -24,6 +24,7 @@ from isis_twisted.localcluster import (
     NodeProcess,
     exit_status,
     side_by_side,
+    stop_processes,
     twistd_command,
 )
 from isis_twisted.testing import free_ports
@@ -106,13 +107,9 @@ class ProcessClusterTests(TestCase):
                 )
                 procs[name] = proc
 
-            async def stop_all() -> None:
-                for proc in procs.values():
-                    if not proc.ended.called:
-                        proc.transport.signalProcess("TERM")  # type: ignore[union-attr]
-                await gatherResults([p.ended for p in procs.values()])
-
-            self.addCleanup(lambda: deferred(stop_all()))
+            self.addCleanup(
+                lambda: Deferred.fromCoroutine(stop_processes(reactor, procs))
+            )
 
             async def status(name: str) -> dict[str, Any]:
                 out, _, code = await isis(
@@ -180,7 +177,7 @@ class ProcessClusterTests(TestCase):
             }
             self.assertEqual(len(orders), 1)
             self.assertIn("a", side_by_side(histories))
-            await stop_all()
+            await stop_processes(reactor, procs)
             for name, proc in procs.items():
                 self.assertEqual(await proc.ended, 0, name)
                 log = (workdir / f"{name}.log").read_text()
@@ -253,13 +250,9 @@ class RestartTests(TestCase):
                 procs[name + tag] = proc
                 return proc
 
-            async def stop_all() -> None:
-                for proc in procs.values():
-                    if not proc.ended.called:
-                        proc.transport.signalProcess("KILL")  # type: ignore[union-attr]
-                await gatherResults([p.ended for p in procs.values()])
-
-            self.addCleanup(lambda: deferred(stop_all()))
+            self.addCleanup(
+                lambda: Deferred.fromCoroutine(stop_processes(reactor, procs))
+            )
             for name in names:
                 start(name)
             sends = [
@@ -325,9 +318,37 @@ async def _done(out: str, err: str, code: int) -> tuple[str, str, int]:
     return out, err, code
 
 
-class TwistTests(TestCase):
+class SoloNodeTestCase(TestCase):
+    """
+    Tests that run one node process and talk to it with C{isis}.
+    """
+
     timeout = 60
 
+    def start_solo(self, command: list[str]) -> NodeProcess:
+        """
+        Start C{command} (a twistd or twist command line); stop it at cleanup.
+        """
+        node = NodeProcess("solo")
+        reactor.spawnProcess(node, command[0], command, env=dict(os.environ))
+        self.addCleanup(
+            lambda: Deferred.fromCoroutine(stop_processes(reactor, {"solo": node}))
+        )
+        return node
+
+    async def send_when_up(self, node: NodeProcess, *args: str) -> tuple[str, str, int]:
+        """
+        Run C{isis ARGS} until it reaches the node (or 30 s pass, or the
+        node exits); return its last result.
+        """
+        deadline = reactor.seconds() + 30
+        while True:
+            out, err, code = await isis(*args)
+            if code == 0 or reactor.seconds() > deadline or node.ended.called:
+                return out, err, code
+
+
+class TwistTests(SoloNodeTestCase):
     def test_twist_runs_the_same_plugin(self) -> Deferred[None]:
         """
         C{twist isis} (Twisted's foreground runner) starts the same node,
@@ -336,36 +357,25 @@ class TwistTests(TestCase):
 
         async def go() -> None:
             (client_port,) = free_ports(1)
-            node = NodeProcess("solo")
-            argv = [
-                sys.executable,
-                "-c",
-                "from twisted.application.twist._twist import Twist; Twist.main()",
-                "--log-format=json",
-                "isis",
-                "--id",
-                "solo",
-                "--port",
-                "0",
-                "--client-port",
-                str(client_port),
-            ]
-            reactor.spawnProcess(node, argv[0], argv, env=dict(os.environ))
-
-            def stop() -> Deferred[int]:
-                if not node.ended.called:
-                    node.transport.signalProcess("TERM")  # type: ignore[union-attr]
-                return node.ended
-
-            self.addCleanup(stop)
-            deadline = reactor.seconds() + 30
-            while True:
-                out, err, code = await isis("--node", str(client_port), "send", "hi")
-                if code == 0 or reactor.seconds() > deadline or node.ended.called:
-                    break
+            node = self.start_solo(
+                [
+                    sys.executable,
+                    "-c",
+                    "from twisted.application.twist._twist import Twist; Twist.main()",
+                    "--log-format=json",
+                    "isis",
+                    "--id=solo",
+                    "--port=0",
+                    f"--client-port={client_port}",
+                ]
+            )
+            out, err, code = await self.send_when_up(
+                node, "--node", str(client_port), "send", "hi"
+            )
             self.assertEqual(code, 0, err + node.output.decode())
             self.assertEqual(out.split(), ["1", "solo@1"])
-            self.assertEqual(await stop(), 0)
+            codes = await stop_processes(reactor, {"solo": node})
+            self.assertEqual(codes, {"solo": 0})
             events = [
                 json.loads(line)
                 for line in node.output.decode().splitlines()
@@ -378,9 +388,7 @@ class TwistTests(TestCase):
         return deferred(go())
 
 
-class ClientTokenTests(TestCase):
-    timeout = 60
-
+class ClientTokenTests(SoloNodeTestCase):
     def test_isis_needs_the_token(self) -> Deferred[None]:
         async def go() -> None:
             where = Path(self.mktemp()).resolve()
@@ -388,30 +396,25 @@ class ClientTokenTests(TestCase):
             token = where / "client.token"
             token.write_text("a client token for this test\n")
             (client_port,) = free_ports(1)
-            node = NodeProcess("solo")
-            argv = [
-                *TWISTD,
-                "isis",
-                "--id=solo",
-                "--port=0",
-                f"--client-port={client_port}",
-                f"--client-token-file={token}",
-            ]
-            reactor.spawnProcess(node, argv[0], argv, env=dict(os.environ))
-
-            def stop() -> Deferred[int]:
-                if not node.ended.called:
-                    node.transport.signalProcess("TERM")  # type: ignore[union-attr]
-                return node.ended
-
-            self.addCleanup(stop)
-            deadline = reactor.seconds() + 30
-            while True:
-                out, err, code = await isis(
-                    "--node", str(client_port), "--token-file", str(token), "send", "hi"
-                )
-                if code == 0 or reactor.seconds() > deadline or node.ended.called:
-                    break
+            node = self.start_solo(
+                [
+                    *TWISTD,
+                    "isis",
+                    "--id=solo",
+                    "--port=0",
+                    f"--client-port={client_port}",
+                    f"--client-token-file={token}",
+                ]
+            )
+            out, err, code = await self.send_when_up(
+                node,
+                "--node",
+                str(client_port),
+                "--token-file",
+                str(token),
+                "send",
+                "hi",
+            )
             self.assertEqual((code, out.split()), (0, ["1", "solo@1"]), err)
             _, err, code = await isis("--node", str(client_port), "status")
             self.assertEqual(code, 2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import struct
 from collections.abc import Coroutine
 from typing import Any, cast
@@ -76,6 +77,20 @@ class GroupTestCase(TestCase):
         await group.start()
         self.addCleanup(lambda: deferred(group.stop()))
         return group
+
+    async def start_all(
+        self, nodes: dict[str, MulticastNode], ports: dict[str, int] | None = None
+    ) -> None:
+        """
+        Start every node (stopped again at cleanup) and wait until each
+        listens, noting its TCP port in C{ports} if given.
+        """
+        for name, node in nodes.items():
+            node.startService()
+            self.addCleanup(node.stopService)
+            port = await node.listening
+            if ports is not None:
+                ports[name] = port.getHost().port  # type: ignore[attr-defined]
 
     async def exchange(self, nodes: dict[str, MulticastNode], each: int) -> None:
         """
@@ -591,58 +606,10 @@ class EndpointTests(GroupTestCase):
                 )
                 for name in names
             }
-            for node in nodes.values():
-                node.startService()
-                self.addCleanup(node.stopService)
-                await node.listening
+            await self.start_all(nodes)
             await self.exchange(nodes, 5)
 
         return deferred(run())
-
-
-def write_self_signed(where: str) -> tuple[str, str]:
-    """
-    A key and a self-signed certificate for "localhost", written as one PEM
-    file (for the server endpoint) and a directory of trusted certificates
-    (for the client endpoint); returns their paths.
-    """
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    os.makedirs(os.path.join(where, "trusted"))
-    both = os.path.join(where, "node.pem")
-    with open(both, "wb") as f:
-        f.write(key_pem + cert_pem)
-    with open(os.path.join(where, "trusted", "ca.pem"), "wb") as f:
-        f.write(cert_pem)
-    return both, os.path.join(where, "trusted")
 
 
 class TLSTests(GroupTestCase):
@@ -654,9 +621,16 @@ class TLSTests(GroupTestCase):
         """
 
         async def run() -> None:
+            from isis_twisted.certs import write_group_certs
+
+            # A certificate for "localhost" signed by a CA, and a directory
+            # that trusts that CA alone.
             where = os.path.abspath(self.mktemp())
-            os.makedirs(where)
-            pem, trusted = write_self_signed(where)
+            write_group_certs(where, ["localhost"])
+            pem = os.path.join(where, "localhost.pem")
+            trusted = os.path.join(where, "trusted")
+            os.makedirs(trusted)
+            shutil.copy(os.path.join(where, "ca.pem"), trusted)
             names = ["a", "b", "c"]
             ports = dict(zip(names, free_ports(len(names)), strict=True))
             nodes = {
@@ -674,10 +648,7 @@ class TLSTests(GroupTestCase):
                 )
                 for name in names
             }
-            for node in nodes.values():
-                node.startService()
-                self.addCleanup(node.stopService)
-                await node.listening
+            await self.start_all(nodes)
             await self.exchange(nodes, 4)
             link = nodes["a"].links["b"]
             assert link.outbound is not None
@@ -901,10 +872,7 @@ class MutualTLSTests(GroupTestCase):
                 )
                 for n in names
             }
-            for n, node in nodes.items():
-                node.startService()
-                self.addCleanup(node.stopService)
-                ports[n] = (await node.listening).getHost().port  # type: ignore[attr-defined]
+            await self.start_all(nodes, ports)
             await self.exchange(nodes, 3)
 
             b = load_identity(where, "b")
