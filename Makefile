@@ -3,12 +3,14 @@
 #   make test      ruff, mypy --strict, pytest and trial: the whole suite
 #   make simulate  the same ordering, simulated in one process from a seed
 #   make docs      the documentation site, in docs/_build/html
-#   make bench     the benchmarks
+#   make bench     the benchmarks (in .venv-bench, with PySyncObj and matplotlib)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
 .PHONY: setup cluster simulate docs test lint typecheck pytest trial bench clean
 
@@ -18,6 +20,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]' --config-settings editable_mode=compat
+	touch $@
+
+# The benchmark's own environment: PySyncObj, matplotlib and pyinstrument
+# stay out of the one the tests run in.
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
 	touch $@
 
 cluster: $(STAMP)
@@ -44,10 +54,10 @@ docs: $(STAMP)
 
 test: lint typecheck docs trial pytest
 
-bench: $(STAMP)
-	$(BIN)/python bench/engine_bench.py
-	$(BIN)/python bench/wire_bench.py
-	$(BIN)/python bench/cluster_bench.py --nodes 3 5
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/engine_bench.py
+	$(BENCH_VENV)/bin/python bench/wire_bench.py
+	$(BENCH_VENV)/bin/python bench/suite.py
 
 clean:
-	rm -rf $(VENV) docs/_build docs/_generated build dist *.egg-info _trial_temp* tests.*/ .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) docs/_build docs/_generated build dist *.egg-info _trial_temp* tests.*/ .mypy_cache .ruff_cache .hypothesis

@@ -2,7 +2,7 @@
 One member of a benchmark group: a MulticastNode that generates its own
 load, so the client API is not what is measured.
 
-Run by bench/cluster_bench.py, one process per member.  In "ordered" mode it
+Run by bench/suite.py, one process per member.  In "ordered" mode it
 is the real node; in "raw" mode the engine delivers every message as soon as
 it arrives, with the same transport, framing and batching but no ordering
 wait: the ceiling of this stack.  At the end it writes its figures as JSON.
@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import struct
 import time
 from pathlib import Path
 from typing import Any
 
+from latency import LatencyHistogram
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
@@ -25,6 +27,10 @@ from isis_twisted.engine import Delivery, Engine, Timestamp
 from isis_twisted.interfaces import IDeliveryHandler
 from isis_twisted.node import MulticastNode
 from isis_twisted.testing import wait_until
+
+#: One delivery in a member's ``.order`` file: sender number (its place in
+#: the sorted member names), clock, and ``after`` (-1 for none).
+ORDER_RECORD = struct.Struct("<Hqq")
 
 
 class RawEngine(Engine):
@@ -39,32 +45,32 @@ class RawEngine(Engine):
 @implementer(IDeliveryHandler)
 class Counter:
     """
-    A delivery handler that counts, and notes when the first and last came.
+    A delivery handler that counts, and writes the order to a file as it
+    goes (so that a run of millions of messages does not grow in memory).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, names: list[str], order: Path) -> None:
         self.count = 0
         self.bytes = 0
-        self.first: float | None = None
-        self.last = 0.0
-        self.order: list[tuple[int, str, int, int | None]] = []
+        self._numbers = {name: i for i, name in enumerate(sorted(names))}
+        self._order = order.open("wb", buffering=1 << 20)
 
     def deliver(self, record: Delivery) -> None:
-        now = time.perf_counter()
-        self.order.append((record.index, record.sender, record.clock, record.after))
-        if self.first is None:
-            self.first = now
-        self.last = now
+        after = -1 if record.after is None else record.after
+        self._order.write(
+            ORDER_RECORD.pack(self._numbers[record.sender], record.clock, after)
+        )
         self.count += 1
         self.bytes += len(record.payload)
 
     def close(self) -> None:
-        pass
+        self._order.close()
 
 
 async def run(reactor: Any, args: argparse.Namespace) -> None:
     peers = dict(p.split("=", 1) for p in args.peers.split(",") if p)
-    counter = Counter()
+    out = Path(args.out)
+    counter = Counter([args.id, *peers], out.with_suffix(".order"))
     factory = RawEngine if args.mode == "raw" else Engine
     node = MulticastNode(
         args.id,
@@ -86,7 +92,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "every peer to connect",
     )
     payload = b"x" * args.payload
-    latencies: list[float] = []
+    latency = LatencyHistogram()
     sent = 0
     in_flight = 0
     done: Deferred[None] = Deferred()
@@ -97,7 +103,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     def delivered(_: Delivery, started: float) -> None:
         nonlocal in_flight
         in_flight -= 1
-        latencies.append(time.perf_counter() - started)
+        latency.record(time.perf_counter() - started)
         pump()
 
     def pump() -> None:
@@ -121,7 +127,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         check_done()
 
     def delivered_at_rate(_: Delivery, started: float) -> None:
-        latencies.append(time.perf_counter() - started)
+        latency.record(time.perf_counter() - started)
 
     if args.rate:
         sender = task.LoopingCall(tick)
@@ -138,15 +144,11 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         sender.stop()
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
-    latencies.sort()
     status = node.status()
     peers_status = status["peers"]
     assert isinstance(peers_status, dict)
     frames = sum(p["frames_out"] for p in peers_status.values())
     wire_bytes = sum(p["bytes_out"] for p in peers_status.values())
-
-    def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
     result = {
         "member": args.id,
@@ -157,23 +159,16 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "delivered": counter.count,
         "deliveries_per_s": counter.count / wall,
         "mb_per_s": counter.bytes / wall / 1e6,
-        "latency_ms": {
-            "p50": pct(0.5),
-            "p90": pct(0.9),
-            "p99": pct(0.99),
-            "max": latencies[-1] * 1000,
-        },
+        "latency_ms": latency.summary(),
+        "latency_buckets": latency.counts(),
+        "latency_max_s": latency.maximum,
         "frames_per_multicast": frames / max(1, sent),
         "bytes_per_multicast": wire_bytes / max(1, sent),
         "cpu_s_per_1000": cpu / counter.count * 1000,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "wall_s": wall,
     }
-    Path(args.out).write_text(json.dumps(result) + "\n")
-    # The order, for the driver's history check (payloads are all alike).
-    Path(args.out).with_suffix(".order").write_text(
-        json.dumps(counter.order, separators=(",", ":"))
-    )
+    out.write_text(json.dumps(result) + "\n")
     # Linger so that peers still waiting for this member's acks finish too.
     pause: Deferred[None] = Deferred()
     reactor.callLater(2.0, pause.callback, None)
@@ -195,8 +190,20 @@ def main() -> None:
         "--rate", type=float, default=0.0, help="fixed multicasts/s (0: saturate)"
     )
     parser.add_argument("--out", required=True)
+    parser.add_argument("--profile", help="write a pyinstrument profile here")
     args = parser.parse_args()
-    task.react(lambda r: Deferred.fromCoroutine(run(r, args)))
+    if not args.profile:
+        task.react(lambda r: Deferred.fromCoroutine(run(r, args)))
+        return
+    from pyinstrument import Profiler  # the bench extra
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        task.react(lambda r: Deferred.fromCoroutine(run(r, args)))
+    finally:
+        profiler.stop()
+        Path(args.profile).write_text(profiler.output_text(color=False, show_all=False))
 
 
 if __name__ == "__main__":

@@ -435,6 +435,11 @@ class PeerProtocol(Int32StringReceiver):
         self._nonce = b""
         self._hello: Hello | None = None
         self._grace: IDelayedCall | None = None
+        # Bytes received but not yet a whole frame, and how many bytes the
+        # frame they begin needs (prefix included).
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._wanted = _LENGTH.size
 
     @property
     def address(self) -> str:
@@ -580,14 +585,60 @@ class PeerProtocol(Int32StringReceiver):
 
     # -- receiving ----------------------------------------------------------
 
+    @property
+    def unframed(self) -> bytes:
+        """
+        The bytes received of a frame that is not yet whole.
+        """
+        return b"".join(self._chunks)
+
     def dataReceived(self, data: bytes) -> None:
+        """
+        Split what arrived into frames, as L{Int32StringReceiver} does, but
+        gather the pieces of a frame in a list and join them once it is
+        whole: Twisted's version concatenates its whole buffer with every
+        read, which for a 2 MiB frame arriving in 64 KiB reads copied 32 MiB
+        (the benchmark's 64 KiB payloads spent most of their time there).
+        """
         if self._closed:
             # Closing: nothing more is read, and nothing is buffered.
             return
         # Any bytes are a sign of life: a large frame on a slow link takes
         # a while to arrive whole.
         self.last_received = self.owner.clock.seconds()
-        super().dataReceived(data)  # type: ignore[no-untyped-call]
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered < self._wanted:
+            return
+        chunks = self._chunks
+        buffer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        size = len(buffer)
+        offset = 0
+        while not self._closed:
+            if size - offset < _LENGTH.size:
+                self._wanted = _LENGTH.size
+                break
+            (length,) = _LENGTH.unpack_from(buffer, offset)
+            if length > self.MAX_LENGTH:
+                self._buffered = 0
+                self.lengthLimitExceeded(length)
+                return
+            end = offset + _LENGTH.size + length
+            if end > size:
+                self._wanted = end - offset
+                break
+            # The limit may change with a frame (HELLO raises it), so each
+            # frame is taken in before the next one's length is checked.
+            self.stringReceived(buffer[offset + _LENGTH.size : end])
+            offset = end
+        if self._closed:
+            self._buffered = 0
+            return
+        rest = buffer[offset:] if offset else buffer
+        if rest:
+            chunks.append(rest)
+        self._buffered = len(rest)
 
     def close(self) -> None:
         """

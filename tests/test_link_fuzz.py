@@ -440,16 +440,10 @@ class Run:
     @property
     def pending(self) -> bytes:
         """
-        The bytes the protocol holds of an incomplete frame.
-
-        L{Int32StringReceiver} keeps them in C{_unprocessed}, a private
-        attribute; in case a Twisted release keeps them elsewhere, they are
-        compared with what the model holds after every chunk, so the check
-        fails loudly (the attribute would stay empty) rather than pass for
-        want of a buffer to look at.
+        The bytes the protocol holds of an incomplete frame, compared with
+        what the model holds after every chunk.
         """
-        pending: bytes = self.proto._unprocessed
-        return pending
+        return self.proto.unframed
 
     def feed(self, chunks: Iterable[bytes]) -> None:
         """

@@ -1,0 +1,130 @@
+"""
+One client of the client-API benchmark: connects to one node's client API,
+subscribes to its deliveries, multicasts through it as fast as a window of
+outstanding calls allows, and records the order it was given.
+
+Run by bench/suite.py, one process per node, so the node (not one driver
+process) is what is measured.  Writes its figures as JSON and the order as
+a binary ``.order`` file, like bench/bench_node.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from bench_node import ORDER_RECORD
+from latency import LatencyHistogram
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectError
+
+from isis_twisted.client import connect
+from isis_twisted.engine import Delivery
+from isis_twisted.localcluster import NAMES
+from isis_twisted.testing import wait_until
+
+
+async def run(reactor: Any, args: argparse.Namespace) -> None:
+    client = None
+    deadline = time.monotonic() + 60
+    while client is None:
+        try:
+            client = await connect(reactor, f"tcp:host=127.0.0.1:port={args.node}")
+        except ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            await task.deferLater(reactor, 0.1)
+
+    async def connected() -> bool:
+        status = await client.status()
+        peers = status["peers"]
+        assert isinstance(peers, dict)
+        return all(p["connected_out"] and p["connected_in"] for p in peers.values())
+
+    ready = False
+    while not ready:
+        ready = await connected()
+        if time.monotonic() > deadline:
+            raise SystemExit("the node's peers did not connect within 60 s")
+        await task.deferLater(reactor, 0.05)
+    numbers = {name: i for i, name in enumerate(sorted(NAMES[: args.nodes]))}
+    order = Path(args.out).with_suffix(".order").open("wb", buffering=1 << 20)
+    total = args.messages * args.nodes
+    seen = 0
+    received = 0
+
+    def delivered(record: Delivery) -> None:
+        nonlocal seen, received
+        after = -1 if record.after is None else record.after
+        order.write(ORDER_RECORD.pack(numbers[record.sender], record.clock, after))
+        seen += 1
+        received += len(record.payload)
+
+    # From the first delivery: the other clients may have started already.
+    await client.subscribe(1, delivered)
+    payload = b"x" * args.payload
+    latency = LatencyHistogram()
+    sent = 0
+    in_flight = 0
+    cpu_start = time.process_time()
+    wall_start = time.perf_counter()
+
+    def answered(_: Delivery, started: float) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+        latency.record(time.perf_counter() - started)
+        pump()
+
+    def pump() -> None:
+        nonlocal sent, in_flight
+        while sent < args.messages and in_flight < args.window:
+            sent += 1
+            in_flight += 1
+            client.multicast(payload).addCallback(answered, time.perf_counter())
+
+    pump()
+    await wait_until(reactor, lambda: seen >= total, 600, f"{total} deliveries")
+    wall = time.perf_counter() - wall_start
+    cpu = time.process_time() - cpu_start
+    order.close()
+    status = await client.status()
+    peers = status["peers"]
+    assert isinstance(peers, dict)
+    frames = sum(p["frames_out"] for p in peers.values())
+    wire_bytes = sum(p["bytes_out"] for p in peers.values())
+    result = {
+        "member": args.node,
+        "deliveries_per_s": seen / wall,
+        "mb_per_s": received / wall / 1e6,
+        "latency_ms": latency.summary(),
+        "latency_buckets": latency.counts(),
+        "latency_max_s": latency.maximum,
+        "frames_per_multicast": frames / sent,
+        "bytes_per_multicast": wire_bytes / sent,
+        "cpu_s_per_1000": cpu / seen * 1000,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wall_s": wall,
+    }
+    Path(args.out).write_text(json.dumps(result) + "\n")
+    await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--node", type=int, required=True, help="client API port")
+    parser.add_argument("--nodes", type=int, required=True)
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--payload", type=int, default=100)
+    parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    task.react(lambda r: Deferred.fromCoroutine(run(r, args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,542 @@
+"""
+The side-by-side benchmark suite: real groups of processes on 127.0.0.1.
+
+For every group size and payload it runs, one after the other on the same
+machine:
+
+  - raw: the same node, transport, framing and batching, with an engine
+    that delivers every message the moment it arrives (no ordering): the
+    ceiling of this stack;
+  - ordered: isis-twisted's ordered multicast;
+  - pysyncobj: PySyncObj (Raft in Python), every member appending to a
+    replicated list, batched (group sizes in --pysyncobj-nodes).
+
+Every member generates its own load at saturation (as fast as back-pressure
+allows).  Then: a fixed-rate run for latency, a run through the client API
+(twistd nodes, one client process per node), and a memory run that compares
+peak RSS after 100,000 and 2,000,000 messages.  Every ordered and PySyncObj
+run's delivery histories go through the history checker: a run that broke
+a guarantee is a failure, however fast.
+
+Writes docs/benchmarks/results.json, results.md and (with matplotlib) PNG
+charts.  Run with the bench environment: ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench_node import ORDER_RECORD
+from latency import LatencyHistogram
+from results import write_results
+
+from isis_twisted.checker import Multicast, check
+from isis_twisted.engine import Delivery
+from isis_twisted.localcluster import NAMES, TWISTD
+from isis_twisted.testing import free_ports
+
+HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent / "docs" / "benchmarks"
+
+#: Guarantees whose breach fails a PySyncObj run.  Raft promises one order
+#: of committed entries, not FIFO for a member's pipelined appends (a
+#: refused append is offered again, behind later ones), so FIFO and
+#: causality are reported for it, not required.
+RAFT_PROMISES = ("index", "integrity", "agreement", "validity", "total order")
+
+
+class BenchmarkError(Exception):
+    """
+    A member failed, or a run's histories broke a guarantee.
+    """
+
+
+class Progress:
+    """
+    Prints which run is next, how far the suite is, and about how long the
+    rest will take.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+
+    def next(self, what: str) -> None:
+        """
+        Say that the run described by C{what} starts.
+        """
+        elapsed = time.monotonic() - self.started
+        eta = ""
+        if self.done:
+            left = elapsed / self.done * (self.total - self.done)
+            eta = f", about {left:.0f} s left"
+        self.done += 1
+        print(
+            f"[{self.done}/{self.total}, {elapsed:.0f} s{eta}] {what}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _wait(procs: Sequence[subprocess.Popen[bytes]], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            if proc.returncode != 0:
+                raise BenchmarkError(f"a {what} member failed:\n{err.decode()}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def run_members(
+    system: str,
+    nodes: int,
+    payload: int,
+    messages: int,
+    rate: float,
+    work: Path,
+    profile: Path | None = None,
+) -> list[dict[str, Any]]:
+    """
+    Start one process per member of a C{system} group, wait for all of
+    them, and return their figures.
+
+    @param system: C{"raw"}, C{"ordered"} or C{"pysyncobj"}.
+    @param messages: Multicasts (or appends) per member.
+    @param rate: Multicasts per second per member, or 0 for saturation.
+    @param profile: A directory for a pyinstrument profile of member "a".
+    @raise BenchmarkError: If a member failed.
+    """
+    names = list(NAMES[:nodes])
+    ports = dict(zip(names, free_ports(nodes), strict=True))
+    procs = []
+    for name in names:
+        common = [
+            f"--id={name}",
+            f"--port={ports[name]}",
+            f"--nodes={nodes}",
+            f"--payload={payload}",
+            f"--messages={messages}",
+            f"--out={work / f'{name}.json'}",
+        ]
+        if system == "pysyncobj":
+            others = ",".join(str(ports[p]) for p in names if p != name)
+            command = [
+                sys.executable,
+                str(HERE / "pysyncobj_node.py"),
+                *common,
+                f"--peer-ports={others}",
+            ]
+        else:
+            peers = ",".join(f"{p}={ports[p]}" for p in names if p != name)
+            command = [
+                sys.executable,
+                str(HERE / "bench_node.py"),
+                *common,
+                f"--peers={peers}",
+                f"--mode={system}",
+                f"--rate={rate}",
+            ]
+            if profile is not None and name == "a":
+                profile.mkdir(parents=True, exist_ok=True)
+                where = profile / f"{system}-n{nodes}-{payload}B-r{rate:g}.txt"
+                command.append(f"--profile={where}")
+        procs.append(
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        )
+    _wait(procs, system, 1800)
+    return [json.loads((work / f"{n}.json").read_text()) for n in names]
+
+
+def read_order(path: Path, names: list[str]) -> list[Delivery]:
+    """
+    Read a member's binary C{.order} file as delivery records (without
+    payloads: every payload in a run is the same).
+    """
+    senders = sorted(names)
+    data = path.read_bytes()
+    return [
+        Delivery(i, senders[s], clock, b"", None if after < 0 else after)
+        for i, (s, clock, after) in enumerate(ORDER_RECORD.iter_unpack(data), 1)
+    ]
+
+
+def check_run(system: str, nodes: int, work: Path) -> dict[str, Any]:
+    """
+    Check a run's delivery histories.
+
+    @return: The verdict: C{ok}, and for PySyncObj which of the guarantees
+        it does not promise were broken.
+    @raise BenchmarkError: If a guarantee the system promises was broken.
+    """
+    names = list(NAMES[:nodes])
+    if system == "ordered":
+        histories = {n: read_order(work / f"{n}.order", names) for n in names}
+        verdict = check(histories)
+        if not verdict.ok:
+            raise BenchmarkError(f"the ordered run broke:\n{verdict.summary()}")
+        return {"ok": True, "checked": sum(len(h) for h in histories.values())}
+    lists = {n: json.loads((work / f"{n}.order").read_text()) for n in names}
+    histories = {
+        n: [Delivery(i, s, seq, b"", None) for i, (s, seq) in enumerate(items, 1)]
+        for n, items in lists.items()
+    }
+    sent = {(s, seq) for items in lists.values() for s, seq in items}
+    verdict = check(histories, [Multicast(s, seq, b"") for s, seq in sorted(sent)])
+    broken = {v.guarantee for v in verdict.violations}
+    if broken & set(RAFT_PROMISES):
+        raise BenchmarkError(f"the PySyncObj run broke:\n{verdict.summary()}")
+    return {
+        "ok": True,
+        "checked": sum(len(h) for h in histories.values()),
+        "not_promised_but_broken": sorted(broken),
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """
+    One group's figures from its members': means per node, and the latency
+    of all members' messages together.
+    """
+    n = len(rows)
+    latency = LatencyHistogram()
+    for r in rows:
+        latency.merge(r["latency_buckets"], r["latency_max_s"])
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in rows]
+        return None if None in values else sum(values) / n
+
+    return {
+        "deliveries_per_s_per_node": mean("deliveries_per_s"),
+        "mb_per_s_per_node": mean("mb_per_s"),
+        "latency_ms": latency.summary(),
+        "latency_cdf": latency.cdf(),
+        "frames_per_multicast": mean("frames_per_multicast"),
+        "bytes_per_multicast": mean("bytes_per_multicast"),
+        "cpu_s_per_1000": mean("cpu_s_per_1000"),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
+        "wall_s": max(r["wall_s"] for r in rows),
+    }
+
+
+def one_run(
+    kind: str,
+    system: str,
+    nodes: int,
+    payload: int,
+    messages: int,
+    rate: float = 0.0,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """
+    Run, check and summarise one group.
+    """
+    with tempfile.TemporaryDirectory(prefix="isis-bench-") as tmp:
+        work = Path(tmp)
+        rows = run_members(system, nodes, payload, messages, rate, work, profile)
+        verdict = check_run(system, nodes, work) if system != "raw" else None
+    return {
+        "kind": kind,
+        "system": system,
+        "nodes": nodes,
+        "payload": payload,
+        "messages_per_member": messages,
+        "rate": rate,
+        **summarise(rows),
+        "check": verdict,
+    }
+
+
+def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str, Any]:
+    """
+    Run C{nodes} C{twistd isis} processes and drive each through its client
+    API from its own client process; check the order the clients saw.
+    """
+    names = list(NAMES[:nodes])
+    ports = free_ports(2 * nodes)
+    peer_ports = dict(zip(names, ports, strict=False))
+    client_ports = dict(zip(names, ports[nodes:], strict=True))
+    with tempfile.TemporaryDirectory(prefix="isis-bench-client-") as tmp:
+        work = Path(tmp)
+        servers = {}
+        for name in names:
+            peers = ",".join(
+                f"{p}=127.0.0.1:{peer_ports[p]}" for p in names if p != name
+            )
+            command = [
+                *TWISTD,
+                f"--logfile={work / f'{name}.log'}",
+                "isis",
+                f"--id={name}",
+                f"--port={peer_ports[name]}",
+                f"--client-port={client_ports[name]}",
+                f"--peers={peers}",
+            ]
+            servers[name] = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        try:
+            clients = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(HERE / "client_driver.py"),
+                        f"--node={client_ports[name]}",
+                        f"--nodes={nodes}",
+                        f"--payload={payload}",
+                        f"--messages={messages}",
+                        f"--window={window}",
+                        f"--out={work / f'{name}.json'}",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                for name in names
+            ]
+            _wait(clients, "client API", 1800)
+            usage = {name: _process_usage(servers[name].pid) for name in names}
+        finally:
+            for proc in servers.values():
+                proc.send_signal(signal.SIGTERM)
+            for proc in servers.values():
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        rows = [json.loads((work / f"{n}.json").read_text()) for n in names]
+        histories = {n: read_order(work / f"{n}.order", names) for n in names}
+        verdict = check(histories)
+        if not verdict.ok:
+            raise BenchmarkError(f"the client API run broke:\n{verdict.summary()}")
+    summary = summarise(rows)
+    delivered = sum(len(h) for h in histories.values()) / nodes
+    # The nodes' own CPU and memory, read from /proc before they stopped.
+    summary["node_cpu_s_per_1000"] = (
+        sum(u["cpu_s"] for u in usage.values()) / nodes / delivered * 1000
+    )
+    summary["node_peak_rss_mb"] = max(u["peak_rss_mb"] for u in usage.values())
+    return {
+        "kind": "client",
+        "system": "ordered",
+        "nodes": nodes,
+        "payload": payload,
+        "messages_per_member": messages,
+        "rate": 0.0,
+        **summary,
+        "check": {"ok": True, "checked": sum(len(h) for h in histories.values())},
+    }
+
+
+def _process_usage(pid: int) -> dict[str, float]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            rss = int(line.split()[1]) / 1024
+    return {"cpu_s": cpu, "peak_rss_mb": rss}
+
+
+def messages_for(payload: int, messages: int, budget: int) -> int:
+    """
+    Multicasts per member for C{payload}: C{messages}, or fewer, so that a
+    member sends at most C{budget} bytes of payload.
+    """
+    return max(100, min(messages, budget // max(1, payload)))
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+    """
+    Every run of the suite, in order, as (description, thunk).
+    """
+    runs: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    for nodes in args.nodes:
+        for payload in args.payloads:
+            count = messages_for(payload, args.messages, args.budget)
+            systems = ["raw", "ordered"]
+            if args.pysyncobj and nodes in args.pysyncobj_nodes:
+                systems.append("pysyncobj")
+            for system in systems:
+                pcount = count
+                if system == "pysyncobj":
+                    pcount = messages_for(payload, args.pysyncobj_messages, args.budget)
+                runs.append(
+                    (
+                        f"saturation: {system}, n={nodes}, {payload} B,"
+                        f" {pcount:,} per member",
+                        _thunk(
+                            one_run,
+                            "saturation",
+                            system,
+                            nodes,
+                            payload,
+                            pcount,
+                            0.0,
+                            args.profile if system != "pysyncobj" else None,
+                        ),
+                    )
+                )
+    for nodes in args.nodes:
+        count = int(args.rate * args.rate_seconds)
+        for system in ("raw", "ordered"):
+            runs.append(
+                (
+                    f"fixed rate: {system}, n={nodes},"
+                    f" {args.rate:,.0f} msg/s per member",
+                    _thunk(one_run, "rate", system, nodes, 100, count, args.rate),
+                )
+            )
+    if args.client_messages:
+        runs.append(
+            (
+                f"client API: n=3, 100 B, {args.client_messages:,} per member",
+                _thunk(client_run, 3, 100, args.client_messages, args.client_window),
+            )
+        )
+    for total in args.memory:
+        per = math.ceil(total / 3)
+        runs.append(
+            (
+                f"memory: ordered, n=3, 100 B, {3 * per:,} messages in all",
+                _thunk(one_run, "memory", "ordered", 3, 100, per),
+            )
+        )
+    return runs
+
+
+def _thunk(
+    f: Callable[..., dict[str, Any]], *args: Any
+) -> Callable[[], dict[str, Any]]:
+    return lambda: f(*args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the suite and write its results.
+
+    @return: The exit status: 1 if any run failed.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[3, 5, 7])
+    parser.add_argument(
+        "--payloads", type=int, nargs="+", default=[16, 100, 1024, 65536]
+    )
+    parser.add_argument("--messages", type=int, default=20000, help="per member")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=32 << 20,
+        help="most payload bytes a member sends in one run (caps large payloads)",
+    )
+    parser.add_argument("--no-pysyncobj", dest="pysyncobj", action="store_false")
+    parser.add_argument("--pysyncobj-nodes", type=int, nargs="+", default=[3])
+    parser.add_argument("--pysyncobj-messages", type=int, default=20000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="per member")
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--client-messages", type=int, default=20000)
+    parser.add_argument("--client-window", type=int, default=1000)
+    parser.add_argument(
+        "--memory",
+        type=int,
+        nargs="*",
+        default=[100_000, 2_000_000],
+        help="messages in all, for the memory runs (n=3)",
+    )
+    parser.add_argument("--out", type=Path, default=DOCS)
+    parser.add_argument("--no-charts", dest="charts", action="store_false")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write pyinstrument profiles of member a of each saturation run here",
+    )
+    args = parser.parse_args(argv)
+    if args.pysyncobj:
+        try:
+            import pysyncobj  # noqa: F401
+        except ImportError:
+            parser.error(
+                "PySyncObj is not installed here: run the suite with the bench"
+                " environment (make bench), or pass --no-pysyncobj"
+            )
+    runs = plan(args)
+    progress = Progress(len(runs))
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for what, run in runs:
+        progress.next(what)
+        try:
+            row = run()
+        except BenchmarkError as e:
+            failures.append(f"{what}: {e}")
+            print(f"  FAILED: {e}", file=sys.stderr, flush=True)
+            continue
+        results.append(row)
+        print(f"  {one_line(row)}", file=sys.stderr, flush=True)
+    add_ratios(results)
+    import report
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_results(args.out / "results.json", "suite", results)
+    table = report.markdown(results, failures)
+    (args.out / "results.md").write_text(table)
+    print(table)
+    if args.charts:
+        for chart in report.charts(results, args.out):
+            print(f"wrote {chart}")
+    if failures:
+        print(f"{len(failures)} run(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def one_line(row: dict[str, Any]) -> str:
+    """
+    A run's main figures on one line, for the progress display.
+    """
+    lat = row["latency_ms"]
+    return (
+        f"{row['deliveries_per_s_per_node']:,.0f} deliveries/s per node,"
+        f" {row['mb_per_s_per_node']:.2f} MB/s, latency p50 {lat['p50']:.2f}"
+        f" p99 {lat['p99']:.2f} ms, peak RSS {row['peak_rss_mb']:.0f} MB"
+    )
+
+
+def add_ratios(results: list[dict[str, Any]]) -> None:
+    """
+    Give every saturation run of ours its throughput over raw's and over
+    PySyncObj's for the same n and payload.
+    """
+    by = {
+        (r["system"], r["nodes"], r["payload"]): r["deliveries_per_s_per_node"]
+        for r in results
+        if r["kind"] == "saturation"
+    }
+    for r in results:
+        if r["kind"] != "saturation" or r["system"] != "ordered":
+            continue
+        for other in ("raw", "pysyncobj"):
+            base = by.get((other, r["nodes"], r["payload"]))
+            if base:
+                r[f"over_{other}"] = r["deliveries_per_s_per_node"] / base
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""
+Tests for the benchmark suite's own parts (bench/): the latency histogram,
+the order check that makes a fast but wrong run fail, the report, and one
+small real run of each of our two systems.  They prove the suite measures
+and checks what it says; they time nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twisted.trial.unittest import TestCase
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import report
+import suite
+from bench_node import ORDER_RECORD
+from latency import LatencyHistogram
+
+
+class LatencyHistogramTests(TestCase):
+    """
+    L{LatencyHistogram} gives percentiles within its 2 % bucket width.
+    """
+
+    def test_percentiles(self) -> None:
+        """
+        Every percentile is at or above the exact one and at most about 2 %
+        over it; the maximum is exact.
+        """
+        rng = random.Random(4)
+        values = [rng.lognormvariate(-7, 1.5) for _ in range(20000)]
+        histogram = LatencyHistogram()
+        for v in values:
+            histogram.record(v)
+        values.sort()
+        for q in (0.5, 0.9, 0.99):
+            exact = values[int(q * len(values)) - 1] * 1000
+            got = histogram.percentile(q)
+            self.assertGreaterEqual(got, exact * 0.999)
+            self.assertLess(got, exact * 1.03)
+        self.assertEqual(histogram.summary()["max"], values[-1] * 1000)
+        self.assertEqual(histogram.count, 20000)
+
+    def test_merge(self) -> None:
+        """
+        Histograms merged through their JSON form equal one that recorded
+        everything.
+        """
+        whole, first, second = (LatencyHistogram() for _ in range(3))
+        for i in range(1, 1000):
+            whole.record(i / 1e4)
+            (first if i % 2 else second).record(i / 1e4)
+        merged = LatencyHistogram()
+        for part in (first, second):
+            merged.merge(json.loads(json.dumps(part.counts())), part.maximum)
+        self.assertEqual(merged.cdf(), whole.cdf())
+        self.assertEqual(merged.summary(), whole.summary())
+
+    def test_empty(self) -> None:
+        """
+        With nothing recorded there is no percentile to give.
+        """
+        self.assertRaises(ValueError, LatencyHistogram().percentile, 0.5)
+
+    def test_constant_memory(self) -> None:
+        """
+        Recording more latencies does not add buckets.
+        """
+        histogram = LatencyHistogram()
+        before = len(histogram._counts)
+        for i in range(100000):
+            histogram.record(i * 1e-5)
+        histogram.record(1e9)
+        self.assertEqual(len(histogram._counts), before)
+
+
+def write_orders(work: Path, orders: dict[str, list[tuple[int, int]]]) -> None:
+    """
+    Write members' C{.order} files as bench_node does: (sender number,
+    clock) per delivery.
+    """
+    for name, order in orders.items():
+        (work / f"{name}.order").write_bytes(
+            b"".join(ORDER_RECORD.pack(s, c, -1) for s, c in order)
+        )
+
+
+class CheckRunTests(TestCase):
+    """
+    L{suite.check_run} fails a run whose histories break a guarantee.
+    """
+
+    def test_agreeing(self) -> None:
+        """
+        Histories in one order pass, and the records are all counted.
+        """
+        work = Path(self.mktemp())
+        work.mkdir()
+        order = [(0, 1), (1, 1), (0, 2), (1, 2)]
+        write_orders(work, {"a": order, "b": order})
+        self.assertEqual(
+            suite.check_run("ordered", 2, work), {"ok": True, "checked": 8}
+        )
+
+    def test_disagreeing(self) -> None:
+        """
+        Two members that delivered the same messages in different orders
+        make the run fail, naming the broken guarantee.
+        """
+        work = Path(self.mktemp())
+        work.mkdir()
+        write_orders(work, {"a": [(0, 1), (1, 1)], "b": [(1, 1), (0, 1)]})
+        error = self.assertRaises(
+            suite.BenchmarkError, suite.check_run, "ordered", 2, work
+        )
+        self.assertIn("total order", str(error))
+
+    def test_pysyncobj_lost_append(self) -> None:
+        """
+        A PySyncObj member that applied fewer appends than the others fails
+        the run; one that only reordered a member's own appends (not
+        promised by Raft for pipelined calls) passes with a note.
+        """
+        work = Path(self.mktemp())
+        work.mkdir()
+        full = [["a", 2], ["a", 1], ["b", 1]]
+        for name in "ab":
+            (work / f"{name}.order").write_text(json.dumps(full))
+        verdict = suite.check_run("pysyncobj", 2, work)
+        self.assertEqual(verdict["not_promised_but_broken"], ["fifo"])
+        (work / "b.order").write_text(json.dumps(full[:2]))
+        error = self.assertRaises(
+            suite.BenchmarkError, suite.check_run, "pysyncobj", 2, work
+        )
+        self.assertIn("agreement", str(error))
+
+
+def run_row(**changes: Any) -> dict[str, Any]:
+    """
+    A made-up saturation run, as L{suite.one_run} returns it.
+    """
+    histogram = LatencyHistogram()
+    for ms in (1, 2, 3):
+        histogram.record(ms / 1000)
+    row: dict[str, Any] = {
+        "kind": "saturation",
+        "system": "ordered",
+        "nodes": 3,
+        "payload": 100,
+        "messages_per_member": 1000,
+        "rate": 0.0,
+        "deliveries_per_s_per_node": 90000.0,
+        "mb_per_s_per_node": 9.0,
+        "latency_ms": histogram.summary(),
+        "latency_cdf": histogram.cdf(),
+        "frames_per_multicast": 0.01,
+        "bytes_per_multicast": 224.0,
+        "cpu_s_per_1000": 0.007,
+        "peak_rss_mb": 50.0,
+        "wall_s": 1.0,
+        "check": {"ok": True, "checked": 9000},
+    }
+    row.update(changes)
+    return row
+
+
+class ReportTests(TestCase):
+    """
+    L{suite.add_ratios} and L{report.markdown} state the comparison.
+    """
+
+    def test_ratios_and_table(self) -> None:
+        """
+        Ours over raw and over PySyncObj come from the runs with the same n
+        and payload, and the table shows them with the memory growth.
+        """
+        results = [
+            run_row(system="raw", deliveries_per_s_per_node=100000.0, check=None),
+            run_row(),
+            run_row(system="pysyncobj", deliveries_per_s_per_node=7500.0),
+            run_row(system="raw", payload=16, deliveries_per_s_per_node=1.0),
+            run_row(kind="memory", messages_per_member=33334, peak_rss_mb=50.0),
+            run_row(kind="memory", messages_per_member=666667, peak_rss_mb=52.0),
+        ]
+        suite.add_ratios(results)
+        self.assertAlmostEqual(results[1]["over_raw"], 0.9)
+        self.assertAlmostEqual(results[1]["over_pysyncobj"], 12.0)
+        table = report.markdown(results, ["memory: it broke"])
+        self.assertIn("| saturation | isis-twisted | 3 | 100 B | 90,000 |", table)
+        self.assertIn("| 0.90 / 12.00 | OK |", table)
+        self.assertIn("after 2,000,001 (+4.0%)", table)
+        self.assertIn("- memory: it broke", table)
+
+
+class RealRunTests(TestCase):
+    """
+    One small run of each of our systems, with real processes.
+    """
+
+    def test_raw_and_ordered(self) -> None:
+        """
+        Both systems deliver every message on every member, and the ordered
+        run's histories were checked.
+        """
+        for system in ("raw", "ordered"):
+            row = suite.one_run("saturation", system, 2, 100, 300)
+            self.assertEqual(row["nodes"], 2)
+            self.assertGreater(row["deliveries_per_s_per_node"], 0)
+            self.assertGreater(row["latency_ms"]["p50"], 0)
+            self.assertLessEqual(row["frames_per_multicast"], 2)
+            if system == "ordered":
+                self.assertEqual(row["check"], {"ok": True, "checked": 1200})
+            else:
+                self.assertIsNone(row["check"])
+
+    def test_failed_member(self) -> None:
+        """
+        A member that cannot run makes the run fail with its error.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            error = self.assertRaises(
+                suite.BenchmarkError,
+                suite.run_members,
+                "ordered",
+                2,
+                100,
+                0,
+                -1.0,
+                Path(tmp),
+            )
+        self.assertIn("ordered member failed", str(error))
