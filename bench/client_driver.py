@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 from typing import Any
 
 from bench_node import ORDER_RECORD
 from latency import LatencyHistogram
+from results import peak_rss_mb
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
@@ -107,7 +107,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "frames_per_multicast": frames / sent,
         "bytes_per_multicast": wire_bytes / sent,
         "cpu_s_per_1000": cpu / seen * 1000,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "wall_s": wall,
     }
     Path(args.out).write_text(json.dumps(result) + "\n")

@@ -13,43 +13,56 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from latency import LatencyHistogram
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.batteries import ReplList
+from results import peak_rss_mb
 
 
-class ReplicatedList(SyncObj):  # type: ignore[misc]
+class CountingLog(SyncObj):  # type: ignore[misc]
     """
-    A log every member appends to; Raft applies the appends in one order.
-
-    The replicated state is a count: the order of the appends is noted
-    beside it, outside what PySyncObj snapshots, so that its log compaction
-    pickles a few bytes rather than a list that grows with the run (which
-    would slow it down more and more, and our node keeps a bounded history
-    too).
+    The lightest replicated state: a count of appends.  The order they were
+    applied in is noted beside it, outside what PySyncObj snapshots, so
+    that this measures Raft's replication rather than its snapshots.
     """
 
     def __init__(self, me: str, others: list[str], conf: Any) -> None:
         # Set before SyncObj's own attributes, so that they are not taken
         # for replicated state.
-        self.applied = threading.Event()
-        self.expected = 0
-        self.items: list[tuple[str, int]] = []
+        self.items: list[tuple[str, int, bytes]] = []
         super().__init__(me, others, conf=conf)
         self.count = 0
 
     @replicated  # type: ignore[untyped-decorator]
-    def append(self, sender: str, seq: int, payload: bytes) -> int:
+    def append(self, item: tuple[str, int, bytes]) -> int:
         self.count += 1
-        self.items.append((sender, seq))
-        if len(self.items) >= self.expected:
-            self.applied.set()
+        self.items.append(item)
         return self.count
+
+
+def build(
+    state: str, me: str, others: list[str]
+) -> tuple[Any, Any, Callable[[], list[Any]]]:
+    """
+    A member with C{state} (C{"list"}: PySyncObj's own replicated list,
+    C{ReplList}, which it snapshots whole; C{"count"}: L{CountingLog}).
+
+    @return: The L{SyncObj}, the object whose C{append} is replicated, and
+        a function that gives the appends in the order they were applied.
+    """
+    conf = SyncObjConf(appendEntriesUseBatch=True, dynamicMembershipChange=False)
+    if state == "list":
+        replicated_list = ReplList()
+        obj = SyncObj(me, others, conf=conf, consumers=[replicated_list])
+        return obj, replicated_list, replicated_list.rawData
+    log = CountingLog(me, others, conf)
+    return log, log, lambda: log.items
 
 
 def main() -> None:
@@ -61,13 +74,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--payload", type=int, default=100)
     parser.add_argument("--window", type=int, default=2000)
+    parser.add_argument("--state", choices=["list", "count"], default="list")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     others = [f"127.0.0.1:{p}" for p in args.peer_ports.split(",") if p]
-    conf = SyncObjConf(appendEntriesUseBatch=True, dynamicMembershipChange=False)
-    obj = ReplicatedList(f"127.0.0.1:{args.port}", others, conf)
-    obj.expected = args.messages * args.nodes
+    obj, target, applied = build(args.state, f"127.0.0.1:{args.port}", others)
+    expected = args.messages * args.nodes
     deadline = time.monotonic() + 60
     while not obj.isReady() or obj._getLeader() is None:
         if time.monotonic() > deadline:
@@ -111,20 +124,22 @@ def main() -> None:
                 continue
             state["in_flight"] += 1
         started = time.perf_counter()
-        obj.append(
-            args.id,
-            nxt,
-            payload,
+        target.append(
+            (args.id, nxt, payload),
             callback=lambda r, e, s=nxt, t=started: committed(s, t, r, e),
         )
-    if not obj.applied.wait(120):
-        raise SystemExit(f"{args.id}: only {len(obj.items)} appends applied")
+    deadline = time.monotonic() + 120
+    while len(applied()) < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{args.id}: only {len(applied())} appends applied")
+        time.sleep(0.001)
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
-    count = obj.expected
+    count = expected
     result = {
         "member": args.id,
         "mode": "pysyncobj",
+        "state": args.state,
         "rate": 0.0,
         "nodes": args.nodes,
         "payload": args.payload,
@@ -137,13 +152,13 @@ def main() -> None:
         "frames_per_multicast": None,
         "bytes_per_multicast": None,
         "cpu_s_per_1000": cpu / count * 1000,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "wall_s": wall,
         "retries": state["retries"],
     }
     Path(args.out).write_text(json.dumps(result) + "\n")
     Path(args.out).with_suffix(".order").write_text(
-        json.dumps(obj.items, separators=(",", ":"))
+        json.dumps([item[:2] for item in applied()], separators=(",", ":"))
     )
     # Linger so that the others can still reach a quorum to finish.
     time.sleep(2.0)

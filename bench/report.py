@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-_SYSTEMS = {"raw": "raw fan-out", "ordered": "isis-twisted", "pysyncobj": "PySyncObj"}
+_SYSTEMS = {
+    "raw": "raw fan-out",
+    "ordered": "isis-twisted",
+    "pysyncobj": "PySyncObj, ReplList",
+    "pysyncobj-count": "PySyncObj, count",
+}
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -29,7 +34,7 @@ def _row(r: dict[str, Any], first: str) -> str:
     lat = r["latency_ms"]
     ratios = " / ".join(
         _num(r.get(f"over_{o}"), ".2f") if f"over_{o}" in r else "-"
-        for o in ("raw", "pysyncobj")
+        for o in ("raw", "pysyncobj", "pysyncobj-count")
     )
     check = r.get("check")
     verdict = "-" if check is None else ("OK" if check["ok"] else "FAILED")
@@ -58,7 +63,7 @@ def markdown(results: Sequence[dict[str, Any]], failures: Sequence[str] = ()) ->
         "| run | system | n | payload | deliveries/s per node | MB/s per node"
         " | latency ms p50 / p90 / p99 / max | frames per multicast"
         " | bytes per multicast | CPU s per 1,000 | peak RSS MB"
-        " | ours / raw / PySyncObj | history check |",
+        " | ours / raw / PySyncObj list / count | history check |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     names = {

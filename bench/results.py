@@ -6,7 +6,9 @@ machine and the date, in bench/results/.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -27,3 +29,20 @@ def write_results(path: Path, benchmark: str, rows: list[dict[str, Any]]) -> Non
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """
+    The peak resident set size of process C{pid}, in MiB.
+
+    Read from Linux's VmHWM, which starts afresh when a process runs a new
+    program; C{ru_maxrss} does not (a child reports its parent's peak until
+    it grows past it).  Elsewhere, C{ru_maxrss} of this process.
+    """
+    status = f"/proc/{pid}/status"
+    if os.path.exists(status):
+        with open(status) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

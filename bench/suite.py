@@ -39,7 +39,7 @@ from typing import Any
 
 from bench_node import ORDER_RECORD
 from latency import LatencyHistogram
-from results import write_results
+from results import peak_rss_mb, write_results
 
 from isis_twisted.checker import Multicast, check
 from isis_twisted.engine import Delivery
@@ -117,7 +117,8 @@ def run_members(
     Start one process per member of a C{system} group, wait for all of
     them, and return their figures.
 
-    @param system: C{"raw"}, C{"ordered"} or C{"pysyncobj"}.
+    @param system: C{"raw"}, C{"ordered"}, C{"pysyncobj"} (appending to
+        PySyncObj's replicated list) or C{"pysyncobj-count"} (to a count).
     @param messages: Multicasts (or appends) per member.
     @param rate: Multicasts per second per member, or 0 for saturation.
     @param profile: A directory for a pyinstrument profile of member "a".
@@ -135,13 +136,14 @@ def run_members(
             f"--messages={messages}",
             f"--out={work / f'{name}.json'}",
         ]
-        if system == "pysyncobj":
+        if system.startswith("pysyncobj"):
             others = ",".join(str(ports[p]) for p in names if p != name)
             command = [
                 sys.executable,
                 str(HERE / "pysyncobj_node.py"),
                 *common,
                 f"--peer-ports={others}",
+                f"--state={'count' if system == 'pysyncobj-count' else 'list'}",
             ]
         else:
             peers = ",".join(f"{p}={ports[p]}" for p in names if p != name)
@@ -348,11 +350,7 @@ def _process_usage(pid: int) -> dict[str, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
-    rss = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            rss = int(line.split()[1]) / 1024
-    return {"cpu_s": cpu, "peak_rss_mb": rss}
+    return {"cpu_s": cpu, "peak_rss_mb": peak_rss_mb(pid)}
 
 
 def messages_for(payload: int, messages: int, budget: int) -> int:
@@ -373,10 +371,10 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
             count = messages_for(payload, args.messages, args.budget)
             systems = ["raw", "ordered"]
             if args.pysyncobj and nodes in args.pysyncobj_nodes:
-                systems.append("pysyncobj")
+                systems += ["pysyncobj", "pysyncobj-count"]
             for system in systems:
                 pcount = count
-                if system == "pysyncobj":
+                if system.startswith("pysyncobj"):
                     pcount = messages_for(payload, args.pysyncobj_messages, args.budget)
                 runs.append(
                     (
@@ -390,7 +388,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                             payload,
                             pcount,
                             0.0,
-                            args.profile if system != "pysyncobj" else None,
+                            None if system.startswith("pysyncobj") else args.profile,
                         ),
                     )
                 )
@@ -532,7 +530,7 @@ def add_ratios(results: list[dict[str, Any]]) -> None:
     for r in results:
         if r["kind"] != "saturation" or r["system"] != "ordered":
             continue
-        for other in ("raw", "pysyncobj"):
+        for other in ("raw", "pysyncobj", "pysyncobj-count"):
             base = by.get((other, r["nodes"], r["payload"]))
             if base:
                 r[f"over_{other}"] = r["deliveries_per_s_per_node"] / base

@@ -194,7 +194,7 @@ class ReportTests(TestCase):
         self.assertAlmostEqual(results[1]["over_pysyncobj"], 12.0)
         table = report.markdown(results, ["memory: it broke"])
         self.assertIn("| saturation | isis-twisted | 3 | 100 B | 90,000 |", table)
-        self.assertIn("| 0.90 / 12.00 | OK |", table)
+        self.assertIn("| 0.90 / 12.00 / - | OK |", table)
         self.assertIn("after 2,000,001 (+4.0%)", table)
         self.assertIn("- memory: it broke", table)
 
