@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--profile", help="write a pyinstrument profile here")
     args = parser.parse_args()
+    if args.messages < 1 or args.rate < 0:
+        parser.error("--messages must be at least 1 and --rate not negative")
     if not args.profile:
         task.react(lambda r: Deferred.fromCoroutine(run(r, args)))
         return

@@ -90,44 +90,76 @@ def main() -> None:
     payload = b"x" * args.payload
     latency = LatencyHistogram()
     lock = threading.Condition()
-    state = {"in_flight": 0, "retries": 0, "committed": 0}
+    state = {"retries": 0, "uncertain": 0}
+    outstanding: dict[int, float] = {}
     retry: list[int] = []
+    uncertain: list[int] = []
 
-    def committed(seq: int, started: float, _: object, error: int) -> None:
+    def committed(seq: int, _: object, error: int) -> None:
         with lock:
-            state["in_flight"] -= 1
+            started = outstanding.pop(seq, None)
+            if started is None:
+                return  # given up on already, see submit()
             if error == FAIL_REASON.SUCCESS:
-                state["committed"] += 1
                 latency.record(time.perf_counter() - started)
-            else:
-                # Refused (queue full, leader changing): offer it again.
+            elif error == FAIL_REASON.QUEUE_FULL:
+                # Refused before it reached the log: offer it again.
                 state["retries"] += 1
                 retry.append(seq)
+            else:
+                # The leader changed or went missing: the append may still
+                # be committed, so it is offered again only if it is not.
+                state["uncertain"] += 1
+                uncertain.append(seq)
             lock.notify()
+
+    def submit(todo: list[int]) -> None:
+        last_answer = time.monotonic()
+        answered = len(outstanding)
+        while True:
+            with lock:
+                if len(outstanding) != answered:
+                    last_answer = time.monotonic()
+                    answered = len(outstanding)
+                if outstanding and time.monotonic() - last_answer > 10:
+                    # PySyncObj never answers some appends that a leader
+                    # change caught: treat them as uncertain.
+                    state["uncertain"] += len(outstanding)
+                    uncertain.extend(outstanding)
+                    outstanding.clear()
+                if len(outstanding) >= args.window:
+                    lock.wait(0.05)
+                    continue
+                if retry:
+                    nxt = retry.pop()
+                elif todo:
+                    nxt = todo.pop()
+                elif not outstanding:
+                    return
+                else:
+                    lock.wait(0.05)
+                    continue
+                outstanding[nxt] = time.perf_counter()
+            target.append(
+                (args.id, nxt, payload),
+                callback=lambda r, e, s=nxt: committed(s, r, e),
+            )
 
     cpu_start = time.process_time()
     wall_start = time.perf_counter()
-    seq = 0
-    while True:
+    submit(list(range(args.messages, 0, -1)))
+    give_up = time.monotonic() + 120
+    while uncertain:
+        if time.monotonic() > give_up:
+            raise SystemExit(f"{args.id}: appends still uncertain after 120 s")
+        # Give appends caught in a leader change time to commit, then offer
+        # again those that did not (what a careful Raft client does).
+        time.sleep(1.0)
+        mine = {item[1] for item in applied() if item[0] == args.id}
         with lock:
-            while state["in_flight"] >= args.window:
-                lock.wait()
-            if retry:
-                nxt = retry.pop()
-            elif seq < args.messages:
-                seq += 1
-                nxt = seq
-            elif state["committed"] >= args.messages:
-                break
-            else:
-                lock.wait(0.05)
-                continue
-            state["in_flight"] += 1
-        started = time.perf_counter()
-        target.append(
-            (args.id, nxt, payload),
-            callback=lambda r, e, s=nxt, t=started: committed(s, t, r, e),
-        )
+            missing = [q for q in uncertain if q not in mine]
+            uncertain.clear()
+        submit(missing)
     deadline = time.monotonic() + 120
     while len(applied()) < expected:
         if time.monotonic() > deadline:
@@ -155,13 +187,21 @@ def main() -> None:
         "peak_rss_mb": peak_rss_mb(),
         "wall_s": wall,
         "retries": state["retries"],
+        "uncertain": state["uncertain"],
     }
     Path(args.out).write_text(json.dumps(result) + "\n")
     Path(args.out).with_suffix(".order").write_text(
         json.dumps([item[:2] for item in applied()], separators=(",", ":"))
     )
-    # Linger so that the others can still reach a quorum to finish.
-    time.sleep(2.0)
+    # Stay (a voter) until every member has finished: with fewer than a
+    # majority left, the others could not commit their last appends.
+    out = Path(args.out)
+    names = [chr(ord("a") + i) for i in range(args.nodes)]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(
+        (out.parent / f"{n}.json").exists() for n in names
+    ):
+        time.sleep(0.05)
     obj.destroy()
 
 

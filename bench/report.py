@@ -38,8 +38,13 @@ def _row(r: dict[str, Any], first: str) -> str:
     )
     check = r.get("check")
     verdict = "-" if check is None else ("OK" if check["ok"] else "FAILED")
-    if check and check.get("not_promised_but_broken"):
-        verdict += " (not FIFO)" if "fifo" in check["not_promised_but_broken"] else ""
+    notes = []
+    if check and "fifo" in check.get("not_promised_but_broken", ()):
+        notes.append("not FIFO")
+    if check and check.get("duplicates"):
+        notes.append(f"{check['duplicates']:,} duplicates")
+    if notes:
+        verdict += f" ({', '.join(notes)})"
     return (
         f"| {first} | {_SYSTEMS[r['system']]} | {r['nodes']} | {_size(r['payload'])} |"
         f" {_num(r['deliveries_per_s_per_node'], ',.0f')} |"

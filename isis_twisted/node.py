@@ -404,7 +404,8 @@ class MulticastNode(MultiService):
                     handler=handler,
                     index=record.index,
                 )
-        for sub in list(self._subscribers.values()):
+        # Most nodes have no subscriber: spare them a copy per delivery.
+        for sub in list(self._subscribers.values()) if self._subscribers else ():
             if record.index < sub.first:
                 continue
             try:

@@ -126,7 +126,8 @@ class CheckRunTests(TestCase):
         """
         A PySyncObj member that applied fewer appends than the others fails
         the run; one that only reordered a member's own appends (not
-        promised by Raft for pipelined calls) passes with a note.
+        promised by Raft for pipelined calls) passes with a note, and an
+        append committed twice (a resubmission) is counted and dropped.
         """
         work = Path(self.mktemp())
         work.mkdir()
@@ -135,6 +136,9 @@ class CheckRunTests(TestCase):
             (work / f"{name}.order").write_text(json.dumps(full))
         verdict = suite.check_run("pysyncobj", 2, work)
         self.assertEqual(verdict["not_promised_but_broken"], ["fifo"])
+        (work / "a.order").write_text(json.dumps([*full, ["a", 1]]))
+        verdict = suite.check_run("pysyncobj", 2, work)
+        self.assertEqual(verdict["duplicates"], 1)
         (work / "b.order").write_text(json.dumps(full[:2]))
         error = self.assertRaises(
             suite.BenchmarkError, suite.check_run, "pysyncobj", 2, work
@@ -232,7 +236,7 @@ class RealRunTests(TestCase):
                 2,
                 100,
                 0,
-                -1.0,
+                0.0,
                 Path(tmp),
             )
         self.assertIn("ordered member failed", str(error))
