@@ -31,7 +31,7 @@ extensions = [
     "isis_sequence",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "_generated/*.md", "README*"]
+exclude_patterns = ["_build", "_generated/*.md", "README*", "benchmarks/*.md"]
 myst_heading_anchors = 3
 html_theme = "furo"
 html_title = "isis-twisted"
