@@ -123,12 +123,15 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
             done.callback(None)
 
     def tick() -> None:
-        # LoopingCall skips calls it is late for, so send what is owed.
+        # LoopingCall skips calls it is late for, so send what is owed, and
+        # time each message from when it was due: a stalled sender must
+        # show in the latency, not hide from it.
         nonlocal sent
         owed = int((time.perf_counter() - wall_start) * args.rate) + 1
         while sent < min(owed, args.messages):
+            due = wall_start + sent / args.rate
             sent += 1
-            node.multicast(payload).addCallback(delivered_at_rate, time.perf_counter())
+            node.multicast(payload).addCallback(delivered_at_rate, due)
         check_done()
 
     def delivered_at_rate(_: Delivery, started: float) -> None:
@@ -174,10 +177,15 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "wall_s": wall,
     }
     out.write_text(json.dumps(result) + "\n")
-    # Linger so that peers still waiting for this member's acks finish too.
-    pause: Deferred[None] = Deferred()
-    reactor.callLater(2.0, pause.callback, None)
-    await pause
+    # Stay until every member has finished: a peer may still be waiting
+    # for this member's acknowledgements.
+    names = [args.id, *peers]
+    await wait_until(
+        reactor,
+        lambda: all((out.parent / f"{n}.json").exists() for n in names),
+        120,
+        "every member to finish",
+    )
     await node.stopService()
 
 

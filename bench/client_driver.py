@@ -99,6 +99,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     wire_bytes = sum(p["bytes_out"] for p in peers.values())
     result = {
         "member": args.node,
+        "delivered": seen,
         "deliveries_per_s": seen / wall,
         "mb_per_s": received / wall / 1e6,
         "latency_ms": latency.summary(),

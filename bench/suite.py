@@ -90,18 +90,45 @@ class Progress:
         )
 
 
-def _wait(procs: Sequence[subprocess.Popen[bytes]], what: str, timeout: float) -> None:
+Started = tuple[subprocess.Popen[bytes], Path]
+
+
+def _wait(started: Sequence[Started], what: str, timeout: float) -> None:
+    """
+    Wait for every process; on the first that fails, or at C{timeout},
+    kill the rest and raise L{BenchmarkError} with what it said.
+
+    The processes' standard error goes to files (L{_start}), so that none
+    of them blocks on a full pipe while another is waited for.
+    """
+    procs = [proc for proc, _ in started]
     deadline = time.monotonic() + timeout
     try:
-        for proc in procs:
-            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            if proc.returncode != 0:
-                raise BenchmarkError(f"a {what} member failed:\n{err.decode()}")
+        while True:
+            codes = [proc.poll() for proc in procs]
+            for (_, err), code in zip(started, codes, strict=True):
+                if code:
+                    said = err.read_text(errors="replace")
+                    raise BenchmarkError(f"a {what} member failed:\n{said}")
+            if all(code == 0 for code in codes):
+                return
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"{what} members still running after {timeout} s")
+            time.sleep(0.05)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _start(command: list[str], stderr: Path) -> Started:
+    """
+    Start C{command} with its standard error in the file C{stderr}.
+    """
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+    return proc, stderr
 
 
 def run_members(
@@ -159,9 +186,7 @@ def run_members(
                 profile.mkdir(parents=True, exist_ok=True)
                 where = profile / f"{system}-n{nodes}-{payload}B-r{rate:g}.txt"
                 command.append(f"--profile={where}")
-        procs.append(
-            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        )
+        procs.append(_start(command, work / f"{name}.err"))
     _wait(procs, system, 1800)
     return [json.loads((work / f"{n}.json").read_text()) for n in names]
 
@@ -179,10 +204,15 @@ def read_order(path: Path, names: list[str]) -> list[Delivery]:
     ]
 
 
-def check_run(system: str, nodes: int, work: Path) -> dict[str, Any]:
+def check_run(
+    system: str, nodes: int, work: Path, messages: int | None = None
+) -> dict[str, Any]:
     """
     Check a run's delivery histories.
 
+    @param messages: How many appends each PySyncObj member made (numbered
+        from 1), so that one lost everywhere is found; if not given, what
+        anyone applied is taken as all that was sent.
     @return: The verdict: C{ok}, and for PySyncObj which of the guarantees
         it does not promise were broken.
     @raise BenchmarkError: If a guarantee the system promises was broken.
@@ -204,14 +234,19 @@ def check_run(system: str, nodes: int, work: Path) -> dict[str, Any]:
     for n, items in lists.items():
         seen: set[tuple[str, int]] = set()
         history: list[Delivery] = []
+        extra = 0
         for s, seq in items:
             if (s, seq) in seen:
-                duplicates += 1
+                extra += 1
                 continue
             seen.add((s, seq))
             history.append(Delivery(len(history) + 1, s, seq, b"", None))
         histories[n] = history
-    sent = {(s, seq) for items in lists.values() for s, seq in items}
+        duplicates = max(duplicates, extra)
+    if messages is None:
+        sent = {(s, seq) for items in lists.values() for s, seq in items}
+    else:
+        sent = {(n, seq) for n in names for seq in range(1, messages + 1)}
     verdict = check(histories, [Multicast(s, seq, b"") for s, seq in sorted(sent)])
     broken = {v.guarantee for v in verdict.violations}
     if broken & set(RAFT_PROMISES):
@@ -239,6 +274,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return None if None in values else sum(values) / n
 
     return {
+        "delivered_min": min(r["delivered"] for r in rows),
         "deliveries_per_s_per_node": mean("deliveries_per_s"),
         "mb_per_s_per_node": mean("mb_per_s"),
         "latency_ms": latency.summary(),
@@ -266,7 +302,7 @@ def one_run(
     with tempfile.TemporaryDirectory(prefix="isis-bench-") as tmp:
         work = Path(tmp)
         rows = run_members(system, nodes, payload, messages, rate, work, profile)
-        verdict = check_run(system, nodes, work) if system != "raw" else None
+        verdict = check_run(system, nodes, work, messages) if system != "raw" else None
     return {
         "kind": kind,
         "system": system,
@@ -304,12 +340,10 @@ def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str
                 f"--client-port={client_ports[name]}",
                 f"--peers={peers}",
             ]
-            servers[name] = subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
+            servers[name] = _start(command, work / f"{name}-node.err")
         try:
             clients = [
-                subprocess.Popen(
+                _start(
                     [
                         sys.executable,
                         str(HERE / "client_driver.py"),
@@ -320,17 +354,16 @@ def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str
                         f"--window={window}",
                         f"--out={work / f'{name}.json'}",
                     ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
+                    work / f"{name}-client.err",
                 )
                 for name in names
             ]
             _wait(clients, "client API", 1800)
-            usage = {name: _process_usage(servers[name].pid) for name in names}
+            usage = {name: _process_usage(servers[name][0].pid) for name in names}
         finally:
-            for proc in servers.values():
+            for proc, _ in servers.values():
                 proc.send_signal(signal.SIGTERM)
-            for proc in servers.values():
+            for proc, _ in servers.values():
                 try:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:

@@ -511,6 +511,10 @@ class PeerProtocol(Int32StringReceiver):
         if not self._closed:
             self.transport.writeSequence([_LENGTH.pack(len(frame)), frame])
             self.last_sent = self.owner.clock.seconds()
+            link = self.link
+            if link is not None:
+                link.frames_out += 1
+                link.bytes_out += len(frame) + 4
 
     def pauseProducing(self) -> None:
         """

@@ -1119,15 +1119,22 @@ class OpenConnectionTests(SynchronousTestCase):
 
     def test_counters(self) -> None:
         """
-        Frames and bytes are counted per link, both ways.
+        Frames and bytes are counted per link, both ways, and what goes out
+        on either connection counts (DATA, and frames such as ACKs).
         """
         owner = FakeOwner()
         link = owner.links["bob"]
-        inbound, _ = open_inbound(owner)
+        inbound, in_transport = open_inbound(owner)
         _, out_transport = open_outbound(owner)
+        frames, sent = link.frames_out, link.bytes_out
+        written = len(out_transport.value()) + len(in_transport.value())
         send(link, 1)
-        self.assertEqual(link.frames_out, 1)
-        self.assertEqual(link.bytes_out, len(out_transport.value()))
+        inbound.send_raw(b"abc")
+        self.assertEqual(link.frames_out, frames + 2)
+        self.assertEqual(
+            link.bytes_out - sent,
+            len(out_transport.value()) + len(in_transport.value()) - written,
+        )
         raw = prefixed(data(1))
         inbound.dataReceived(raw)
         self.assertEqual(link.frames_in, 1)

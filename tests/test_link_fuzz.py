@@ -1020,8 +1020,8 @@ class MemoryTests(SynchronousTestCase):
             in_io.clear()
             out_io.clear()
             self.assertEqual(owner.rejections, [])
-            self.assertEqual(inbound._unprocessed, b"")
-            self.assertEqual(outbound._unprocessed, b"")
+            self.assertEqual(inbound.unframed, b"")
+            self.assertEqual(outbound.unframed, b"")
             self.assertEqual(
                 [seq for seq, _, _ in link.unacked], list(range(acked + 1, sent + 1))
             )
@@ -1052,7 +1052,7 @@ class MemoryTests(SynchronousTestCase):
         )
         for chunk in chunked(stream, 997):
             proto.dataReceived(chunk)
-            self.assertLess(len(proto._unprocessed), 64)
+            self.assertLess(len(proto.unframed), 64)
             transport.clear()
         self.assertEqual(owner.rejections, [])
         self.assertEqual(link.received, 10_001)
@@ -1281,4 +1281,4 @@ class TLSTests(SynchronousTestCase):
         hostile.send(_LENGTH.pack(MAX_U32))
         for _ in range(16):
             hostile.send(bytes(16 * 1024))
-        self.assertLessEqual(len(hostile.peer._unprocessed), HANDSHAKE_MAX_FRAME + 4)
+        self.assertLessEqual(len(hostile.peer.unframed), HANDSHAKE_MAX_FRAME + 4)
