@@ -27,9 +27,9 @@ from results import peak_rss_mb
 
 class CountingLog(SyncObj):  # type: ignore[misc]
     """
-    The lightest replicated state: a count of appends.  The order they were
-    applied in is noted beside it, outside what PySyncObj snapshots, so
-    that this measures Raft's replication rather than its snapshots.
+    The lightest replicated state: a count of appends, with log compaction
+    off.  The order they were applied in is noted beside it, outside the
+    replicated state, so that this measures Raft's replication alone.
     """
 
     def __init__(self, me: str, others: list[str], conf: Any) -> None:
@@ -61,6 +61,15 @@ def build(
         replicated_list = ReplList()
         obj = SyncObj(me, others, conf=conf, consumers=[replicated_list])
         return obj, replicated_list, replicated_list.rawData
+    # No log compaction: a follower brought up to date by a snapshot would
+    # skip applying the entries it covers, and the order noted beside the
+    # count would miss them.  (It also spares PySyncObj its snapshots.)
+    conf = SyncObjConf(
+        appendEntriesUseBatch=True,
+        dynamicMembershipChange=False,
+        logCompactionMinEntries=1 << 40,
+        logCompactionMinTime=1 << 40,
+    )
     log = CountingLog(me, others, conf)
     return log, log, lambda: log.items
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import struct
 from collections import deque
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, NoReturn, Protocol
 
 from twisted.internet.defer import Deferred, fail
@@ -43,6 +44,7 @@ from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.options import dial_description
 
 __all__ = [
+    "BATCH_BYTES",
     "AlreadySubscribedError",
     "BadPayloadError",
     "ClientAPIError",
@@ -60,6 +62,8 @@ __all__ = [
     "Subscribe",
     "Subscription",
     "connect",
+    "pack_records",
+    "unpack_records",
 ]
 
 _log = Logger()
@@ -113,7 +117,10 @@ class NodeControl(Protocol):
         """
 
     def subscribe(
-        self, since: int | None, callback: Callable[[Delivery], None]
+        self,
+        since: int | None,
+        callback: Callable[[Delivery], None],
+        flush: Callable[[], None] | None = None,
     ) -> Subscription:
         """
         Call C{callback} with deliveries, in order.
@@ -121,6 +128,9 @@ class NodeControl(Protocol):
         @param since: Replay the held deliveries with index C{since} or more
             before going on with new ones; L{None} for new ones only.
         @param callback: Called with every delivery record, in order.
+        @param flush: Called after the replay and after each group of
+            records the node delivered together (each turn), so that the
+            subscriber can send them on together.
         @return: The subscription, telling the first index it passes on.
         @raise HistoryGoneError: If C{since} is below the oldest index the
             node still holds; the message says from which index it can
@@ -383,17 +393,84 @@ class Subscribe(amp.Command):
 
 class Deliver(amp.Command):
     """
-    One delivery, pushed by the node to a subscribed client.  Not answered.
+    Deliveries, pushed by the node to a subscribed client: every record the
+    node delivered in one turn (up to about L{BATCH_BYTES}), packed by
+    L{pack_records}, so that a busy node sends one AMP box per turn rather
+    than one per message.  Not answered.
     """
 
-    arguments: ClassVar[_Schema] = [
-        (b"index", _integer()),
-        (b"sender", _unicode()),
-        (b"clock", _integer()),
-        (b"payload", LongBytes()),
-        (b"after", _integer(optional=True)),
-    ]
+    arguments: ClassVar[_Schema] = [(b"records", LongBytes())]
     requiresAnswer = False
+
+
+_RECORD_HEAD = struct.Struct(">QQqHI")
+
+BATCH_BYTES = 256 * 1024
+"""
+How many bytes of records the node gathers for a subscriber before it sends
+them without waiting for the end of its turn.
+"""
+
+
+def pack_records(records: Sequence[Delivery]) -> bytes:
+    """
+    Pack delivery records for L{Deliver}: per record, index and clock
+    (u64), C{after} (i64, -1 for none), the sender's length (u16) and the
+    payload's (u32), then the sender in UTF-8 and the payload.
+
+    @raise ValueError: If a field does not fit.
+    """
+    parts: list[bytes] = []
+    for r in records:
+        sender = r.sender.encode()
+        after = -1 if r.after is None else r.after
+        try:
+            head = _RECORD_HEAD.pack(
+                r.index, r.clock, after, len(sender), len(r.payload)
+            )
+        except struct.error as e:
+            raise ValueError(f"record {r.index} does not fit the format: {e}") from None
+        parts += (head, sender, r.payload)
+    return b"".join(parts)
+
+
+def unpack_records(data: bytes) -> list[Delivery]:
+    """
+    The records L{pack_records} packed into C{data}.
+
+    @raise ValueError: If C{data} is not such a packing.
+    """
+    records = []
+    offset = 0
+    size = len(data)
+    head = _RECORD_HEAD.size
+    while offset < size:
+        if size - offset < head:
+            raise ValueError(f"a record head is cut short at byte {offset}")
+        index, clock, after, sender_len, payload_len = _RECORD_HEAD.unpack_from(
+            data, offset
+        )
+        start = offset + head
+        end = start + sender_len + payload_len
+        if end > size:
+            raise ValueError(f"record {index} runs past the end of the batch")
+        try:
+            sender = data[start : start + sender_len].decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"record {index} has a sender that is not UTF-8") from None
+        if after < -1:
+            raise ValueError(f"record {index} has a negative after: {after}")
+        records.append(
+            Delivery(
+                index,
+                sender,
+                clock,
+                data[start + sender_len : end],
+                None if after == -1 else after,
+            )
+        )
+        offset = end
+    return records
 
 
 class SubscriptionDropped(amp.Command):
@@ -498,6 +575,9 @@ class ClientAPIProtocol(amp.AMP):
         self._backlog: deque[Delivery] = deque()
         self._backlog_bytes = 0
         self._dropped = False
+        # Records gathered in this turn, sent by _flush.
+        self._batch: list[Delivery] = []
+        self._batch_bytes = 0
 
     def connectionMade(self) -> None:
         """
@@ -521,6 +601,7 @@ class ClientAPIProtocol(amp.AMP):
             record = self._backlog.popleft()
             self._backlog_bytes -= len(record.payload) + _RECORD_COST
             self._send(record)
+        self._flush()
 
     def stopProducing(self) -> None:
         """
@@ -585,12 +666,13 @@ class ClientAPIProtocol(amp.AMP):
                 " for a second subscription"
             )
         try:
-            subscription = self.node.subscribe(since, self._push)
+            subscription = self.node.subscribe(since, self._push, self._flush)
         except HistoryGoneError:
             raise
         except Exception as e:
             raise _node_error(e, "subscribe") from None
         self._subscription = subscription
+        self._flush()
         return {"first": subscription.first}
 
     @Status.responder
@@ -623,11 +705,26 @@ class ClientAPIProtocol(amp.AMP):
         self._send(record)
 
     def _send(self, record: Delivery) -> None:
+        self._batch.append(record)
+        self._batch_bytes += len(record.payload) + _RECORD_COST
+        if self._batch_bytes >= BATCH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        """
+        Send the records gathered since the last flush as one L{Deliver}.
+        """
+        if not self._batch or self._lost_connection:
+            return
+        batch, self._batch = self._batch, []
+        self._batch_bytes = 0
         self.callRemote(  # type: ignore[no-untyped-call]
-            Deliver, payload=record.payload, **_delivery_fields(record)
+            Deliver, records=pack_records(batch)
         )
 
     def _drop_subscriber(self) -> None:
+        # What was gathered precedes the backlog: the client gets it first.
+        self._flush()
         resume_from = self._backlog[0].index
         self._dropped = True
         self._backlog.clear()
@@ -668,6 +765,7 @@ class ClientAPIProtocol(amp.AMP):
         """
         self._lost_connection = True
         self._backlog.clear()
+        self._batch.clear()
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             subscription.cancel()
@@ -840,20 +938,24 @@ class ClientProtocol(amp.AMP):
         return answer.addCallback(decode)
 
     @Deliver.responder
-    def _deliver(
-        self,
-        index: int,
-        sender: str,
-        clock: int,
-        payload: bytes,
-        after: int | None,
-    ) -> dict[str, object]:
-        callback = self._callback
-        if callback is not None:
+    def _deliver(self, records: bytes) -> dict[str, object]:
+        if self._callback is None:
+            return {}
+        try:
+            batch = unpack_records(records)
+        except ValueError as e:
+            _log.error("the node sent deliveries that cannot be read: {e}", e=e)
+            return {}
+        for record in batch:
+            callback = self._callback
+            if callback is None:
+                break
             try:
-                callback(Delivery(index, sender, clock, payload, after))
+                callback(record)
             except Exception:
-                _log.failure("delivery callback failed on index {index}", index=index)
+                _log.failure(
+                    "delivery callback failed on index {index}", index=record.index
+                )
         return {}
 
     @SubscriptionDropped.responder

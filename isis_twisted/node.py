@@ -95,6 +95,7 @@ class Subscription:
     first: int
     _node: MulticastNode
     _callback: Callable[[Delivery], None]
+    _flush: Callable[[], None] | None = None
 
     def cancel(self) -> None:
         """
@@ -376,8 +377,11 @@ class MulticastNode(MultiService):
             body = encode_body(frame)
             for link in links:
                 link.send(frame, body)
-        for record in engine.take_deliveries():
+        records = engine.take_deliveries()
+        for record in records:
             self._deliver(record)
+        if records and self._subscribers:
+            self._flush_subscribers()
         # Acknowledgements taken this turn may have made room that no link
         # reported (it never looked full, counting this turn's admissions).
         if self._waiting:
@@ -421,10 +425,23 @@ class MulticastNode(MultiService):
             if d is not None:
                 d.callback(record)
 
+    def _flush_subscribers(self) -> None:
+        for sub in list(self._subscribers.values()):
+            if sub._flush is None:
+                continue
+            try:
+                sub._flush()
+            except Exception:
+                self._log.failure("subscriber failed to flush; unsubscribed it")
+                sub.cancel()
+
     # -- subscriptions ----------------------------------------------------
 
     def subscribe(
-        self, since: int | None, callback: Callable[[Delivery], None]
+        self,
+        since: int | None,
+        callback: Callable[[Delivery], None],
+        flush: Callable[[], None] | None = None,
     ) -> Subscription:
         """
         Pass every delivery from index C{since} onward to C{callback}.
@@ -434,6 +451,9 @@ class MulticastNode(MultiService):
 
         @param since: The first index wanted, or L{None} for only new ones.
         @param callback: Called with each record, in order.
+        @param flush: If given, called after the replay and after the
+            records of each turn: the moment to send what C{callback}
+            gathered.
         @return: The subscription, to cancel.
         @raise HistoryGoneError: If C{since} is older than what the node
             holds.
@@ -446,10 +466,12 @@ class MulticastNode(MultiService):
                 f"deliveries before index {oldest} are no longer held by"
                 f" {self.me!r}; resubscribe from {oldest}"
             )
-        sub = Subscription(first, self, callback)
+        sub = Subscription(first, self, callback, flush)
         for record in list(self._history):
             if record.index >= first:
                 callback(record)
+        if flush is not None:
+            flush()
         self._subscribers[id(sub)] = sub
         return sub
 

@@ -22,6 +22,7 @@ from twisted.test.iosim import IOPump, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from isis_twisted.client import (
+    BATCH_BYTES,
     AlreadySubscribedError,
     BadPayloadError,
     ClientAPIFactory,
@@ -37,6 +38,8 @@ from isis_twisted.client import (
     Subscribe,
     SubscriptionDroppedError,
     connect,
+    pack_records,
+    unpack_records,
 )
 from isis_twisted.engine import Delivery
 
@@ -51,11 +54,16 @@ class FakeSubscription:
     """
 
     def __init__(
-        self, node: FakeNode, first: int, callback: Callable[[Delivery], None]
+        self,
+        node: FakeNode,
+        first: int,
+        callback: Callable[[Delivery], None],
+        flush: Callable[[], None] | None,
     ) -> None:
         self.node = node
         self.first = first
         self.callback = callback
+        self.flush = flush
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -141,9 +149,12 @@ class FakeNode:
         record = Delivery(self.next_index, sender, self.clock, payload, after)
         self.next_index += 1
         self.history.append(record)
+        # Like a node's turn with one delivery in it.
         for subscription in list(self.subscriptions):
             if record.index >= subscription.first:
                 subscription.callback(record)
+                if subscription.flush is not None:
+                    subscription.flush()
         return record
 
     def forget(self, before: int) -> None:
@@ -154,7 +165,10 @@ class FakeNode:
         self.oldest = before
 
     def subscribe(
-        self, since: int | None, callback: Callable[[Delivery], None]
+        self,
+        since: int | None,
+        callback: Callable[[Delivery], None],
+        flush: Callable[[], None] | None = None,
     ) -> FakeSubscription:
         if since is not None and since < self.oldest:
             raise HistoryGoneError(
@@ -162,10 +176,12 @@ class FakeNode:
                 f" resubscribe from {self.oldest}"
             )
         first = self.next_index if since is None else since
-        subscription = FakeSubscription(self, first, callback)
+        subscription = FakeSubscription(self, first, callback, flush)
         for record in self.history:
             if record.index >= first:
                 callback(record)
+        if flush is not None:
+            flush()
         self.subscriptions.append(subscription)
         waiting, self._subscribed = self._subscribed, []
         for waiter in waiting:
@@ -570,15 +586,90 @@ class SubscribeTests(SynchronousTestCase):
         self.assertEqual(seen, [1, 2])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    def test_records_batched_per_turn(self) -> None:
+        """
+        Records the node passes in one turn reach the client together once
+        the node flushes, in order; a batch over L{BATCH_BYTES} goes at
+        once.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        seen: list[Delivery] = []
+        result_of(self, pump, client.subscribe(None, seen.append))
+        sub = node.subscriptions[0]
+        records = [Delivery(i, "b", i, b"x%d" % i, None) for i in (1, 2, 3)]
+        for record in records:
+            sub.callback(record)
+        pump.flush()
+        self.assertEqual(seen, [])
+        assert sub.flush is not None
+        sub.flush()
+        pump.flush()
+        self.assertEqual(seen, records)
+        big = Delivery(4, "b", 4, b"." * BATCH_BYTES, 3)
+        sub.callback(big)
+        pump.flush()
+        self.assertEqual(seen, [*records, big])
+
     def test_deliver_without_subscription(self) -> None:
         """
         A L{Deliver} to a client that did not subscribe is ignored.
         """
         client, server, pump = connected(FakeNode())
         server.callRemote(
-            Deliver, index=1, sender="a", clock=1, payload=b"x", after=None
+            Deliver, records=pack_records([Delivery(1, "a", 1, b"x", None)])
         )
         pump.flush()
+        self.assertFalse(client.when_lost().called)
+
+
+class RecordPackingTests(SynchronousTestCase):
+    """
+    L{pack_records} and L{unpack_records}, the body of a L{Deliver}.
+    """
+
+    def test_round_trip(self) -> None:
+        """
+        Records of every shape come back as they went.
+        """
+        records = [
+            Delivery(1, "a", 1, b"", None),
+            Delivery(2, "b\u00e9", 7, b"\x00" * 70000, 1),
+            Delivery(2**40, "c", 2**62 - 1, b"z", 2**40 - 1),
+        ]
+        self.assertEqual(unpack_records(pack_records(records)), records)
+        self.assertEqual(unpack_records(b""), [])
+
+    def test_malformed(self) -> None:
+        """
+        A batch cut short, or with a sender that is not UTF-8 or a negative
+        C{after}, is refused with L{ValueError}.
+        """
+        data = pack_records([Delivery(1, "a", 1, b"hello", None)])
+        for cut in range(1, len(data)):
+            self.assertRaises(ValueError, unpack_records, data[:cut])
+        bad_sender = data.replace(b"a", b"\xff", 1)
+        self.assertNotEqual(bad_sender, data)
+        self.assertRaises(ValueError, unpack_records, bad_sender)
+        negative = pack_records([Delivery(1, "a", 1, b"", 5)]).replace(
+            (5).to_bytes(8, "big"), (-2).to_bytes(8, "big", signed=True)
+        )
+        self.assertRaises(ValueError, unpack_records, negative)
+
+    def test_garbage_from_node_is_logged(self) -> None:
+        """
+        A L{Deliver} whose records cannot be read is logged and dropped;
+        the connection and the subscription go on.
+        """
+        node = FakeNode()
+        client, server, pump = connected(node)
+        seen: list[Delivery] = []
+        result_of(self, pump, client.subscribe(None, seen.append))
+        server.callRemote(Deliver, records=b"\x00\x01")
+        pump.flush()
+        node.deliver("b", b"after")
+        pump.flush()
+        self.assertEqual([r.payload for r in seen], [b"after"])
         self.assertFalse(client.when_lost().called)
 
 

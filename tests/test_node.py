@@ -841,6 +841,25 @@ class ReviewRegressionTests(SynchronousTestCase):
             node.clock.advance(0)  # type: ignore[attr-defined]
         self.assertEqual(seen, [3, 4])
 
+    def test_subscription_flushed_per_turn(self) -> None:
+        """
+        A subscriber's flush is called after the replay and once after the
+        records of each turn, after all of them.
+        """
+        node = MulticastNode("solo", {}, None, MemoryReactorClock())
+        node.startService()
+        node.multicast(b"old")
+        node.clock.advance(0)  # type: ignore[attr-defined]
+        events: list[object] = []
+        node.subscribe(1, lambda r: events.append(r.index), lambda: events.append("-"))
+        self.assertEqual(events, [1, "-"])
+        for i in range(3):
+            node.multicast(b"%d" % i)
+        node.clock.advance(0)  # type: ignore[attr-defined]
+        self.assertEqual(events, [1, "-", 2, 3, 4, "-"])
+        node.clock.advance(0)  # type: ignore[attr-defined]
+        self.assertEqual(events, [1, "-", 2, 3, 4, "-"])
+
     def test_silence_must_exceed_two_heartbeats(self) -> None:
         self.assertRaises(ValueError, self.node, heartbeat=3, silence=5)
 
