@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,7 +57,13 @@ def build(
     @return: The L{SyncObj}, the object whose C{append} is replicated, and
         a function that gives the appends in the order they were applied.
     """
-    conf = SyncObjConf(appendEntriesUseBatch=True, dynamicMembershipChange=False)
+    # Election timeouts of 2-4 s rather than 0.4-1.4 s: at saturation on
+    # two shared cores a busy leader's heartbeats come late, and needless
+    # elections would slow PySyncObj down (and have made it lose appends).
+    timeouts = {"raftMinTimeout": 2.0, "raftMaxTimeout": 4.0, "connectionTimeout": 4.0}
+    conf = SyncObjConf(
+        appendEntriesUseBatch=True, dynamicMembershipChange=False, **timeouts
+    )
     if state == "list":
         replicated_list = ReplList()
         obj = SyncObj(me, others, conf=conf, consumers=[replicated_list])
@@ -67,6 +74,7 @@ def build(
     conf = SyncObjConf(
         appendEntriesUseBatch=True,
         dynamicMembershipChange=False,
+        **timeouts,
         logCompactionMinEntries=1 << 40,
         logCompactionMinTime=1 << 40,
     )
@@ -173,7 +181,7 @@ def main() -> None:
     # Done when every member's every append is applied here: counted by
     # id, since one committed twice must not stand in for one not yet
     # applied.
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 30
     distinct: set[tuple[str, int]] = set()
     looked = 0
     while True:
@@ -183,11 +191,18 @@ def main() -> None:
         if len(distinct) >= expected:
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"{args.id}: only {len(distinct)} appends applied")
+            # Report what was applied: the driver's check names what is
+            # missing (PySyncObj logs "state machine may have diverged"
+            # when it truncates entries it had already applied).
+            print(
+                f"{args.id}: only {len(distinct)} of {expected} appends applied",
+                file=sys.stderr,
+            )
+            break
         time.sleep(0.001)
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
-    count = expected
+    count = len(distinct)
     result = {
         "member": args.id,
         "mode": "pysyncobj",

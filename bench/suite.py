@@ -302,7 +302,14 @@ def one_run(
     with tempfile.TemporaryDirectory(prefix="isis-bench-") as tmp:
         work = Path(tmp)
         rows = run_members(system, nodes, payload, messages, rate, work, profile)
-        verdict = check_run(system, nodes, work, messages) if system != "raw" else None
+        verdict: dict[str, Any] | None = None
+        if system != "raw":
+            try:
+                verdict = check_run(system, nodes, work, messages)
+            except BenchmarkError as e:
+                # Keep the figures: a run that broke a guarantee is shown
+                # as failed beside what it measured.
+                verdict = {"ok": False, "error": str(e)}
     return {
         "kind": kind,
         "system": system,
@@ -534,6 +541,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         results.append(row)
         print(f"  {one_line(row)}", file=sys.stderr, flush=True)
+        if row["check"] is not None and not row["check"]["ok"]:
+            failures.append(f"{what}: {row['check']['error']}")
+            print(f"  FAILED: {row['check']['error']}", file=sys.stderr, flush=True)
     add_ratios(results)
     import report
 
