@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from latency import LatencyHistogram
-from results import peak_rss_mb
+from load import WindowedLoad
+from results import all_finished, peak_rss_mb
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
@@ -93,8 +94,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     )
     payload = b"x" * args.payload
     latency = LatencyHistogram()
-    sent = 0
-    in_flight = 0
+    sent = 0  # at a fixed rate
     done: Deferred[None] = Deferred()
     cpu_start = time.process_time()
     wall_start = time.perf_counter()
@@ -102,21 +102,6 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     # Large payloads keep fewer in flight: a window of 2,000 x 64 KiB would
     # measure queueing, not the group.
     window = min(args.window, max(1, args.window_bytes // max(1, args.payload)))
-
-    def delivered(_: Delivery, started: float) -> None:
-        nonlocal in_flight
-        in_flight -= 1
-        latency.record(time.perf_counter() - started)
-        pump()
-
-    def pump() -> None:
-        nonlocal sent, in_flight
-        while sent < args.messages and in_flight < window:
-            sent += 1
-            in_flight += 1
-            node.multicast(payload).addCallback(delivered, time.perf_counter())
-        if sent >= args.messages and counter.count >= total and not done.called:
-            done.callback(None)
 
     def check_done() -> None:
         if counter.count >= total and not done.called:
@@ -137,12 +122,15 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     def delivered_at_rate(_: Delivery, started: float) -> None:
         latency.record(time.perf_counter() - started)
 
+    load = WindowedLoad(
+        node.multicast, payload, args.messages, window, latency, check_done
+    )
     if args.rate:
         sender = task.LoopingCall(tick)
         sender.clock = reactor
         sender.start(1.0 / args.rate)
     else:
-        pump()
+        load.start()
     poll = task.LoopingCall(check_done)
     poll.clock = reactor
     poll.start(0.05)
@@ -158,6 +146,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     frames = sum(p["frames_out"] for p in peers_status.values())
     wire_bytes = sum(p["bytes_out"] for p in peers_status.values())
 
+    multicasts = sent if args.rate else load.sent
     result = {
         "member": args.id,
         "mode": args.mode,
@@ -170,8 +159,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "latency_ms": latency.summary(),
         "latency_buckets": latency.counts(),
         "latency_max_s": latency.maximum,
-        "frames_per_multicast": frames / max(1, sent),
-        "bytes_per_multicast": wire_bytes / max(1, sent),
+        "frames_per_multicast": frames / max(1, multicasts),
+        "bytes_per_multicast": wire_bytes / max(1, multicasts),
         "cpu_s_per_1000": cpu / counter.count * 1000,
         "peak_rss_mb": peak_rss_mb(),
         "wall_s": wall,
@@ -182,7 +171,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     names = [args.id, *peers]
     await wait_until(
         reactor,
-        lambda: all((out.parent / f"{n}.json").exists() for n in names),
+        lambda: all_finished(out, names),
         120,
         "every member to finish",
     )

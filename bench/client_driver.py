@@ -18,6 +18,7 @@ from typing import Any
 
 from bench_node import ORDER_RECORD
 from latency import LatencyHistogram
+from load import WindowedLoad
 from results import peak_rss_mb
 from twisted.internet import task
 from twisted.internet.defer import Deferred
@@ -69,25 +70,10 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     await client.subscribe(1, delivered)
     payload = b"x" * args.payload
     latency = LatencyHistogram()
-    sent = 0
-    in_flight = 0
     cpu_start = time.process_time()
     wall_start = time.perf_counter()
-
-    def answered(_: Delivery, started: float) -> None:
-        nonlocal in_flight
-        in_flight -= 1
-        latency.record(time.perf_counter() - started)
-        pump()
-
-    def pump() -> None:
-        nonlocal sent, in_flight
-        while sent < args.messages and in_flight < args.window:
-            sent += 1
-            in_flight += 1
-            client.multicast(payload).addCallback(answered, time.perf_counter())
-
-    pump()
+    load = WindowedLoad(client.multicast, payload, args.messages, args.window, latency)
+    load.start()
     await wait_until(reactor, lambda: seen >= total, 600, f"{total} deliveries")
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
@@ -105,8 +91,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "latency_ms": latency.summary(),
         "latency_buckets": latency.counts(),
         "latency_max_s": latency.maximum,
-        "frames_per_multicast": frames / sent,
-        "bytes_per_multicast": wire_bytes / sent,
+        "frames_per_multicast": frames / load.sent,
+        "bytes_per_multicast": wire_bytes / load.sent,
         "cpu_s_per_1000": cpu / seen * 1000,
         "peak_rss_mb": peak_rss_mb(),
         "wall_s": wall,

@@ -23,7 +23,7 @@ from typing import Any
 from latency import LatencyHistogram
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.batteries import ReplList
-from results import peak_rss_mb
+from results import all_finished, peak_rss_mb
 
 
 class CountingLog(SyncObj):  # type: ignore[misc]
@@ -233,9 +233,7 @@ def main() -> None:
     out = Path(args.out)
     names = [chr(ord("a") + i) for i in range(args.nodes)]
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not all(
-        (out.parent / f"{n}.json").exists() for n in names
-    ):
+    while time.monotonic() < deadline and not all_finished(out, names):
         time.sleep(0.05)
     obj.destroy()
 

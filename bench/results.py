@@ -46,3 +46,12 @@ def peak_rss_mb(pid: int | str = "self") -> float:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def all_finished(out: Path, names: list[str]) -> bool:
+    """
+    Whether every member in C{names} has written its figures beside
+    C{out} (a member's own figures file): members stay up until then, so
+    that none leaves while a peer still needs it.
+    """
+    return all((out.parent / f"{name}.json").exists() for name in names)
