@@ -26,7 +26,7 @@ from twisted.internet.error import ConnectError
 
 from isis_twisted.client import connect
 from isis_twisted.engine import Delivery
-from isis_twisted.localcluster import NAMES
+from isis_twisted.localcluster import NAMES, peers_connected, poll
 from isis_twisted.testing import wait_until
 
 
@@ -41,18 +41,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
                 raise
             await task.deferLater(reactor, 0.1)
 
-    async def connected() -> bool:
-        status = await client.status()
-        peers = status["peers"]
-        assert isinstance(peers, dict)
-        return all(p["connected_out"] and p["connected_in"] for p in peers.values())
-
-    ready = False
-    while not ready:
-        ready = await connected()
-        if time.monotonic() > deadline:
-            raise SystemExit("the node's peers did not connect within 60 s")
-        await task.deferLater(reactor, 0.05)
+    await poll(reactor, lambda: peers_connected(client), 60, "the node's peers")
     numbers = {name: i for i, name in enumerate(sorted(NAMES[: args.nodes]))}
     order = Path(args.out).with_suffix(".order").open("wb", buffering=1 << 20)
     total = args.messages * args.nodes

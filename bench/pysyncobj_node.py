@@ -25,6 +25,8 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.batteries import ReplList
 from results import all_finished, peak_rss_mb
 
+from isis_twisted.localcluster import NAMES
+
 
 class CountingLog(SyncObj):  # type: ignore[misc]
     """
@@ -231,7 +233,7 @@ def main() -> None:
     # Stay (a voter) until every member has finished: with fewer than a
     # majority left, the others could not commit their last appends.
     out = Path(args.out)
-    names = [chr(ord("a") + i) for i in range(args.nodes)]
+    names = list(NAMES[: args.nodes])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all_finished(out, names):
         time.sleep(0.05)

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -376,12 +377,9 @@ def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str
                 except subprocess.TimeoutExpired:
                     proc.kill()
         rows = [json.loads((work / f"{n}.json").read_text()) for n in names]
-        histories = {n: read_order(work / f"{n}.order", names) for n in names}
-        verdict = check(histories)
-        if not verdict.ok:
-            raise BenchmarkError(f"the client API run broke:\n{verdict.summary()}")
+        verdict = check_run("ordered", nodes, work)
     summary = summarise(rows)
-    delivered = sum(len(h) for h in histories.values()) / nodes
+    delivered = verdict["checked"] / nodes
     # The nodes' own CPU and memory, read from /proc before they stopped.
     summary["node_cpu_s_per_1000"] = (
         sum(u["cpu_s"] for u in usage.values()) / nodes / delivered * 1000
@@ -395,7 +393,7 @@ def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str
         "messages_per_member": messages,
         "rate": 0.0,
         **summary,
-        "check": {"ok": True, "checked": sum(len(h) for h in histories.values())},
+        "check": verdict,
     }
 
 
@@ -433,7 +431,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                     (
                         f"saturation: {system}, n={nodes}, {payload} B,"
                         f" {pcount:,} per member",
-                        _thunk(
+                        partial(
                             one_run,
                             "saturation",
                             system,
@@ -452,14 +450,14 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                 (
                     f"fixed rate: {system}, n={nodes},"
                     f" {args.rate:,.0f} msg/s per member",
-                    _thunk(one_run, "rate", system, nodes, 100, count, args.rate),
+                    partial(one_run, "rate", system, nodes, 100, count, args.rate),
                 )
             )
     if args.client_messages:
         runs.append(
             (
                 f"client API: n=3, 100 B, {args.client_messages:,} per member",
-                _thunk(client_run, 3, 100, args.client_messages, args.client_window),
+                partial(client_run, 3, 100, args.client_messages, args.client_window),
             )
         )
     for total in args.memory:
@@ -467,16 +465,10 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
         runs.append(
             (
                 f"memory: ordered, n=3, 100 B, {3 * per:,} messages in all",
-                _thunk(one_run, "memory", "ordered", 3, 100, per),
+                partial(one_run, "memory", "ordered", 3, 100, per),
             )
         )
     return runs
-
-
-def _thunk(
-    f: Callable[..., dict[str, Any]], *args: Any
-) -> Callable[[], dict[str, Any]]:
-    return lambda: f(*args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

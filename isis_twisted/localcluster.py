@@ -19,7 +19,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -182,15 +182,11 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
 
         async def all_connected() -> bool:
             for client in clients.values():
-                status = await client.status()
-                peers = status["peers"]
-                assert isinstance(peers, dict)
-                links = peers.values()
-                if not all(p["connected_out"] and p["connected_in"] for p in links):
+                if not await peers_connected(client):
                     return False
             return True
 
-        await _poll(reactor, all_connected, 30, "every member to connect to the others")
+        await poll(reactor, all_connected, 30, "every member to connect to the others")
         print("all members connected; multicasting from every node at once", flush=True)
         started = time.perf_counter()
         sends = [
@@ -208,7 +204,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
                     return False
             return True
 
-        await _poll(reactor, all_delivered, 60, f"every node to deliver {total}")
+        await poll(reactor, all_delivered, 60, f"every node to deliver {total}")
         elapsed = time.perf_counter() - started
         histories = {n: load_jsonl(workdir / f"{n}.jsonl") for n in names}
         print(side_by_side(histories), flush=True)
@@ -250,7 +246,28 @@ async def _connect_when_up(
             await pause
 
 
-async def _poll(reactor: Any, probe: Any, timeout: float, what: str) -> None:
+async def peers_connected(client: ClientProtocol) -> bool:
+    """
+    Whether the node behind C{client} has both connections to every peer.
+    """
+    status = await client.status()
+    peers = status["peers"]
+    assert isinstance(peers, dict)
+    return all(p["connected_out"] and p["connected_in"] for p in peers.values())
+
+
+async def poll(
+    reactor: Any,
+    probe: Callable[[], Awaitable[bool]],
+    timeout: float,
+    what: str,
+) -> None:
+    """
+    Ask C{probe} every 50 ms until it says yes.
+
+    @raise TimeoutError: If it has not within C{timeout} seconds; the
+        message names C{what} was awaited.
+    """
     deadline = reactor.seconds() + timeout
     while not await probe():
         if reactor.seconds() > deadline:
