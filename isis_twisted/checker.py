@@ -39,6 +39,7 @@ GUARANTEES = (
     "total order",
     "fifo",
     "causality",
+    "uniformity",
 )
 """
 The names a L{Violation} may carry in its C{guarantee} field.
@@ -355,6 +356,47 @@ def _causality(
                     f"{_name(mid)} delivered before {_name(ids[node][latest])},"
                     f" which {sender} had delivered before multicasting it",
                 )
+
+
+def check_uniformity(
+    crashed: Mapping[str, Sequence[Delivery]],
+    survivors: Mapping[str, Sequence[MessageId]],
+) -> tuple[Violation, ...]:
+    """
+    Check uniform agreement: what a crashed member delivered is a prefix of
+    what every survivor delivered or still holds, in order.
+
+    A survivor that has not yet delivered everything (its group waits for a
+    view change) is judged by its I{future}: its deliveries followed by the
+    messages it holds, in timestamp order.  A crashed member whose history
+    is not a prefix of that delivered something the survivors may never
+    deliver, so a replica that restarts from its log would be I{apart} from
+    the group, not behind it.
+
+    @param crashed: For every crashed (or removed) member, its deliveries.
+    @param survivors: For every surviving member, the ids of the messages
+        it delivered and then of those it holds, in that order.
+    @return: One violation per crashed member and survivor that disagree,
+        naming the first position where they do.
+    """
+    violations = []
+    for node in sorted(crashed):
+        history = [(rec.sender, rec.clock) for rec in crashed[node]]
+        for other in sorted(survivors):
+            future = survivors[other]
+            for i, mid in enumerate(history):
+                if i >= len(future) or future[i] != mid:
+                    theirs = _name(future[i]) if i < len(future) else "nothing"
+                    violations.append(
+                        Violation(
+                            "uniformity",
+                            node,
+                            f"delivered {_name(mid)} as number {i + 1}, where"
+                            f" survivor {other} has {theirs}",
+                        )
+                    )
+                    break
+    return tuple(violations)
 
 
 def _prefix_max(order: list[MessageId], where: Mapping[MessageId, int]) -> list[int]:

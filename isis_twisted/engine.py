@@ -7,11 +7,14 @@ what is now deliverable, in the agreed order (L{Engine.take_deliveries}).
 
 The algorithm is the one in DESIGN.md: every member keeps a Lamport clock, a
 priority queue of undelivered messages ordered by timestamp C{(clock, member)},
-and for every other member the clock of the newest frame received from it (its
-I{horizon}).  The head of the queue is delivered once every other member's
-horizon has passed it.  Acknowledgements are cumulative: every frame carries
-the sender's clock, and one frame per peer per flush acknowledges everything
-the sender has seen.
+for every other member the clock of the newest frame received from it (its
+I{horizon}), and for every other member what that member reports holding of
+each sender's messages (its I{receipts}).  The head of the queue is delivered
+once every other member's horizon has passed it (nothing earlier can still
+come) and every member holds it (so delivery is I{uniform}: no crash can take
+away a message that any member delivered).  Acknowledgements are cumulative:
+every frame carries the sender's clock and its receipt horizons, and one frame
+per peer per flush acknowledges everything the sender has seen.
 
 The engine assumes reliable FIFO links between members; making broken
 connections invisible is the link layer's job.
@@ -46,11 +49,17 @@ class Frame:
     @ivar messages: The sender's own new messages as C{(stamp clock, payload)}
         pairs, in increasing stamp order.  The sender's name is implied by the
         link the frame arrives on.
+    @ivar received: The sender's receipt horizons: for every member other
+        than the sender, in the order of the engine's C{members}, the stamp
+        clock of the newest message from that member the sender holds (0 for
+        none).  Links are FIFO, so it holds every earlier one too.  An empty
+        tuple reports nothing (the receiver keeps what it knew).
     """
 
     view: int
     clock: int
     messages: tuple[tuple[int, bytes], ...] = ()
+    received: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -193,6 +202,21 @@ class Engine:
         self._horizon: dict[str, int] = dict.fromkeys(self.peers, 0)
         # Cached minimum horizon timestamp; None when it must be recomputed.
         self._bound: Timestamp | None = None
+        # The newest stamp this member holds from each member (itself
+        # included): what its frames report as receipt horizons.
+        self._held: dict[str, int] = dict.fromkeys(self.members, 0)
+        # What each peer reported holding: reporter -> the members other than
+        # the reporter, in rank order, as the reporter's frames list them.
+        self._others: dict[str, tuple[str, ...]] = {
+            peer: tuple(m for m in self.members if m != peer) for peer in self.peers
+        }
+        self._receipts: dict[str, dict[str, int]] = {
+            peer: dict.fromkeys(self._others[peer], 0) for peer in self.peers
+        }
+        # Per sender, the least stamp every member other than this one and
+        # the sender reports holding: the most of its messages that are
+        # held everywhere.  None when it must be recomputed.
+        self._everywhere: dict[str, int] | None = None
         self._outbox: list[tuple[int, bytes]] = []
         self._ack_due = False
         self._delivered = 0
@@ -215,6 +239,7 @@ class Engine:
         clock = self._clock
         heapq.heappush(self._queue, (clock, self.me, payload, self._delivered))
         self._outbox.append((clock, payload))
+        self._held[self.me] = clock
         return (clock, self.me)
 
     def receive(self, sender: str, frame: Frame) -> None:
@@ -255,11 +280,22 @@ class Engine:
         messages = frame.messages
         if messages:
             self._check_messages(sender, horizon, clock, messages)
+        received = frame.received
+        if received:
+            self._check_receipts(sender, received)
+        if messages:
             push = heapq.heappush
             queue = self._queue
             for stamp, payload in messages:
                 push(queue, (stamp, sender, payload, None))
+            self._held[sender] = messages[-1][0]
             self._ack_due = True
+        if received:
+            reported = self._receipts[sender]
+            for member, stamp in zip(self._others[sender], received, strict=True):
+                if stamp != reported[member]:
+                    reported[member] = stamp
+                    self._everywhere = None
         if clock > self._clock:
             self._clock = clock
         self._clock += 1
@@ -299,6 +335,27 @@ class Engine:
                 )
             last = stamp
 
+    def _check_receipts(self, sender: str, received: tuple[int, ...]) -> None:
+        others = self._others[sender]
+        if type(received) is not tuple or len(received) != len(others):
+            raise MalformedFrameError(
+                sender,
+                f"receipt horizons {received!r} do not list the {len(others)}"
+                f" other members {list(others)}",
+            )
+        reported = self._receipts[sender]
+        for member, stamp in zip(others, received, strict=True):
+            if type(stamp) is not int or not 0 <= stamp <= MAX_CLOCK:
+                raise MalformedFrameError(
+                    sender, f"receipt horizon {stamp!r} of {member!r} is not a clock"
+                )
+            if stamp < reported[member]:
+                raise ClockRegressionError(
+                    sender,
+                    f"receipt horizon of {member!r} went back from"
+                    f" {reported[member]} to {stamp}",
+                )
+
     # -- outputs ----------------------------------------------------------
 
     def flush(self, limit: int | None = None, overhead: int = 0) -> list[Frame]:
@@ -325,8 +382,10 @@ class Engine:
         self._ack_due = False
         if not self.peers:
             return []
+        held = self._held
+        received = tuple(held[m] for m in self.members if m != self.me)
         if limit is None or not outbox:
-            return [Frame(self.view, self._clock, tuple(outbox))]
+            return [Frame(self.view, self._clock, tuple(outbox), received)]
         frames: list[Frame] = []
         batch: list[tuple[int, bytes]] = []
         size = 0
@@ -335,21 +394,22 @@ class Engine:
             if batch and size + cost > limit:
                 # A frame cut from a batch promises only up to its own last
                 # stamp, so the next frame's messages are still above it.
-                frames.append(Frame(self.view, batch[-1][0], tuple(batch)))
+                frames.append(Frame(self.view, batch[-1][0], tuple(batch), received))
                 batch = []
                 size = 0
             batch.append(entry)
             size += cost
-        frames.append(Frame(self.view, self._clock, tuple(batch)))
+        frames.append(Frame(self.view, self._clock, tuple(batch), received))
         return frames
 
     def take_deliveries(self) -> list[Delivery]:
         """
         Pop every message that is now deliverable, in the agreed order.
 
-        A message is deliverable when it is at the head of the queue and every
-        other member's horizon is at or past its timestamp: no message that
-        sorts before it can still arrive.
+        A message is deliverable when it is at the head of the queue, every
+        other member's horizon is at or past its timestamp (no message that
+        sorts before it can still arrive), and every member reports holding
+        it (uniform agreement).
 
         @return: The delivery records, possibly none, indexed from where the
             previous call stopped.
@@ -361,6 +421,9 @@ class Engine:
         if bound is None:
             bound = self._bound = self._delivery_bound()
         bound_clock, bound_member = bound
+        everywhere = self._everywhere
+        if everywhere is None:
+            everywhere = self._everywhere = self._held_everywhere()
         out: list[Delivery] = []
         pop = heapq.heappop
         index = self._delivered
@@ -370,6 +433,8 @@ class Engine:
             if head_clock > bound_clock or (
                 head_clock == bound_clock and head[1] > bound_member
             ):
+                break
+            if head_clock > everywhere[head[1]]:
                 break
             pop(queue)
             index += 1
@@ -384,6 +449,20 @@ class Engine:
         if not self._horizon:
             return (_NO_LIMIT, "")
         return min((clock, peer) for peer, clock in self._horizon.items())
+
+    def _held_everywhere(self) -> dict[str, int]:
+        """
+        Per sender, the newest stamp that every other member reports holding
+        (the sender itself holds all of its own).
+        """
+        receipts = self._receipts
+        return {
+            sender: min(
+                (receipts[peer][sender] for peer in self.peers if peer != sender),
+                default=_NO_LIMIT,
+            )
+            for sender in self.members
+        }
 
     # -- inspection -------------------------------------------------------
 
@@ -442,16 +521,38 @@ class Engine:
     def waiting_for(self) -> tuple[str, ...]:
         """
         The members whose acknowledgement the oldest undelivered message still
-        needs, sorted; empty when nothing is held (or it is deliverable now).
+        needs (their clock has not passed it, or they have not reported
+        holding it), sorted; empty when nothing is held (or it is
+        deliverable now).
         """
         head = self.head()
         if head is None:
             return ()
+        clock, sender = head
         return tuple(
             peer
-            for peer, clock in sorted(self._horizon.items())
-            if (clock, peer) < head
+            for peer in self.peers
+            if (self._horizon[peer], peer) < head
+            or (peer != sender and self._receipts[peer][sender] < clock)
         )
+
+    def receipts(self) -> dict[str, dict[str, int]]:
+        """
+        What every other member last reported holding: reporter -> sender ->
+        the stamp clock of the newest of the sender's messages it holds.
+
+        @return: A new dict of new dicts.
+        """
+        return {peer: dict(held) for peer, held in self._receipts.items()}
+
+    def held(self) -> dict[str, int]:
+        """
+        This member's own receipt horizons: per member (this one included),
+        the stamp clock of the newest of its messages held here.
+
+        @return: A new dict.
+        """
+        return dict(self._held)
 
     def undelivered(self) -> tuple[Message, ...]:
         """

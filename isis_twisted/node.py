@@ -42,7 +42,7 @@ from isis_twisted.interfaces import (
     IOrderedMulticast,
 )
 from isis_twisted.link import PeerFactory, PeerLink
-from isis_twisted.wire import DATA_OVERHEAD, MESSAGE_OVERHEAD, encode_body
+from isis_twisted.wire import MESSAGE_OVERHEAD, data_overhead, encode_body
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 """
@@ -187,7 +187,8 @@ class MulticastNode(MultiService):
             limit is not positive.
         """
         super().__init__()  # type: ignore[no-untyped-call]
-        if max_frame < DATA_OVERHEAD + MESSAGE_OVERHEAD + 1:
+        overhead = data_overhead(1 + len(peers))
+        if max_frame < overhead + MESSAGE_OVERHEAD + 1:
             raise ValueError(f"max_frame of {max_frame} bytes is too small")
         if max_buffer <= 0 or history < 0 or handshake_timeout <= 0:
             raise ValueError("max_buffer, history and handshake_timeout must be > 0")
@@ -214,7 +215,8 @@ class MulticastNode(MultiService):
             else int.from_bytes(os.urandom(8), "big")
         )
         self.max_frame = max_frame
-        self.max_payload = max_frame - DATA_OVERHEAD - MESSAGE_OVERHEAD
+        self._frame_room = max_frame - overhead
+        self.max_payload = self._frame_room - MESSAGE_OVERHEAD
         self.handshake_timeout = handshake_timeout
         self.handlers = list(handlers)
         self.links = {
@@ -371,7 +373,7 @@ class MulticastNode(MultiService):
         self._turn = None
         self._unflushed = 0
         engine = self.engine
-        frames = engine.flush(self.max_frame - DATA_OVERHEAD, MESSAGE_OVERHEAD)
+        frames = engine.flush(self._frame_room, MESSAGE_OVERHEAD)
         links = self.links.values()
         for frame in frames:
             body = encode_body(frame)

@@ -3,8 +3,11 @@ Deterministic simulation of a group of engines over a simulated network.
 
 The network keeps every link FIFO and reliable, as the link layer promises,
 but interleaves links, delays frames and ends each member's turn at random,
-all drawn from one seed, so any schedule can be replayed exactly.  Users'
-own tests may import it to drive a group of L{Engine}s, or a variant of it.
+all drawn from one seed, so any schedule can be replayed exactly.  Members
+may also crash: what a crashed member had not yet sent is lost, frames in
+flight to it are lost, and of the frames in flight from it only a prefix
+(perhaps none) arrives.  Users' own tests may import it to drive a group of
+L{Engine}s, or a variant of it.
 
 Run one seeded scenario from the command line, and see every node's order::
 
@@ -21,7 +24,13 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from isis_twisted.checker import CheckResult, Multicast, check
+from isis_twisted.checker import (
+    CheckResult,
+    MessageId,
+    Multicast,
+    check,
+    check_uniformity,
+)
 from isis_twisted.engine import Delivery, Engine, Frame, Timestamp
 
 EngineFactory = Callable[[str, Sequence[str]], Engine]
@@ -46,6 +55,7 @@ class Simulation:
     @ivar replay: The command line that replays this scenario.
     @ivar multicasts: Every message multicast, in the order it happened.
     @ivar frames: How many frames were put on links (one per peer).
+    @ivar crashed: The members that crashed, in the order they did.
     """
 
     def __init__(
@@ -66,6 +76,7 @@ class Simulation:
         self.histories: dict[str, list[Delivery]] = {m: [] for m in members}
         self.multicasts: list[Multicast] = []
         self.frames = 0
+        self.crashed: list[str] = []
         self._frame_limit = frame_limit
         self._links: dict[tuple[str, str], deque[Frame]] = {
             (src, dst): deque() for src in members for dst in members if src != dst
@@ -89,8 +100,9 @@ class Simulation:
         engine = self.engines[member]
         for frame in engine.flush(self._frame_limit):
             for peer in engine.peers:
-                self._links[(member, peer)].append(frame)
-                self.frames += 1
+                if peer not in self.crashed:
+                    self._links[(member, peer)].append(frame)
+                    self.frames += 1
 
     def transmit(self, src: str, dst: str) -> None:
         """
@@ -99,6 +111,26 @@ class Simulation:
         frame = self._links[(src, dst)].popleft()
         self.engines[dst].receive(src, frame)
         self._collect(dst)
+
+    def crash(self, member: str) -> None:
+        """
+        Crash C{member}: it never acts again, frames in flight to it are
+        lost, and of those in flight from it a random prefix still arrives.
+        """
+        self.crashed.append(member)
+        for (src, dst), frames in self._links.items():
+            if dst == member:
+                frames.clear()
+            elif src == member:
+                keep = self.rng.randint(0, len(frames))
+                while len(frames) > keep:
+                    frames.pop()
+
+    def live(self) -> list[str]:
+        """
+        The members that have not crashed.
+        """
+        return [m for m in self.engines if m not in self.crashed]
 
     def _collect(self, member: str) -> None:
         self.histories[member].extend(self.engines[member].take_deliveries())
@@ -111,30 +143,42 @@ class Simulation:
 
     def turns_due(self) -> list[str]:
         """
-        The members whose next turn's end would send something.
+        The live members whose next turn's end would send something.
         """
-        return [m for m, e in self.engines.items() if e.unsent or e.ack_due]
+        return [
+            m
+            for m, e in self.engines.items()
+            if (e.unsent or e.ack_due) and m not in self.crashed
+        ]
 
-    def run(self, plan: Sequence[tuple[str, bytes]], max_burst: int = 4) -> None:
+    def run(
+        self, plan: Sequence[tuple[str, bytes]], max_burst: int = 4, crashes: int = 0
+    ) -> None:
         """
         Play a workload under a random schedule, then drain the network.
 
         Each step is one of: a member multicasts its next one to
         C{max_burst} messages from C{plan} (in plan order for that member),
-        a member's turn ends, or one frame in flight arrives.  The weights of
-        the three are drawn once per run, so runs range from bursty senders
-        over a slow network to a fast network that acknowledges everything.
+        a member's turn ends, one frame in flight arrives, or (while
+        C{crashes} remain) a member crashes.  The weights of the steps are
+        drawn once per run, so runs range from bursty senders over a slow
+        network to a fast network that acknowledges everything.
 
-        @param plan: C{(member, payload)} pairs.
+        @param plan: C{(member, payload)} pairs; a crashed member's share of
+            it is never sent.
         @param max_burst: The most messages multicast in one step.
+        @param crashes: How many members crash during the run (at random
+            steps, at most all but one).
         """
         rng = self.rng
         queues: dict[str, deque[bytes]] = {m: deque() for m in self.engines}
         for member, payload in plan:
             queues[member].append(payload)
         weights = [rng.uniform(0.1, 1.0) for _ in range(3)]
+        weights.append(rng.uniform(0.001, 0.02))
+        crashes = min(crashes, len(self.engines) - 1)
         while True:
-            senders = [m for m, q in queues.items() if q]
+            senders = [m for m, q in queues.items() if q and m not in self.crashed]
             due = self.turns_due()
             links = self.busy_links()
             choices = []
@@ -146,6 +190,8 @@ class Simulation:
                 choices.append(2)
             if not choices:
                 return
+            if len(self.crashed) < crashes:
+                choices.append(3)
             action = rng.choices(choices, [weights[c] for c in choices])[0]
             if action == 0:
                 member = rng.choice(senders)
@@ -154,20 +200,46 @@ class Simulation:
                         self.multicast(member, queues[member].popleft())
             elif action == 1:
                 self.end_turn(rng.choice(due))
-            else:
+            elif action == 2:
                 self.transmit(*rng.choice(links))
+            else:
+                self.crash(rng.choice(self.live()))
 
     def check(self) -> CheckResult:
         """
         Check every member's history, knowing everything that was multicast.
+
+        Once a member crashed, the group waits for it for ever (it cannot
+        yet move on without it), so agreement and validity are not expected
+        of what was delivered; instead every crashed member's history must
+        be a prefix of every survivor's deliveries and held messages
+        (uniformity), and the other guarantees hold as ever.
         """
-        return check(self.histories, self.multicasts)
+        result = check(self.histories, self.multicasts)
+        if not self.crashed:
+            return result
+        kept = tuple(
+            v for v in result.violations if v.guarantee not in ("agreement", "validity")
+        )
+        survivors: dict[str, list[MessageId]] = {}
+        for member in self.live():
+            engine = self.engines[member]
+            survivors[member] = [(d.sender, d.clock) for d in self.histories[member]]
+            survivors[member].extend((m.sender, m.clock) for m in engine.undelivered())
+        crashed = {m: self.histories[m] for m in self.crashed}
+        return attrs.evolve(
+            result, violations=kept + check_uniformity(crashed, survivors)
+        )
 
     def stuck(self) -> dict[str, int]:
         """
-        The members that still hold undelivered messages, with how many.
+        The live members that still hold undelivered messages, with how many.
         """
-        return {m: e.queue_length for m, e in self.engines.items() if e.queue_length}
+        return {
+            m: e.queue_length
+            for m, e in self.engines.items()
+            if e.queue_length and m not in self.crashed
+        }
 
 
 @attrs.frozen
@@ -183,6 +255,7 @@ class Outcome:
     @ivar stuck: Members still holding messages after the network drained.
     @ivar histories: Every member's deliveries, in order.
     @ivar replay: The command line that replays this scenario.
+    @ivar crashed: The members that crashed, in order.
     """
 
     seed: int
@@ -193,21 +266,24 @@ class Outcome:
     stuck: dict[str, int]
     histories: dict[str, list[Delivery]] = attrs.field(repr=False)
     replay: str = ""
+    crashed: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """
-        Whether every guarantee held and every message was delivered.
+        Whether every guarantee held and, unless a member crashed (the group
+        then waits for it), every message was delivered.
         """
-        return self.result.ok and not self.stuck
+        return self.result.ok and (bool(self.crashed) or not self.stuck)
 
     def describe(self) -> str:
         """
         What went wrong, with the command that replays it.
         """
+        crashed = f", crashed: {', '.join(self.crashed)}" if self.crashed else ""
         lines = [
             f"seed {self.seed}: {len(self.members)} members, {self.sent} multicasts,"
-            f" {self.frames} frames",
+            f" {self.frames} frames{crashed}",
             self.result.summary(),
         ]
         if self.stuck:
@@ -245,6 +321,7 @@ def run_seed(
     engine_factory: EngineFactory = Engine,
     nodes: int | None = None,
     messages: int | None = None,
+    crashes: int = 0,
 ) -> Outcome:
     """
     Run the scenario that C{seed} describes and check it.
@@ -254,6 +331,7 @@ def run_seed(
     @param engine_factory: Makes each member's engine.
     @param nodes: Overrides the group size.
     @param messages: Overrides the number of multicasts.
+    @param crashes: How many members crash during the run.
     """
     rng = random.Random(seed)
     n = nodes if nodes is not None else 1 + seed % 7
@@ -261,7 +339,11 @@ def run_seed(
     members = MEMBER_NAMES[:n]
     frame_limit = rng.choice([None, None, 64, 1024])
     sim = Simulation(members, rng, engine_factory, frame_limit)
-    sim.run(random_plan(rng, members, count), max_burst=rng.choice([1, 2, 8]))
+    sim.run(
+        random_plan(rng, members, count),
+        max_burst=rng.choice([1, 2, 8]),
+        crashes=crashes,
+    )
     return Outcome(
         seed=seed,
         members=tuple(members),
@@ -274,7 +356,9 @@ def run_seed(
             ["python -m isis_twisted.simulation", f"--seed {seed}"]
             + ([f"--nodes {nodes}"] if nodes is not None else [])
             + ([f"--messages {messages}"] if messages is not None else [])
+            + ([f"--crashes {crashes}"] if crashes else [])
         ),
+        crashed=tuple(sim.crashed),
     )
 
 
@@ -306,12 +390,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, choices=range(1, 8), help="group size")
     parser.add_argument("--messages", type=int, help="number of multicasts")
     parser.add_argument(
+        "--crashes", type=int, default=0, help="members that crash during the run"
+    )
+    parser.add_argument(
         "--show", action="store_true", help="print every node's delivery order"
     )
     args = parser.parse_args(argv)
     if args.messages is not None and args.messages < 0:
         parser.error("--messages must not be negative")
-    outcome = run_seed(args.seed, nodes=args.nodes, messages=args.messages)
+    if args.crashes < 0:
+        parser.error("--crashes must not be negative")
+    outcome = run_seed(
+        args.seed, nodes=args.nodes, messages=args.messages, crashes=args.crashes
+    )
     if args.show:
         print(_show(outcome.histories))
     print(outcome.describe())

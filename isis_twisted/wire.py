@@ -11,7 +11,8 @@ C{version (u8) = 1, type (u8)}, and goes on by type::
                 and only in a group with a secret: nonce (u8 length + bytes)
     DATA   (2): seq (u64), ack (u64), view (u32), clock (u64),
                 count (u32), then count times: stamp (u64), length (u32),
-                payload (length bytes)
+                payload (length bytes); then receipts (u16), then that
+                many receipt horizons (u64 each)
     ACK    (3): ack (u64)
     REFUSE (4): reason (u16 length + UTF-8)
     AUTH   (5): mac (32 bytes)
@@ -29,9 +30,10 @@ import attrs
 
 from isis_twisted.engine import Frame
 
-VERSION = 1
+VERSION = 2
 """
-The wire format version this module speaks.
+The wire format version this module speaks.  Version 2 added the receipt
+horizons to DATA frames.
 """
 
 HELLO, DATA, ACK, REFUSE, AUTH = 1, 2, 3, 4, 5
@@ -42,11 +44,30 @@ _MESSAGE_HEAD = struct.Struct(">QI")
 _U16 = struct.Struct(">H")
 _HELLO_TAIL = struct.Struct(">QQ")
 _ACK = struct.Struct(">BBQ")
+_RECEIPT = struct.Struct(">Q")
 
-DATA_OVERHEAD = _DATA_HEAD.size
+DATA_OVERHEAD = _DATA_HEAD.size + _U16.size
 """
-Bytes a DATA frame takes besides its messages.
+Bytes a DATA frame takes besides its messages and receipt horizons.
 """
+
+RECEIPT_SIZE = _RECEIPT.size
+"""
+Bytes each receipt horizon takes in a DATA frame.
+"""
+
+MAX_RECEIPTS = 0xFFFF
+"""
+The most receipt horizons a DATA frame can carry (one per other member).
+"""
+
+
+def data_overhead(members: int) -> int:
+    """
+    Bytes a DATA frame of a group of C{members} takes besides its messages.
+    """
+    return DATA_OVERHEAD + RECEIPT_SIZE * max(members - 1, 0)
+
 
 MESSAGE_OVERHEAD = _MESSAGE_HEAD.size
 """
@@ -230,13 +251,21 @@ def encode_auth(auth: Auth) -> bytes:
 def encode_body(frame: Frame) -> bytes:
     """
     Encode the part of a DATA frame that is the same on every link: the
-    engine frame's messages.  Join it to a link's head with L{data_head}.
+    engine frame's messages and receipt horizons.  Join it to a link's head
+    with L{data_head}.
+
+    @raise ValueError: If the frame carries more than L{MAX_RECEIPTS}
+        receipt horizons.
     """
     pack = _MESSAGE_HEAD.pack
     parts = []
     for stamp, payload in frame.messages:
         parts.append(pack(stamp, len(payload)))
         parts.append(payload)
+    received = frame.received
+    if len(received) > MAX_RECEIPTS:
+        raise ValueError(f"a frame carries at most {MAX_RECEIPTS} receipt horizons")
+    parts.append(struct.pack(f">H{len(received)}Q", len(received), *received))
     return b"".join(parts)
 
 
@@ -384,8 +413,16 @@ def _decode_data(raw: bytes) -> Data:
             raise TruncatedFrameError("DATA frame ends inside a payload")
         messages.append((stamp, raw[at:end]))
         at = end
+    if at + _U16.size > size:
+        raise TruncatedFrameError("DATA frame ends before its receipt horizons")
+    (receipts,) = _U16.unpack_from(raw, at)
+    at += _U16.size
+    if at + receipts * _RECEIPT.size > size:
+        raise TruncatedFrameError("DATA frame ends inside its receipt horizons")
+    received = struct.unpack_from(f">{receipts}Q", raw, at)
+    at += receipts * _RECEIPT.size
     _expect_end(raw, at, "DATA")
-    return Data(seq, ack, Frame(view, clock, tuple(messages)))
+    return Data(seq, ack, Frame(view, clock, tuple(messages), received))
 
 
 def _expect_end(raw: bytes, at: int, what: str) -> None:

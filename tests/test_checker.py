@@ -24,6 +24,7 @@ from isis_twisted.checker import (
     Multicast,
     Violation,
     check,
+    check_uniformity,
     load_jsonl,
     main,
     record_to_json,
@@ -986,3 +987,47 @@ class PropertyTests(SynchronousTestCase):
             self.assertIn("total order", kinds, result.summary())
             self.assertLessEqual(kinds, {"total order", "fifo", "causality"})
             self.assertEqual(len(result.by_guarantee("total order")), count - 1)
+
+
+class UniformityTests(SynchronousTestCase):
+    """
+    L{check_uniformity} on hand-made histories: a crashed member's history
+    must be a prefix of every survivor's deliveries and held messages.
+    """
+
+    def records(self, *mids: MessageId) -> list[Delivery]:
+        return [
+            Delivery(i + 1, sender, clock, b"")
+            for i, (sender, clock) in enumerate(mids)
+        ]
+
+    def test_prefix_is_fine(self) -> None:
+        crashed = {"c": self.records(("a", 1), ("b", 1))}
+        survivors = {
+            "a": [("a", 1), ("b", 1), ("c", 2)],
+            "b": [("a", 1), ("b", 1)],
+        }
+        self.assertEqual(check_uniformity(crashed, survivors), ())
+        self.assertEqual(check_uniformity({"c": []}, survivors), ())
+
+    def test_delivered_what_a_survivor_lacks(self) -> None:
+        crashed = {"c": self.records(("a", 1), ("c", 2))}
+        survivors = {"a": [("a", 1), ("c", 2)], "b": [("a", 1)]}
+        [violation] = check_uniformity(crashed, survivors)
+        self.assertEqual(violation.guarantee, "uniformity")
+        self.assertEqual(violation.node, "c")
+        self.assertIn("c@2 as number 2", violation.detail)
+        self.assertIn("survivor b has nothing", violation.detail)
+
+    def test_delivered_in_another_order(self) -> None:
+        crashed = {"c": self.records(("b", 1), ("a", 1))}
+        survivors = {"a": [("a", 1), ("b", 1)]}
+        [violation] = check_uniformity(crashed, survivors)
+        self.assertIn("b@1 as number 1, where survivor a has a@1", violation.detail)
+
+    def test_every_crashed_member_and_survivor(self) -> None:
+        crashed = {"c": self.records(("x", 9)), "d": self.records(("y", 9))}
+        survivors = {"a": [("a", 1)], "b": [("a", 1)]}
+        found = check_uniformity(crashed, survivors)
+        self.assertEqual(len(found), 4)
+        self.assertIn("uniformity", GUARANTEES)

@@ -33,6 +33,8 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "horizons": engine.horizons(),
         "unsent": engine.unsent,
         "ack_due": engine.ack_due,
+        "receipts": engine.receipts(),
+        "held": engine.held(),
     }
 
 
@@ -78,7 +80,8 @@ class TwoMemberTests(SynchronousTestCase):
         self.assertEqual(a.take_deliveries(), [])
         self.assertEqual(a.waiting_for(), ("b",))
         [frame] = a.flush()
-        self.assertEqual(frame, Frame(0, 1, ((1, b"hi"),)))
+        # It reports holding none of b's messages yet.
+        self.assertEqual(frame, Frame(0, 1, ((1, b"hi"),), (0,)))
         b.receive("a", frame)
         self.assertEqual(b.clock, 2)
         self.assertEqual(b.horizons(), {"a": (1, "a")})
@@ -86,7 +89,8 @@ class TwoMemberTests(SynchronousTestCase):
         self.assertEqual(b.take_deliveries(), [Delivery(1, "a", 1, b"hi", None)])
         self.assertTrue(b.ack_due)
         [ack] = b.flush()
-        self.assertEqual(ack, Frame(0, 2, ()))
+        # The ack reports that b holds a's message up to stamp 1.
+        self.assertEqual(ack, Frame(0, 2, (), (1,)))
         self.assertFalse(b.ack_due)
         a.receive("b", ack)
         self.assertEqual(a.take_deliveries(), [Delivery(1, "a", 1, b"hi", 0)])
@@ -101,18 +105,23 @@ class TwoMemberTests(SynchronousTestCase):
         [fa], [fb] = a.flush(), b.flush()
         b.receive("a", fa)
         a.receive("b", fb)
-        # Equal clocks: the member name breaks the tie.  In a pair, each
-        # frame is also its sender's promise, so both are deliverable now.
+        # Equal clocks: the member name breaks the tie.  a's own message
+        # sorts first but waits until b reports holding it (uniformity).
         got_a = [(d.sender, d.payload) for d in a.take_deliveries()]
         got_b = [(d.sender, d.payload) for d in b.take_deliveries()]
-        self.assertEqual(got_a, [("a", b"from a"), ("b", b"from b")])
+        self.assertEqual(got_a, [])
+        self.assertEqual(a.waiting_for(), ("b",))
         # b's own message waits: a's frame only promised (1, "a").
         self.assertEqual(got_b, [("a", b"from a")])
         self.assertEqual(b.waiting_for(), ("a",))
         self.assertTrue(a.ack_due and b.ack_due)
         for f in a.flush():
             b.receive("a", f)
+        for f in b.flush():
+            a.receive("b", f)
+        got_a += [(d.sender, d.payload) for d in a.take_deliveries()]
         got_b += [(d.sender, d.payload) for d in b.take_deliveries()]
+        self.assertEqual(got_a, [("a", b"from a"), ("b", b"from b")])
         self.assertEqual(got_a, got_b)
 
 
@@ -182,7 +191,7 @@ class FrameLimitTests(SynchronousTestCase):
         a.multicast(b"x")
         for f in a.flush(limit=1):
             b.receive("a", f)
-        self.assertEqual(b.flush(limit=1), [Frame(0, b.clock, ())])
+        self.assertEqual(b.flush(limit=1), [Frame(0, b.clock, (), (1,))])
 
 
 class RejectionTests(SynchronousTestCase):
@@ -251,6 +260,35 @@ class RejectionTests(SynchronousTestCase):
             MalformedFrameError, "b", Frame(0, 2**64 - 1, ((2**64 - 1, b"z"),))
         )
 
+    def test_receipts_of_the_wrong_length(self) -> None:
+        """
+        A frame lists what its sender holds of every other member, in rank
+        order: from b in a group of three, two horizons (of a and of c).
+        """
+        for received in [(1,), (1, 2, 3)]:
+            err = self.assertRejected(
+                MalformedFrameError, "b", Frame(0, 9, (), received)
+            )
+            self.assertIn("['a', 'c']", err.problem)
+
+    def test_receipts_that_are_not_clocks(self) -> None:
+        bad: list[tuple[int, ...]] = [
+            (1, -1),
+            (MAX_CLOCK + 1, 0),
+            (1, "2"),  # type: ignore[list-item]
+            [1, 2],  # type: ignore[list-item]
+        ]
+        for received in bad:
+            self.assertRejected(
+                MalformedFrameError, "b", Frame(0, 9, ((9, b"z"),), received)
+            )
+
+    def test_receipts_go_back(self) -> None:
+        self.a.receive("b", Frame(0, 6, (), (1, 4)))
+        self.before = snapshot(self.a)
+        err = self.assertRejected(ClockRegressionError, "b", Frame(0, 9, (), (1, 3)))
+        self.assertIn("'c' went back from 4 to 3", err.problem)
+
     def test_good_frame_after_rejections(self) -> None:
         self.assertRaises(ProtocolError, self.a.receive, "b", Frame(0, 4, ()))
         self.a.receive("b", Frame(0, 7, ((6, b"z"),)))
@@ -259,6 +297,88 @@ class RejectionTests(SynchronousTestCase):
     def test_payload_must_be_bytes(self) -> None:
         self.assertRaises(TypeError, self.a.multicast, "text")
         self.assertEqual(snapshot(self.a), self.before)
+
+
+class UniformityTests(SynchronousTestCase):
+    """
+    A message is delivered only once every member reports holding it, so no
+    member delivers what a crash could take from the others.
+    """
+
+    def setUp(self) -> None:
+        members = ["a", "b", "c"]
+        self.a, self.b, self.c = (Engine(m, members) for m in members)
+
+    def test_own_message_waits_for_every_receipt(self) -> None:
+        """
+        Clocks that passed a's message before b and c received it promise
+        nothing earlier will come, but a must still wait until both report
+        holding it: today's ordering rule alone would deliver it here, and
+        a crash of a now would leave a's log ahead of the group.
+        """
+        a, b, c = self.a, self.b, self.c
+        a.multicast(b"m")
+        for _ in range(3):
+            b.multicast(b"b")
+            c.multicast(b"c")
+        [fb], [fc] = b.flush(), c.flush()
+        a.receive("b", fb)
+        a.receive("c", fc)
+        self.assertEqual(a.horizons(), {"b": (3, "b"), "c": (3, "c")})
+        self.assertEqual(a.take_deliveries(), [])
+        self.assertEqual(a.waiting_for(), ("b", "c"))
+        [fa] = a.flush()
+        b.receive("a", fa)
+        [ack_b] = b.flush()
+        self.assertEqual(ack_b.received, (1, 0))
+        a.receive("b", ack_b)
+        self.assertEqual(a.take_deliveries(), [])
+        self.assertEqual(a.waiting_for(), ("c",))
+        c.receive("a", fa)
+        [ack_c] = c.flush()
+        a.receive("c", ack_c)
+        self.assertEqual([d.payload for d in a.take_deliveries()], [b"m"])
+
+    def test_other_members_message_waits_for_the_third(self) -> None:
+        """
+        b's message needs c's receipt at a, but never b's own.
+        """
+        a, b, c = self.a, self.b, self.c
+        b.multicast(b"x")
+        [fb] = b.flush()
+        a.receive("b", fb)
+        for _ in range(5):
+            c.multicast(b"c")
+        [fc] = c.flush()
+        a.receive("c", fc)
+        # c's clock is past (1, b), but c has not got the message.
+        self.assertEqual(a.take_deliveries(), [])
+        self.assertEqual(a.waiting_for(), ("c",))
+        c.receive("b", fb)
+        for f in c.flush():
+            a.receive("c", f)
+        self.assertEqual([d.payload for d in a.take_deliveries()], [b"x"])
+
+    def test_frames_report_what_is_held(self) -> None:
+        a, b = self.a, self.b
+        b.multicast(b"1")
+        b.multicast(b"2")
+        for f in b.flush():
+            a.receive("b", f)
+        a.multicast(b"mine")
+        [fa] = a.flush()
+        # For b and c, in rank order; a's own messages are in the frame.
+        self.assertEqual(fa.received, (2, 0))
+        self.assertEqual(a.held(), {"a": 4, "b": 2, "c": 0})
+
+    def test_empty_receipts_report_nothing(self) -> None:
+        """
+        A frame without receipt horizons leaves what was known as it was.
+        """
+        a = self.a
+        a.receive("b", Frame(0, 4, (), (0, 2)))
+        a.receive("b", Frame(0, 5, ()))
+        self.assertEqual(a.receipts()["b"], {"a": 0, "c": 2})
 
 
 class InspectionTests(SynchronousTestCase):

@@ -802,7 +802,7 @@ class MalformedFrameTests(SynchronousTestCase):
     def test_unknown_type(self) -> None:
         owner = FakeOwner()
         proto, transport = open_outbound(owner)
-        proto.dataReceived(b"\x00\x00\x00\x02\x01\x09")
+        proto.dataReceived(b"\x00\x00\x00\x02\x02\x09")
         self.assertTrue(aborted(transport))
         self.assertEqual(owner.reasons, ["malformed frame: unknown frame type 9"])
 

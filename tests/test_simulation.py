@@ -13,7 +13,7 @@ from contextlib import redirect_stdout
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import Engine, Frame, Timestamp
+from isis_twisted.engine import MAX_CLOCK, Engine, Frame, Timestamp
 from isis_twisted.simulation import (
     MEMBER_NAMES,
     ONE_MIB,
@@ -27,6 +27,20 @@ SCHEDULES = int(os.environ.get("ISIS_SIM_SCHEDULES", "2800"))
 """
 How many random schedules the suite runs (spread over group sizes 1 to 7).
 """
+
+CRASH_SCHEDULES = int(os.environ.get("ISIS_SIM_CRASH_SCHEDULES", "1500"))
+"""
+How many random schedules with crashing members the suite runs (group sizes
+2 to 7, one to all but one member crashing).
+"""
+
+
+def crash_seed(seed: int, factory: type[Engine] = Engine) -> Outcome:
+    """
+    The crash scenario of C{seed}: 2 to 7 members, up to all but one crash.
+    """
+    nodes = 2 + seed % 6
+    return run_seed(seed, factory, nodes=nodes, crashes=1 + seed % (nodes - 1))
 
 
 def failures(outcomes: Sequence[Outcome]) -> str:
@@ -56,6 +70,42 @@ class RandomScheduleTests(SynchronousTestCase):
         self.assertEqual(one.histories, two.histories)
         self.assertEqual(one.frames, two.frames)
         self.assertNotEqual(run_seed(4243).histories, one.histories)
+
+
+class CrashScheduleTests(SynchronousTestCase):
+    def test_crashed_members_histories_are_prefixes(self) -> None:
+        """
+        Members crash at random steps (frames in flight to them lost, a
+        random prefix of those from them delivered): what each crashed
+        member delivered is a prefix of every survivor's deliveries and held
+        messages, and every other guarantee holds.
+        """
+        outcomes = [crash_seed(seed) for seed in range(CRASH_SCHEDULES)]
+        self.assertEqual(failures(outcomes), "")
+        crashed = [o for o in outcomes if o.crashed]
+        self.assertGreater(len(crashed), len(outcomes) // 2)
+        # Not vacuous: crashed members had delivered things first.
+        delivered_then_crashed = sum(
+            1 for o in outcomes for m in o.crashed if o.histories[m]
+        )
+        self.assertGreater(delivered_then_crashed, CRASH_SCHEDULES // 10)
+
+    def test_crashes_replay(self) -> None:
+        one, two = crash_seed(77), crash_seed(77)
+        self.assertEqual(one.histories, two.histories)
+        self.assertEqual(one.crashed, two.crashed)
+        self.assertIn("--crashes", one.replay)
+
+    def test_crashed_member_sends_and_receives_nothing(self) -> None:
+        sim = Simulation(list("abc"), random.Random(3))
+        sim.multicast("a", b"lost")
+        sim.crash("a")
+        sim.end_turn("b")
+        sim.multicast("b", b"kept")
+        sim.end_turn("b")
+        self.assertEqual(sim.turns_due(), [])
+        self.assertEqual(sim.busy_links(), [("b", "c")])
+        self.assertEqual(sim.live(), ["b", "c"])
 
 
 class EdgeCaseTests(SynchronousTestCase):
@@ -114,13 +164,27 @@ class EdgeCaseTests(SynchronousTestCase):
 class EagerEngine(Engine):
     """
     A broken engine: delivers once the I{most} advanced member has passed the
-    head, instead of every member.
+    head, instead of every member, and without waiting for receipts.
     """
 
     def _delivery_bound(self) -> Timestamp:
         if not self.peers:
             return super()._delivery_bound()
         return max(self.horizons().values())
+
+    def _held_everywhere(self) -> dict[str, int]:
+        return dict.fromkeys(self.members, MAX_CLOCK)
+
+
+class NonUniformEngine(Engine):
+    """
+    A broken engine: the ordering rule alone, without receipt horizons (the
+    rule before uniform agreement), so a member may deliver a message that
+    no other member holds yet.
+    """
+
+    def _held_everywhere(self) -> dict[str, int]:
+        return dict.fromkeys(self.members, MAX_CLOCK)
 
 
 class ForgetfulClockEngine(Engine):
@@ -151,6 +215,21 @@ class FaultyEngineTests(SynchronousTestCase):
         kinds = {v.guarantee for o in bad for v in o.result.violations}
         self.assertIn("total order", kinds)
         self.assertIn("--seed", bad[0].describe())
+
+    def test_delivery_without_receipts_is_caught(self) -> None:
+        """
+        Without receipt horizons every schedule without crashes still keeps
+        the guarantees, but once members crash, a crashed member's history
+        is no longer a prefix of the survivors' (uniformity).
+        """
+        self.assertEqual(self.caught(NonUniformEngine), [])
+        bad = [
+            o for o in (crash_seed(s, NonUniformEngine) for s in range(600)) if not o.ok
+        ]
+        self.assertGreater(len(bad), 10)
+        kinds = {v.guarantee for o in bad for v in o.result.violations}
+        self.assertEqual(kinds, {"uniformity"})
+        self.assertIn("--crashes", bad[0].describe())
 
     def test_forgetful_clock_is_caught(self) -> None:
         bad = self.caught(ForgetfulClockEngine)

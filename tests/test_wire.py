@@ -19,6 +19,7 @@ from isis_twisted.wire import (
     MAX_NAME,
     MAX_U64,
     MESSAGE_OVERHEAD,
+    RECEIPT_SIZE,
     REFUSE,
     VERSION,
     Ack,
@@ -34,6 +35,7 @@ from isis_twisted.wire import (
     WireError,
     WireFrame,
     data_head,
+    data_overhead,
     decode,
     encode,
     encode_ack,
@@ -229,22 +231,38 @@ class RoundTripTests(SynchronousTestCase):
             for seq, ack in [(1, 0), (2, 7), (MAX_U64, MAX_U64)]:
                 whole = encode_data(Data(seq, ack, frame))
                 self.assertEqual(data_head(seq, ack, frame) + body, whole)
-                self.assertEqual(len(data_head(seq, ack, frame)), DATA_OVERHEAD)
+                self.assertEqual(len(data_head(seq, ack, frame)), DATA_OVERHEAD - 2)
                 self.assertEqual(decode(whole), Data(seq, ack, frame))
 
-    def test_body_of_no_messages_is_empty(self) -> None:
-        self.assertEqual(encode_body(Frame(1, 2)), b"")
+    def test_body_of_no_messages_is_the_receipt_count(self) -> None:
+        self.assertEqual(encode_body(Frame(1, 2)), b"\x00\x00")
 
     def test_overheads(self) -> None:
-        self.assertEqual(DATA_OVERHEAD, 34)
+        self.assertEqual(DATA_OVERHEAD, 36)
         self.assertEqual(MESSAGE_OVERHEAD, 12)
+        self.assertEqual(RECEIPT_SIZE, 8)
+        self.assertEqual(data_overhead(1), 36)
+        self.assertEqual(data_overhead(5), 36 + 4 * 8)
+
+    def test_data_receipts(self) -> None:
+        """
+        Receipt horizons round-trip, including none and the largest values,
+        and each costs L{RECEIPT_SIZE} bytes.
+        """
+        for received in [(), (0,), (1, MAX_U64), tuple(range(6))]:
+            frame = Frame(0, 9, ((9, b"p"),), received)
+            raw = self.assertRoundTrips(Data(1, 0, frame))
+            self.assertEqual(
+                len(raw),
+                DATA_OVERHEAD + MESSAGE_OVERHEAD + 1 + RECEIPT_SIZE * len(received),
+            )
 
 
 # The golden frames, written out byte by byte from the layout in the
 # module docstring (and docs/wire.md).
 GOLDEN_HELLO = Hello("chat", "alice", "bob", 0x0123456789ABCDEF, 7)
 GOLDEN_HELLO_BYTES = bytes.fromhex(
-    "01"  # version
+    "02"  # version
     "01"  # type: HELLO
     "0004"  # group length: 4
     "63686174"  # group: "chat"
@@ -256,9 +274,9 @@ GOLDEN_HELLO_BYTES = bytes.fromhex(
     "0000000000000007"  # received
 )
 
-GOLDEN_DATA = Data(3, 2, Frame(1, 9, ((8, b"hi"), (9, b""))))
+GOLDEN_DATA = Data(3, 2, Frame(1, 9, ((8, b"hi"), (9, b"")), (5, 0x0102)))
 GOLDEN_DATA_BYTES = bytes.fromhex(
-    "01"  # version
+    "02"  # version
     "02"  # type: DATA
     "0000000000000003"  # seq
     "0000000000000002"  # ack
@@ -270,18 +288,21 @@ GOLDEN_DATA_BYTES = bytes.fromhex(
     "6869"  # message 1: payload "hi"
     "0000000000000009"  # message 2: stamp 9
     "00000000"  # message 2: length 0
+    "0002"  # receipts: 2
+    "0000000000000005"  # receipt horizon of the first other member
+    "0000000000000102"  # receipt horizon of the second
 )
 
 GOLDEN_ACK = Ack(258)
 GOLDEN_ACK_BYTES = bytes.fromhex(
-    "01"  # version
+    "02"  # version
     "03"  # type: ACK
     "0000000000000102"  # ack
 )
 
 GOLDEN_REFUSE = Refuse("né")
 GOLDEN_REFUSE_BYTES = bytes.fromhex(
-    "01"  # version
+    "02"  # version
     "04"  # type: REFUSE
     "0003"  # reason length: 3
     "6ec3a9"  # reason: "né"
@@ -298,7 +319,7 @@ class GoldenTests(SynchronousTestCase):
         self.assertEqual(decode(raw), frame)
 
     def test_constants(self) -> None:
-        self.assertEqual(VERSION, 1)
+        self.assertEqual(VERSION, 2)
         self.assertEqual((HELLO, DATA, ACK, REFUSE), (1, 2, 3, 4))
         self.assertEqual(MAX_NAME, 255)
         self.assertEqual(MAX_U64, 2**64 - 1)
@@ -308,11 +329,11 @@ class GoldenTests(SynchronousTestCase):
         self.assertGolden(GOLDEN_HELLO, GOLDEN_HELLO_BYTES)
 
     def test_data(self) -> None:
-        self.assertEqual(len(GOLDEN_DATA_BYTES), 60)
+        self.assertEqual(len(GOLDEN_DATA_BYTES), 78)
         self.assertGolden(GOLDEN_DATA, GOLDEN_DATA_BYTES)
         frame = GOLDEN_DATA.frame
-        self.assertEqual(data_head(3, 2, frame), GOLDEN_DATA_BYTES[:DATA_OVERHEAD])
-        self.assertEqual(encode_body(frame), GOLDEN_DATA_BYTES[DATA_OVERHEAD:])
+        self.assertEqual(data_head(3, 2, frame), GOLDEN_DATA_BYTES[:34])
+        self.assertEqual(encode_body(frame), GOLDEN_DATA_BYTES[34:])
 
     def test_ack(self) -> None:
         self.assertGolden(GOLDEN_ACK, GOLDEN_ACK_BYTES)
@@ -358,14 +379,14 @@ class DecodeErrorTests(SynchronousTestCase):
             self.assertWireError(byte, TruncatedFrameError)
 
     def test_wrong_version(self) -> None:
-        for version in [0, 2, 255]:
+        for version in [0, 1, 3, 255]:
             for frame in SAMPLES:
                 raw = u8(version) + encode(frame)[1:]
                 self.assertWireError(raw, UnsupportedVersionError)
             self.assertWireError(u8(version) + u8(HELLO), UnsupportedVersionError)
 
     def test_version_checked_before_type(self) -> None:
-        self.assertWireError(b"\x02\x09", UnsupportedVersionError)
+        self.assertWireError(b"\x01\x09", UnsupportedVersionError)
 
     def test_unknown_type(self) -> None:
         for kind in [0, 6, 127, 255]:
@@ -682,7 +703,7 @@ class SecretFrameTests(SynchronousTestCase):
     def test_auth(self) -> None:
         auth = Auth(bytes(range(32)))
         raw = encode(auth)
-        self.assertEqual(raw, b"\x01\x05" + bytes(range(32)))
+        self.assertEqual(raw, b"\x02\x05" + bytes(range(32)))
         self.assertEqual(decode(raw), auth)
         self.assertWireError(raw[:-1], TruncatedFrameError)
         self.assertWireError(raw + b"x", TrailingBytesError)
