@@ -92,6 +92,32 @@ class Delivery:
 
 
 @attrs.frozen
+class ViewChange:
+    """
+    A record in the delivery stream: from here on the group is another view.
+
+    It comes after every delivery of the view before and before every
+    delivery of this one, at the same place on every member that installs
+    the view.
+
+    @ivar view: The new view's id; ids grow by one with each view change.
+    @ivar members: The new view's members, in rank order.
+    @ivar index: The index the view's first delivery will carry (one more
+        than the last delivery of the view before).
+    """
+
+    view: int
+    members: tuple[str, ...]
+    index: int
+
+
+Record = Delivery | ViewChange
+"""
+What a delivery stream holds: deliveries, and view changes between them.
+"""
+
+
+@attrs.frozen
 class Message:
     """
     A message held by the engine and not yet delivered.
