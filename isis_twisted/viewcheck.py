@@ -10,32 +10,33 @@ joined.  Give L{check_views} every member's history (and, when known, every
 multicast with the view it was sent in) and it returns a L{ViewCheckResult}
 naming every violation of:
 
-  - what L{isis_twisted.checker.check} finds within a view and across them
-    (total order, integrity, FIFO, causality);
-  - I{index}: every member numbers its deliveries without a gap from where
-    its history starts, a view starts at the index after the last delivery
-    before it, and a message carries the same index on every member;
-  - I{view agreement}: no two members install different views (members or
-    first index) under one id; a member goes from view M{v} to view M{v+1}
-    and never skips one, except that a joiner's first view may be any later
-    one; every installed view's predecessor was installed by someone;
-  - I{membership}: a member delivers nothing in a view it is not a member
-    of, and installs nothing after a view that removed it (a member may
-    record the view that removes it, and then it stops); a message is
-    multicast by a member of the view it was sent in;
-  - I{primary component}: each installed view keeps a majority of the
-    previous view's members;
-  - I{same view}: every message is delivered in the view it was multicast
-    in, or without the multicasts, in the same view by every member that
-    delivers it;
-  - I{view synchrony}: members that move together from view M{v} to M{v+1}
-    delivered the same set of messages in M{v};
-  - I{uniformity}: what a crashed or removed member delivered is, index by
-    index, what every member that went on to a later view delivered;
-  - I{liveness}, on request, for a run whose faults have stopped: every
-    member of the final view that did not crash installed it, delivered
-    every message multicast by a member of the final view in a view both
-    were members of, and all of them end at the same index.
+- what L{isis_twisted.checker.check} finds within a view and across them
+  (total order, integrity, FIFO, causality);
+- I{index}: every member numbers its deliveries without a gap from where
+  its history starts, a view starts at the index after the last delivery
+  before it, and a message carries the same index on every member;
+- I{view agreement}: no two members install different views (members or
+  first index) under one id; a member goes from view C{v} to view C{v+1}
+  and never skips one, except that a joiner's first view, and a view that
+  leaves the member out, may be any later one; every installed view's
+  predecessor was installed by someone;
+- I{membership}: a member delivers nothing in a view it is not a member
+  of, and installs nothing after a view that removed it (a member may
+  record the view that removes it, and then it stops); a message is
+  multicast by a member of the view it was sent in;
+- I{primary component}: each installed view keeps a majority of the
+  previous view's members;
+- I{same view}: every message is delivered in the view it was multicast
+  in, or without the multicasts, in the same view by every member that
+  delivers it;
+- I{view synchrony}: members that move together from view C{v} to C{v+1}
+  delivered the same set of messages in C{v};
+- I{uniformity}: what a crashed or removed member delivered is, index by
+  index, what every member that went on to a later view delivered;
+- I{liveness}, on request, for a run whose faults have stopped: every
+  member of the final view that did not crash installed it, delivered
+  every message multicast by a member of the final view in a view both
+  were members of, and all of them end at the same index.
 
 Agreement and validity as L{isis_twisted.checker.check} states them (every
 message everywhere, every multicast delivered) hold only in a run without

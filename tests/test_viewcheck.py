@@ -732,7 +732,7 @@ class LivenessTests(ViewCheckTestCase):
         result = check_views(histories, initial=initial, liveness=True)
         self.assertKinds(result, "liveness")
         self.assertFound(result, "liveness", "b", "no history of it was given")
-        result = check_views(histories, initial=initial, departed="b", liveness=True)
+        result = check_views(histories, initial=initial, departed={"b"}, liveness=True)
         self.assertTrue(result.ok, result.summary())
 
     def test_finalViewNamed(self) -> None:
