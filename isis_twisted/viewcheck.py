@@ -14,7 +14,8 @@ naming every violation of:
   (total order, integrity, FIFO, causality);
 - I{index}: every member numbers its deliveries without a gap from where
   its history starts, a view starts at the index after the last delivery
-  before it, and a message carries the same index on every member;
+  before it, and a message carries the same index on every member (and an
+  index the same message);
 - I{view agreement}: no two members install different views (members or
   first index) under one id; a member goes from view C{v} to view C{v+1}
   and never skips one, except that a joiner's first view, and a view that
@@ -493,22 +494,32 @@ def _primary_component(views: Mapping[int, ViewChange]) -> Iterable[Violation]:
 def _indices_agree(
     nodes: tuple[str, ...], deliveries: Mapping[str, Sequence[Delivery]]
 ) -> Iterable[Violation]:
-    # The first member (in name order) to deliver a message fixes its index;
-    # each other member is told of its first disagreement only.
+    # The first member (in name order) to deliver a message fixes its index,
+    # and the first to deliver at an index fixes the message there; each
+    # other member is told of its first disagreement only.
     fixed: dict[MessageId, tuple[int, str]] = {}
+    holds: dict[int, tuple[MessageId, str]] = {}
     for node in nodes:
-        reported = False
         for rec in deliveries[node]:
             mid = _mid(rec)
             known = fixed.setdefault(mid, (rec.index, node))
-            if known[0] != rec.index and not reported:
-                reported = True
+            there = holds.setdefault(rec.index, (mid, node))
+            if known[0] != rec.index:
                 yield Violation(
                     "index",
                     node,
                     f"delivered {_name(mid)} at index {rec.index}, {known[1]}"
                     f" delivered it at index {known[0]}",
                 )
+                break
+            if there[0] != mid:
+                yield Violation(
+                    "index",
+                    node,
+                    f"delivered {_name(mid)} at index {rec.index}, where"
+                    f" {there[1]} delivered {_name(there[0])}",
+                )
+                break
 
 
 def _same_view(

@@ -91,6 +91,12 @@ class ViewCheckTestCase(SynchronousTestCase):
     Helpers for asserting on a L{ViewCheckResult}.
     """
 
+    def assertNone(self, result: CheckResult, guarantee: str) -> None:
+        """
+        The result has no violation of C{guarantee}.
+        """
+        self.assertEqual(result.by_guarantee(guarantee), (), result.summary())
+
     def assertKinds(self, result: CheckResult, *guarantees: str) -> None:
         """
         The result's violations are of exactly the given kinds.
@@ -311,6 +317,22 @@ class IndexTests(ViewCheckTestCase):
         self.assertFound(result, "index", "a", "view 1 starts at index 9")
         # a is first by name, so b is the one said to disagree with it.
         self.assertFound(result, "view agreement", "b", "index 4", "index 9")
+
+    def test_sameIndexOtherMessage(self) -> None:
+        """
+        Two members that deliver different messages at one index are found,
+        even where uniformity has nobody to judge them by: both were removed
+        and every member that went on joined after that index.
+        """
+        v1 = NewView(1, ("a", "b", "j", "k", "l"))
+        v2 = NewView(2, ("j", "k", "l"))
+        removed = [records(("a", 1), v1, v2), records(("b", 2), v1, v2)]
+        joiner = records(v1, v2, ("j", 3), start=2)
+        histories = {"a": removed[0], "b": removed[1], "j": joiner, "k": joiner}
+        histories["l"] = joiner
+        result = check_views(histories, initial=("a", "b"))
+        self.assertKinds(result, "index", "view synchrony")
+        self.assertFound(result, "index", "b", "b@2 at index 1", "a delivered a@1")
 
     def test_sameMessageOtherIndex(self) -> None:
         """
@@ -548,13 +570,14 @@ class ViewSynchronyTests(ViewCheckTestCase):
     def test_differentSets(self) -> None:
         """
         Two members that move from view 0 to view 1 having delivered
-        different messages in view 0 are found (with nothing else wrong).
+        different messages in view 0 are found (and the index they hold
+        different messages at, nothing else).
         """
         histories = good()
         histories["b"] = records(("a", 1), ("b", 2), ("c", 6), V1, *VIEW1)
         result = check_views(histories)
-        self.assertKinds(result, "view synchrony")
-        (v,) = result.violations
+        self.assertKinds(result, "view synchrony", "index")
+        (v,) = result.by_guarantee("view synchrony")
         self.assertEqual(v.node, "b")
         self.assertEqual(
             v.detail,
@@ -601,14 +624,15 @@ class UniformityTests(ViewCheckTestCase):
     def test_notPrefix(self) -> None:
         """
         A crashed member that delivered a message the survivors did not is
-        found against each survivor (with nothing else wrong).
+        found against each survivor (and the index it differs at, nothing
+        else).
         """
         histories = good()
         histories["c"] = records(("a", 1), ("b", 2), ("c", 9))
         result = check_views(histories, departed={"c"})
-        self.assertKinds(result, "uniformity")
+        self.assertKinds(result, "uniformity", "index")
         self.assertEqual(
-            [(v.node, v.detail) for v in result.violations],
+            [(v.node, v.detail) for v in result.by_guarantee("uniformity")],
             [
                 (
                     "c",
@@ -640,7 +664,7 @@ class UniformityTests(ViewCheckTestCase):
         history = records(*VIEW0)
         crashed = records(("a", 1), ("c", 9))
         histories = {"a": history, "b": history, "c": crashed}
-        self.assertTrue(check_views(histories, departed={"c"}).ok)
+        self.assertNone(check_views(histories, departed={"c"}), "uniformity")
         result = check_views(histories, departed={"c"}, liveness=True)
         self.assertFound(
             result, "uniformity", "c", "c@9 at index 2", "end of the final view 0"
@@ -914,3 +938,66 @@ class PropertyTests(ViewCheckTestCase):
         initial = sorted(n for n in run.histories if not n.startswith("j"))
         result = check_views(histories, initial=initial, departed=run.crashed)
         self.assertFalse(result.ok, f"{node} without record {i}")
+
+    @settings(max_examples=100, deadline=None)
+    @given(runs(), st.data())
+    def test_replacedDeliveryCaught(self, run: Run, data: st.DataObject) -> None:
+        """
+        Replacing a delivery by a message nobody else delivered, at an index
+        another member delivered too, breaks some guarantee.
+        """
+        holders: dict[int, set[str]] = {}
+        for n, h in run.histories.items():
+            for r in h:
+                if isinstance(r, Delivery):
+                    holders.setdefault(r.index, set()).add(n)
+        candidates = [
+            (n, i)
+            for n, h in run.histories.items()
+            for i, r in enumerate(h)
+            if isinstance(r, Delivery) and len(holders[r.index]) > 1
+        ]
+        if not candidates:
+            return
+        node, i = data.draw(st.sampled_from(candidates))
+        histories = {n: list(h) for n, h in run.histories.items()}
+        old = histories[node][i]
+        assert isinstance(old, Delivery)
+        histories[node][i] = attrs.evolve(old, sender="zz", clock=10**6)
+        initial = sorted(n for n in run.histories if not n.startswith("j"))
+        result = check_views(histories, initial=initial, departed=run.crashed)
+        self.assertFalse(result.ok, f"{node} with record {i} replaced")
+
+    @settings(max_examples=100, deadline=None)
+    @given(runs(), st.data())
+    def test_earlyViewChangeCaught(self, run: Run, data: st.DataObject) -> None:
+        """
+        Moving a view change before the delivery that came just before it,
+        on a member where another member installed that view too, breaks
+        some guarantee.
+        """
+        installers: dict[int, int] = {}
+        for h in run.histories.values():
+            for r in h:
+                if isinstance(r, ViewChange):
+                    installers[r.view] = installers.get(r.view, 0) + 1
+        candidates = [
+            (n, i)
+            for n, h in run.histories.items()
+            for i, r in enumerate(h)
+            if i > 0
+            and isinstance(r, ViewChange)
+            and isinstance(h[i - 1], Delivery)
+            and installers[r.view] > 1
+        ]
+        if not candidates:
+            return
+        node, i = data.draw(st.sampled_from(candidates))
+        histories = {n: list(h) for n, h in run.histories.items()}
+        h = histories[node]
+        change, before = h[i], h[i - 1]
+        assert isinstance(change, ViewChange) and isinstance(before, Delivery)
+        h[i - 1], h[i] = attrs.evolve(change, index=before.index), before
+        initial = sorted(n for n in run.histories if not n.startswith("j"))
+        result = check_views(histories, initial=initial, departed=run.crashed)
+        self.assertFalse(result.ok, f"{node} with view {change.view} moved")
