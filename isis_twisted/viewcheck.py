@@ -332,7 +332,10 @@ def _installed_views(
             if known is None:
                 views[rec.view] = rec
                 firsts[rec.view] = node
-            elif (known.members, known.index) != (rec.members, rec.index):
+            elif (tuple(known.members), known.index) != (
+                tuple(rec.members),
+                rec.index,
+            ):
                 first = firsts[rec.view]
                 theirs = (
                     f"{first} installed it as {_members(known.members)}"
@@ -388,6 +391,7 @@ def _stays(
     expected: int | None = 1 if node in opening else None
     index_reported = False
     removed_by: int | None = None
+    removal_told = False
     outsider: dict[int, list[Delivery]] = {}
 
     def bad_index(detail: str) -> None:
@@ -400,21 +404,24 @@ def _stays(
         current = stays[-1]
         if isinstance(rec, ViewChange):
             if removed_by is not None:
-                violations.append(
-                    Violation(
-                        "membership",
-                        node,
-                        f"installed view {rec.view} after view {removed_by},"
-                        " which removed it",
+                # Told once: a member that carries on installs view after view.
+                if not removal_told:
+                    violations.append(
+                        Violation(
+                            "membership",
+                            node,
+                            f"installed view {rec.view} after view {removed_by},"
+                            " which removed it",
+                        )
                     )
-                )
+                removal_told = True
             elif rec.view <= current.view:
                 violations.append(
                     Violation(
                         "view agreement",
                         node,
                         f"installed view {rec.view} after view {current.view}"
-                        " (view ids must grow by one)",
+                        " (a member's view ids only grow)",
                     )
                 )
             elif (

@@ -367,6 +367,17 @@ class ViewAgreementTests(ViewCheckTestCase):
             result, "view agreement", "b", "view 1 as (a, b, c)", "a installed"
         )
 
+    def test_membersAsList(self) -> None:
+        """
+        Members given as a list (as a decoder may give them) agree with the
+        same members given as a tuple.
+        """
+        histories = good()
+        histories["b"] = list(histories["b"])
+        histories["b"][3] = ViewChange(1, ["a", "b"], 4)  # type: ignore[arg-type]
+        result = check_views(histories)
+        self.assertTrue(result.ok, result.summary())
+
     def test_disagreesWithInitial(self) -> None:
         """
         A view-0 record that differs from the initial view given is found.
@@ -422,7 +433,10 @@ class ViewAgreementTests(ViewCheckTestCase):
         histories["b"] = records(*VIEW0, V1, ("a", 4), V1, ("b", 5))
         histories["b"][5] = ViewChange(1, ("a", "b"), 4)
         self.assertFound(
-            check_views(histories), "view agreement", "b", "view 1 after view 1"
+            check_views(histories),
+            "view agreement",
+            "b",
+            "view 1 after view 1 (a member's view ids only grow)",
         )
 
     def test_missingPredecessor(self) -> None:
@@ -463,9 +477,13 @@ class MembershipTests(ViewCheckTestCase):
         found.
         """
         histories = good()
-        histories["c"] = records(*VIEW0, V1, NewView(2, ("a", "b", "c")))
+        histories["c"] = records(
+            *VIEW0, V1, NewView(2, ("a", "b", "c")), NewView(3, ("a", "b", "c"))
+        )
         result = check_views(histories)
         self.assertFound(result, "membership", "c", "view 2 after view 1")
+        # Once: a member that carries on is not told again at every view.
+        self.assertEqual(len(result.by_guarantee("membership")), 1, result.summary())
 
     def test_joinerBeforeJoining(self) -> None:
         """
