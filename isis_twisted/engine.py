@@ -23,7 +23,7 @@ connections invisible is the link layer's job.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -199,11 +199,22 @@ class Engine:
     @ivar view: The id of the membership view this engine runs in.
     """
 
-    def __init__(self, me: str, members: Iterable[str], view: int = 0) -> None:
+    def __init__(
+        self,
+        me: str,
+        members: Iterable[str],
+        view: int = 0,
+        clock: int = 0,
+        delivered: int = 0,
+    ) -> None:
         """
         @param me: This member's name; must be one of C{members}.
         @param members: The names of every member of the group.
         @param view: The id of the membership view, carried in every frame.
+        @param clock: The clock to start from (a view's engine carries on
+            from the one before it).
+        @param delivered: How many messages were delivered before this
+            engine's first one (its first delivery has the index after it).
 
         @raise ValueError: If a name is not a non-empty string, a name appears
             twice, or C{me} is not a member.
@@ -213,13 +224,15 @@ class Engine:
             raise ValueError(f"member names must be unique: {sorted(names)}")
         if _check_name(me) not in names:
             raise ValueError(f"{me!r} is not one of the members {sorted(names)}")
-        if not isinstance(view, int) or view < 0:
-            raise ValueError(f"view must be a non-negative integer, not {view!r}")
+        for what, value in (("view", view), ("clock", clock), ("delivered", delivered)):
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{what} must be a non-negative integer: {value!r}")
         self.me = me
         self.members: tuple[str, ...] = tuple(sorted(names))
         self.peers: tuple[str, ...] = tuple(m for m in self.members if m != me)
         self.view = view
-        self._clock = 0
+        self._clock = clock
+        self._wedged = False
         # Heap entries: (clock, sender, payload, after).  Timestamps are
         # unique, so comparison never reaches the payload.
         self._queue: list[tuple[int, str, bytes, int | None]] = []
@@ -245,7 +258,7 @@ class Engine:
         self._everywhere: dict[str, int] | None = None
         self._outbox: list[tuple[int, bytes]] = []
         self._ack_due = False
-        self._delivered = 0
+        self._delivered = delivered
 
     # -- inputs -----------------------------------------------------------
 
@@ -402,7 +415,7 @@ class Engine:
         @return: The frames, possibly none.
         """
         outbox = self._outbox
-        if not outbox and not self._ack_due:
+        if self._wedged or (not outbox and not self._ack_due):
             return []
         self._outbox = []
         self._ack_due = False
@@ -441,7 +454,7 @@ class Engine:
             previous call stopped.
         """
         queue = self._queue
-        if not queue:
+        if not queue or self._wedged:
             return []
         bound = self._bound
         if bound is None:
@@ -489,6 +502,55 @@ class Engine:
             )
             for sender in self.members
         }
+
+    # -- closing a view ---------------------------------------------------
+
+    def wedge(self) -> None:
+        """
+        Stop sending frames and delivering: the view is being closed.
+
+        What this member has reported holding (in the frames it sent) is
+        then final, so no other member can deliver past it; frames that
+        still come are taken in, and only L{close} delivers from here on.
+        """
+        self._wedged = True
+
+    @property
+    def wedged(self) -> bool:
+        """
+        Whether L{wedge} was called.
+        """
+        return self._wedged
+
+    def close(
+        self, cut: Mapping[str, int], extra: Iterable[Message] = ()
+    ) -> list[Delivery]:
+        """
+        Deliver what the view closes with: every message held here or in
+        C{extra} whose stamp is at or below its sender's entry in C{cut},
+        in timestamp order, and drop the rest.
+
+        @param cut: Per sender, the stamp of its last message in the view;
+            a sender not in it closes with nothing more.
+        @param extra: Messages this member lacked, from the other members.
+        @return: The deliveries, indexed on from the last one.
+        """
+        wanted: dict[Timestamp, tuple[bytes, int | None]] = {}
+        for clock, sender, payload, after in self._queue:
+            if clock <= cut.get(sender, 0):
+                wanted[(clock, sender)] = (payload, after)
+        for m in extra:
+            if m.clock <= cut.get(m.sender, 0):
+                wanted.setdefault((m.clock, m.sender), (m.payload, None))
+        self._queue = []
+        self._outbox = []
+        self._wedged = True
+        out = []
+        for (clock, sender), (payload, after) in sorted(wanted.items()):
+            self._delivered += 1
+            out.append(Delivery(self._delivered, sender, clock, payload, after))
+            self._clock = max(self._clock, clock)
+        return out
 
     # -- inspection -------------------------------------------------------
 

@@ -1,0 +1,613 @@
+"""
+Deterministic simulation of a group whose membership changes: every
+member's L{Membership} (engine included) over simulated links and time,
+with crashes, partitions that heal, and false suspicions, all drawn from
+one seed so that any schedule can be replayed exactly.
+
+Links are FIFO and, while the two ends are not cut apart, reliable (the
+link layer's promise): a partition holds frames back until it heals.  A
+crashed member never acts again; frames in flight to it are lost and of
+those in flight from it only a prefix arrives.  Each member's failure
+detector suspects a member it cannot hear (crashed, or across a
+partition) after C{suspect_after} simulated seconds, trusts it again once it
+can, and now and then suspects a live one for no reason.
+
+Run one seeded scenario, or many::
+
+    python -m isis_twisted.group_simulation --seed 7 --show
+    python -m isis_twisted.group_simulation --seeds 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from isis_twisted.engine import (
+    Delivery,
+    Engine,
+    Frame,
+    ProtocolError,
+    Record,
+    ViewChange,
+)
+from isis_twisted.membership import REMOVED, Membership
+from isis_twisted.viewcheck import ViewMulticast, check_views
+from isis_twisted.views import Control
+
+MembershipFactory = Callable[[str, Sequence[str]], Membership]
+"""
+Makes one member's state machine: C{factory(me, members)}.
+"""
+
+NAMES = ("a", "b", "c", "d", "e", "f", "g")
+
+FLUSH_TIMEOUT = 1.0
+SUSPECT_AFTER = 0.5
+MAX_DELAY = 0.1
+"""
+The longest a frame takes on a link that is not cut, in simulated seconds.
+"""
+
+
+def default_membership(me: str, members: Sequence[str]) -> Membership:
+    """
+    The membership machine the simulation runs unless told otherwise.
+    """
+    return Membership(me, members, Engine, FLUSH_TIMEOUT)
+
+
+@attrs.frozen
+class Sent:
+    """
+    A multicast as the simulation saw it: the message and its view.
+    """
+
+    sender: str
+    clock: int
+    payload: bytes
+    view: int
+    after: int
+
+
+@attrs.frozen
+class Problem:
+    """
+    One thing a run got wrong.
+    """
+
+    what: str
+    member: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f" at {self.member}" if self.member else ""
+        return f"{self.what}{where}: {self.detail}"
+
+
+class GroupSimulation:
+    """
+    A group of L{Membership} machines over simulated links and time.
+
+    @ivar members: Every member's machine, by name.
+    @ivar histories: Every member's delivery stream, view changes included.
+    @ivar sent: Every multicast, in the order made.
+    @ivar crashed: The members that crashed.
+    @ivar now: The simulated time.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        rng: random.Random,
+        factory: MembershipFactory = default_membership,
+        suspect_after: float = SUSPECT_AFTER,
+    ) -> None:
+        self.rng = rng
+        self.names = tuple(names)
+        self.members = {m: factory(m, names) for m in names}
+        self.histories: dict[str, list[Record]] = {m: [] for m in names}
+        self.sent: list[Sent] = []
+        self.crashed: set[str] = set()
+        self.now = 0.0
+        self.suspect_after = suspect_after
+        self.frames = 0
+        self._links: dict[tuple[str, str], deque[tuple[float, Frame | Control]]] = {
+            (s, d): deque() for s in names for d in names if s != d
+        }
+        self._sides: list[set[str]] | None = None
+        self._unheard_since: dict[tuple[str, str], float] = {}
+
+    # -- the network --------------------------------------------------------
+
+    def reachable(self, src: str, dst: str) -> bool:
+        """
+        Whether frames from C{src} can get to C{dst} now.
+        """
+        if dst in self.crashed or src in self.crashed:
+            return False
+        if self._sides is None:
+            return True
+        return any(src in side and dst in side for side in self._sides)
+
+    def hears(self, name: str, other: str) -> bool:
+        """
+        Whether C{name}'s failure detector hears from C{other}: it can reach
+        C{name} and still counts it a member of its view.
+        """
+        sender = self.members[other]
+        return (
+            self.reachable(other, name)
+            and sender.state != REMOVED
+            and name in sender.view.members
+        )
+
+    def partition(self, sides: list[set[str]]) -> None:
+        """
+        Cut the group into C{sides}: frames between them wait.
+        """
+        self._sides = sides
+
+    def heal(self) -> None:
+        """
+        Join the sides again; the frames they held go on.
+        """
+        self._sides = None
+
+    def crash(self, name: str) -> None:
+        """
+        Crash C{name}.
+        """
+        self.crashed.add(name)
+        for (src, dst), frames in self._links.items():
+            if dst == name:
+                frames.clear()
+            elif src == name:
+                keep = self.rng.randint(0, len(frames))
+                while len(frames) > keep:
+                    frames.pop()
+
+    def live(self) -> list[str]:
+        """
+        The members that have not crashed.
+        """
+        return [m for m in self.names if m not in self.crashed]
+
+    def busy_links(self) -> list[tuple[str, str]]:
+        """
+        The links with frames in flight that can move now.
+        """
+        return [k for k, q in self._links.items() if q and self.reachable(*k)]
+
+    # -- members --------------------------------------------------------------
+
+    def multicast(self, name: str, payload: bytes) -> bool:
+        """
+        Have C{name} multicast C{payload} if it can now.
+
+        @return: Whether it did (a member closing its view waits).
+        """
+        member = self.members[name]
+        if not member.delivering:
+            return False
+        after = member.engine.delivered
+        clock, _ = member.multicast(payload)
+        self.sent.append(Sent(name, clock, payload, member.view.id, after))
+        self._collect(name)
+        return True
+
+    def end_turn(self, name: str) -> None:
+        """
+        End C{name}'s turn: put its frames and control messages on its links.
+        """
+        member = self.members[name]
+        for frame in member.flush():
+            for peer in member.peers:
+                self._put(name, peer, frame)
+        for dst, message in member.take_control():
+            self._put(name, dst, message)
+        self._collect(name)
+
+    def _put(self, src: str, dst: str, item: Frame | Control) -> None:
+        if dst not in self.crashed:
+            self._links[(src, dst)].append((self.now, item))
+            self.frames += 1
+
+    def transmit(self, src: str, dst: str) -> None:
+        """
+        Hand the oldest frame on the link from C{src} to C{dst} to C{dst}.
+        """
+        _, item = self._links[(src, dst)].popleft()
+        member = self.members[dst]
+        if isinstance(item, Frame):
+            try:
+                member.receive_data(src, item, self.now)
+            except ProtocolError as e:
+                # The link layer drops such a connection; in the simulation
+                # it can only be a bug.
+                raise AssertionError(f"{dst} refused a frame from {src}: {e}") from e
+        else:
+            member.receive_control(src, item, self.now)
+        self._collect(dst)
+
+    def turns_due(self) -> list[str]:
+        """
+        The live members with frames or control messages to send.
+        """
+        return [m for m in self.live() if self.members[m].has_output]
+
+    def _collect(self, name: str) -> None:
+        self.histories[name].extend(self.members[name].take_deliveries())
+
+    def advance(self, dt: float, false_suspicion: float = 0.0) -> None:
+        """
+        Let C{dt} seconds pass: failure detectors and deadlines act.
+
+        Links that are not cut deliver every frame within L{MAX_DELAY}: time
+        does not pass a frame's due time before it arrives (a network that
+        is, once healed, timely enough for timeouts to mean something).
+        """
+        target = self.now + dt
+        while True:
+            due = [
+                (frames[0][0], link)
+                for link, frames in self._links.items()
+                if frames and self.reachable(*link)
+            ]
+            if not due:
+                break
+            sent, link = min(due)
+            if sent + MAX_DELAY > target:
+                break
+            self.now = max(self.now, sent + MAX_DELAY)
+            self.transmit(*link)
+        self.now = target
+        for name in self.live():
+            member = self.members[name]
+            if member.state == REMOVED:
+                continue
+            for other in member.view.members:
+                if other == name:
+                    continue
+                key = (name, other)
+                if self.hears(name, other):
+                    self._unheard_since.pop(key, None)
+                    if other in member.suspects:
+                        member.trust(other, self.now)
+                    elif self.rng.random() < false_suspicion:
+                        member.suspect(other, self.now)
+                else:
+                    since = self._unheard_since.setdefault(key, self.now)
+                    if self.now - since >= self.suspect_after:
+                        member.suspect(other, self.now)
+            deadline = member.deadline
+            if deadline is not None and deadline <= self.now:
+                member.tick(self.now)
+            self._collect(name)
+
+    # -- a run --------------------------------------------------------------------
+
+    def run(
+        self,
+        plan: Sequence[tuple[str, bytes]],
+        crashes: int = 0,
+        partitions: int = 0,
+        false_suspicion: float = 0.0,
+        max_steps: int = 200_000,
+    ) -> bool:
+        """
+        Play C{plan} under a random schedule with faults, then let the
+        group settle.
+
+        @return: Whether it settled (every live member that is still in the
+            group has sent its whole share of the plan, nothing is in
+            flight, and none is closing a view) within C{max_steps}.
+        """
+        rng = self.rng
+        queues: dict[str, deque[bytes]] = {m: deque() for m in self.names}
+        for name, payload in plan:
+            queues[name].append(payload)
+        weights = [rng.uniform(0.2, 1.0) for _ in range(4)]
+        fault_weight = rng.uniform(0.002, 0.02)
+        crashes = min(crashes, len(self.names) - 1)
+        faults_left = crashes + partitions
+        healing_at: float | None = None
+        for _ in range(max_steps):
+            if healing_at is not None and self.now >= healing_at:
+                self.heal()
+                healing_at = None
+            senders = [
+                m for m in self.live() if queues[m] and self.members[m].delivering
+            ]
+            due = self.turns_due()
+            links = self.busy_links()
+            faulting = faults_left > 0 and healing_at is None
+            quiet = not (due or links)
+            if quiet and not senders and not faulting and self._settled(queues):
+                return True
+            if (
+                quiet
+                and not faulting
+                and healing_at is None
+                and not self.can_progress()
+            ):
+                # What is left cannot go on without a majority, and nothing
+                # is in flight: stop.
+                return False
+            choices = [0, 1, 2, 3] + ([4] if faulting else [])
+            ws = [
+                weights[0] if senders else 0.0,
+                weights[1] if due else 0.0,
+                weights[2] if links else 0.0,
+                weights[3] * 0.2,
+            ] + ([fault_weight] if faulting else [])
+            action = rng.choices(choices, ws)[0]
+            if action == 0:
+                name = rng.choice(senders)
+                for _ in range(rng.randint(1, 4)):
+                    if queues[name] and self.multicast(name, queues[name][0]):
+                        queues[name].popleft()
+            elif action == 1:
+                self.end_turn(rng.choice(due))
+            elif action == 2:
+                self.transmit(*rng.choice(links))
+            elif action == 3:
+                self.advance(rng.uniform(0.01, 0.3), false_suspicion)
+            else:
+                faults_left -= 1
+                live = self.live()
+                if len(self.crashed) < crashes and (
+                    rng.random() < 0.5 or faults_left < crashes - len(self.crashed)
+                ):
+                    # Half the time, crash a member in the middle of
+                    # running a view change: the coordinator crashes the
+                    # flush must survive, at every step.
+                    running = [m for m in live if self.members[m]._running]
+                    pool = running if running and rng.random() < 0.5 else live
+                    self.crash(rng.choice(pool))
+                elif len(live) > 1:
+                    rng.shuffle(live)
+                    cut = rng.randint(1, len(live) - 1)
+                    sides = [set(live[:cut]), set(live[cut:])]
+                    if len(live) > 3 and rng.random() < 0.3:
+                        third = rng.randint(cut, len(live) - 1)
+                        sides = [
+                            set(live[:cut]),
+                            set(live[cut:third]),
+                            set(live[third:]),
+                        ]
+                    self.partition([s for s in sides if s])
+                    healing_at = self.now + rng.uniform(0.2, 5.0)
+        return False
+
+    def _settled(self, queues: dict[str, deque[bytes]]) -> bool:
+        for name in self.live():
+            member = self.members[name]
+            if member.state == REMOVED:
+                continue
+            if queues[name] or not member.delivering or member.suspects:
+                return False
+            if member.engine.queue_length or member.deadline is not None:
+                return False
+            if not all(
+                self.hears(name, other)
+                for other in member.view.members
+                if other != name
+            ):
+                return False
+        return True
+
+    # -- checking ---------------------------------------------------------------
+
+    def problems(self, settled: bool) -> list[Problem]:
+        """
+        Everything the run got wrong: the view checker over every member's
+        history (with liveness if the run settled), and every history a
+        prefix of what the members still in the group delivered or hold.
+        """
+        out: list[Problem] = []
+        final = [m for m in self.live() if self.members[m].state != REMOVED]
+        departed = set(self.names) - set(final)
+        result = check_views(
+            self.histories,
+            [
+                ViewMulticast(s.sender, s.clock, s.payload, s.view, s.after)
+                for s in self.sent
+            ],
+            initial=self.names,
+            departed=departed,
+            liveness=settled,
+        )
+        out.extend(Problem(v.guarantee, v.node, v.detail) for v in result.violations)
+        # The checker judges a departed member against those that went on
+        # to a later view; a group left without a majority goes on to none,
+        # so judge every history against what its members hold as well.
+        reference = max(
+            (self._future(m) for m in (final or self.names)), key=len, default=[]
+        )
+        ref = [_key(r) for r in reference if isinstance(r, Delivery)]
+        for name in self.names:
+            mine = [_key(r) for r in self.histories[name] if isinstance(r, Delivery)]
+            at = next(
+                (i for i, k in enumerate(mine) if i >= len(ref) or ref[i] != k), None
+            )
+            if at is not None:
+                out.append(
+                    Problem(
+                        "prefix",
+                        name,
+                        f"delivery {at + 1} is {_show_key(mine, at)},"
+                        f" the longest history has {_show_key(ref, at)}",
+                    )
+                )
+        if not settled and self.can_progress():
+            out.append(Problem("liveness", None, "the group did not settle"))
+        return out
+
+    def can_progress(self) -> bool:
+        """
+        Whether the members still in the group hold a majority of a view
+        one of them is in: only then must the group go on.
+        """
+        final = [m for m in self.live() if self.members[m].state != REMOVED]
+        for name in final:
+            view = self.members[name].view
+            if view.majority(frozenset(final)):
+                return True
+        return False
+
+    def _future(self, name: str) -> list[Record]:
+        """
+        C{name}'s deliveries, then the messages it holds in timestamp order:
+        what it would deliver if its view closed now.
+        """
+        history = list(self.histories[name])
+        member = self.members[name]
+        if member.state == REMOVED:
+            return history
+        index = member.engine.delivered
+        for m in member.engine.undelivered():
+            index += 1
+            history.append(Delivery(index, m.sender, m.clock, m.payload))
+        return history
+
+
+def _key(rec: Record) -> tuple[object, ...]:
+    """
+    What must be the same of a record on every member (a delivery's
+    C{after} is known to its sender only).
+    """
+    if isinstance(rec, ViewChange):
+        return ("view", rec.view, rec.members, rec.index)
+    return (rec.index, rec.sender, rec.clock, rec.payload)
+
+
+def _show_key(keys: list[tuple[object, ...]], at: int) -> str:
+    if at >= len(keys):
+        return "nothing"
+    index, sender, clock, _ = keys[at]
+    return f"{sender}@{clock} (#{index})"
+
+
+def _show(history: list[Record], at: int) -> str:
+    if at >= len(history):
+        return "nothing"
+    rec = history[at]
+    if isinstance(rec, ViewChange):
+        return f"view {rec.view} {list(rec.members)}"
+    return f"{rec.sender}@{rec.clock} (#{rec.index})"
+
+
+@attrs.frozen
+class GroupOutcome:
+    """
+    The result of one seeded scenario.
+    """
+
+    seed: int
+    members: tuple[str, ...]
+    sent: int
+    views: int
+    crashed: tuple[str, ...]
+    removed: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    histories: dict[str, list[Record]] = attrs.field(repr=False)
+    replay: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """
+        Whether nothing went wrong.
+        """
+        return not self.problems
+
+    def describe(self) -> str:
+        """
+        What happened, and what went wrong, with the command that replays it.
+        """
+        lines = [
+            f"seed {self.seed}: {len(self.members)} members, {self.sent} multicasts,"
+            f" {self.views} view changes, crashed: {list(self.crashed)},"
+            f" removed: {list(self.removed)}",
+        ]
+        lines.extend(f"  {p}" for p in self.problems[:20])
+        lines.append("OK" if self.ok else f"replay: {self.replay}")
+        return "\n".join(lines)
+
+
+def run_seed(
+    seed: int,
+    factory: MembershipFactory = default_membership,
+    nodes: int | None = None,
+) -> GroupOutcome:
+    """
+    Run the scenario C{seed} describes: 2 to 7 members (unless C{nodes} is
+    given), up to all but a majority crashing, partitions that heal, false
+    suspicions, and a random workload.
+    """
+    rng = random.Random(seed)
+    n = nodes if nodes is not None else 2 + seed % 6
+    names = NAMES[:n]
+    sim = GroupSimulation(names, rng, factory)
+    plan = [
+        (rng.choice(names), f"{i}".encode() + b"." * rng.randrange(8))
+        for i in range(rng.randrange(5, 60))
+    ]
+    crashes = rng.randint(0, (n - 1) // 2 + (1 if rng.random() < 0.2 else 0))
+    partitions = rng.randint(0, 2)
+    false_suspicion = rng.choice([0.0, 0.0, 0.002, 0.02])
+    settled = sim.run(plan, crashes, partitions, false_suspicion)
+    problems = sim.problems(settled)
+    return GroupOutcome(
+        seed=seed,
+        members=tuple(names),
+        sent=len(sim.sent),
+        views=max(m.view.id for m in sim.members.values()),
+        crashed=tuple(sorted(sim.crashed)),
+        removed=tuple(sorted(m for m, s in sim.members.items() if s.state == REMOVED)),
+        problems=tuple(problems),
+        histories=sim.histories,
+        replay=f"python -m isis_twisted.group_simulation --seed {seed}"
+        + (f" --nodes {nodes}" if nodes is not None else ""),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run one seeded scenario (or C{--seeds N} of them) and print the verdict;
+    exit 1 if any went wrong.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m isis_twisted.group_simulation",
+        description="Seeded, replayable simulations of a group whose membership"
+        " changes.",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="scenario seed")
+    parser.add_argument("--seeds", type=int, help="run seeds 0 to N - 1 instead")
+    parser.add_argument("--nodes", type=int, choices=range(2, 8), help="group size")
+    parser.add_argument("--show", action="store_true", help="print every history")
+    args = parser.parse_args(argv)
+    if args.seeds is not None:
+        bad = 0
+        for seed in range(args.seeds):
+            outcome = run_seed(seed, nodes=args.nodes)
+            if not outcome.ok:
+                bad += 1
+                print(outcome.describe())
+        print(f"{args.seeds} schedules, {bad} failed")
+        return 1 if bad else 0
+    outcome = run_seed(args.seed, nodes=args.nodes)
+    if args.show:
+        for name, history in outcome.histories.items():
+            print(name, " ".join(_show(history, i) for i in range(len(history))))
+    print(outcome.describe())
+    return 0 if outcome.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

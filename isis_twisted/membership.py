@@ -1,0 +1,665 @@
+"""
+The membership state machine: one member's views, suspicions and view
+changes, around its ordering engine.  Pure and sans-IO like the engine.
+
+Calls go in (L{Membership.multicast}, L{Membership.receive_data},
+L{Membership.receive_control}, L{Membership.suspect}, L{Membership.trust},
+L{Membership.tick}) with the current time where timing matters; out come
+data frames (L{Membership.flush}), control messages with their destination
+(L{Membership.take_control}), the delivery stream with view changes in it
+(L{Membership.take_deliveries}) and the next time to call L{tick}
+(L{Membership.deadline}).  Nothing here reads a clock or schedules a timer.
+
+A view change is one consensus decision per view (DESIGN.md, Membership):
+the coordinator (the lowest-ranked member it does not suspect) runs a
+ballot.  Members that promise it I{wedge} (stop sending and delivering in
+the view, so what they reported holding is final) and report what they
+hold; with every next member's report the coordinator computes the cut (per
+sender the most any report holds: every delivery anyone made lies inside
+it, since a message is delivered only once every member holds it), sends it
+with the messages each member lacks, and decides once a majority of the
+view accepted.  A proposal already accepted by anyone is proposed again
+unchanged, so a coordinator crash at any step is safe.  Only a next view
+holding a majority of the current one is ever proposed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from isis_twisted.engine import Engine, Frame, Message, Record, ViewChange
+from isis_twisted.views import (
+    NO_BALLOT,
+    Accept,
+    Accepted,
+    Ballot,
+    Control,
+    Decide,
+    Gone,
+    Inquire,
+    Promise,
+    Proposal,
+    Propose,
+    Reject,
+    Stamps,
+    Suspect,
+    View,
+)
+
+EngineFactory = Callable[..., Engine]
+"""
+Makes a view's engine: C{factory(me, members, view=, clock=, delivered=)}.
+"""
+
+NORMAL, FLUSHING, BLOCKED, REMOVED = "normal", "flushing", "blocked", "removed"
+"""
+The states of a member: delivering in its view; closing it; unable to close
+it without a majority; out of the group.
+"""
+
+DECISIONS_KEPT = 8
+"""
+How many past decisions a member keeps to answer members that missed them.
+"""
+
+
+class NotDeliveringError(Exception):
+    """
+    The member cannot take a multicast now: it is closing its view (wait
+    for the next one) or out of the group.
+    """
+
+
+def _stamps(mapping: dict[str, int]) -> Stamps:
+    return tuple(sorted(mapping.items()))
+
+
+@attrs.define
+class _Ballot:
+    """
+    A ballot this member runs as coordinator.
+    """
+
+    ballot: Ballot
+    members: tuple[str, ...]
+    deadline: float
+    promises: dict[str, Promise] = attrs.Factory(dict)
+    proposal: Proposal | None = None
+    accepted: set[str] = attrs.Factory(set)
+    lacking: dict[str, tuple[Message, ...]] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class _Decision:
+    """
+    A past decision, kept to answer members that missed it.
+    """
+
+    view: int
+    ballot: Ballot
+    proposal: Proposal
+    ragged: tuple[Message, ...]
+
+
+class Membership:
+    """
+    One member of a group whose membership changes.
+
+    @ivar me: This member's name.
+    @ivar view: The view this member is in.
+    @ivar engine: The ordering engine of the current view.
+    @ivar state: L{NORMAL}, L{FLUSHING}, L{BLOCKED} or L{REMOVED}.
+    @ivar suspects: The members of the view this member suspects, its own
+        suspicions and those it heard of.
+    @ivar reason: Why this member is out of the group, once it is.
+    """
+
+    def __init__(
+        self,
+        me: str,
+        members: Iterable[str],
+        engine_factory: EngineFactory = Engine,
+        flush_timeout: float = 1.0,
+    ) -> None:
+        """
+        @param me: This member's name.
+        @param members: Every member of the group as started (view 0).
+        @param engine_factory: Makes each view's engine.
+        @param flush_timeout: Seconds a ballot may take before its
+            coordinator gives up on the members that did not answer, and
+            a wedged member waits before it gives up on its coordinator.
+        """
+        self.me = me
+        self._factory = engine_factory
+        self.engine = engine_factory(me, list(members))
+        self.view = View(0, self.engine.members)
+        self.flush_timeout = flush_timeout
+        self.state = NORMAL
+        self.suspects: set[str] = set()
+        self.reason: str | None = None
+        self.view_changes = 0
+        self._promised: Ballot = NO_BALLOT
+        self._accepted: tuple[Ballot, Proposal] | None = None
+        self._store: dict[tuple[str, int], bytes] = {}
+        self._running: _Ballot | None = None
+        self._last_number = 0
+        self._wait_until: float | None = None
+        self._control: list[tuple[str, Control]] = []
+        self._records: list[Record] = []
+        self._future: list[tuple[str, Frame | Control]] = []
+        self._inquired: set[tuple[str, int]] = set()
+        self._decisions: deque[_Decision] = deque(maxlen=DECISIONS_KEPT)
+        self._told: set[str] = set()
+
+    # -- the application's side --------------------------------------------
+
+    @property
+    def delivering(self) -> bool:
+        """
+        Whether a multicast is taken now (the view is not being closed and
+        this member is in the group).
+        """
+        return self.state in (NORMAL, BLOCKED) and not self.engine.wedged
+
+    def multicast(self, payload: bytes) -> tuple[int, str]:
+        """
+        Multicast C{payload} in the current view.
+
+        @raise NotDeliveringError: If the view is being closed or this
+            member is out of the group (L{delivering} is false).
+        """
+        if not self.delivering:
+            raise NotDeliveringError(
+                f"{self.me!r} is out of the group: {self.reason}"
+                if self.state == REMOVED
+                else f"{self.me!r} is closing view {self.view.id}"
+            )
+        return self.engine.multicast(payload)
+
+    def flush(self, limit: int | None = None, overhead: int = 0) -> list[Frame]:
+        """
+        The data frames to send to every other member of the view.
+        """
+        if self.state == REMOVED:
+            return []
+        return self.engine.flush(limit, overhead)
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """
+        The other members of the current view: where L{flush}'s frames go.
+        """
+        return self.engine.peers
+
+    def take_deliveries(self) -> list[Record]:
+        """
+        The delivery stream since the last call: deliveries and view changes,
+        in order.
+        """
+        if self.state != REMOVED:
+            self._records.extend(self.engine.take_deliveries())
+        out, self._records = self._records, []
+        return out
+
+    def take_control(self) -> list[tuple[str, Control]]:
+        """
+        The control messages to send, each with the member it goes to.
+        """
+        out, self._control = self._control, []
+        return out
+
+    @property
+    def has_output(self) -> bool:
+        """
+        Whether L{flush} or L{take_control} would give something now.
+        """
+        if self._control:
+            return True
+        return self.state != REMOVED and bool(self.engine.unsent or self.engine.ack_due)
+
+    @property
+    def deadline(self) -> float | None:
+        """
+        When to call L{tick} next, or L{None}.
+        """
+        times = [t for t in (self._wait_until,) if t is not None]
+        if self._running is not None:
+            times.append(self._running.deadline)
+        return min(times) if times else None
+
+    # -- inputs --------------------------------------------------------------
+
+    def receive_data(self, sender: str, frame: Frame, now: float) -> None:
+        """
+        Take in a data frame from C{sender}.
+
+        A frame of the current view goes to the engine (which may raise
+        L{isis_twisted.engine.ProtocolError}); one of a later view waits
+        until this member installs that view, and makes it ask C{sender}
+        what was decided; one of an earlier view is dropped.
+        """
+        if self.state == REMOVED or frame.view < self.view.id:
+            return
+        if frame.view > self.view.id:
+            self._future.append((sender, frame))
+            self._inquire(sender)
+            return
+        self.engine.receive(sender, frame)
+
+    def suspect(self, name: str, now: float) -> None:
+        """
+        This member's failure detector suspects C{name}.
+        """
+        self._add_suspects([name])
+        self._consider(now)
+
+    def trust(self, name: str, now: float) -> None:
+        """
+        C{name} is heard from again: drop the suspicion.
+
+        Suspicions only choose who runs a view change and whom it leaves
+        out; safety never rests on them, so one may be dropped at any time.
+        A view change already under way still runs to its end (with the
+        member back in, if it is not decided yet).
+        """
+        if name not in self.suspects:
+            return
+        self.suspects.discard(name)
+        if self.state == BLOCKED and not self.suspects and not self.engine.wedged:
+            self.state = NORMAL
+            self._wait_until = None
+        self._consider(now)
+
+    def tick(self, now: float) -> None:
+        """
+        The L{deadline} has come: a ballot that did not finish is run again
+        without the members that did not answer, and a member that waited
+        in vain for its coordinator gives up on it.
+        """
+        if self.state == REMOVED:
+            return
+        running = self._running
+        if running is not None and now >= running.deadline:
+            answered = (
+                set(running.promises) if running.proposal is None else running.accepted
+            )
+            self._add_suspects(n for n in running.members if n not in answered)
+            self._running = None
+            self._consider(now, force=True)
+        if self._wait_until is not None and now >= self._wait_until:
+            self._wait_until = None
+            # The member expected to run the view change has not finished
+            # it: give up on it.  And ask everyone whether the group went on
+            # without this member, which is how a member cut off from the
+            # rest learns it was removed.
+            waited_for = self._promised[1] or self._coordinator()
+            if waited_for:
+                self._add_suspects([waited_for])
+            held = _stamps(self.engine.held())
+            for name in self.view.members:
+                if name != self.me:
+                    self._control.append((name, Inquire(self.view.id, held)))
+            self._consider(now, force=True)
+
+    def receive_control(self, sender: str, message: Control, now: float) -> None:
+        """
+        Take in a control message from C{sender}.
+        """
+        if self.state == REMOVED:
+            return
+        if isinstance(message, Inquire):
+            self._answer_laggard(sender, message.view, dict(message.held))
+            return
+        if isinstance(message, Gone):
+            if message.view >= self.view.id:
+                self._removed(
+                    f"the group went on to view {message.latest.id} without it"
+                )
+            return
+        if message.view < self.view.id:
+            if isinstance(message, Propose):
+                self._answer_laggard(sender, message.view, dict(message.held))
+            return
+        if message.view > self.view.id:
+            self._future.append((sender, message))
+            self._inquire(sender)
+            return
+        if isinstance(message, Suspect):
+            fresh = {n for n in message.names if n != self.me} - self.suspects
+            self.suspects |= fresh & set(self.view.members)
+            self._consider(now)
+        elif isinstance(message, Propose):
+            self._on_propose(sender, message, now)
+        elif isinstance(message, Promise):
+            self._on_promise(sender, message, now)
+        elif isinstance(message, Reject):
+            self._on_reject(message, now)
+        elif isinstance(message, Accept):
+            self._on_accept(sender, message, now)
+        elif isinstance(message, Accepted):
+            self._on_accepted(sender, message, now)
+        elif isinstance(message, Decide):
+            self._install(message.proposal, message.messages, message.ballot, now)
+
+    # -- the coordinator -------------------------------------------------------
+
+    def _coordinator(self) -> str | None:
+        for name in self.view.members:
+            if name not in self.suspects:
+                return name
+        return None
+
+    def _consider(self, now: float, force: bool = False) -> None:
+        """
+        Start (or restart) a ballot if this member is the one to run it;
+        otherwise wait for the one who is (see L{tick}).
+        """
+        if self.state == REMOVED or not (self.suspects or self.engine.wedged):
+            return
+        members = tuple(m for m in self.view.members if m not in self.suspects)
+        if not self._majority(members):
+            self.state = BLOCKED
+            self._running = None
+            self._wait(now)
+            return
+        self.state = FLUSHING if self.engine.wedged else NORMAL
+        if self._coordinator() != self.me:
+            self._running = None
+            self._wait(now)
+            return
+        running = self._running
+        if (
+            running is not None
+            and not force
+            and not self.suspects.intersection(running.members)
+        ):
+            # A member heard from again does not restart a ballot: that
+            # would let a flapping failure detector keep the view change
+            # from ever ending.  It is left out, and can join again later.
+            return
+        self._last_number = max(self._last_number, self._promised[0]) + 1
+        ballot = (self._last_number, self.me)
+        self._running = _Ballot(ballot, members, now + self.flush_timeout)
+        propose = Propose(self.view.id, ballot, members, _stamps(self.engine.held()))
+        for name in members:
+            if name != self.me:
+                self._control.append((name, propose))
+        self._on_propose(self.me, propose, now)
+
+    def _wait(self, now: float) -> None:
+        if self._wait_until is None:
+            self._wait_until = now + 2 * self.flush_timeout
+
+    def _on_promise(self, sender: str, promise: Promise, now: float) -> None:
+        running = self._running
+        if (
+            running is None
+            or promise.ballot != running.ballot
+            or running.proposal is not None
+            or sender not in running.members
+        ):
+            return
+        running.promises[sender] = promise
+        if len(running.promises) < len(running.members):
+            return
+        promises = running.promises.values()
+        proposal = self._choose(running.members, list(promises))
+        running.proposal = proposal
+        running.deadline = now + self.flush_timeout
+        known: dict[tuple[str, int], Message] = {}
+        for p in promises:
+            for m in p.messages:
+                known[(m.sender, m.clock)] = m
+        cut_of = dict(proposal.cut)
+        for name, p in running.promises.items():
+            held = dict(p.held)
+            own = {(m.sender, m.clock) for m in p.messages}
+            lacking = tuple(
+                m
+                for key, m in sorted(known.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+                if held.get(m.sender, 0) < m.clock <= cut_of.get(m.sender, 0)
+                and key not in own
+            )
+            running.lacking[name] = lacking
+            accept = Accept(self.view.id, running.ballot, proposal, lacking)
+            if name == self.me:
+                self._on_accept(self.me, accept, now)
+            else:
+                self._control.append((name, accept))
+
+    def _choose(self, members: tuple[str, ...], promises: list[Promise]) -> Proposal:
+        """
+        What to propose, given every next member's promise: the proposal
+        accepted under the highest ballot, if any member accepted one (it
+        may have been decided), or else the cut of what the promises hold.
+        """
+        earlier = [p.accepted for p in promises if p.accepted is not None]
+        if earlier:
+            return max(earlier, key=lambda a: a[0])[1]
+        cut: dict[str, int] = {}
+        floor: dict[str, int] = {}
+        for p in promises:
+            for name, stamp in p.held:
+                # The union of what survivors hold: every delivery anyone
+                # made lies inside it (a message is delivered only once
+                # every member holds it).
+                cut[name] = max(cut.get(name, 0), stamp)
+                floor[name] = min(floor.get(name, stamp), stamp)
+        return Proposal(members, _stamps(cut), _stamps(floor))
+
+    def _majority(self, names: Iterable[str]) -> bool:
+        """
+        Whether C{names} are a majority of the current view.
+        """
+        return self.view.majority(frozenset(names))
+
+    def _on_reject(self, reject: Reject, now: float) -> None:
+        running = self._running
+        if running is None or reject.ballot != running.ballot:
+            return
+        self._last_number = max(self._last_number, reject.promised[0])
+        self._running = None
+        if reject.promised[1] < self.me:
+            # A lower-ranked member is running a ballot: let it finish, and
+            # take over only if it does not.
+            self._wait_until = now + 2 * self.flush_timeout
+        else:
+            self._consider(now, force=True)
+
+    def _on_accepted(self, sender: str, accepted: Accepted, now: float) -> None:
+        running = self._running
+        if (
+            running is None
+            or running.proposal is None
+            or accepted.ballot != running.ballot
+        ):
+            return
+        running.accepted.add(sender)
+        if not self._majority(running.accepted):
+            return
+        for name in running.members:
+            if name != self.me:
+                # With what the member lacks again: it may have refused the
+                # Accept that carried it, having promised a later ballot.
+                decide = Decide(
+                    self.view.id,
+                    running.ballot,
+                    running.proposal,
+                    running.lacking.get(name, ()),
+                )
+                self._control.append((name, decide))
+        self._install(running.proposal, (), running.ballot, now)
+
+    # -- every member ----------------------------------------------------------
+
+    def _wedge(self) -> None:
+        if not self.engine.wedged:
+            self._records.extend(self.engine.take_deliveries())
+            self.engine.wedge()
+        self.state = FLUSHING
+
+    def _holdings(self) -> tuple[Message, ...]:
+        mine = {(m.sender, m.clock): m for m in self.engine.undelivered()}
+        for (sender, clock), payload in self._store.items():
+            mine.setdefault((sender, clock), Message(sender, clock, payload))
+        return tuple(mine[k] for k in sorted(mine, key=lambda k: (k[1], k[0])))
+
+    def _reject(self, sender: str, ballot: Ballot, now: float) -> None:
+        reject = Reject(self.view.id, ballot, self._promised)
+        if sender == self.me:
+            self._on_reject(reject, now)
+        else:
+            self._control.append((sender, reject))
+
+    def _on_propose(self, sender: str, propose: Propose, now: float) -> None:
+        if propose.ballot < self._promised:
+            self._reject(sender, propose.ballot, now)
+            return
+        self._promised = propose.ballot
+        self._wedge()
+        self._wait_until = now + 2 * self.flush_timeout
+        promise = Promise(
+            self.view.id,
+            propose.ballot,
+            _stamps(self.engine.held()),
+            self._holdings(),
+            self._accepted,
+        )
+        if sender == self.me:
+            self._on_promise(self.me, promise, now)
+        else:
+            self._control.append((sender, promise))
+
+    def _on_accept(self, sender: str, accept: Accept, now: float) -> None:
+        for m in accept.messages:
+            # Messages of the view are worth keeping whatever the ballot.
+            self._store[(m.sender, m.clock)] = m.payload
+        if accept.ballot < self._promised:
+            self._reject(sender, accept.ballot, now)
+            return
+        self._promised = accept.ballot
+        self._accepted = (accept.ballot, accept.proposal)
+        self._wedge()
+        self._wait_until = now + 2 * self.flush_timeout
+        if sender == self.me:
+            self._on_accepted(self.me, Accepted(self.view.id, accept.ballot), now)
+        else:
+            self._control.append((sender, Accepted(self.view.id, accept.ballot)))
+
+    def _install(
+        self,
+        proposal: Proposal,
+        messages: Sequence[Message],
+        ballot: Ballot,
+        now: float,
+    ) -> None:
+        for m in messages:
+            self._store[(m.sender, m.clock)] = m.payload
+        closing = self.view
+        if self.me not in proposal.members:
+            self._removed(f"view {closing.id + 1} was decided without it")
+            return
+        if not self.engine.wedged:
+            self._records.extend(self.engine.take_deliveries())
+        extra = [Message(s, c, p) for (s, c), p in self._store.items()]
+        closed = self.engine.close(dict(proposal.cut), extra)
+        self._records.extend(closed)
+        floor = dict(proposal.floor)
+        self._decisions.append(
+            _Decision(
+                closing.id,
+                ballot,
+                proposal,
+                tuple(
+                    Message(d.sender, d.clock, d.payload)
+                    for d in closed
+                    if d.clock > floor.get(d.sender, 0)
+                ),
+            )
+        )
+        self.view = View(closing.id + 1, proposal.members)
+        self.engine = self._factory(
+            self.me,
+            list(proposal.members),
+            view=self.view.id,
+            clock=self.engine.clock,
+            delivered=self.engine.delivered,
+        )
+        self._records.append(
+            ViewChange(self.view.id, self.view.members, self.engine.delivered + 1)
+        )
+        self.view_changes += 1
+        self.state = NORMAL
+        self.suspects &= set(proposal.members)
+        self._promised = NO_BALLOT
+        self._accepted = None
+        self._store = {}
+        self._running = None
+        self._wait_until = None
+        self._told = set()
+        waiting, self._future = self._future, []
+        for sender, item in waiting:
+            if isinstance(item, Frame):
+                self.receive_data(sender, item, now)
+            else:
+                self.receive_control(sender, item, now)
+        if self.suspects:
+            self._send_all(Suspect(self.view.id, tuple(sorted(self.suspects))))
+
+    def _removed(self, why: str) -> None:
+        self.state = REMOVED
+        self.reason = why
+        self._running = None
+        self._wait_until = None
+        self._future = []
+
+    def _inquire(self, sender: str) -> None:
+        key = (sender, self.view.id)
+        if key not in self._inquired:
+            self._inquired.add(key)
+            self._control.append(
+                (sender, Inquire(self.view.id, _stamps(self.engine.held())))
+            )
+
+    def _answer_laggard(self, sender: str, view: int, held: dict[str, int]) -> None:
+        """
+        C{sender} is still in view C{view}, which this member has closed:
+        send it the decision with the messages it lacks, or tell it that it
+        is out.
+        """
+        if view >= self.view.id:
+            return
+        for decision in self._decisions:
+            if decision.view == view:
+                lacking = tuple(
+                    m for m in decision.ragged if m.clock > held.get(m.sender, 0)
+                )
+                self._control.append(
+                    (sender, Decide(view, decision.ballot, decision.proposal, lacking))
+                )
+                return
+        self._control.append((sender, Gone(view, self.view)))
+
+    def _add_suspects(self, names: Iterable[str]) -> None:
+        """
+        Suspect C{names} and tell the others, so that the one to run the
+        view change learns of it.
+        """
+        fresh = tuple(
+            sorted(
+                n
+                for n in set(names)
+                if n != self.me and n in self.view.members and n not in self.suspects
+            )
+        )
+        if fresh:
+            self.suspects.update(fresh)
+            self._send_all(Suspect(self.view.id, fresh))
+
+    def _send_all(self, message: Control) -> None:
+        for name in self.view.members:
+            if name != self.me and name not in self.suspects:
+                self._control.append((name, message))

@@ -1,0 +1,195 @@
+"""
+The records the membership protocol exchanges: views, ballots, proposals and
+the control messages of the flush.
+
+They are plain frozen attrs classes with no behaviour, shared by the
+membership state machine (L{isis_twisted.membership}), its simulation and
+the wire codec.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from isis_twisted.engine import Message
+
+Ballot = tuple[int, str]
+"""
+A ballot of the flush: C{(number, proposer)}, compared as a pair, so two
+members never run the same ballot.
+"""
+
+NO_BALLOT: Ballot = (0, "")
+"""
+Below every real ballot.
+"""
+
+Stamps = tuple[tuple[str, int], ...]
+"""
+Per member, a stamp clock: C{((name, stamp), ...)} sorted by name.
+"""
+
+
+@attrs.frozen
+class View:
+    """
+    A membership view: who is in the group, from when.
+
+    @ivar id: The view's id: 0 for the group as started, one more with
+        every view change.
+    @ivar members: The members, in rank order (sorted by name); the first
+        one that is not suspected coordinates a view change.
+    """
+
+    id: int
+    members: tuple[str, ...]
+
+    def majority(self, names: tuple[str, ...] | frozenset[str]) -> bool:
+        """
+        Whether C{names} hold more than half of this view's members.
+        """
+        return 2 * len(set(names) & set(self.members)) > len(self.members)
+
+
+@attrs.frozen
+class Proposal:
+    """
+    What a view change decides: the next view's members and the cut the
+    current view closes with.
+
+    @ivar members: The next view's members, sorted.
+    @ivar cut: Per member of the closing view, the stamp of its last message
+        that the view delivers; later ones are dropped.
+    @ivar floor: Per member of the closing view, the stamp up to which every
+        member of the next view already held its messages: what lies above
+        it is the ragged edge that some members had to be sent.
+    """
+
+    members: tuple[str, ...]
+    cut: Stamps
+    floor: Stamps
+
+
+@attrs.frozen
+class Suspect:
+    """
+    The sender suspects these members of the view.
+    """
+
+    view: int
+    names: tuple[str, ...]
+
+
+@attrs.frozen
+class Propose:
+    """
+    Phase 1 of a view change: promise ballot C{ballot} and report your state.
+
+    @ivar members: The next view the proposer means to install.
+    @ivar held: The proposer's own receipt horizons, so that a member that
+        already installed the next view can send what it lacks.
+    """
+
+    view: int
+    ballot: Ballot
+    members: tuple[str, ...]
+    held: Stamps
+
+
+@attrs.frozen
+class Promise:
+    """
+    A member's answer to L{Propose}: it promised the ballot, stopped sending
+    and delivering in the view, and this is what it holds.
+
+    @ivar held: Per sender, the stamp of the newest message it holds (its
+        messages up to there, without gaps).
+    @ivar messages: Every message of the view it holds and has not
+        delivered.
+    @ivar accepted: The proposal it accepted last, with its ballot, if any.
+    """
+
+    view: int
+    ballot: Ballot
+    held: Stamps
+    messages: tuple[Message, ...]
+    accepted: tuple[Ballot, Proposal] | None
+
+
+@attrs.frozen
+class Reject:
+    """
+    The sender will not take part in C{ballot}: it promised C{promised}.
+    """
+
+    view: int
+    ballot: Ballot
+    promised: Ballot
+
+
+@attrs.frozen
+class Accept:
+    """
+    Phase 2: accept C{proposal}; C{messages} are those of the cut that the
+    receiver did not report holding.
+    """
+
+    view: int
+    ballot: Ballot
+    proposal: Proposal
+    messages: tuple[Message, ...]
+
+
+@attrs.frozen
+class Accepted:
+    """
+    The sender accepted the proposal of C{ballot}.
+    """
+
+    view: int
+    ballot: Ballot
+
+
+@attrs.frozen
+class Decide:
+    """
+    The view C{view} closes with C{proposal}: install it.  C{messages} are
+    those of the cut the receiver may lack.
+    """
+
+    view: int
+    ballot: Ballot
+    proposal: Proposal
+    messages: tuple[Message, ...]
+
+
+@attrs.frozen
+class Inquire:
+    """
+    The sender is still in view C{view} and saw a later one: what was
+    decided?  C{held} says what it holds.
+    """
+
+    view: int
+    held: Stamps
+
+
+@attrs.frozen
+class Gone:
+    """
+    The group has moved past view C{view} without the receiver, or so long
+    ago that nobody keeps what it would need: it is out of the group.
+
+    @ivar latest: The newest view the sender knows.
+    """
+
+    view: int
+    latest: View
+
+
+Control = (
+    Suspect | Propose | Promise | Reject | Accept | Accepted | Decide | Inquire | Gone
+)
+"""
+Every control message of the membership protocol.
+"""

@@ -1,0 +1,302 @@
+"""
+Tests for L{isis_twisted.membership}: the view-change state machine, step by
+step.  The seeded schedules over whole groups are in test_group_simulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from isis_twisted.engine import Delivery, Message, ViewChange
+from isis_twisted.membership import (
+    BLOCKED,
+    FLUSHING,
+    NORMAL,
+    REMOVED,
+    Membership,
+    NotDeliveringError,
+)
+from isis_twisted.views import (
+    Accept,
+    Decide,
+    Gone,
+    Inquire,
+    Promise,
+    Proposal,
+    Propose,
+    Reject,
+    View,
+)
+
+
+class Group:
+    """
+    Members wired to each other in memory; L{pump} moves everything they
+    send (control messages and data frames) until nothing is left, except
+    to or from members that are down.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        names = list(names)
+        self.members = {n: Membership(n, names, flush_timeout=1.0) for n in names}
+        self.down: set[str] = set()
+        self.records: dict[str, list[object]] = {n: [] for n in names}
+        self.log: list[tuple[str, str, object]] = []
+
+    def pump(self, now: float = 0.0) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for name, member in self.members.items():
+                if name in self.down:
+                    continue
+                frames = member.flush()
+                for frame in frames:
+                    for peer in member.peers:
+                        if peer not in self.down:
+                            self.members[peer].receive_data(name, frame, now)
+                            moved = True
+                for dst, message in member.take_control():
+                    self.log.append((name, dst, message))
+                    if dst not in self.down:
+                        self.members[dst].receive_control(name, message, now)
+                        moved = True
+            for name, member in self.members.items():
+                self.records[name].extend(member.take_deliveries())
+
+    def kinds(self) -> list[str]:
+        return [type(m).__name__ for _, _, m in self.log]
+
+
+class ViewTests(SynchronousTestCase):
+    def test_majority(self) -> None:
+        view = View(0, ("a", "b", "c", "d"))
+        self.assertTrue(view.majority(("a", "b", "c")))
+        self.assertFalse(view.majority(("a", "b")))
+        self.assertFalse(view.majority(("a", "b", "x", "y")))
+
+
+class StartTests(SynchronousTestCase):
+    def test_starts_in_view_zero(self) -> None:
+        m = Membership("b", ["c", "a", "b"])
+        self.assertEqual(m.view, View(0, ("a", "b", "c")))
+        self.assertEqual((m.state, m.delivering, m.deadline), (NORMAL, True, None))
+        self.assertEqual(m.peers, ("a", "c"))
+
+
+class CrashTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.group = Group("abc")
+        self.a, self.b, self.c = (self.group.members[n] for n in "abc")
+
+    def test_survivors_move_on_with_what_waited(self) -> None:
+        """
+        c crashes after a multicast that every member holds but that waits
+        for c's acknowledgement; the view change removes c and delivers it.
+        """
+        a, b = self.a, self.b
+        a.multicast(b"m1")
+        self.group.pump()
+        self.assertEqual(self.group.records["a"][0], Delivery(1, "a", 1, b"m1", 0))
+        self.group.down.add("c")
+        a.multicast(b"m2")
+        b.multicast(b"m3")
+        self.group.pump()
+        self.assertEqual(a.engine.queue_length, 2)
+        a.suspect("c", 5.0)
+        self.group.pump(5.0)
+        self.assertEqual(
+            self.group.kinds(),
+            ["Suspect", "Propose", "Promise", "Accept", "Accepted", "Decide"],
+        )
+        for name in "ab":
+            records = self.group.records[name]
+            self.assertEqual(
+                [(r.sender, r.payload) for r in records if isinstance(r, Delivery)],
+                [("a", b"m1"), ("a", b"m2"), ("b", b"m3")],
+            )
+            self.assertEqual(records[-1], ViewChange(1, ("a", "b"), 4))
+            self.assertEqual(self.group.members[name].view, View(1, ("a", "b")))
+            self.assertEqual(self.group.members[name].state, NORMAL)
+        # The next view runs without c.
+        b.multicast(b"after")
+        self.group.pump()
+        # The view's first delivery has the index its ViewChange announced.
+        self.assertEqual(self.group.records["a"][-1], Delivery(4, "b", 9, b"after"))
+
+    def test_coordinator_is_lowest_unsuspected(self) -> None:
+        """
+        b suspecting c does not run the view change: a does, once told.
+        """
+        self.group.down.add("c")
+        self.b.suspect("c", 1.0)
+        self.group.pump(1.0)
+        first = self.group.log[1]
+        self.assertEqual(first[:2], ("a", "b"))
+        self.assertIsInstance(first[2], Propose)
+        self.assertEqual(self.a.view.id, 1)
+
+    def test_multicast_waits_during_the_flush(self) -> None:
+        self.group.down.add("c")
+        self.a.suspect("c", 1.0)
+        # a has proposed and promised its own ballot: it is wedged.
+        self.assertEqual(self.a.state, FLUSHING)
+        self.assertFalse(self.a.delivering)
+        self.assertRaises(NotDeliveringError, self.a.multicast, b"x")
+        self.assertEqual(self.a.flush(), [])
+        self.group.pump(1.0)
+        self.assertTrue(self.a.delivering)
+        self.a.multicast(b"x")
+
+
+class MajorityTests(SynchronousTestCase):
+    def test_minority_blocks_and_recovers(self) -> None:
+        group = Group("abc")
+        c = group.members["c"]
+        c.suspect("a", 1.0)
+        # b is the one to run a view change without a; c waits for it.
+        self.assertEqual(c.state, NORMAL)
+        c.suspect("b", 1.0)
+        self.assertEqual(c.state, BLOCKED)
+        self.assertTrue(c.delivering)
+        group.down.update("ab")
+        group.pump(1.0)
+        self.assertNotIn("Propose", group.kinds())
+        self.assertIsNotNone(c.deadline)
+        c.trust("a", 2.0)
+        c.trust("b", 2.0)
+        self.assertEqual((c.state, c.view.id), (NORMAL, 0))
+
+    def test_wedged_coordinator_that_loses_its_majority_blocks(self) -> None:
+        group = Group("abc")
+        a = group.members["a"]
+        group.down.update("bc")
+        a.suspect("c", 1.0)
+        self.assertEqual(a.state, FLUSHING)
+        a.suspect("b", 1.5)
+        self.assertEqual(a.state, BLOCKED)
+        self.assertFalse(a.delivering)
+        proposes = [m for m in a.take_control() if isinstance(m[1], Propose)]
+        self.assertEqual(len(proposes), 1)
+
+    def test_a_pair_cannot_lose_one(self) -> None:
+        group = Group("ab")
+        group.members["a"].suspect("b", 1.0)
+        self.assertEqual(group.members["a"].state, BLOCKED)
+
+
+class RemovalTests(SynchronousTestCase):
+    def test_member_left_out_stops(self) -> None:
+        group = Group("abc")
+        c = group.members["c"]
+        group.down.add("c")
+        group.members["a"].suspect("c", 1.0)
+        group.pump(1.0)
+        group.down.discard("c")
+        # c learns from a frame of the later view and asks.
+        group.members["a"].multicast(b"new")
+        for frame in group.members["a"].flush():
+            c.receive_data("a", frame, 2.0)
+        [(dst, inquire)] = c.take_control()
+        self.assertEqual(dst, "a")
+        self.assertIsInstance(inquire, Inquire)
+        group.members["a"].receive_control("c", inquire, 2.0)
+        [(dst, decide)] = group.members["a"].take_control()
+        self.assertIsInstance(decide, Decide)
+        c.receive_control("a", decide, 2.0)
+        self.assertEqual(c.state, REMOVED)
+        self.assertIn("view 1 was decided without it", c.reason or "")
+        self.assertRaises(NotDeliveringError, c.multicast, b"x")
+        self.assertEqual(c.take_deliveries(), [])
+
+    def test_too_far_behind_is_gone(self) -> None:
+        a = Membership("a", "abc")
+        a.view = View(20, ("a", "b"))
+        a.receive_control("c", Inquire(3, ()), 0.0)
+        [(_, gone)] = a.take_control()
+        self.assertEqual(gone, Gone(3, View(20, ("a", "b"))))
+        c = Membership("c", "abc")
+        c.receive_control("a", Gone(0, View(20, ("a", "b"))), 0.0)
+        self.assertEqual(c.state, REMOVED)
+
+
+class BallotTests(SynchronousTestCase):
+    def test_lower_ballot_rejected(self) -> None:
+        b = Membership("b", "abc")
+        b.receive_control("c", Propose(0, (5, "c"), ("b", "c"), ()), 0.0)
+        b.take_control()
+        b.receive_control("a", Propose(0, (4, "a"), ("a", "b"), ()), 0.0)
+        [(dst, reject)] = b.take_control()
+        self.assertEqual((dst, reject), ("a", Reject(0, (4, "a"), (5, "c"))))
+
+    def test_accepted_proposal_is_proposed_again(self) -> None:
+        """
+        A proposal some member accepted may have been decided: the next
+        coordinator proposes it unchanged, whatever it would have chosen.
+        """
+        a = Membership("a", "abcde")
+        earlier = Proposal(("a", "b", "c", "e"), (("a", 0), ("d", 7)), ())
+        a.suspect("d", 1.0)
+        a.take_control()
+        ballot = a._running.ballot  # type: ignore[union-attr]
+        for name, accepted in [("b", ((1, "e"), earlier)), ("c", None), ("e", None)]:
+            a.receive_control(
+                name,
+                Promise(0, ballot, (("d", 3),), (), accepted),
+                1.0,
+            )
+        accepts = [m for _, m in a.take_control() if isinstance(m, Accept)]
+        self.assertEqual({m.proposal for m in accepts}, {earlier})
+
+    def test_cut_is_the_union_and_lacking_messages_are_sent(self) -> None:
+        a = Membership("a", "abcd")
+        a.suspect("d", 1.0)
+        a.take_control()
+        ballot = a._running.ballot  # type: ignore[union-attr]
+        d5 = Message("d", 5, b"from d")
+        a.receive_control(
+            "b", Promise(0, ballot, (("a", 0), ("d", 5)), (d5,), None), 1.0
+        )
+        a.receive_control("c", Promise(0, ballot, (("a", 0), ("d", 2)), (), None), 1.0)
+        accepts = {dst: m for dst, m in a.take_control() if isinstance(m, Accept)}
+        self.assertEqual(dict(accepts["c"].proposal.cut)["d"], 5)
+        self.assertEqual(dict(accepts["c"].proposal.floor)["d"], 0)
+        self.assertEqual(accepts["c"].messages, (d5,))
+        self.assertEqual(accepts["b"].messages, ())
+
+
+class FutureFrameTests(SynchronousTestCase):
+    def test_later_view_frames_wait_for_the_view(self) -> None:
+        """
+        A frame of the next view that comes before the decision waits: it
+        makes the member ask, and is taken in once the view is installed.
+        """
+        group = Group("abc")
+        a, b = group.members["a"], group.members["b"]
+        group.down.add("c")
+        a.suspect("c", 1.0)
+        held: list[Decide] = []
+        while a.view.id == 0:
+            for dst, message in a.take_control():
+                if isinstance(message, Decide):
+                    held.append(message)
+                elif dst == "b":
+                    b.receive_control("a", message, 1.0)
+            for dst, message in b.take_control():
+                if dst == "a":
+                    a.receive_control("b", message, 1.0)
+        held += [m for _, m in a.take_control() if isinstance(m, Decide)]
+        a.multicast(b"in view 1")
+        [frame] = a.flush()
+        self.assertEqual(frame.view, 1)
+        b.receive_data("a", frame, 1.0)
+        self.assertEqual(b.view.id, 0)
+        [(dst, inquire)] = b.take_control()
+        self.assertEqual((dst, type(inquire)), ("a", Inquire))
+        [decide] = held
+        b.receive_control("a", decide, 1.0)
+        self.assertEqual(b.view, View(1, ("a", "b")))
+        # The waiting frame was taken in: b now holds a's message.
+        self.assertEqual([m.payload for m in b.engine.undelivered()], [b"in view 1"])
