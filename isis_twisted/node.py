@@ -650,7 +650,9 @@ class MulticastNode(MultiService):
         self.listening.callback(port)
 
     def _listen_failed(self, failure: Failure) -> None:
-        self._log.critical(
+        # error, not critical: before logging starts, critical events go to
+        # stderr, which would say it twice beside the runner's own sentence.
+        self._log.error(
             "member {me!r} cannot listen on {where}: {error}",
             me=self.me,
             where=self._listen,

@@ -5,10 +5,22 @@ and the plugin that makes twistd find them.
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import eventsFromJSONLogFile, formatEvent
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
@@ -195,11 +207,14 @@ class ServiceTests(SynchronousTestCase):
             raise CannotListenError("127.0.0.1", 9001, OSError(98, "in use"))
 
         reactor.listenTCP = refuse  # type: ignore[method-assign]
+        service.stderr = io.StringIO()
         with self.assertRaises(SystemExit) as caught:
             service.privilegedStartService()
-        message = str(caught.exception.code)
+        self.assertEqual(caught.exception.code, tap.EX_CANNOT_LISTEN)
+        message = service.stderr.getvalue()
+        self.assertEqual(len(message.splitlines()), 1, message)
         self.assertIn(
-            "cannot listen for peers on tcp:9001:interface=127.0.0.1", message
+            "isis: cannot listen for peers on tcp:9001:interface=127.0.0.1", message
         )
         self.assertIn("in use", message)
         self.flushLoggedErrors()
@@ -211,3 +226,269 @@ class PluginTests(SynchronousTestCase):
         self.assertIn("isis", makers)
         options = makers["isis"].options()
         self.assertIsInstance(options, tap.Options)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def runner(name: str) -> list[str]:
+    """
+    The command line of C{twistd} or C{twist} for this interpreter: the
+    script installed beside it, as an operator runs it.
+    """
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    module = (
+        "twisted.scripts.twistd"
+        if name == "twistd"
+        else "twisted.application.twist._twist"
+    )
+    entry = "run()" if name == "twistd" else "Twist.main()"
+    return [sys.executable, "-c", f"from {module} import *; {entry}"]
+
+
+def free_port() -> int:
+    """
+    A TCP port on 127.0.0.1 that nothing listens on (for this instant).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """
+    Poll C{check} until it holds, failing after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def has_listened(process: subprocess.Popen[bytes], log: Path) -> bool:
+    """
+    Whether a member has said that it listens, or has already ended.
+    """
+    return b"listening on" in log.read_bytes() or process.poll() is not None
+
+
+class RunnerTests(SynchronousTestCase):
+    """
+    C{twistd isis} and C{twist isis} as real processes: every startup
+    mistake is one sentence on stderr with a non-zero exit status and no
+    usage text.
+    """
+
+    def setUp(self) -> None:
+        self.where = Path(self.mktemp()).resolve()
+        self.where.mkdir()
+        self.env = dict(os.environ, PYTHONPATH=str(self.where))
+
+    def run_runner(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        command = runner(name) + (["-n"] if name == "twistd" else []) + ["isis", *args]
+        return subprocess.run(
+            command,
+            cwd=self.where,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def assertOneSentence(
+        self, result: subprocess.CompletedProcess[str], status: int, *words: str
+    ) -> str:
+        """
+        Assert that a run failed with C{status} and exactly one line on
+        stderr, starting C{isis:} and holding every word, and no usage text
+        or traceback anywhere.
+        """
+        both = result.stdout + result.stderr
+        self.assertEqual(result.returncode, status, both)
+        lines = result.stderr.splitlines()
+        self.assertEqual(len(lines), 1, both)
+        self.assertTrue(lines[0].startswith("isis: "), lines[0])
+        for word in words:
+            self.assertIn(word, lines[0])
+        for noise in ("Usage:", "--help-reactors", "Traceback", "Unhandled error"):
+            self.assertNotIn(noise, both)
+        return lines[0]
+
+    def test_option_mistakes(self) -> None:
+        """
+        Missing, malformed and unknown options, under both runners.
+        """
+        cases: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+            ((), ("--id is required",)),
+            (("--id", "a", "--port", "abc"), ("'abc' is neither a port number",)),
+            (
+                ("--id", "a", "--port", "0", "--bogus"),
+                ("option --bogus not recognized", "--help"),
+            ),
+        ]
+        for name in ("twistd", "twist"):
+            for args, words in cases:
+                result = self.run_runner(name, *args)
+                self.assertOneSentence(result, tap.EX_USAGE, *words)
+        result = self.run_runner(
+            "twist", "--id", "a", "--port", "0", "--log-format=json"
+        )
+        self.assertOneSentence(
+            result,
+            tap.EX_USAGE,
+            "--log-format is an option of twist, not of isis",
+            "give it before 'isis'",
+        )
+
+    def test_handler_mistakes(self) -> None:
+        """
+        Handlers that cannot be built: a module not on the path, a module
+        that raises when imported, a factory that raises, a class where a
+        factory belongs, and a result that is not a handler.
+        """
+        (self.where / "broken_at_import.py").write_text(
+            "raise RuntimeError('settings.ini is missing')\n"
+        )
+        (self.where / "myhandlers.py").write_text(
+            textwrap.dedent(
+                """
+                class Plain:
+                    def __init__(self):
+                        pass
+
+                    def deliver(self, record):
+                        pass
+
+                    def close(self):
+                        pass
+
+                def crash(argument):
+                    raise KeyError("no such table")
+
+                def undeclared(argument):
+                    return Plain()
+                """
+            )
+        )
+        cases = [
+            ("not_on_path:make", ("not_on_path", "PYTHONPATH")),
+            ("broken_at_import:make", ("RuntimeError: settings.ini is missing",)),
+            ("myhandlers:crash", ("its factory raised KeyError: 'no such table'",)),
+            ("myhandlers:Plain", ("Plain is a class whose constructor",)),
+            ("myhandlers:undeclared", ("@implementer(IDeliveryHandler)",)),
+        ]
+        for spec, words in cases:
+            result = self.run_runner(
+                "twistd", "--id", "a", "--port", "0", "--handler", spec
+            )
+            self.assertOneSentence(result, tap.EX_USAGE, spec, *words)
+
+    def test_help_shows_usage(self) -> None:
+        """
+        Usage text is for C{--help}, which exits 0.
+        """
+        result = self.run_runner("twistd", "--help")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("--peers", result.stdout)
+
+    def test_port_in_use(self) -> None:
+        """
+        A port in use is one sentence and exit status 1, with no "Unhandled
+        error in Deferred" after it and no pidfile left behind.
+        """
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = str(taken.getsockname()[1])
+            for name in ("twistd", "twist"):
+                result = self.run_runner(name, "--id", "a", "--port", port)
+                self.assertOneSentence(
+                    result,
+                    tap.EX_CANNOT_LISTEN,
+                    f"cannot listen for peers on tcp:{port}:interface=127.0.0.1",
+                    "Address already in use",
+                )
+            result = self.run_runner(
+                "twist", "--id", "a", "--port", "0", "--client-port", port
+            )
+            self.assertOneSentence(
+                result, tap.EX_CANNOT_LISTEN, "cannot listen for the client API"
+            )
+        self.assertEqual(list(self.where.glob("*.pid")), [])
+
+    def start(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
+        """
+        Start a long-running member writing its output to C{log}, and stop
+        it when the test ends.
+        """
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=self.where, env=self.env, stdout=out, stderr=out
+            )
+
+        def stop() -> None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
+
+        self.addCleanup(stop)
+        return process
+
+    def test_two_members_in_one_directory(self) -> None:
+        """
+        Two members started by C{twistd} from one directory each get their
+        own pidfile, so the second does not fail with "Another twistd
+        server is running".
+        """
+        a, b = free_port(), free_port()
+        members = {
+            "a": ["--id", "a", "--port", str(a), "--peers", f"b=127.0.0.1:{b}"],
+            "b": ["--id", "b", "--port", str(b), "--peers", f"a=127.0.0.1:{a}"],
+        }
+        processes = {}
+        for me, args in members.items():
+            log = self.where / f"{me}.out"
+            processes[me] = (
+                self.start([*runner("twistd"), "-n", "isis", *args], log),
+                log,
+            )
+        for me, (process, log) in processes.items():
+            wait_for(partial(has_listened, process, log), f"{me} to listen")
+            self.assertIsNone(process.poll(), log.read_text())
+            pid = (self.where / f"isis-{me}.pid").read_text().strip()
+            self.assertEqual(pid, str(process.pid))
+        for me, (process, log) in processes.items():
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+            self.assertNotIn("Another twistd server", log.read_text())
+            self.assertFalse((self.where / f"isis-{me}.pid").exists())
+
+    def test_json_logs(self) -> None:
+        """
+        C{twist --log-format=json isis} writes one JSON object per line,
+        each saying which member and what happened.
+        """
+        log = self.where / "a.out"
+        process = self.start(
+            [*runner("twist"), "--log-format=json", "isis", "--id", "a", "--port", "0"],
+            log,
+        )
+        wait_for(partial(has_listened, process, log), "a to listen")
+        self.assertIsNone(process.poll(), log.read_text())
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        with log.open() as f:
+            events = list(eventsFromJSONLogFile(f))
+        # Every line was read back as an event: nothing else was written.
+        self.assertEqual(len(events), log.read_text().count("\x1e"))
+        self.assertGreater(len(events), 2)
+        lines = [formatEvent(e) for e in events]
+        listening = [line for line in lines if "listening on" in line]
+        self.assertEqual(len(listening), 1, lines)
+        self.assertIn(
+            "member 'a' of group 'isis' listening on IPv4Address", listening[0]
+        )
