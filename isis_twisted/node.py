@@ -41,7 +41,7 @@ from isis_twisted.interfaces import (
     IDeliveryHandler,
     IOrderedMulticast,
 )
-from isis_twisted.link import PeerFactory, PeerLink
+from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
 from isis_twisted.wire import DATA_OVERHEAD, MESSAGE_OVERHEAD, encode_body
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
@@ -576,7 +576,7 @@ class MulticastNode(MultiService):
                     endpoint = client_endpoint(self.tls, name, endpoint)
                 dialing = PeerFactory(self, self.links[name])
                 self._factories.append(dialing)
-                service = ClientService(
+                service: ClientService = PeerDialer(
                     endpoint,
                     dialing,
                     retryPolicy=self._retry,

@@ -16,18 +16,29 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from twisted.application.service import IServiceMaker
-from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import eventsFromJSONLogFile, formatEvent
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.testing import (
+    EventLoggingObserver,
+    MemoryReactorClock,
+    StringTransport,
+)
+from twisted.logger import eventsFromJSONLogFile, formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
+from twisted.protocols import amp
+from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from isis_twisted import tap
+from isis_twisted.client import Status
 from isis_twisted.handlers import JsonLinesHandler, LogHandler
+from isis_twisted.link import WRONG_PORT_CODE
 from isis_twisted.node import MulticastNode
+from isis_twisted.wire import Hello, encode_hello
 
 
 def parse(*args: str) -> tap.Options:
@@ -492,3 +503,144 @@ class RunnerTests(SynchronousTestCase):
         self.assertIn(
             "member 'a' of group 'isis' listening on IPv4Address", listening[0]
         )
+
+
+PEER = IPv4Address("TCP", "10.0.0.9", 40001)
+
+
+class WrongPortError(Exception):
+    """
+    What a client's command may map L{WRONG_PORT_CODE} to.
+    """
+
+
+class StatusOrWrongPort(Status):
+    """
+    L{Status}, declaring the peer port's answer as an error of its own.
+    """
+
+    commandName = b"Status"
+    errors: ClassVar[dict[type[Exception], bytes]] = {WrongPortError: WRONG_PORT_CODE}
+
+
+class QuietLogTests(SynchronousTestCase):
+    """
+    A running member's log: nothing per redial or per client call, repeated
+    refusals once and then counted, and a client on the peer port told so.
+    """
+
+    def setUp(self) -> None:
+        self.events = EventLoggingObserver()
+        globalLogPublisher.addObserver(self.events)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events)
+        self.reactor = MemoryReactorClock()
+        service = tap.makeService(parse(*BASE, "--client-port", "9101"), self.reactor)
+        assert isinstance(service, tap.NodeService)
+        self.service = service
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+
+    def formatted(self) -> list[str]:
+        return [formatEvent(e) for e in self.events]
+
+    def accept(self) -> tuple[Any, StringTransport]:
+        """
+        A connection accepted on the peer port, from L{PEER}'s host.
+        """
+        port = next(p for p in self.reactor.tcpServers if p[0] == 9001)
+        proto = port[1].buildProtocol(PEER)
+        assert proto is not None
+        transport = StringTransport(peerAddress=PEER)
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def test_redials_are_quiet(self) -> None:
+        """
+        A peer that refuses every dial is redialled without a "Starting
+        factory", "Stopping factory" or "Scheduling retry" line.
+        """
+        dials = 0
+        for _ in range(6):
+            factory = self.reactor.tcpClients[-1][2]
+            connector = self.reactor.connectors[-1]
+            # What a reactor's connector does with a refused connection.
+            factory.doStart()
+            factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+            factory.doStop()
+            dials += 1
+            self.reactor.advance(120)
+        self.assertGreaterEqual(len(self.reactor.tcpClients), dials)
+        for line in self.formatted():
+            for noise in ("Starting factory", "Stopping factory", "Scheduling retry"):
+                self.assertNotIn(noise, line)
+
+    def test_client_calls_are_quiet(self) -> None:
+        """
+        A client connection (one per isis command) logs nothing.
+        """
+        port = next(p for p in self.reactor.tcpServers if p[0] == 9101)
+        before = len(self.events)
+        for _ in range(3):
+            proto = port[1].buildProtocol(PEER)
+            assert proto is not None
+            proto.makeConnection(StringTransport(peerAddress=PEER))
+            proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.formatted()[before:], [])
+
+    def test_client_on_peer_port(self) -> None:
+        """
+        An AMP client on the peer port gets an error it can show, saying
+        so, and the member logs one line for it and counts it; later ones
+        from the same host are counted, and logged with the count once a
+        minute has passed.
+        """
+        for attempt in range(4):
+            proto, transport = self.accept()
+            client = amp.AMP()
+            client_transport = StringTransport()
+            client.makeConnection(client_transport)
+            errors: list[Failure] = []
+            # A plain client sees the sentence; one whose command declares
+            # WRONG_PORT_CODE (as the isis client may) gets its own error.
+            command = Status if attempt % 2 else StatusOrWrongPort
+            client.callRemote(command).addErrback(errors.append)
+            proto.dataReceived(client_transport.value())
+            client.dataReceived(transport.value())
+            [failure] = errors
+            if command is StatusOrWrongPort:
+                failure.trap(WrongPortError)
+            else:
+                failure.trap(amp.UnknownRemoteError)
+            message = str(failure.value)
+            self.assertIn("connected to the peer port of member 'a'", message)
+            self.assertIn("--client-port", message)
+            self.assertTrue(transport.disconnecting)
+            if attempt == 2:
+                self.reactor.advance(61)
+        lines = [line for line in self.formatted() if "peer port" in line]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("member 'a' refused a connection from 10.0.0.9:40001", lines[0])
+        self.assertIn("(and 2 more like it", lines[1])
+        self.assertNotIn("over the limit", " ".join(self.formatted()))
+        self.assertEqual(self.service.node.status()["rejected_connections"], 4)
+
+    def test_repeated_refusals_are_counted(self) -> None:
+        """
+        A peer of another group that keeps dialling is logged once, then
+        once a minute with how many were left out; each is counted.
+        """
+        hello = encode_hello(Hello("other", "b", "a", 1, 0, b""))
+        for _ in range(10):
+            proto, _ = self.accept()
+            proto.dataReceived(len(hello).to_bytes(4, "big") + hello)
+        self.reactor.advance(61)
+        proto, _ = self.accept()
+        proto.dataReceived(len(hello).to_bytes(4, "big") + hello)
+        lines = [line for line in self.formatted() if "group 'other'" in line]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(
+            lines[0].startswith("dropped a connection from 10.0.0.9"), lines
+        )
+        self.assertIn("(and 9 more like it in the last 60 s)", lines[1])
+        self.assertEqual(self.service.node.status()["rejected_connections"], 11)
