@@ -1116,6 +1116,15 @@ class PeerFactory(Factory):
         self.live: set[PeerProtocol] = set()
         self.repeats = RepeatFilter(owner.clock)
 
+    def logPrefix(self) -> str:
+        """
+        How Twisted names this factory in its own lines ("... starting on
+        9001"): by member, not by class.
+        """
+        if self.dial is not None:
+            return f"member {self.owner.me!r} dialing {self.dial.name!r}"
+        return f"member {self.owner.me!r} peer port"
+
     def buildProtocol(self, addr: IAddress | None) -> PeerProtocol:
         proto = PeerProtocol(self.owner, self.dial)
         proto.factory = self

@@ -557,7 +557,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 reactor,
                 options["client_listen"],
                 ClientAPIFactory(node, reactor, token=options["client_token"]),
-                "the client API",
+                f"the client API of member {options['id']!r}",
             )
         )
     if options["metrics_listen"] is not None:
@@ -570,7 +570,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 reactor,
                 options["metrics_listen"],
                 Site(metrics_resource(node)),
-                "Prometheus metrics",
+                f"Prometheus metrics of member {options['id']!r}",
             )
         )
     return top
