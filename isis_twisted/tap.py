@@ -244,14 +244,16 @@ class Options(usage.Options):
         unknown = _UNRECOGNIZED.match(message)
         if unknown is not None:
             option = unknown.group(1)
-            runner = getattr(self.parent, "longOpt", [])
-            if option.startswith("--") and any(
-                o.rstrip("=") == option[2:] for o in runner
-            ):
+            longs = getattr(self.parent, "longOpt", [])
+            shorts = getattr(self.parent, "shortOpt", "")
+            if (
+                option.startswith("--")
+                and any(o.rstrip("=") == option[2:] for o in longs)
+            ) or (len(option) == 2 and option[1] in shorts.replace(":", "")):
                 name = "twist" if "Twist" in type(self.parent).__name__ else "twistd"
                 return (
                     f"{option} is an option of {name}, not of isis: give it"
-                    f" before 'isis' ({name} {option}=... isis ...)"
+                    f" before 'isis' ({name} {option} ... isis ...)"
                 )
             return f"{message}; see --help for the options"
         return message

@@ -354,6 +354,11 @@ class RunnerTests(SynchronousTestCase):
             "--log-format is an option of twist, not of isis",
             "give it before 'isis'",
         )
+        for option in ("--nodaemon", "-n"):
+            result = self.run_runner("twistd", "--id", "a", "--port", "0", option)
+            self.assertOneSentence(
+                result, tap.EX_USAGE, f"{option} is an option of twistd, not of isis"
+            )
 
     def test_handler_mistakes(self) -> None:
         """
