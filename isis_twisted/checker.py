@@ -135,6 +135,20 @@ class CheckResult:
         return "\n".join(lines)
 
 
+def run_starts(history: Sequence[Delivery]) -> list[int]:
+    """
+    Where a history starts again: the positions (from 0) after the first
+    whose record carries index 1.  A member numbers its deliveries from 1
+    in every run, and a C{jsonl:} log is appended to, so a log kept over
+    two runs of a group has its indices restart at 1 where the second
+    begins.
+
+    @param history: One node's records, in delivery order.
+    @return: The positions, in order; empty for a history of one run.
+    """
+    return [i for i, rec in enumerate(history) if i > 0 and rec.index == 1]
+
+
 def _name(mid: MessageId) -> str:
     return f"{mid[0]}@{mid[1]}"
 
@@ -172,14 +186,21 @@ def check(
         pos: dict[MessageId, int] = {}
         first: dict[MessageId, int] = {}
         bad_index_reported = False
+        restarts = run_starts(history)
         for i, rec in enumerate(history):
             if rec.index != i + 1 and not bad_index_reported:
+                again = (
+                    f"; the indices restart at 1 there, so this history holds"
+                    f" {len(restarts) + 1} runs of a group: check each run alone"
+                    if restarts and restarts[0] == i
+                    else ""
+                )
                 violations.append(
                     Violation(
                         "index",
                         node,
                         f"delivery number {i + 1} ({_name((rec.sender, rec.clock))})"
-                        f" carries index {rec.index}",
+                        f" carries index {rec.index}{again}",
                     )
                 )
                 bad_index_reported = True
@@ -493,7 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Arguments are C{PATH} or C{NAME=PATH}; a bare path names its node after
     the file's stem.  Prints the verdict and returns 0 when every guarantee
-    holds, 1 when something is violated and 2 when the input is unusable.
+    holds, 1 when something is violated and 2 when the input is unusable
+    (a log that cannot be read, or one that holds several runs of a group:
+    its indices restart at 1).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or any(a in ("-h", "--help") for a in args):
@@ -514,6 +537,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: two logs for node {name!r}", file=sys.stderr)
                 return 2
             histories[name] = load_jsonl(path)
+            starts = run_starts(histories[name])
+            if starts:
+                # Checked as one history, a second run is a storm of index,
+                # integrity and agreement violations that hides the cause.
+                runs = len(starts) + 1
+                print(
+                    f"error: {path} holds {runs} runs of a group: its indices"
+                    f" restart at 1 at delivery {starts[0] + 1} of"
+                    f" {len(histories[name])}; give each run its own log (a"
+                    " new jsonl: path per run) or split this one there",
+                    file=sys.stderr,
+                )
+                return 2
     except HistoryFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -769,7 +769,16 @@ class ClientAPIProtocol(amp.AMP):
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             subscription.cancel()
-        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+        # Past amp.AMP's connectionLost (and makeConnection, below): each
+        # logs a line per connection at level info, a pair per isis command.
+        amp.BinaryBoxProtocol.connectionLost(self, reason)  # type: ignore[no-untyped-call]
+        self.transport = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """
+        Connect, without amp.AMP's line in the log.
+        """
+        amp.BinaryBoxProtocol.makeConnection(self, transport)  # type: ignore[no-untyped-call]
 
 
 def _node_error(
@@ -804,6 +813,8 @@ class ClientAPIFactory(ServerFactory):
 
     @ivar node: The node every connection controls.
     """
+
+    noisy = False
 
     def __init__(
         self,

@@ -297,10 +297,12 @@ def build_handler(
     @param package: The plugin package to search, or L{None} for
         C{twisted.plugins}.
     @return: A new handler.
-    @raise HandlerSpecError: If the name is unknown, the module cannot be
-        imported, the attribute is missing or unusable, the factory rejects
-        the argument with L{ValueError}, or what it returns is not a handler.
-        The message is one plain sentence naming C{spec}.
+    @raise HandlerSpecError: If the name is unknown, the module is not on
+        the path or raises while it is imported, the attribute is missing or
+        unusable (a factory class rather than an instance, a class whose
+        constructor does not take the argument), the factory raises, or what
+        it returns does not provide L{IDeliveryHandler}.  The message is one
+        plain sentence naming C{spec}, never a traceback.
     """
     head, colon, rest = spec.partition(":")
     argument = rest if colon else None
@@ -321,6 +323,14 @@ def build_handler(
         return _call(spec, _import(spec, head, attribute), rest if colon else None)
     if not head:
         raise HandlerSpecError(f"Handler {spec!r} has no name.")
+    if colon and head.isidentifier() and attribute_name.isidentifier():
+        # It reads as module:factory, so the likelier mistake is a module
+        # that is not on the path than a misspelt handler name.
+        raise HandlerSpecError(
+            f"Unknown handler {spec!r}: {head!r} is neither a known handler"
+            f" ({', '.join(sorted(known))}) nor a module on the Python path;"
+            " if it is module:factory, add the module's directory to PYTHONPATH."
+        )
     raise HandlerSpecError(
         f"Unknown handler {spec!r}: the known handlers are"
         f" {', '.join(sorted(known))}, or give module:factory."
@@ -359,9 +369,25 @@ def _import(
         )
     try:
         found: object = importlib.import_module(module_name)
-    except ImportError as e:
+    except ModuleNotFoundError as e:
+        if e.name is not None and (
+            module_name == e.name or module_name.startswith(e.name + ".")
+        ):
+            raise HandlerSpecError(
+                f"Handler {spec!r}: cannot import module {module_name!r}: there is"
+                f" no module {e.name!r} on the Python path; add its directory to"
+                " PYTHONPATH."
+            ) from e
         raise HandlerSpecError(
-            f"Handler {spec!r}: cannot import module {module_name!r} ({e})."
+            f"Handler {spec!r}: cannot import module {module_name!r}: importing"
+            f" it raised {_describe(e)}."
+        ) from e
+    except Exception as e:
+        # The module exists but its own code failed: say so, with the
+        # module's message, rather than print the traceback.
+        raise HandlerSpecError(
+            f"Handler {spec!r}: cannot import module {module_name!r}: importing"
+            f" it raised {_describe(e)}."
         ) from e
     for part in attribute.split("."):
         try:
@@ -373,6 +399,12 @@ def _import(
     if IDeliveryHandlerFactory.providedBy(found):
         build: Callable[[str | None], object] = IDeliveryHandlerFactory(found).build
         return build
+    if isinstance(found, type) and IDeliveryHandlerFactory.implementedBy(found):
+        raise HandlerSpecError(
+            f"Handler {spec!r}: {module_name}:{attribute} is a handler factory"
+            f" class, not a factory; name an instance of it instead (in the"
+            f" module: factory = {found.__name__}())."
+        )
     if callable(found):
         return found
     raise HandlerSpecError(
@@ -391,16 +423,61 @@ def _call(
     @param factory: What makes the handler.
     @param argument: The argument for C{factory}.
     @return: The handler.
-    @raise HandlerSpecError: If C{factory} raises L{ValueError} or returns
-        something that does not provide L{IDeliveryHandler}.
+    @raise HandlerSpecError: If C{factory} raises or returns something that
+        does not provide L{IDeliveryHandler}.
     """
     try:
         handler = factory(argument)
     except ValueError as e:
-        reason = str(e).rstrip(". ") or type(e).__name__
+        reason = _first_line(e) or type(e).__name__
         raise HandlerSpecError(f"Handler {spec!r}: {reason}.") from e
+    except TypeError as e:
+        if isinstance(factory, type):
+            # A class given where a factory was expected: its constructor
+            # does not take the one argument every factory is called with.
+            raise HandlerSpecError(
+                f"Handler {spec!r}: {factory.__name__} is a class whose"
+                f" constructor cannot be called with the handler's argument"
+                f" ({_first_line(e)}); give a factory: a function that takes"
+                " the argument (a string or None) and returns a handler."
+            ) from e
+        raise HandlerSpecError(
+            f"Handler {spec!r}: its factory raised {_describe(e)}."
+        ) from e
+    except Exception as e:
+        raise HandlerSpecError(
+            f"Handler {spec!r}: its factory raised {_describe(e)}."
+        ) from e
     if not IDeliveryHandler.providedBy(handler):
         raise HandlerSpecError(
-            f"Handler {spec!r} made {handler!r}, which is not a delivery handler."
+            f"Handler {spec!r} made {_short_repr(handler)}, which is not a"
+            " delivery handler: it does not provide IDeliveryHandler (declare"
+            " it with @implementer(IDeliveryHandler) on its class)."
         )
     return IDeliveryHandler(handler)
+
+
+def _first_line(error: BaseException) -> str:
+    """
+    The first line of an exception's message, without a closing full stop,
+    so that it can sit inside one sentence.
+    """
+    lines = str(error).strip().splitlines()
+    return lines[0].rstrip(". ") if lines else ""
+
+
+def _describe(error: BaseException) -> str:
+    """
+    An exception as a phrase: its type and, if it has one, its message
+    (C{"RuntimeError: no database"}).
+    """
+    message = _first_line(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _short_repr(thing: object) -> str:
+    """
+    C{repr(thing)}, cut to one short line for a message.
+    """
+    shown = " ".join(repr(thing).split())
+    return shown if len(shown) <= 80 else shown[:77] + "..."

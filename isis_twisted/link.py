@@ -31,6 +31,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
+from twisted.application.internet import ClientService
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -38,7 +39,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import Factory, connectionDone
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -82,6 +83,138 @@ NONCE_SIZE = 32
 How many random bytes each side of a handshake contributes in a group with
 a secret.
 """
+
+REPEAT_INTERVAL = 60.0
+"""
+Seconds during which a refusal like one already logged (same peer, host and
+reason) is only counted; the next one after that is logged with the count.
+"""
+
+WRONG_PORT_CODE = b"ISIS_PEER_PORT"
+"""
+The AMP error code a peer port answers a client's first command with: the
+client dialed a member's peer port instead of its client port.
+"""
+
+
+def looks_like_amp(data: bytes) -> bool:
+    """
+    Whether C{data}, the first bytes of a connection, begin an AMP box (what
+    a client of the client API sends) rather than a frame.
+
+    An AMP box starts with a key: a 2-byte length below 256 and the key
+    itself, and every key AMP sends first (C{_ask}, C{_command}) starts with
+    an underscore.  A frame starts with a 4-byte length, which before the
+    handshake is below L{HANDSHAKE_MAX_FRAME}, so its third byte is never
+    an underscore.
+    """
+    return len(data) >= 3 and data[0] == 0 and data[1] != 0 and data[2:3] == b"_"
+
+
+def _amp_tag(data: bytes) -> bytes | None:
+    """
+    The C{_ask} tag of the AMP box at the start of C{data}, if the box has
+    one and it is all there.
+    """
+    offset = 0
+    while offset + 2 <= len(data):
+        size = int.from_bytes(data[offset : offset + 2], "big")
+        if size == 0:
+            return None  # the end of the box
+        key = data[offset + 2 : offset + 2 + size]
+        offset += 2 + size
+        if offset + 2 > len(data):
+            return None
+        length = int.from_bytes(data[offset : offset + 2], "big")
+        value = data[offset + 2 : offset + 2 + length]
+        offset += 2 + length
+        if offset > len(data):
+            return None
+        if key == b"_ask":
+            return value
+    return None
+
+
+def _amp_box(fields: dict[bytes, bytes]) -> bytes:
+    """
+    Encode one AMP box (keys and values below 64 KiB).
+    """
+    parts = []
+    for key, value in fields.items():
+        parts += [
+            len(key).to_bytes(2, "big"),
+            key,
+            len(value).to_bytes(2, "big"),
+            value,
+        ]
+    return b"".join([*parts, b"\x00\x00"])
+
+
+class RepeatFilter:
+    """
+    Decides which of many alike log lines to write: the first of each kind,
+    then, for as long as they keep coming, one every L{REPEAT_INTERVAL}
+    seconds with how many were left out.  A peer that redials every second
+    with the wrong group's name makes one line a minute, not sixty; every
+    one of them is still counted in the node's status.
+
+    @ivar interval: The seconds between two lines of one kind.
+    """
+
+    def __init__(self, clock: IReactorTime, interval: float = REPEAT_INTERVAL) -> None:
+        self._clock = clock
+        self.interval = interval
+        # kind -> (when it was last logged, how many since were not)
+        self._kinds: dict[tuple[str, ...], tuple[float, int]] = {}
+
+    def admit(self, *kind: str) -> int | None:
+        """
+        Note one more event of C{kind}.
+
+        @return: L{None} if it is not to be logged, else how many events of
+            that kind were left out since the last line (0 for the first).
+        """
+        now = self._clock.seconds()
+        last = self._kinds.get(kind)
+        if last is None:
+            self._kinds[kind] = (now, 0)
+            return 0
+        logged, skipped = last
+        if now - logged < self.interval:
+            self._kinds[kind] = (logged, skipped + 1)
+            return None
+        self._kinds[kind] = (now, 0)
+        return skipped
+
+
+def _host(address: str) -> str:
+    """
+    The host part of a L{describe_address} result: the port of an accepted
+    connection changes with every dial, so repeats are told by host.
+    """
+    head, colon, port = address.rpartition(":")
+    return head if colon and port.isdecimal() else address
+
+
+class PeerDialer(ClientService):
+    """
+    A L{ClientService} that keeps its retries to itself: it would log
+    "Scheduling retry N to connect <...Endpoint object at 0x...> in S
+    seconds" at level info for every redial, which for a member that is
+    down is a line every few seconds for as long as it is down (and twistd
+    writes every level).  Those lines are left out; the node says itself
+    which members it has not heard from, and for how long.
+    """
+
+    class _RetryLogger(Logger):
+        def emit(
+            self, level: LogLevel, format: str | None = None, **kwargs: object
+        ) -> None:
+            if level == LogLevel.info and "attempt" in kwargs:
+                return
+            super().emit(level, format, **kwargs)
+
+    _log = _RetryLogger()
 
 
 def describe_address(address: IAddress | None) -> str:
@@ -571,13 +704,18 @@ class PeerProtocol(Int32StringReceiver):
             return
         self._closed = True
         who = f"member {self.peer!r}" if self.peer else "a connection"
-        self._log.warn(
-            "dropped {who} from {address}: {reason}",
-            who=who,
-            address=self.address,
-            reason=reason,
-            peer=self.peer,
-        )
+        skipped = self._repeats.admit("drop", who, _host(self.address), reason)
+        if skipped is not None:
+            self._log.warn(
+                "dropped {who} from {address}: {reason}{more}",
+                me=self.owner.me,
+                who=who,
+                address=self.address,
+                reason=reason,
+                peer=self.peer,
+                more=_more(skipped),
+                repeats=skipped,
+            )
         if count:
             self.owner.rejected(self.address, self.peer, reason)
         if refuse:
@@ -626,7 +764,16 @@ class PeerProtocol(Int32StringReceiver):
             (length,) = _LENGTH.unpack_from(buffer, offset)
             if length > self.MAX_LENGTH:
                 self._buffered = 0
-                self.lengthLimitExceeded(length)
+                if (
+                    offset == 0
+                    and self._dialed is None
+                    and self._hello is None
+                    and not self._open
+                    and looks_like_amp(buffer)
+                ):
+                    self._client_on_peer_port(buffer)
+                else:
+                    self.lengthLimitExceeded(length)
                 return
             end = offset + _LENGTH.size + length
             if end > size:
@@ -698,12 +845,65 @@ class PeerProtocol(Int32StringReceiver):
 
     def _refused(self, reason: str) -> None:
         self.close()
-        self._log.warn(
-            "{who} at {address} refused this node: {reason}",
-            who=f"member {self.peer!r}" if self.peer else "a peer",
-            address=self.address,
-            reason=reason,
+        who = f"member {self.peer!r}" if self.peer else "a peer"
+        skipped = self._repeats.admit("refused", who, _host(self.address), reason)
+        if skipped is not None:
+            self._log.warn(
+                "{who} at {address} refused this node: {reason}{more}",
+                me=self.owner.me,
+                who=who,
+                address=self.address,
+                reason=reason,
+                more=_more(skipped),
+                repeats=skipped,
+            )
+
+    @property
+    def _repeats(self) -> RepeatFilter:
+        """
+        The filter for this connection's log lines: its factory's, so that
+        it outlives the connection (a redial is a new connection).
+        """
+        factory = getattr(self, "factory", None)
+        if isinstance(factory, PeerFactory):
+            return factory.repeats
+        return RepeatFilter(self.owner.clock)
+
+    def _client_on_peer_port(self, data: bytes) -> None:
+        """
+        A client of the client API (AMP: the C{isis} command, an
+        application) dialed the peer port.  Say so, in the log and to the
+        client: its first command fails with L{WRONG_PORT_CODE} and a
+        sentence it can show, instead of a connection lost for no reason.
+        """
+        reason = (
+            f"a client (AMP, such as the isis command) connected to the peer port"
+            f" of member {self.owner.me!r}; clients connect to its --client-port"
         )
+        tag = _amp_tag(data)
+        if tag is not None:
+            self.transport.write(
+                _amp_box(
+                    {
+                        b"_error": tag,
+                        b"_error_code": WRONG_PORT_CODE,
+                        b"_error_description": reason.encode("utf-8"),
+                    }
+                )
+            )
+        self._closed = True
+        skipped = self._repeats.admit("client", _host(self.address))
+        if skipped is not None:
+            self._log.warn(
+                "member {me!r} refused a connection from {address}: {reason}{more}",
+                me=self.owner.me,
+                address=self.address,
+                reason=reason,
+                more=_more(skipped),
+                repeats=skipped,
+            )
+        self.owner.rejected(self.address, None, reason)
+        self.close()
 
     def _handshake(self, frame: Data | Hello | Ack | Auth) -> None:
         if self._hello is not None:
@@ -888,16 +1088,42 @@ class PeerProtocol(Int32StringReceiver):
             link.accepted(data.seq)
 
 
+def _more(skipped: int) -> str:
+    """
+    The tail of a repeated log line: how many like it were left out.
+    """
+    if not skipped:
+        return ""
+    return f" (and {skipped} more like it in the last {REPEAT_INTERVAL:g} s)"
+
+
 class PeerFactory(Factory):
     """
     Builds L{PeerProtocol}s: for accepted connections when C{dial} is
     L{None}, else for the connections dialed to that link's peer.
+
+    Not noisy: a dialing factory starts and stops with every redial, and
+    Twisted's "Starting factory <...>" lines said neither who nor why.
+
+    @ivar repeats: Keeps its connections' repeated refusals out of the log.
     """
+
+    noisy = False
 
     def __init__(self, owner: LinkOwner, dial: PeerLink | None = None) -> None:
         self.owner = owner
         self.dial = dial
         self.live: set[PeerProtocol] = set()
+        self.repeats = RepeatFilter(owner.clock)
+
+    def logPrefix(self) -> str:
+        """
+        How Twisted names this factory in its own lines ("... starting on
+        9001"): by member, not by class.
+        """
+        if self.dial is not None:
+            return f"member {self.owner.me!r} dialing {self.dial.name!r}"
+        return f"member {self.owner.me!r} peer port"
 
     def buildProtocol(self, addr: IAddress | None) -> PeerProtocol:
         proto = PeerProtocol(self.owner, self.dial)

@@ -41,7 +41,7 @@ from isis_twisted.interfaces import (
     IDeliveryHandler,
     IOrderedMulticast,
 )
-from isis_twisted.link import PeerFactory, PeerLink
+from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
 from isis_twisted.wire import MESSAGE_OVERHEAD, data_overhead, encode_body
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
@@ -578,7 +578,7 @@ class MulticastNode(MultiService):
                     endpoint = client_endpoint(self.tls, name, endpoint)
                 dialing = PeerFactory(self, self.links[name])
                 self._factories.append(dialing)
-                service = ClientService(
+                service: ClientService = PeerDialer(
                     endpoint,
                     dialing,
                     retryPolicy=self._retry,
@@ -652,7 +652,9 @@ class MulticastNode(MultiService):
         self.listening.callback(port)
 
     def _listen_failed(self, failure: Failure) -> None:
-        self._log.critical(
+        # error, not critical: before logging starts, critical events go to
+        # stderr, which would say it twice beside the runner's own sentence.
+        self._log.error(
             "member {me!r} cannot listen on {where}: {error}",
             me=self.me,
             where=self._listen,

@@ -12,9 +12,11 @@ C{tls:host=b.example:port=9002:...}).
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
-from typing import Any, ClassVar
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any, ClassVar, NoReturn
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as _global_reactor
@@ -38,6 +40,25 @@ from isis_twisted.node import (
 from isis_twisted.options import dial_description, listen_description, whole_number
 
 _NAME = re.compile(r"^[^\s=,]{1,255}$")
+_UNRECOGNIZED = re.compile(r"^option (-{1,2}[^\s=]+) not recognized$")
+
+EX_USAGE = 64
+"""
+The exit status of a start stopped by a mistake in the options (the
+sysexits.h value C{twist} itself uses).
+"""
+
+EX_CANNOT_LISTEN = 1
+"""
+The exit status of a start stopped because the member cannot listen (a port
+in use, an address it may not bind).
+"""
+
+TWISTD_PIDFILE = "twistd.pid"
+"""
+The pidfile C{twistd} writes when not given C{--pidfile}: one per directory,
+so C{twistd isis} replaces it with one per member (L{Options.postOptions}).
+"""
 
 
 def _read_secret(path: str, option: str) -> bytes:
@@ -192,6 +213,51 @@ class Options(usage.Options):
         """  # noqa: E501 - usage.Options shows the docstring as is
         self["handler_specs"].append(spec)
 
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse the options; under C{twistd} or C{twist}, a mistake prints one
+        sentence on stderr and exits with L{EX_USAGE}.
+
+        Both runners print the whole usage text before (C{twistd}: on
+        stdout) or after (C{twist}) a L{usage.UsageError}'s message, which
+        buries the one line that matters; so the plugin reports its own
+        mistakes.  Used on its own (no parent), it raises
+        L{usage.UsageError} as any L{usage.Options} does.
+
+        @raise SystemExit: Under a runner, for a mistake.
+        @raise usage.UsageError: Used on its own, for a mistake.
+        """
+        try:
+            super().parseOptions(options)  # type: ignore[no-untyped-call]
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"isis: {self._explain(e)}\n")
+            raise SystemExit(EX_USAGE) from None
+
+    def _explain(self, error: usage.UsageError) -> str:
+        """
+        The sentence for a mistake: the error's own, or, for an option of
+        the runner given after C{isis}, where it belongs.
+        """
+        message = str(error)
+        unknown = _UNRECOGNIZED.match(message)
+        if unknown is not None:
+            option = unknown.group(1)
+            longs = getattr(self.parent, "longOpt", [])
+            shorts = getattr(self.parent, "shortOpt", "")
+            if (
+                option.startswith("--")
+                and any(o.rstrip("=") == option[2:] for o in longs)
+            ) or (len(option) == 2 and option[1] in shorts.replace(":", "")):
+                name = "twist" if "Twist" in type(self.parent).__name__ else "twistd"
+                return (
+                    f"{option} is an option of {name}, not of isis: give it"
+                    f" before 'isis' ({name} {option} ... isis ...)"
+                )
+            return f"{message}; see --help for the options"
+        return message
+
     def opt_peer(self, spec: str) -> None:
         """
         Add one peer as NAME=ADDRESS (repeatable; for addresses with commas).
@@ -288,6 +354,25 @@ class Options(usage.Options):
                 built.close()
             raise usage.UsageError(str(e)) from None
         self["handler_objects"] = handlers
+        self._per_member_files(me)
+
+    def _per_member_files(self, me: str) -> None:
+        """
+        Under C{twistd}, give this member its own pidfile (and, when it
+        runs in the background, log file) unless the operator chose one, so
+        that several members can run from one directory: twistd's defaults
+        (C{twistd.pid}, C{twistd.log}) are one per directory.
+
+        The runner's own options are parsed before the plugin's and
+        checked after them, so what is set here is what twistd uses.
+        """
+        runner = getattr(self, "parent", None)
+        if not isinstance(runner, usage.Options) or "pidfile" not in runner:
+            return  # twist, or no runner: no pidfile to clash on
+        if runner["pidfile"] == TWISTD_PIDFILE:
+            runner["pidfile"] = f"isis-{me}.pid"
+        if runner.get("logfile") is None and not runner.get("nodaemon"):
+            runner["logfile"] = f"isis-{me}.log"
 
 
 class Listener(Service):
@@ -338,8 +423,13 @@ class Listener(Service):
 class NodeService(MultiService):
     """
     What C{twistd isis} runs: the node and its client API.  If either
-    cannot listen, the start stops with one plain sentence (and a non-zero
-    exit status) rather than a traceback.
+    cannot listen, the start stops with one plain sentence on stderr and
+    exit status L{EX_CANNOT_LISTEN} rather than a traceback.
+
+    @ivar stderr: Where that sentence goes: the process's own stderr, not
+        C{sys.stderr}, which C{twistd} turns into log lines.
+    @ivar runner: The runner's options (C{twistd}'s, with its pidfile and,
+        in the background, its status pipe), or L{None}.
     """
 
     _log = Logger()
@@ -348,8 +438,10 @@ class NodeService(MultiService):
         super().__init__()  # type: ignore[no-untyped-call]
         self._reactor = reactor
         self.node = node
-        self._checks: list[tuple[str, Deferred[IListeningPort]]] = []
         self._listen = listen
+        self._checked = False
+        self.stderr: IO[str] = sys.__stderr__ or sys.stderr
+        self.runner: Mapping[str, Any] | None = None
         node.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     def add_listener(self, listener: Listener) -> None:
@@ -360,6 +452,23 @@ class NodeService(MultiService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # type: ignore[no-untyped-call]
+        self._check_listening()
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        # twist starts services without privilegedStartService.
+        self._check_listening()
+
+    def _check_listening(self) -> None:
+        """
+        Stop the start if the node or a listener already failed to listen.
+
+        @raise SystemExit: With L{EX_CANNOT_LISTEN}, after writing the
+            sentence to L{stderr}.
+        """
+        if self._checked:
+            return
+        self._checked = True
         waits = [(f"peers on {self._listen}", self.node.listening)]
         for child in self:
             if isinstance(child, Listener) and child.listening is not None:
@@ -368,12 +477,41 @@ class NodeService(MultiService):
             failures: list[Failure] = []
             d.addErrback(failures.append)
             if failures:
-                raise SystemExit(
+                self._stop_start(
                     f"isis: cannot listen for {what}: {failures[0].getErrorMessage()}"
                 )
             # A later failure (an endpoint that listens asynchronously) stops
             # the process once it runs.
             d.addErrback(self._late_failure, what)
+
+    def _stop_start(self, sentence: str) -> NoReturn:
+        """
+        Say why the start stops and exit with L{EX_CANNOT_LISTEN}.
+
+        twistd tidies up only after an C{Exception}, and a traceback is not
+        what an operator needs, so this does its part itself: it removes
+        this process's pidfile (else the next start says "Removing stale
+        pidfile") and, in the background, hands the sentence to the waiting
+        parent process, which prints it.
+        """
+        self.stderr.write(sentence + "\n")
+        self.stderr.flush()
+        runner = self.runner if self.runner is not None else {}
+        pidfile = runner.get("pidfile")
+        if pidfile:
+            try:
+                with open(pidfile) as f:
+                    mine = f.read().strip() == str(os.getpid())
+                if mine:
+                    os.remove(pidfile)
+            except OSError:
+                pass  # not written yet, or already gone
+        pipe = runner.get("statusPipe")
+        if pipe is not None:
+            # twistd's parent prints what follows the first two bytes.
+            os.write(pipe, b"1 " + sentence.encode("utf-8", "replace")[:98])
+            os.close(pipe)
+        raise SystemExit(EX_CANNOT_LISTEN)
 
     def _late_failure(self, failure: Failure, what: str) -> None:
         self._log.critical(
@@ -413,13 +551,15 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         tls=options["tls"],
     )
     top = NodeService(reactor, node, options["listen"])
+    runner = getattr(options, "parent", None)
+    top.runner = runner if isinstance(runner, usage.Options) else None
     if options["client_listen"] is not None:
         top.add_listener(
             Listener(
                 reactor,
                 options["client_listen"],
                 ClientAPIFactory(node, reactor, token=options["client_token"]),
-                "the client API",
+                f"the client API of member {options['id']!r}",
             )
         )
     if options["metrics_listen"] is not None:
@@ -432,7 +572,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 reactor,
                 options["metrics_listen"],
                 Site(metrics_resource(node)),
-                "Prometheus metrics",
+                f"Prometheus metrics of member {options['id']!r}",
             )
         )
     return top

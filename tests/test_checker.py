@@ -28,6 +28,7 @@ from isis_twisted.checker import (
     load_jsonl,
     main,
     record_to_json,
+    run_starts,
 )
 from isis_twisted.engine import Delivery
 
@@ -667,6 +668,30 @@ class IndexTests(CheckerTestCase):
         """
         self.assertNone(check(good_histories()), "index")
 
+    def test_two_runs(self) -> None:
+        """
+        A history whose indices restart at 1 is reported as holding two
+        runs, at the delivery where the second starts.
+        """
+        histories = good_histories()
+        histories["b"] = history(ORDER, indices=[1, 2, 3, 1, 2])
+        self.assertEqual(run_starts(histories["b"]), [3])
+        self.assertEqual(run_starts(histories["a"]), [])
+        (v,) = check(histories).by_guarantee("index")
+        self.assertEqual(v.node, "b")
+        self.assertIn("delivery number 4", v.detail)
+        self.assertIn("restart at 1 there", v.detail)
+        self.assertIn("holds 2 runs of a group", v.detail)
+
+    def test_gap_is_not_two_runs(self) -> None:
+        """
+        Other bad numbering does not mention runs.
+        """
+        histories = good_histories()
+        histories["c"] = history(ORDER, indices=[1, 2, 4, 5, 6])
+        (v,) = check(histories).by_guarantee("index")
+        self.assertNotIn("runs", v.detail)
+
 
 class ResultTests(CheckerTestCase):
     """
@@ -886,6 +911,27 @@ class MainTests(SynchronousTestCase):
         code, out, _ = self.runMain(argv)
         self.assertEqual(code, 1)
         self.assertIn("c delivered b@2 before a@1", out)
+
+    def test_two_runs_in_one_log(self) -> None:
+        """
+        A log appended to by two runs of a group (its indices restart at 1)
+        is one plain sentence naming it and where the second run starts,
+        with exit status 2, not a list of violations.
+        """
+        first = history(ORDER)
+        second = [
+            Delivery(i, r.sender, r.clock + 100, r.payload)
+            for i, r in enumerate(history(ORDER), 1)
+        ]
+        paths = [self.write(history(ORDER), n) for n in ("a", "b")]
+        paths.append(self.write([*first, *second], "c"))
+        err = self.assertUnusable(
+            paths,
+            "c.jsonl holds 2 runs of a group",
+            "restart at 1 at delivery 6 of 10",
+            "give each run its own log",
+        )
+        self.assertEqual(len(err.splitlines()), 1, err)
 
     def test_swapped(self) -> None:
         """

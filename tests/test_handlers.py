@@ -122,6 +122,43 @@ class RecorderFactory:
 RECORDER_FACTORY = RecorderFactory()
 
 
+def make_crash(argument: str | None) -> RecordingHandler:
+    """
+    A module-path factory that fails with something other than
+    L{ValueError}.
+    """
+    raise RuntimeError("the recorder's database is down")
+
+
+class NoArgumentHandler(testing.RecordingHandler):
+    """
+    A handler class whose constructor takes no argument, so it cannot serve
+    as a factory.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Undeclared:
+    """
+    Has C{deliver} and C{close} but does not declare L{IDeliveryHandler}.
+    """
+
+    def deliver(self, record: Delivery) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_undeclared(argument: str | None) -> Undeclared:
+    """
+    A module-path factory whose handler forgot C{@implementer}.
+    """
+    return Undeclared()
+
+
 PLUGIN_SOURCE = '''\
 """
 Delivery handler plugins for the tests of isis_twisted.handlers.
@@ -565,10 +602,58 @@ class BuildHandlerTests(SynchronousTestCase):
 
     def test_module_not_importable(self) -> None:
         """
-        A module that cannot be imported is rejected.
+        A module that is not on the path is rejected, saying so and
+        suggesting C{PYTHONPATH}.
         """
         self.assertSpecError(
-            "tests.no_such_module:factory", "cannot import", "tests.no_such_module"
+            "tests.no_such_module:factory",
+            "cannot import",
+            "no module 'tests.no_such_module' on the Python path",
+            "PYTHONPATH",
+        )
+        self.assertSpecError(
+            "isis_no_such_package.sub:factory",
+            "no module 'isis_no_such_package' on the Python path",
+            "PYTHONPATH",
+        )
+
+    def test_top_level_module_not_on_path(self) -> None:
+        """
+        C{module:factory} whose top-level module is not on the path is not
+        just "unknown": the message names the module and C{PYTHONPATH}.
+        """
+        self.assertSpecError(
+            "isis_missing_module:make",
+            "'isis_missing_module' is neither a known handler (jsonl, log)"
+            " nor a module on the Python path",
+            "PYTHONPATH",
+        )
+
+    def test_module_raises_on_import(self) -> None:
+        """
+        A module that exists but raises while it is imported is told apart
+        from a missing one: the message has the module's exception, not a
+        traceback, also when the module's own import is what is missing.
+        """
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        name = f"isis_broken_{uuid.uuid4().hex}"
+        Path(root, f"{name}.py").write_text("raise RuntimeError('no config file')\n")
+        Path(root, f"{name}_dep.py").write_text("import isis_absent_dependency\n")
+        sys.path.insert(0, root)
+        importlib.invalidate_caches()
+        self.addCleanup(sys.path.remove, root)
+        for module in (name, f"{name}_dep"):
+            self.addCleanup(sys.modules.pop, module, None)
+        self.assertSpecError(
+            f"{name}:factory",
+            f"cannot import module {name!r}: importing it raised"
+            " RuntimeError: no config file",
+        )
+        self.assertSpecError(
+            f"{name}_dep:factory",
+            "importing it raised ModuleNotFoundError: No module named"
+            " 'isis_absent_dependency'",
         )
 
     def test_attribute_missing(self) -> None:
@@ -608,7 +693,53 @@ class BuildHandlerTests(SynchronousTestCase):
         A factory whose result is not an L{IDeliveryHandler} is rejected.
         """
         self.assertSpecError(
-            "tests.test_handlers:make_nothing", "not a delivery handler"
+            "tests.test_handlers:make_nothing",
+            "not a delivery handler",
+            "does not provide IDeliveryHandler",
+        )
+
+    def test_factory_crashes(self) -> None:
+        """
+        A factory that raises anything else is one sentence with the
+        exception's type and message, not a traceback.
+        """
+        e = self.assertSpecError(
+            "tests.test_handlers:make_crash",
+            "its factory raised RuntimeError: the recorder's database is down",
+        )
+        self.assertIsInstance(e.__cause__, RuntimeError)
+
+    def test_class_instead_of_factory(self) -> None:
+        """
+        A class whose constructor does not take the argument is named as a
+        class, and the message says what a factory is.
+        """
+        self.assertSpecError(
+            "tests.test_handlers:NoArgumentHandler",
+            "NoArgumentHandler is a class whose constructor cannot be called",
+            "give a factory: a function that takes the argument",
+        )
+
+    def test_factory_class_instead_of_instance(self) -> None:
+        """
+        An L{IDeliveryHandlerFactory} class (not an instance) is rejected
+        with the fix.
+        """
+        self.assertSpecError(
+            "tests.test_handlers:RecorderFactory",
+            "is a handler factory class, not a factory",
+            "factory = RecorderFactory()",
+        )
+
+    def test_undeclared_handler(self) -> None:
+        """
+        A handler that does not declare L{IDeliveryHandler} is rejected with
+        the hint to use C{@implementer}.
+        """
+        self.assertSpecError(
+            "tests.test_handlers:make_undeclared",
+            "does not provide IDeliveryHandler",
+            "@implementer(IDeliveryHandler)",
         )
 
     def test_available(self) -> None:

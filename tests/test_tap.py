@@ -5,17 +5,40 @@ and the plugin that makes twistd find them.
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
 
 from twisted.application.service import IServiceMaker
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.testing import (
+    EventLoggingObserver,
+    MemoryReactorClock,
+    StringTransport,
+)
+from twisted.logger import eventsFromJSONLogFile, formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
+from twisted.protocols import amp
+from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from isis_twisted import tap
+from isis_twisted.client import Status
 from isis_twisted.handlers import JsonLinesHandler, LogHandler
+from isis_twisted.link import WRONG_PORT_CODE
 from isis_twisted.node import MulticastNode
+from isis_twisted.wire import Hello, encode_hello
 
 
 def parse(*args: str) -> tap.Options:
@@ -195,11 +218,14 @@ class ServiceTests(SynchronousTestCase):
             raise CannotListenError("127.0.0.1", 9001, OSError(98, "in use"))
 
         reactor.listenTCP = refuse  # type: ignore[method-assign]
+        service.stderr = io.StringIO()
         with self.assertRaises(SystemExit) as caught:
             service.privilegedStartService()
-        message = str(caught.exception.code)
+        self.assertEqual(caught.exception.code, tap.EX_CANNOT_LISTEN)
+        message = service.stderr.getvalue()
+        self.assertEqual(len(message.splitlines()), 1, message)
         self.assertIn(
-            "cannot listen for peers on tcp:9001:interface=127.0.0.1", message
+            "isis: cannot listen for peers on tcp:9001:interface=127.0.0.1", message
         )
         self.assertIn("in use", message)
         self.flushLoggedErrors()
@@ -211,3 +237,415 @@ class PluginTests(SynchronousTestCase):
         self.assertIn("isis", makers)
         options = makers["isis"].options()
         self.assertIsInstance(options, tap.Options)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def runner(name: str) -> list[str]:
+    """
+    The command line of C{twistd} or C{twist} for this interpreter: the
+    script installed beside it, as an operator runs it.
+    """
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    module = (
+        "twisted.scripts.twistd"
+        if name == "twistd"
+        else "twisted.application.twist._twist"
+    )
+    entry = "run()" if name == "twistd" else "Twist.main()"
+    return [sys.executable, "-c", f"from {module} import *; {entry}"]
+
+
+def free_port() -> int:
+    """
+    A TCP port on 127.0.0.1 that nothing listens on (for this instant).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """
+    Poll C{check} until it holds, failing after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def has_listened(process: subprocess.Popen[bytes], log: Path) -> bool:
+    """
+    Whether a member has said that it listens, or has already ended.
+    """
+    return b"listening on" in log.read_bytes() or process.poll() is not None
+
+
+class RunnerTests(SynchronousTestCase):
+    """
+    C{twistd isis} and C{twist isis} as real processes: every startup
+    mistake is one sentence on stderr with a non-zero exit status and no
+    usage text.
+    """
+
+    def setUp(self) -> None:
+        self.where = Path(self.mktemp()).resolve()
+        self.where.mkdir()
+        self.env = dict(os.environ, PYTHONPATH=str(self.where))
+
+    def run_runner(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        command = runner(name) + (["-n"] if name == "twistd" else []) + ["isis", *args]
+        return subprocess.run(
+            command,
+            cwd=self.where,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def assertOneSentence(
+        self, result: subprocess.CompletedProcess[str], status: int, *words: str
+    ) -> str:
+        """
+        Assert that a run failed with C{status} and exactly one line on
+        stderr, starting C{isis:} and holding every word, and no usage text
+        or traceback anywhere.
+        """
+        both = result.stdout + result.stderr
+        self.assertEqual(result.returncode, status, both)
+        lines = result.stderr.splitlines()
+        self.assertEqual(len(lines), 1, both)
+        self.assertTrue(lines[0].startswith("isis: "), lines[0])
+        for word in words:
+            self.assertIn(word, lines[0])
+        for noise in ("Usage:", "--help-reactors", "Traceback", "Unhandled error"):
+            self.assertNotIn(noise, both)
+        return lines[0]
+
+    def test_option_mistakes(self) -> None:
+        """
+        Missing, malformed and unknown options, under both runners.
+        """
+        cases: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+            ((), ("--id is required",)),
+            (("--id", "a", "--port", "abc"), ("'abc' is neither a port number",)),
+            (
+                ("--id", "a", "--port", "0", "--bogus"),
+                ("option --bogus not recognized", "--help"),
+            ),
+        ]
+        for name in ("twistd", "twist"):
+            for args, words in cases:
+                result = self.run_runner(name, *args)
+                self.assertOneSentence(result, tap.EX_USAGE, *words)
+        result = self.run_runner(
+            "twist", "--id", "a", "--port", "0", "--log-format=json"
+        )
+        self.assertOneSentence(
+            result,
+            tap.EX_USAGE,
+            "--log-format is an option of twist, not of isis",
+            "give it before 'isis'",
+        )
+        for option in ("--nodaemon", "-n"):
+            result = self.run_runner("twistd", "--id", "a", "--port", "0", option)
+            self.assertOneSentence(
+                result, tap.EX_USAGE, f"{option} is an option of twistd, not of isis"
+            )
+
+    def test_handler_mistakes(self) -> None:
+        """
+        Handlers that cannot be built: a module not on the path, a module
+        that raises when imported, a factory that raises, a class where a
+        factory belongs, and a result that is not a handler.
+        """
+        (self.where / "broken_at_import.py").write_text(
+            "raise RuntimeError('settings.ini is missing')\n"
+        )
+        (self.where / "myhandlers.py").write_text(
+            textwrap.dedent(
+                """
+                class Plain:
+                    def __init__(self):
+                        pass
+
+                    def deliver(self, record):
+                        pass
+
+                    def close(self):
+                        pass
+
+                def crash(argument):
+                    raise KeyError("no such table")
+
+                def undeclared(argument):
+                    return Plain()
+                """
+            )
+        )
+        cases = [
+            ("not_on_path:make", ("not_on_path", "PYTHONPATH")),
+            ("broken_at_import:make", ("RuntimeError: settings.ini is missing",)),
+            ("myhandlers:crash", ("its factory raised KeyError: 'no such table'",)),
+            ("myhandlers:Plain", ("Plain is a class whose constructor",)),
+            ("myhandlers:undeclared", ("@implementer(IDeliveryHandler)",)),
+        ]
+        for spec, words in cases:
+            result = self.run_runner(
+                "twistd", "--id", "a", "--port", "0", "--handler", spec
+            )
+            self.assertOneSentence(result, tap.EX_USAGE, spec, *words)
+
+    def test_help_shows_usage(self) -> None:
+        """
+        Usage text is for C{--help}, which exits 0.
+        """
+        result = self.run_runner("twistd", "--help")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("--peers", result.stdout)
+
+    def test_port_in_use(self) -> None:
+        """
+        A port in use is one sentence and exit status 1, with no "Unhandled
+        error in Deferred" after it and no pidfile left behind.
+        """
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = str(taken.getsockname()[1])
+            for name in ("twistd", "twist"):
+                result = self.run_runner(name, "--id", "a", "--port", port)
+                self.assertOneSentence(
+                    result,
+                    tap.EX_CANNOT_LISTEN,
+                    f"cannot listen for peers on tcp:{port}:interface=127.0.0.1",
+                    "Address already in use",
+                )
+            result = self.run_runner(
+                "twist", "--id", "a", "--port", "0", "--client-port", port
+            )
+            self.assertOneSentence(
+                result, tap.EX_CANNOT_LISTEN, "cannot listen for the client API"
+            )
+        self.assertEqual(list(self.where.glob("*.pid")), [])
+
+    def start(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
+        """
+        Start a long-running member writing its output to C{log}, and stop
+        it when the test ends.
+        """
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=self.where, env=self.env, stdout=out, stderr=out
+            )
+
+        def stop() -> None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
+
+        self.addCleanup(stop)
+        return process
+
+    def test_two_members_in_one_directory(self) -> None:
+        """
+        Two members started by C{twistd} from one directory each get their
+        own pidfile, so the second does not fail with "Another twistd
+        server is running".
+        """
+        a, b = free_port(), free_port()
+        members = {
+            "a": ["--id", "a", "--port", str(a), "--peers", f"b=127.0.0.1:{b}"],
+            "b": ["--id", "b", "--port", str(b), "--peers", f"a=127.0.0.1:{a}"],
+        }
+        processes = {}
+        for me, args in members.items():
+            log = self.where / f"{me}.out"
+            processes[me] = (
+                self.start([*runner("twistd"), "-n", "isis", *args], log),
+                log,
+            )
+        for me, (process, log) in processes.items():
+            wait_for(partial(has_listened, process, log), f"{me} to listen")
+            self.assertIsNone(process.poll(), log.read_text())
+            pid = (self.where / f"isis-{me}.pid").read_text().strip()
+            self.assertEqual(pid, str(process.pid))
+        for me, (process, log) in processes.items():
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+            self.assertNotIn("Another twistd server", log.read_text())
+            self.assertFalse((self.where / f"isis-{me}.pid").exists())
+
+    def test_json_logs(self) -> None:
+        """
+        C{twist --log-format=json isis} writes one JSON object per line,
+        each saying which member and what happened.
+        """
+        log = self.where / "a.out"
+        process = self.start(
+            [*runner("twist"), "--log-format=json", "isis", "--id", "a", "--port", "0"],
+            log,
+        )
+        wait_for(partial(has_listened, process, log), "a to listen")
+        self.assertIsNone(process.poll(), log.read_text())
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        with log.open() as f:
+            events = list(eventsFromJSONLogFile(f))
+        # Every line was read back as an event: nothing else was written.
+        self.assertEqual(len(events), log.read_text().count("\x1e"))
+        self.assertGreater(len(events), 2)
+        lines = [formatEvent(e) for e in events]
+        listening = [line for line in lines if "listening on" in line]
+        self.assertEqual(len(listening), 1, lines)
+        self.assertIn(
+            "member 'a' of group 'isis' listening on IPv4Address", listening[0]
+        )
+
+
+PEER = IPv4Address("TCP", "10.0.0.9", 40001)
+
+
+class WrongPortError(Exception):
+    """
+    What a client's command may map L{WRONG_PORT_CODE} to.
+    """
+
+
+class StatusOrWrongPort(Status):
+    """
+    L{Status}, declaring the peer port's answer as an error of its own.
+    """
+
+    commandName = b"Status"
+    errors: ClassVar[dict[type[Exception], bytes]] = {WrongPortError: WRONG_PORT_CODE}
+
+
+class QuietLogTests(SynchronousTestCase):
+    """
+    A running member's log: nothing per redial or per client call, repeated
+    refusals once and then counted, and a client on the peer port told so.
+    """
+
+    def setUp(self) -> None:
+        self.events = EventLoggingObserver()
+        globalLogPublisher.addObserver(self.events)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events)
+        self.reactor = MemoryReactorClock()
+        service = tap.makeService(parse(*BASE, "--client-port", "9101"), self.reactor)
+        assert isinstance(service, tap.NodeService)
+        self.service = service
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+
+    def formatted(self) -> list[str]:
+        return [formatEvent(e) for e in self.events]
+
+    def accept(self) -> tuple[Any, StringTransport]:
+        """
+        A connection accepted on the peer port, from L{PEER}'s host.
+        """
+        port = next(p for p in self.reactor.tcpServers if p[0] == 9001)
+        proto = port[1].buildProtocol(PEER)
+        assert proto is not None
+        transport = StringTransport(peerAddress=PEER)
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def test_redials_are_quiet(self) -> None:
+        """
+        A peer that refuses every dial is redialled without a "Starting
+        factory", "Stopping factory" or "Scheduling retry" line.
+        """
+        dials = 0
+        for _ in range(6):
+            factory = self.reactor.tcpClients[-1][2]
+            connector = self.reactor.connectors[-1]
+            # What a reactor's connector does with a refused connection.
+            factory.doStart()
+            factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+            factory.doStop()
+            dials += 1
+            self.reactor.advance(120)
+        self.assertGreaterEqual(len(self.reactor.tcpClients), dials)
+        for line in self.formatted():
+            for noise in ("Starting factory", "Stopping factory", "Scheduling retry"):
+                self.assertNotIn(noise, line)
+
+    def test_client_calls_are_quiet(self) -> None:
+        """
+        A client connection (one per isis command) logs nothing.
+        """
+        port = next(p for p in self.reactor.tcpServers if p[0] == 9101)
+        before = len(self.events)
+        for _ in range(3):
+            proto = port[1].buildProtocol(PEER)
+            assert proto is not None
+            proto.makeConnection(StringTransport(peerAddress=PEER))
+            proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.formatted()[before:], [])
+
+    def test_client_on_peer_port(self) -> None:
+        """
+        An AMP client on the peer port gets an error it can show, saying
+        so, and the member logs one line for it and counts it; later ones
+        from the same host are counted, and logged with the count once a
+        minute has passed.
+        """
+        for attempt in range(4):
+            proto, transport = self.accept()
+            client = amp.AMP()
+            client_transport = StringTransport()
+            client.makeConnection(client_transport)
+            errors: list[Failure] = []
+            # A plain client sees the sentence; one whose command declares
+            # WRONG_PORT_CODE (as the isis client may) gets its own error.
+            command = Status if attempt % 2 else StatusOrWrongPort
+            client.callRemote(command).addErrback(errors.append)
+            proto.dataReceived(client_transport.value())
+            client.dataReceived(transport.value())
+            [failure] = errors
+            if command is StatusOrWrongPort:
+                failure.trap(WrongPortError)
+            else:
+                failure.trap(amp.UnknownRemoteError)
+            message = str(failure.value)
+            self.assertIn("connected to the peer port of member 'a'", message)
+            self.assertIn("--client-port", message)
+            self.assertTrue(transport.disconnecting)
+            if attempt == 2:
+                self.reactor.advance(61)
+        lines = [line for line in self.formatted() if "peer port" in line]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("member 'a' refused a connection from 10.0.0.9:40001", lines[0])
+        self.assertIn("(and 2 more like it", lines[1])
+        self.assertNotIn("over the limit", " ".join(self.formatted()))
+        self.assertEqual(self.service.node.status()["rejected_connections"], 4)
+
+    def test_repeated_refusals_are_counted(self) -> None:
+        """
+        A peer of another group that keeps dialling is logged once, then
+        once a minute with how many were left out; each is counted.
+        """
+        hello = encode_hello(Hello("other", "b", "a", 1, 0, b""))
+        for _ in range(10):
+            proto, _ = self.accept()
+            proto.dataReceived(len(hello).to_bytes(4, "big") + hello)
+        self.reactor.advance(61)
+        proto, _ = self.accept()
+        proto.dataReceived(len(hello).to_bytes(4, "big") + hello)
+        lines = [line for line in self.formatted() if "group 'other'" in line]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(
+            lines[0].startswith("dropped a connection from 10.0.0.9"), lines
+        )
+        self.assertIn("(and 9 more like it in the last 60 s)", lines[1])
+        self.assertEqual(self.service.node.status()["rejected_connections"], 11)
