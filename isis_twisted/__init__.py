@@ -1,0 +1,84 @@
+"""
+isis-twisted: total-order multicast for Twisted.
+
+The public face of the package.  Everything named in C{__all__} can be
+imported from here; it is loaded on first use, so that importing one part
+(the pure engine, say) does not load the rest::
+
+    from isis_twisted import MulticastNode, IDeliveryHandler, Delivery
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from isis_twisted.checker import CheckResult, check
+    from isis_twisted.engine import Delivery, Engine, Frame, ViewChange
+    from isis_twisted.interfaces import (
+        HistoryGoneError,
+        IDeliveryHandler,
+        IDeliveryHandlerFactory,
+        IOrderedMulticast,
+    )
+    from isis_twisted.membership import Membership, NotDeliveringError
+    from isis_twisted.node import (
+        BackPressureError,
+        DeliveryUnknownError,
+        MulticastNode,
+        NodeStoppedError,
+    )
+    from isis_twisted.viewcheck import check_views
+    from isis_twisted.views import View
+
+_WHERE = {
+    "BackPressureError": "node",
+    "CheckResult": "checker",
+    "Delivery": "engine",
+    "DeliveryUnknownError": "node",
+    "Engine": "engine",
+    "Frame": "engine",
+    "HistoryGoneError": "interfaces",
+    "IDeliveryHandler": "interfaces",
+    "IDeliveryHandlerFactory": "interfaces",
+    "IOrderedMulticast": "interfaces",
+    "Membership": "membership",
+    "MulticastNode": "node",
+    "NodeStoppedError": "node",
+    "NotDeliveringError": "membership",
+    "View": "views",
+    "ViewChange": "engine",
+    "check": "checker",
+    "check_views": "viewcheck",
+}
+
+__all__ = [
+    "BackPressureError",
+    "CheckResult",
+    "Delivery",
+    "DeliveryUnknownError",
+    "Engine",
+    "Frame",
+    "HistoryGoneError",
+    "IDeliveryHandler",
+    "IDeliveryHandlerFactory",
+    "IOrderedMulticast",
+    "Membership",
+    "MulticastNode",
+    "NodeStoppedError",
+    "NotDeliveringError",
+    "View",
+    "ViewChange",
+    "check",
+    "check_views",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'isis_twisted' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"isis_twisted.{module}"), name)
+    globals()[name] = value
+    return value

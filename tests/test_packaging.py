@@ -44,6 +44,7 @@ class WheelTests(SynchronousTestCase):
             names = zipfile.ZipFile(wheel).namelist()
             self.assertIn("twisted/plugins/isis_plugin.py", names)
             self.assertIn("isis_twisted/engine.py", names)
+            self.assertIn("isis_twisted/py.typed", names)
             self.assertFalse([n for n in names if "dropin.cache" in n], names)
             self.assertFalse([n for n in names if n.startswith("tests/")], names)
             self.assertFalse(
