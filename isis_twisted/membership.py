@@ -218,7 +218,12 @@ class Membership:
         """
         if self._control:
             return True
-        return self.state != REMOVED and bool(self.engine.unsent or self.engine.ack_due)
+        engine = self.engine
+        return (
+            self.state != REMOVED
+            and not engine.wedged
+            and bool(engine.unsent or engine.ack_due)
+        )
 
     @property
     def deadline(self) -> float | None:

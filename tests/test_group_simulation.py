@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 
@@ -20,10 +21,11 @@ from isis_twisted.engine import MAX_CLOCK, Delivery, Engine
 from isis_twisted.group_simulation import (
     FLUSH_TIMEOUT,
     GroupOutcome,
+    GroupSimulation,
     main,
     run_seed,
 )
-from isis_twisted.membership import Membership
+from isis_twisted.membership import BLOCKED, NORMAL, REMOVED, Membership
 from isis_twisted.views import Promise, Proposal
 
 SCHEDULES = int(os.environ.get("ISIS_GROUP_SCHEDULES", "2000"))
@@ -194,3 +196,135 @@ class CommandTests(SynchronousTestCase):
             code = main(["--seeds", "20"])
         self.assertEqual(code, 0)
         self.assertIn("20 schedules, 0 failed", out.getvalue())
+
+
+def drive(sim: GroupSimulation, seconds: float, step: float = 0.05) -> None:
+    """
+    Run C{sim} without randomness: every member ends its turn, every link
+    delivers, then time moves on by C{step}, for C{seconds}.
+    """
+    end = sim.now + seconds
+    while sim.now < end:
+        busy = True
+        while busy:
+            busy = False
+            for name in sim.turns_due():
+                sim.end_turn(name)
+                busy = True
+            for link in sim.busy_links():
+                sim.transmit(*link)
+                busy = True
+        sim.advance(step)
+
+
+def deliveries(sim: GroupSimulation, name: str) -> list[bytes]:
+    return [r.payload for r in sim.histories[name] if isinstance(r, Delivery)]
+
+
+class PitfallTests(SynchronousTestCase):
+    """
+    The cases DESIGN.md lists as pitfalls, each played out on purpose.
+    """
+
+    def group(self, names: str) -> GroupSimulation:
+        return GroupSimulation(tuple(names), random.Random(0))
+
+    def test_partition_three_two_and_heal(self) -> None:
+        sim = self.group("abcde")
+        sim.multicast("a", b"before")
+        drive(sim, 0.2)
+        sim.partition([set("abc"), set("de")])
+        sim.multicast("a", b"majority side")
+        sim.multicast("d", b"minority side")
+        drive(sim, 5.0)
+        for name in "abc":
+            self.assertEqual(sim.members[name].view.members, ("a", "b", "c"))
+            self.assertIn(b"majority side", deliveries(sim, name))
+        for name in "de":
+            self.assertEqual(sim.members[name].state, BLOCKED)
+            self.assertEqual(deliveries(sim, name), [b"before"])
+        sim.heal()
+        drive(sim, 10.0)
+        for name in "de":
+            self.assertEqual(sim.members[name].state, REMOVED)
+            self.assertNotIn(b"minority side", deliveries(sim, name))
+        self.assertNotIn(b"minority side", deliveries(sim, "a"))
+        self.assertEqual(sim.problems(True), [])
+
+    def test_no_side_has_a_majority_until_healed(self) -> None:
+        sim = self.group("abcde")
+        sim.partition([set("ab"), set("cd"), {"e"}])
+        for name in "ace":
+            sim.multicast(name, name.encode())
+        drive(sim, 5.0)
+        for name in "abcde":
+            self.assertEqual(sim.members[name].state, BLOCKED)
+            self.assertEqual(deliveries(sim, name), [])
+        sim.heal()
+        drive(sim, 10.0)
+        # Once healed, a majority goes on (a member whose suspicion was
+        # already in a ballot may be left out), in one view, with every
+        # message of its members delivered.
+        stayed = [n for n in "abcde" if sim.members[n].state != REMOVED]
+        self.assertGreaterEqual(len(stayed), 3)
+        self.assertEqual(len({sim.members[n].view for n in stayed}), 1)
+        for name in stayed:
+            self.assertEqual(sim.members[name].state, NORMAL)
+            mine = [p for p in (b"a", b"c", b"e") if p.decode() in stayed]
+            self.assertTrue(set(mine) <= set(deliveries(sim, name)))
+        self.assertEqual(sim.problems(True), [])
+
+    def test_coordinator_crash_between_accept_and_decide(self) -> None:
+        sim = self.group("abcde")
+        sim.multicast("b", b"waits for e")
+        drive(sim, 0.1)
+        sim.crash("e")
+        a = sim.members["a"]
+        while a._running is None:
+            sim.advance(0.05)
+        # One frame at a time, until a has sent its Accepts: then it dies.
+        while a._running is not None and a._running.proposal is None:
+            for name in sim.turns_due():
+                sim.end_turn(name)
+            sim.transmit(*sim.busy_links()[0])
+        sim.end_turn("a")
+        sim.crash("a")
+        drive(sim, 10.0)
+        for name in "bcd":
+            member = sim.members[name]
+            self.assertEqual(member.view.members, ("b", "c", "d"))
+            self.assertIn(b"waits for e", deliveries(sim, name))
+        self.assertEqual(sim.problems(True), [])
+
+    def test_late_frames_from_a_removed_member(self) -> None:
+        """
+        A member cut off is removed; what it sends in the old view before it
+        knows is never delivered by the group.
+        """
+        sim = self.group("abc")
+        sim.partition([set("ab"), {"c"}])
+        drive(sim, 3.0)
+        self.assertEqual(sim.members["a"].view.members, ("a", "b"))
+        self.assertEqual(sim.members["c"].view.id, 0)
+        sim.multicast("c", b"from c, too late")
+        sim.heal()
+        drive(sim, 10.0)
+        self.assertEqual(sim.members["c"].state, REMOVED)
+        for name in "ab":
+            self.assertNotIn(b"from c, too late", deliveries(sim, name))
+        self.assertEqual(sim.problems(True), [])
+
+    def test_two_coordinators_at_once(self) -> None:
+        """
+        b suspects a while a suspects e: both run a ballot at once; one end
+        of the view is decided, and everyone installs the same views.
+        """
+        sim = self.group("abcde")
+        sim.members["a"].suspect("e", 0.0)
+        sim.members["b"].suspect("a", 0.0)
+        drive(sim, 10.0)
+        views = {
+            sim.members[n].view for n in "abcde" if sim.members[n].state != REMOVED
+        }
+        self.assertEqual(len(views), 1)
+        self.assertEqual(sim.problems(True), [])
