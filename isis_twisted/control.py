@@ -121,7 +121,7 @@ The longest payload of a message in a CONTROL frame.
 
 # The least bytes one entry takes: what a count is checked against before
 # anything is allocated for it.
-_MIN_NAME = 2 + 1
+_MIN_NAME = 2
 _MIN_STAMP = _MIN_NAME + 8
 _MIN_MESSAGE = _MIN_NAME + 8 + 4
 
