@@ -5,6 +5,9 @@ the membership protocol's messages.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -66,6 +69,14 @@ from isis_twisted.wire import (
 )
 
 MIB = 1 << 20
+DOC = Path(__file__).resolve().parent.parent / "docs" / "wire.md"
+
+
+def framed(raw: bytes) -> bytes:
+    """
+    C{raw} with its 4-byte length prefix.
+    """
+    return u32(len(raw)) + raw
 
 
 def u8(n: int) -> bytes:
@@ -415,6 +426,27 @@ class GoldenTests(SynchronousTestCase):
     def test_promise(self) -> None:
         self.assertEqual(len(GOLDEN_PROMISE_BYTES), 41)
         self.assertGolden(GOLDEN_PROMISE, GOLDEN_PROMISE_BYTES)
+
+    def test_documented(self) -> None:
+        """
+        docs/wire.md shows these very bytes: its hex dumps of PROPOSE and
+        DECIDE, and the pieces of the empty PROMISE, with length prefixes.
+        """
+        section = DOC.read_text("utf-8").split("## CONTROL (type 6)")[1]
+        dumps = [
+            bytes.fromhex(
+                "".join(line[10:59] for line in block.splitlines() if line[:1] == "0")
+            )
+            for block in section.split("```")[1::2]
+            if block.strip().startswith("00000000")
+        ]
+        self.assertEqual(
+            dumps,
+            [framed(GOLDEN_PROPOSE_BYTES), framed(GOLDEN_DECIDE_BYTES)],
+        )
+        promise = section.split("#### An empty PROMISE")[1]
+        pieces = re.findall(r"`((?:[0-9a-f]{2} ?)+)`", promise)
+        self.assertEqual(bytes.fromhex("".join(pieces)), framed(GOLDEN_PROMISE_BYTES))
 
 
 class DecodeErrorTests(SynchronousTestCase):
