@@ -16,6 +16,8 @@ C{version (u8) = 1, type (u8)}, and goes on by type::
     ACK    (3): ack (u64)
     REFUSE (4): reason (u16 length + UTF-8)
     AUTH   (5): mac (32 bytes)
+    CONTROL (6): seq (u64), ack (u64), kind (u8), the control message's
+                fields (L{isis_twisted.control})
 
 The byte-by-byte description, with the meaning of every field, is in
 docs/wire.md.  Every decoding problem raises a L{WireError} subclass; the
@@ -25,10 +27,14 @@ link turns it into "log, count, drop this connection".
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import attrs
 
 from isis_twisted.engine import Frame
+
+if TYPE_CHECKING:
+    from isis_twisted.control import ControlFrame
 
 VERSION = 2
 """
@@ -37,6 +43,12 @@ horizons to DATA frames.
 """
 
 HELLO, DATA, ACK, REFUSE, AUTH = 1, 2, 3, 4, 5
+CONTROL = 6
+"""
+The type of CONTROL frames, the membership protocol's messages.  Their codec
+is L{isis_twisted.control}; L{decode_any} hands them to it, L{decode}
+refuses them until links carry them.
+"""
 
 _PREFIX = struct.Struct(">BB")
 _DATA_HEAD = struct.Struct(">BBQQIQI")
@@ -386,7 +398,30 @@ def decode(raw: bytes) -> WireFrame:
             raise TruncatedFrameError("AUTH frame is too short")
         _expect_end(raw, 2 + MAC_SIZE, "AUTH")
         return Auth(raw[2:])
+    if kind == CONTROL:
+        raise UnknownFrameTypeError(
+            "a CONTROL frame (type 6), which links do not carry yet"
+        )
     raise UnknownFrameTypeError(f"unknown frame type {kind}")
+
+
+def decode_any(raw: bytes) -> WireFrame | ControlFrame:
+    """
+    Decode the bytes inside one length prefix, CONTROL frames included
+    (L{decode} refuses those until links carry them).
+
+    @param raw: The frame's bytes.
+    @return: The frame: a L{WireFrame}, or an
+        L{isis_twisted.control.ControlFrame} for type L{CONTROL}.
+    @raise WireError: If the bytes are not one valid frame; the subclass
+        says how.
+    """
+    if len(raw) >= 2 and raw[0] == VERSION and raw[1] == CONTROL:
+        # Imported here: the control codec builds on this module.
+        from isis_twisted.control import decode_control
+
+        return decode_control(raw)
+    return decode(raw)
 
 
 def _decode_data(raw: bytes) -> Data:

@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from isis_twisted.engine import Frame
 from isis_twisted.wire import (
     ACK,
+    CONTROL,
     DATA,
     DATA_OVERHEAD,
     HELLO,
@@ -389,11 +390,20 @@ class DecodeErrorTests(SynchronousTestCase):
         self.assertWireError(b"\x01\x09", UnsupportedVersionError)
 
     def test_unknown_type(self) -> None:
-        for kind in [0, 6, 127, 255]:
+        for kind in [0, 7, 127, 255]:
             self.assertWireError(u8(VERSION) + u8(kind), UnknownFrameTypeError)
             self.assertWireError(
                 u8(VERSION) + u8(kind) + b"\x00" * 40, UnknownFrameTypeError
             )
+
+    def test_control_type_not_for_links(self) -> None:
+        """
+        Type 6 is CONTROL (L{isis_twisted.control}); L{decode}, which links
+        use, refuses it by name until links carry it.
+        """
+        self.assertEqual(CONTROL, 6)
+        error = self.assertWireError(u8(VERSION) + u8(CONTROL), UnknownFrameTypeError)
+        self.assertIn("CONTROL", str(error))
 
     def test_truncated_at_every_cut(self) -> None:
         """
