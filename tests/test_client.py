@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from isis_twisted.client import (
     BATCH_BYTES,
+    BATCH_MESSAGES,
     AlreadySubscribedError,
     BadPayloadError,
     ClientAPIFactory,
@@ -38,7 +39,9 @@ from isis_twisted.client import (
     Subscribe,
     SubscriptionDroppedError,
     connect,
+    pack_payloads,
     pack_records,
+    unpack_payloads,
     unpack_records,
 )
 from isis_twisted.engine import Delivery
@@ -447,6 +450,143 @@ class MulticastTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(len(node.history), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class MulticastBatchTests(SynchronousTestCase):
+    """
+    L{ClientProtocol.multicast_many} and the gathering L{ClientProtocol.multicast}
+    of a client with a clock: several payloads per L{MulticastBatch} call.
+    """
+
+    def test_many_in_one_call(self) -> None:
+        """
+        C{multicast_many} sends its payloads in one call, which the node
+        takes in order; each gets its own record, with its payload.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        payloads = [b"%d" % i for i in range(300)] + [b""]
+        results = client.multicast_many(payloads)
+        sent = b"".join(pump.clientIO.stream)
+        self.assertEqual(sent.count(b"MulticastBatch"), 1)
+        self.assertEqual(sent.count(b"_ask"), 1)
+        pump.flush()
+        self.assertEqual(node.received, payloads)
+        node.release(100)
+        pump.flush()
+        # One answer for the whole batch, once its last message is delivered.
+        self.assertNoResult(results[0])
+        node.release()
+        pump.flush()
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], payloads)
+        self.assertEqual([r.index for r in records], list(range(1, 302)))
+
+    def test_split_by_size(self) -> None:
+        """
+        Payloads beyond one batch's bytes or count go in further calls; a
+        10 MiB payload and an empty one arrive intact.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        big = bytes(range(256)) * (40 * 1024)
+        payloads = [b"", big, b"x"] + [b"y"] * (BATCH_MESSAGES + 1)
+        results = client.multicast_many(payloads)
+        pump.flush()
+        self.assertEqual(node.received, payloads)
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], payloads)
+        self.assertEqual(records[1].payload, big)
+
+    def test_partial_failure(self) -> None:
+        """
+        A payload the node refuses fails on its own L{Deferred}, as a
+        L{BadPayloadError}; the others of the batch are delivered.
+        """
+        node = FakeNode(limit=3)
+        client, _, pump = connected(node)
+        results = client.multicast_many([b"ok", b"too long", b"ok2"])
+        pump.flush()
+        self.assertEqual(self.successResultOf(results[0]).index, 1)
+        error = self.failureResultOf(results[1], BadPayloadError).value
+        self.assertIn("over the limit of 3", str(error))
+        self.assertEqual(self.successResultOf(results[2]).payload, b"ok2")
+
+    def test_node_failures_not_logged_per_message(self) -> None:
+        """
+        Messages the node fails are each failed with a L{NodeError} saying
+        why, and nothing is logged per message.
+        """
+        node = FakeNode()
+        node.fail_with = RuntimeError("no room")
+        client, _, pump = connected(node)
+        results = client.multicast_many([b"a"] * 50)
+        pump.flush()
+        for d in results:
+            self.assertIn("no room", str(self.failureResultOf(d, NodeError).value))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_not_bytes(self) -> None:
+        """
+        A payload that is not bytes is refused before anything is sent.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        self.assertRaises(TypeError, client.multicast_many, [b"a", "b"])
+        pump.flush()
+        self.assertEqual(node.received, [])
+
+    def test_connection_lost(self) -> None:
+        """
+        Every message of a batch in flight fails when the connection is lost.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        results = client.multicast_many([b"a", b"b"])
+        pump.flush()
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        pump.flush()
+        for d in results:
+            self.failureResultOf(d)
+
+    def test_gathered_per_turn(self) -> None:
+        """
+        With a clock, C{multicast} gathers the payloads of one turn into one
+        call, sent when the clock moves on.
+        """
+        node = FakeNode()
+        clock = Clock()
+        client, _, pump = connectedServerAndClient(
+            lambda: ClientAPIFactory(node).buildProtocol(None),
+            lambda: ClientProtocol(clock),
+        )
+        results = [client.multicast(b"%d" % i) for i in range(5)]
+        pump.flush()
+        self.assertEqual(node.received, [])
+        clock.advance(0)
+        pump.flush()
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], [b"%d" % i for i in range(5)])
+        # multicast_many sends what was gathered first, keeping the order.
+        first = client.multicast(b"first")
+        rest = client.multicast_many([b"second"])
+        pump.flush()
+        self.assertEqual(node.received[-2:], [b"first", b"second"])
+        self.assertEqual(
+            self.successResultOf(first).index + 1, self.successResultOf(rest[0]).index
+        )
+
+    def test_packing_round_trip(self) -> None:
+        """
+        L{unpack_payloads} gives back what L{pack_payloads} packed, and
+        refuses a cut packing.
+        """
+        payloads = [b"", b"\x00\r\n", b"z" * 70000]
+        packed = pack_payloads(payloads)
+        self.assertEqual(unpack_payloads(packed), payloads)
+        self.assertRaises(ValueError, unpack_payloads, packed[:-1])
+        self.assertRaises(ValueError, unpack_payloads, packed[:2])
+        self.assertRaises(TypeError, pack_payloads, ["text"])
 
 
 class SubscribeTests(SynchronousTestCase):
