@@ -1076,6 +1076,10 @@ class ClientProtocol(amp.AMP):
                 self._queue_call.cancel()
             self._queue_call = None
         queued, self._queued = self._queued, []
+        if self._lost is not None:
+            for _, waiting in queued:
+                waiting.errback(self._lost)
+            return
         self._send_batches(queued)
 
     def _send_batches(self, items: Sequence[tuple[bytes, Deferred[Delivery]]]) -> None:
