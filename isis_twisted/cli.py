@@ -1,19 +1,21 @@
 """
 The C{isis} command: talk to a running node through its client API.
 
-    isis [--node ENDPOINT] send [PAYLOAD ...]     multicast messages
-    isis [--node ENDPOINT] tail [--since N] ...   print deliveries as they happen
-    isis [--node ENDPOINT] status [--json]        show the node's state
-    isis check LOG ...                            check delivery logs
+    isis [--node ENDPOINT] send [--file PATH] [-0] [PAYLOAD ...]  multicast
+    isis [--node ENDPOINT] tail [--from N] ...   print deliveries as they happen
+    isis [--node ENDPOINT] status [--json]       show the node's state
+    isis check LOG ...                           check delivery logs
 
-Every node command is a function C{run_NAME(reactor, proto, options,
-console)} returning a L{Deferred} that fires with the exit status, so that it
-can be tested without a process; L{run} connects and dispatches, L{main}
-parses the command line and runs the reactor.
+The global options (C{--node}, C{--token-file}, C{--answer-timeout}) may
+also follow the command.  Every node command is a function C{run_NAME(reactor,
+proto, options, console)} returning a L{Deferred} that fires with the exit
+status, so that it can be tested without a process; L{run} connects and
+dispatches, L{main} parses the command line and runs the reactor.
 
 Exit statuses: 0 on success, 1 when messages could not be sent (or the
 connection was lost), 2 for a usage mistake, a node that cannot be reached,
-or a request the node refused.
+or a request the node refused, 3 when the node did not answer in time (or
+no delivery was confirmed within C{isis send --timeout}), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
