@@ -1164,7 +1164,14 @@ def run(reactor: IReactorCore, options: IsisOptions, console: Console) -> Deferr
                     proto.transport.abortConnection()  # type: ignore[attr-defined]
                 return EXIT_TIMEOUT
             if isinstance(failure.value, ConnectionClosed):
-                console.error(f"isis {name}: lost the connection to the node at {node}")
+                hint = (
+                    ""
+                    if proto.heard_from_node
+                    else " before it answered anything (is that its peer port?)"
+                )
+                console.error(
+                    f"isis {name}: lost the connection to the node at {node}{hint}"
+                )
                 return EXIT_FAILED
             if isinstance(
                 failure.value, ClientAPIError | HistoryGoneError | amp.AmpError

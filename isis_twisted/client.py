@@ -50,6 +50,7 @@ from zope.interface import implementer
 from isis_twisted.engine import Delivery
 from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.options import dial_description
+from isis_twisted.wire import VERSION, Refuse, encode_refuse
 
 __all__ = [
     "BATCH_BYTES",
@@ -71,6 +72,7 @@ __all__ = [
     "Status",
     "Subscribe",
     "Subscription",
+    "WrongPortError",
     "connect",
     "pack_payloads",
     "pack_records",
@@ -198,6 +200,23 @@ class AlreadySubscribedError(ClientAPIError):
     """
     A connection asked for a second subscription; each connection carries one.
     """
+
+
+class WrongPortError(ClientAPIError):
+    """
+    What answered speaks the members' peer protocol: the address is a
+    member's peer port, not its client API port.
+    """
+
+
+def _peer_protocol(data: bytes) -> bool:
+    # A peer frame: a u32 length under 64 KiB for a first frame (so two zero
+    # bytes), then the wire version.  An AMP box starts with the length of
+    # its first key, never zero.
+    return data[:2] == b"\x00\x00" and (len(data) < 5 or data[4] == VERSION)
+
+
+_TLS_HANDSHAKE = 0x16
 
 
 class NodeError(ClientAPIError):
@@ -667,6 +686,43 @@ class ClientAPIProtocol(amp.AMP):
         self._batch: list[Delivery] = []
         self._batch_bytes = 0
 
+    _sniffed = False
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Before the first box, tell a member that dialed this port as a peer
+        what it did, in its own protocol, and close.
+        """
+        if not self._sniffed:
+            self._sniffed = True
+            if _peer_protocol(data) or data[:1] == bytes([_TLS_HANDSHAKE]):
+                self._wrong_protocol(tls=data[:1] == bytes([_TLS_HANDSHAKE]))
+                return
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def _wrong_protocol(self, tls: bool) -> None:
+        assert self.transport is not None
+        reason = (
+            f"this is the client API port of member {self.node.me!r}, not its"
+            " peer port; --peers must name the peer port (--port)"
+        )
+        if not tls:
+            refusal = encode_refuse(Refuse(reason))
+            self.transport.write(struct.pack(">I", len(refusal)) + refusal)
+        factory = self.factory
+        seen = factory.wrong_protocol if isinstance(factory, ClientAPIFactory) else 0
+        if not seen:
+            # Once per listening port: a misdirected member redials forever.
+            self._log.warn(
+                "a member at {peer} dialed the client API port as a peer port;"
+                " its --peers must name this member's --port (counted from now"
+                " on, not logged again)",
+                peer=self.transport.getPeer(),
+            )
+        if isinstance(factory, ClientAPIFactory):
+            factory.wrong_protocol += 1
+        self.transport.loseConnection()
+
     def connectionMade(self) -> None:
         """
         Hear from the transport when the client stops reading.
@@ -959,6 +1015,8 @@ class ClientAPIFactory(ServerFactory):
     client API endpoint.
 
     @ivar node: The node every connection controls.
+    @ivar wrong_protocol: How many connections spoke the peer protocol (or
+        TLS) here: members whose C{--peers} name this port.
     """
 
     def __init__(
@@ -980,6 +1038,7 @@ class ClientAPIFactory(ServerFactory):
         self.clock = clock
         self.backlog = backlog
         self.token = token
+        self.wrong_protocol = 0
 
     def buildProtocol(self, addr: IAddress | None) -> ClientAPIProtocol:
         """
@@ -1199,6 +1258,33 @@ class ClientProtocol(amp.AMP):
                 )
         return {}
 
+    _sniffed = False
+    _wrong_port: WrongPortError | None = None
+
+    @property
+    def heard_from_node(self) -> bool:
+        """
+        Whether anything at all has arrived on this connection.
+        """
+        return self._sniffed
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Before the first box, recognise a member's peer port: it greets (or
+        refuses) in the peer protocol, which AMP would misread.
+        """
+        if not self._sniffed:
+            self._sniffed = True
+            if _peer_protocol(data):
+                self._wrong_port = WrongPortError(
+                    "this address is a member's peer port, not its client API"
+                    " port: give --node the member's --client-port"
+                )
+                assert self.transport is not None
+                self.transport.abortConnection()  # type: ignore[attr-defined]
+                return
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
     @SubscriptionDropped.responder
     def _subscription_dropped(self, resume_from: int, reason: str) -> dict[str, object]:
         self._callback = None
@@ -1237,7 +1323,10 @@ class ClientProtocol(amp.AMP):
         Fail the outstanding requests and fire the L{when_lost} waiters.
         """
         self._callback = None
-        if self._dropped is not None:
+        if self._wrong_port is not None:
+            self._lost = self._wrong_port
+            reason = Failure(self._wrong_port)  # type: ignore[no-untyped-call]
+        elif self._dropped is not None:
             self._lost = self._dropped
         else:
             self._lost = reason.value if reason.value is not None else ConnectionDone()

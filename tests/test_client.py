@@ -5,6 +5,7 @@ Tests for L{isis_twisted.client}: the local client API over AMP.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,8 @@ from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
@@ -38,6 +40,7 @@ from isis_twisted.client import (
     NotAuthenticatedError,
     Subscribe,
     SubscriptionDroppedError,
+    WrongPortError,
     connect,
     pack_payloads,
     pack_records,
@@ -45,6 +48,7 @@ from isis_twisted.client import (
     unpack_records,
 )
 from isis_twisted.engine import Delivery
+from isis_twisted.wire import Hello, Refuse, decode, encode_hello, encode_refuse
 
 MiB = 1 << 20
 
@@ -1054,6 +1058,81 @@ class SlowSubscriberTests(SynchronousTestCase):
         self.assertIn(b"SubscriptionDropped", transport.value())
         self.clock.advance(31)
         self.assertTrue(transport.disconnected)
+
+
+def _framed(frame: bytes) -> bytes:
+    # As a member's link sends a frame: a u32 length, then the frame.
+    return struct.pack(">I", len(frame)) + frame
+
+
+class WrongPortTests(SynchronousTestCase):
+    """
+    A member dialing the client API port, and a client dialing a member's
+    peer port, are each told so in plain words.
+    """
+
+    def test_member_at_the_client_port(self) -> None:
+        """
+        A peer HELLO on the client API port is answered with a REFUSE saying
+        which port to use, and closed; it is logged once, then counted.
+        """
+        observer = EventLoggingObserver()
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        factory = ClientAPIFactory(FakeNode())
+        hello = _framed(encode_hello(Hello("g", "b", "a", 7, 0)))
+        for _ in range(3):
+            server = factory.buildProtocol(None)
+            transport = StringTransport()
+            server.makeConnection(transport)
+            server.dataReceived(hello)
+            self.assertTrue(transport.disconnecting)
+            sent = transport.value()
+            (length,) = struct.unpack(">I", sent[:4])
+            refusal = decode(sent[4 : 4 + length])
+            assert isinstance(refusal, Refuse)
+            self.assertIn("client API port of member 'a'", refusal.reason)
+            self.assertIn("--peers must name the peer port", refusal.reason)
+        self.assertEqual(factory.wrong_protocol, 3)
+        warnings = [e for e in observer if "dialed the client API port" in str(e)]
+        self.assertEqual(len(warnings), 1)
+
+    def test_tls_at_the_client_port(self) -> None:
+        """
+        A TLS handshake is closed without an answer it could not read.
+        """
+        factory = ClientAPIFactory(FakeNode())
+        server = factory.buildProtocol(None)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        server.dataReceived(b"\x16\x03\x01\x02\x00")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(factory.wrong_protocol, 1)
+
+    def test_client_at_a_peer_port(self) -> None:
+        """
+        A refusal in the peer protocol fails the client's requests, and its
+        connection, with a L{WrongPortError} saying which port to give.
+        """
+        client = ClientProtocol()
+        transport = StringTransport()
+        client.makeConnection(transport)
+        asked = client.status()
+        lost = client.when_lost()
+        client.dataReceived(_framed(encode_refuse(Refuse("frame too big"))))
+        self.assertTrue(transport.disconnecting)
+        client.connectionLost(Failure(ConnectionDone()))
+        error = self.failureResultOf(asked, WrongPortError).value
+        self.assertIn("give --node the member's --client-port", str(error))
+        self.assertIsInstance(self.successResultOf(lost), WrongPortError)
+
+    def test_amp_still_served(self) -> None:
+        """
+        An ordinary client is not mistaken for a member.
+        """
+        client, _, pump = connected(FakeNode())
+        self.assertEqual(result_of(self, pump, client.status())["me"], "a")
 
 
 class TokenTests(SynchronousTestCase):
