@@ -100,14 +100,23 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
             await _connect(reactor, args.node) for _ in range(args.clients - 1)
         ]
         share, extra = divmod(args.messages, args.clients)
-        # The connections share the window: as many in flight as one has.
-        window = max(1, args.window // args.clients)
+        # The connections share the window: as many in flight as one has;
+        # large payloads keep fewer in flight (the node drops a subscriber
+        # that falls 8 MiB behind, and this one is also the sender).
+        window = min(args.window, max(1, args.window_bytes // max(1, args.payload)))
+        window = max(1, window // args.clients)
         for i, proto in enumerate(senders):
             count = share + (1 if i < extra else 0)
             loads.append(WindowedLoad(proto.multicast, payload, count, window, latency))
         for load in loads:
             load.start()
-    await wait_until(reactor, lambda: seen >= total, 600, f"{total} deliveries")
+    lost: list[BaseException] = []
+    client.when_lost().addCallback(lost.append)
+    await wait_until(
+        reactor, lambda: seen >= total or bool(lost), 600, f"{total} deliveries"
+    )
+    if seen < total:
+        raise SystemExit(f"the connection to the node ended: {lost[0]}")
     wall = time.perf_counter() - wall_start
     if sender is not None:
         if sender.wait(60) != 0:
@@ -148,6 +157,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--payload", type=int, default=100)
     parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument(
+        "--window-bytes", type=int, default=512 << 10, help="most payload in flight"
+    )
     parser.add_argument(
         "--clients", type=int, default=1, help="connections multicasting at once"
     )

@@ -403,12 +403,9 @@ def client_run(
     summary["node_peak_rss_mb"] = max(u["peak_rss_mb"] for u in usage.values())
     return {
         "kind": "client",
-        "system": (
-            "ordered, isis send"
-            if isis_send
-            else f"ordered, {clients} client{'s' if clients > 1 else ''}"
-        ),
+        "system": "ordered",
         "clients": clients,
+        "isis_send": isis_send,
         "nodes": nodes,
         "payload": payload,
         "messages_per_member": messages,
@@ -498,7 +495,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                     3,
                     100,
                     args.client_messages,
-                    DEFAULT_SEND_WINDOW,
+                    args.send_window,
                     isis_send=True,
                 ),
             )
@@ -539,6 +536,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--client-messages", type=int, default=20000)
     parser.add_argument("--client-window", type=int, default=1000)
+    parser.add_argument(
+        "--send-window",
+        type=int,
+        default=DEFAULT_SEND_WINDOW,
+        help="isis send --window for the isis send run",
+    )
     parser.add_argument(
         "--client-payloads", type=int, nargs="+", default=[16, 100, 65536]
     )

@@ -39,7 +39,12 @@ from twisted.internet.error import (
     DNSLookupError,
     TimeoutError,
 )
-from twisted.internet.interfaces import IReactorCore, IReactorFromThreads, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorCore,
+    IReactorFromThreads,
+    IReactorTime,
+)
 from twisted.internet.task import LoopingCall, react
 from twisted.protocols import amp
 from twisted.python import usage
@@ -483,7 +488,7 @@ class Console:
 class _Source(Protocol):
     def start(self, window: int) -> None: ...
 
-    def grant(self) -> None: ...
+    def grant(self, slots: int) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -530,6 +535,8 @@ class _Sender:
         self._lost: BaseException | None = None
         self._last_progress = clock.seconds()
         self._checking = False
+        self._freed = 0
+        self._grant_call: IDelayedCall | None = None
         self._shown_wait: str | None = None
         self._watch = LoopingCall(self._check)
         self._watch.clock = clock
@@ -597,9 +604,19 @@ class _Sender:
 
     def _settled(self, ignored: None) -> None:
         self._outstanding -= 1
-        if self._lost is None and self._source is not None:
-            self._source.grant()
+        # A batch's answers settle together: their slots go back in one
+        # grant at the end of the turn (one wake-up of a reading thread,
+        # not one per message).
+        self._freed += 1
+        if self._grant_call is None:
+            self._grant_call = self._clock.callLater(0, self._grant)
         self._finish_if_done()
+
+    def _grant(self) -> None:
+        self._grant_call = None
+        freed, self._freed = self._freed, 0
+        if self._lost is None and self._source is not None and not self.done.called:
+            self._source.grant(freed)
 
     def _connection_lost(self, reason: BaseException) -> None:
         if self._lost is not None or self.done.called:
@@ -623,6 +640,9 @@ class _Sender:
     def _finish(self, code: int | BaseException) -> None:
         if self._watch.running:
             self._watch.stop()
+        if self._grant_call is not None:
+            self._grant_call.cancel()
+            self._grant_call = None
         if self._source is not None:
             self._source.stop()
         if isinstance(code, BaseException):
@@ -692,8 +712,8 @@ class _ListSource:
         self._credit = window
         self._pump()
 
-    def grant(self) -> None:
-        self._credit += 1
+    def grant(self, slots: int) -> None:
+        self._credit += slots
         self._pump()
 
     def stop(self) -> None:
@@ -756,8 +776,8 @@ class _StreamSource:
             target=self._run, name="isis send: standard input", daemon=True
         ).start()
 
-    def grant(self) -> None:
-        self._slots.release()
+    def grant(self, slots: int) -> None:
+        self._slots.release(slots)
 
     def stop(self) -> None:
         self._stopped.set()
