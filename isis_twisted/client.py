@@ -31,7 +31,6 @@ from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, NoReturn, Protocol
 
-import attrs
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionDone
@@ -468,25 +467,30 @@ them without waiting for the end of its turn.
 """
 
 
-def pack_records(records: Sequence[Delivery]) -> bytes:
+def pack_records(records: Sequence[Delivery], payloads: bool = True) -> bytes:
     """
     Pack delivery records for L{Deliver}: per record, index and clock
     (u64), C{after} (i64, -1 for none), the sender's length (u16) and the
     payload's (u32), then the sender in UTF-8 and the payload.
 
+    @param payloads: Whether to include the payloads; without, each record
+        is packed as if its payload were empty (for L{MulticastBatch}'s
+        answer: the client has them).
     @raise ValueError: If a field does not fit.
     """
     parts: list[bytes] = []
     for r in records:
         sender = r.sender.encode()
         after = -1 if r.after is None else r.after
+        size = len(r.payload) if payloads else 0
         try:
-            head = _RECORD_HEAD.pack(
-                r.index, r.clock, after, len(sender), len(r.payload)
-            )
+            head = _RECORD_HEAD.pack(r.index, r.clock, after, len(sender), size)
         except struct.error as e:
             raise ValueError(f"record {r.index} does not fit the format: {e}") from None
-        parts += (head, sender, r.payload)
+        if payloads:
+            parts += (head, sender, r.payload)
+        else:
+            parts += (head, sender)
     return b"".join(parts)
 
 
@@ -855,9 +859,7 @@ class ClientAPIProtocol(amp.AMP):
             if isinstance(o, tuple)
         ]
         return {
-            "records": pack_records(
-                [attrs.evolve(record, payload=b"") for record in records]
-            ),
+            "records": pack_records(records, payloads=False),
             "failures": json.dumps(failures),
         }
 
@@ -1167,8 +1169,10 @@ class ClientProtocol(amp.AMP):
             for position, (payload, waiting) in enumerate(items):
                 failure = failures.get(position)
                 if failure is None:
-                    record = next(records)
-                    waiting.callback(attrs.evolve(record, payload=payload))
+                    r = next(records)
+                    waiting.callback(
+                        Delivery(r.index, r.sender, r.clock, payload, r.after)
+                    )
                 elif failure[0] == "BAD_PAYLOAD":
                     waiting.errback(BadPayloadError(failure[1]))
                 else:
