@@ -655,6 +655,35 @@ class StatusTests(NodeCommandTests):
             ],
         )
 
+    async def test_cut_before_any_answer(self) -> None:
+        """
+        A listener that cuts the connection on the first bytes (as a
+        member's peer port does with AMP) is named as perhaps a peer port.
+        """
+
+        class Cutter(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                assert self.transport is not None
+                self.transport.loseConnection()
+
+        port = IReactorTCP(reactor).listenTCP(
+            0,
+            ServerFactory.forProtocol(Cutter),  # type: ignore[arg-type]
+            interface="127.0.0.1",
+        )
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port  # type: ignore[attr-defined]
+        c = console()
+        self.assertEqual(await run(reactor, parse(["-n", str(number), "status"]), c), 1)
+        self.assertEqual(
+            err(c),
+            [
+                f"isis status: lost the connection to the node at"
+                f" tcp:host=127.0.0.1:port={number} before it answered anything"
+                " (is that its peer port?)"
+            ],
+        )
+
     async def test_json(self) -> None:
         node = FakeNode()
         c = console()
