@@ -1,7 +1,9 @@
 """
-One client of the client-API benchmark: connects to one node's client API,
-subscribes to its deliveries, multicasts through it as fast as a window of
-outstanding calls allows, and records the order it was given.
+One client process of the client-API benchmark: connects to one node's
+client API, subscribes to its deliveries, multicasts through it as fast as a
+window of outstanding calls allows (from C{--clients} connections, or
+through an C{isis send} process with C{--isis-send}), and records the order
+it was given.
 
 Run by bench/suite.py, one process per node, so the node (not one driver
 process) is what is measured.  Writes its figures as JSON and the order as
@@ -12,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,22 +29,47 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 
-from isis_twisted.client import connect
+from isis_twisted.client import ClientProtocol, connect
 from isis_twisted.engine import Delivery
 from isis_twisted.localcluster import NAMES, peers_connected, poll
 from isis_twisted.testing import wait_until
 
 
-async def run(reactor: Any, args: argparse.Namespace) -> None:
-    client = None
+async def _connect(reactor: Any, port: int) -> ClientProtocol:
     deadline = time.monotonic() + 60
-    while client is None:
+    while True:
         try:
-            client = await connect(reactor, f"tcp:host=127.0.0.1:port={args.node}")
+            return await connect(reactor, f"tcp:host=127.0.0.1:port={port}")
         except ConnectError:
             if time.monotonic() > deadline:
                 raise
             await task.deferLater(reactor, 0.1)
+
+
+def _isis_send(args: argparse.Namespace, payload: bytes) -> subprocess.Popen[bytes]:
+    # Lines of the payload's size ("x" * size), as a file on disk: the
+    # command reads a file, not this process, at its own pace.
+    with tempfile.TemporaryFile() as lines:
+        line = payload + b"\n"
+        for _ in range(args.messages):
+            lines.write(line)
+        lines.seek(0)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "isis_twisted.cli",
+                "send",
+                "--quiet",
+                f"--node={args.node}",
+                f"--window={args.window}",
+            ],
+            stdin=lines,
+        )
+
+
+async def run(reactor: Any, args: argparse.Namespace) -> None:
+    client = await _connect(reactor, args.node)
 
     await poll(reactor, lambda: peers_connected(client), 60, "the node's peers")
     numbers = {name: i for i, name in enumerate(sorted(NAMES[: args.nodes]))}
@@ -61,10 +91,40 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     latency = LatencyHistogram()
     cpu_start = time.process_time()
     wall_start = time.perf_counter()
-    load = WindowedLoad(client.multicast, payload, args.messages, args.window, latency)
-    load.start()
-    await wait_until(reactor, lambda: seen >= total, 600, f"{total} deliveries")
+    loads: list[WindowedLoad] = []
+    sender = None
+    if args.isis_send:
+        sender = _isis_send(args, payload)
+    else:
+        senders = [client] + [
+            await _connect(reactor, args.node) for _ in range(args.clients - 1)
+        ]
+        share, extra = divmod(args.messages, args.clients)
+        # The connections share the window: as many in flight as one has;
+        # large payloads keep fewer in flight (the node drops a subscriber
+        # that falls 8 MiB behind, and this one is also the sender).
+        window = min(args.window, max(1, args.window_bytes // max(1, args.payload)))
+        window = max(1, window // args.clients)
+        for i, proto in enumerate(senders):
+            count = share + (1 if i < extra else 0)
+            loads.append(WindowedLoad(proto.multicast, payload, count, window, latency))
+        for load in loads:
+            load.start()
+    lost: list[BaseException] = []
+    client.when_lost().addCallback(lost.append)
+    await wait_until(
+        reactor, lambda: seen >= total or bool(lost), 600, f"{total} deliveries"
+    )
+    if seen < total:
+        raise SystemExit(f"the connection to the node ended: {lost[0]}")
     wall = time.perf_counter() - wall_start
+    if sender is not None:
+        if sender.wait(60) != 0:
+            raise SystemExit(f"isis send exited with status {sender.returncode}")
+        # isis send times no single message: its one figure is how long the
+        # whole command took to have every message delivered.
+        latency.record(wall)
+    sent = args.messages
     cpu = time.process_time() - cpu_start
     order.close()
     status = await client.status()
@@ -80,8 +140,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "latency_ms": latency.summary(),
         "latency_buckets": latency.counts(),
         "latency_max_s": latency.maximum,
-        "frames_per_multicast": frames / load.sent,
-        "bytes_per_multicast": wire_bytes / load.sent,
+        "frames_per_multicast": frames / sent,
+        "bytes_per_multicast": wire_bytes / sent,
         "cpu_s_per_1000": cpu / seen * 1000,
         "peak_rss_mb": peak_rss_mb(),
         "wall_s": wall,
@@ -97,6 +157,17 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--payload", type=int, default=100)
     parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument(
+        "--window-bytes", type=int, default=512 << 10, help="most payload in flight"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=1, help="connections multicasting at once"
+    )
+    parser.add_argument(
+        "--isis-send",
+        action="store_true",
+        help="multicast through an 'isis send' process reading lines",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     task.react(lambda r: Deferred.fromCoroutine(run(r, args)))

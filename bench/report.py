@@ -83,6 +83,9 @@ def markdown(results: Sequence[dict[str, Any]], failures: Sequence[str] = ()) ->
             first += f" {r['rate']:,.0f}/s"
         if r["kind"] == "memory":
             first += f" {r['messages_per_member'] * r['nodes']:,}"
+        if r["kind"] == "client":
+            first = "isis send" if r.get("isis_send") else first
+            first += f" x{r.get('clients', 1)}" if r.get("clients", 1) > 1 else ""
         lines.append(_row(r, first))
     memory = [r for r in results if r["kind"] == "memory"]
     if len(memory) >= 2:

@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from latency import LatencyHistogram
 from results import peak_rss_mb, write_results
 
 from isis_twisted.checker import Multicast, check
+from isis_twisted.cli import DEFAULT_WINDOW as DEFAULT_SEND_WINDOW
 from isis_twisted.engine import Delivery
 from isis_twisted.localcluster import NAMES, TWISTD
 from isis_twisted.testing import free_ports
@@ -323,10 +325,22 @@ def one_run(
     }
 
 
-def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str, Any]:
+def client_run(
+    nodes: int,
+    payload: int,
+    messages: int,
+    window: int,
+    clients: int = 1,
+    isis_send: bool = False,
+) -> dict[str, Any]:
     """
     Run C{nodes} C{twistd isis} processes and drive each through its client
     API from its own client process; check the order the clients saw.
+
+    @param clients: How many connections of each client process multicast
+        at once (sharing the window).
+    @param isis_send: Multicast through an C{isis send} process per member,
+        reading lines, instead.
     """
     names = list(NAMES[:nodes])
     ports = free_ports(2 * nodes)
@@ -350,7 +364,7 @@ def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str
             ]
             servers[name] = _start(command, work / f"{name}-node.err")
         try:
-            clients = [
+            drivers = [
                 _start(
                     [
                         sys.executable,
@@ -360,13 +374,15 @@ def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str
                         f"--payload={payload}",
                         f"--messages={messages}",
                         f"--window={window}",
+                        f"--clients={clients}",
+                        *(["--isis-send"] if isis_send else []),
                         f"--out={work / f'{name}.json'}",
                     ],
                     work / f"{name}-client.err",
                 )
                 for name in names
             ]
-            _wait(clients, "client API", 1800)
+            _wait(drivers, "client API", 1800)
             usage = {name: _process_usage(servers[name][0].pid) for name in names}
         finally:
             for proc, _ in servers.values():
@@ -388,6 +404,8 @@ def client_run(nodes: int, payload: int, messages: int, window: int) -> dict[str
     return {
         "kind": "client",
         "system": "ordered",
+        "clients": clients,
+        "isis_send": isis_send,
         "nodes": nodes,
         "payload": payload,
         "messages_per_member": messages,
@@ -454,10 +472,32 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                 )
             )
     if args.client_messages:
+        for payload in args.client_payloads:
+            count = messages_for(payload, args.client_messages, args.budget)
+            for clients in args.client_clients:
+                if clients > 1 and payload != 100:
+                    continue
+                runs.append(
+                    (
+                        f"client API: n=3, {payload} B, {clients} client(s) per"
+                        f" member, {count:,} per member",
+                        partial(
+                            client_run, 3, payload, count, args.client_window, clients
+                        ),
+                    )
+                )
         runs.append(
             (
-                f"client API: n=3, 100 B, {args.client_messages:,} per member",
-                partial(client_run, 3, 100, args.client_messages, args.client_window),
+                f"client API: isis send, n=3, 100 B, {args.client_messages:,}"
+                " per member",
+                partial(
+                    client_run,
+                    3,
+                    100,
+                    args.client_messages,
+                    args.send_window,
+                    isis_send=True,
+                ),
             )
         )
     for total in args.memory:
@@ -497,6 +537,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--client-messages", type=int, default=20000)
     parser.add_argument("--client-window", type=int, default=1000)
     parser.add_argument(
+        "--send-window",
+        type=int,
+        default=DEFAULT_SEND_WINDOW,
+        help="isis send --window for the isis send run",
+    )
+    parser.add_argument(
+        "--client-payloads", type=int, nargs="+", default=[16, 100, 65536]
+    )
+    parser.add_argument(
+        "--client-clients",
+        type=int,
+        nargs="+",
+        default=[1, 20],
+        help="connections per client process (the runs beyond 1: 100 B only)",
+    )
+    parser.add_argument(
+        "--only",
+        help="run only the runs whose description matches this regular expression",
+    )
+    parser.add_argument(
         "--memory",
         type=int,
         nargs="*",
@@ -520,6 +580,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 " environment (make bench), or pass --no-pysyncobj"
             )
     runs = plan(args)
+    if args.only:
+        wanted = re.compile(args.only)
+        runs = [(what, run) for what, run in runs if wanted.search(what)]
     progress = Progress(len(runs))
     results: list[dict[str, Any]] = []
     failures: list[str] = []

@@ -1,19 +1,21 @@
 """
 The C{isis} command: talk to a running node through its client API.
 
-    isis [--node ENDPOINT] send [PAYLOAD ...]     multicast messages
-    isis [--node ENDPOINT] tail [--since N] ...   print deliveries as they happen
-    isis [--node ENDPOINT] status [--json]        show the node's state
-    isis check LOG ...                            check delivery logs
+    isis [--node ENDPOINT] send [--file PATH] [-0] [PAYLOAD ...]  multicast
+    isis [--node ENDPOINT] tail [--from N] ...   print deliveries as they happen
+    isis [--node ENDPOINT] status [--json]       show the node's state
+    isis check LOG ...                           check delivery logs
 
-Every node command is a function C{run_NAME(reactor, proto, options,
-console)} returning a L{Deferred} that fires with the exit status, so that it
-can be tested without a process; L{run} connects and dispatches, L{main}
-parses the command line and runs the reactor.
+The global options (C{--node}, C{--token-file}, C{--answer-timeout}) may
+also follow the command.  Every node command is a function C{run_NAME(reactor,
+proto, options, console)} returning a L{Deferred} that fires with the exit
+status, so that it can be tested without a process; L{run} connects and
+dispatches, L{main} parses the command line and runs the reactor.
 
 Exit statuses: 0 on success, 1 when messages could not be sent (or the
 connection was lost), 2 for a usage mistake, a node that cannot be reached,
-or a request the node refused.
+or a request the node refused, 3 when the node did not answer in time (or
+no delivery was confirmed within C{isis send --timeout}), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from importlib import metadata
 from typing import IO, Any, ClassVar, NoReturn, Protocol, TextIO
 
 import attrs
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import (
     ConnectError,
@@ -36,8 +39,13 @@ from twisted.internet.error import (
     DNSLookupError,
     TimeoutError,
 )
-from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
-from twisted.internet.task import react
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorCore,
+    IReactorFromThreads,
+    IReactorTime,
+)
+from twisted.internet.task import LoopingCall, react
 from twisted.protocols import amp
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -54,10 +62,12 @@ from isis_twisted.engine import Delivery
 from isis_twisted.options import dial_description, whole_number
 
 __all__ = [
+    "DEFAULT_ANSWER_TIMEOUT",
     "DEFAULT_NODE",
     "DEFAULT_WINDOW",
     "EXIT_FAILED",
     "EXIT_OK",
+    "EXIT_TIMEOUT",
     "EXIT_USAGE",
     "CheckOptions",
     "Console",
@@ -68,11 +78,13 @@ __all__ = [
     "format_status",
     "main",
     "parse",
+    "read_status",
     "run",
     "run_send",
     "run_status",
     "run_tail",
     "tail_line",
+    "waiting_for",
 ]
 
 DEFAULT_NODE = "tcp:127.0.0.1:9101"
@@ -85,10 +97,17 @@ DEFAULT_WINDOW = 512
 How many multicasts C{isis send} lets await their delivery at once.
 """
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 """
 Exit statuses: success; messages not sent or connection lost; a usage
-mistake, an unreachable node or a refused request.
+mistake, an unreachable node or a refused request; no answer (or, for
+C{isis send --timeout}, no confirmed delivery) in time.  Ctrl-C exits 130.
+"""
+
+DEFAULT_ANSWER_TIMEOUT = 10.0
+"""
+How many seconds C{isis} waits for a connection to the node, and for the
+node's answer to a request, unless told otherwise.
 """
 
 
@@ -115,20 +134,69 @@ class _Options(usage.Options):
         raise SystemExit(0)
 
 
+def _seconds(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise usage.UsageError(f"{option} must be a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise usage.UsageError(f"{option} must be more than 0 seconds")
+    return value
+
+
+def _node_parameters(default: bool) -> _Table:
+    # The global options, also accepted after the command (isis send --node
+    # X): there they default to None, so that only those given override.
+    return [
+        [
+            "node",
+            "n",
+            DEFAULT_NODE if default else None,
+            "The node's client API: a client endpoint description"
+            " (tcp:HOST:PORT, unix:path=PATH, ...) or a port on 127.0.0.1.",
+        ],
+        [
+            "token-file",
+            "t",
+            None,
+            "A file holding the node's client token, for a node started with"
+            " --client-token-file.",
+        ],
+        [
+            "answer-timeout",
+            None,
+            str(DEFAULT_ANSWER_TIMEOUT) if default else None,
+            "How many seconds to wait for the connection and for each answer"
+            " of the node.",
+        ],
+    ]
+
+
+_GLOBALS = ("node", "token-file", "answer-timeout")
+
+
 class SendOptions(_Options):
     """
     Options of C{isis send}.
     """
 
-    synopsis = "[--quiet] [--window N] [PAYLOAD ...]"
+    synopsis = (
+        "[--quiet] [--window N] [--timeout SECONDS] [-0] [--file PATH ...]"
+        " [PAYLOAD ...]"
+    )
     longdesc = (
-        "Multicast each PAYLOAD, or each line of standard input when none is"
-        " given (or just '-'), and print 'INDEX SENDER@CLOCK' for each once the"
-        " node has delivered it.  Messages are pipelined: up to --window of"
-        " them await delivery at once."
+        "Multicast the whole of each --file and each PAYLOAD, or, when none is"
+        " given (or just '-'), each line of standard input (split at \\n only;"
+        " with -0, at NUL bytes), and print 'INDEX SENDER@CLOCK' for each once"
+        " the node has delivered it.  Messages are pipelined: up to --window of"
+        " them await delivery at once.  Exit status: 0 when every message was"
+        " delivered, 1 when one failed or the connection was lost, 2 for a"
+        " usage mistake or an unreachable node, 3 after --timeout, 130 on"
+        " Ctrl-C."
     )
     optFlags: ClassVar[_Table] = [
-        ["quiet", "q", "Print nothing for delivered messages."]
+        ["quiet", "q", "Print nothing for delivered messages."],
+        ["null", "0", "Standard input holds messages ended by NUL bytes."],
     ]
     optParameters: ClassVar[_Table] = [
         [
@@ -136,8 +204,28 @@ class SendOptions(_Options):
             "w",
             str(DEFAULT_WINDOW),
             "How many messages may await their delivery at once.",
-        ]
+        ],
+        [
+            "timeout",
+            None,
+            None,
+            "Give up (exit status 3) when no delivery has been confirmed for"
+            " SECONDS, saying what the node waits for.",
+        ],
+        *_node_parameters(default=False),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["files"] = []
+
+    def opt_file(self, path: str) -> None:
+        """
+        Send the whole file PATH as one message (may be given several times).
+        """
+        self["files"].append(path)
+
+    opt_f = opt_file
 
     def parseArgs(self, *payloads: str) -> None:
         """
@@ -147,9 +235,21 @@ class SendOptions(_Options):
 
     def postOptions(self) -> None:
         """
-        Check the window.
+        Check the window and the timeout; read the files.
         """
         self["window"] = whole_number("--window", self["window"], 1)
+        if self["timeout"] is not None:
+            self["timeout"] = _seconds("--timeout", self["timeout"])
+        contents = []
+        for path in self["files"]:
+            try:
+                with open(path, "rb") as f:
+                    contents.append(f.read())
+            except OSError as e:
+                raise usage.UsageError(
+                    f"--file {path!r} cannot be read: {e.strerror}"
+                ) from None
+        self["file_payloads"] = contents
 
 
 class TailOptions(_Options):
@@ -157,7 +257,7 @@ class TailOptions(_Options):
     Options of C{isis tail}.
     """
 
-    synopsis = "[--since N] [--count K] [--json]"
+    synopsis = "[--from INDEX] [--count K] [--json]"
     longdesc = (
         "Print the node's deliveries as they happen, one per line:"
         " 'INDEX SENDER@CLOCK PAYLOAD', the payload as text (or as a Python"
@@ -170,7 +270,14 @@ class TailOptions(_Options):
     optParameters: ClassVar[_Table] = [
         ["since", "s", None, "Start with the held deliveries from index N on."],
         ["count", "c", None, "Stop after K deliveries."],
+        *_node_parameters(default=False),
     ]
+
+    def opt_from(self, index: str) -> None:
+        """
+        Start with the held deliveries from INDEX on (the same as --since).
+        """
+        self["since"] = index
 
     def postOptions(self) -> None:
         """
@@ -188,8 +295,11 @@ class StatusOptions(_Options):
     """
 
     synopsis = "[--json]"
-    longdesc = "Show the node's state."
+    longdesc = (
+        "Show the node's state, starting with what, if anything, holds up delivery."
+    )
     optFlags: ClassVar[_Table] = [["json", "j", "Print the status as JSON."]]
+    optParameters: ClassVar[_Table] = _node_parameters(default=False)
 
 
 class CheckOptions(_Options):
@@ -256,22 +366,7 @@ class IsisOptions(_Options):
         "Talk to a running isis node through its client API.  Run"
         " 'isis COMMAND --help' for a command's options."
     )
-    optParameters: ClassVar[_Table] = [
-        [
-            "node",
-            "n",
-            DEFAULT_NODE,
-            "The node's client API: a client endpoint description"
-            " (tcp:HOST:PORT, unix:path=PATH, ...) or a port on 127.0.0.1.",
-        ],
-        [
-            "token-file",
-            "t",
-            None,
-            "A file holding the node's client token, for a node started with"
-            " --client-token-file.",
-        ],
-    ]
+    optParameters: ClassVar[_Table] = _node_parameters(default=True)
     subCommands: ClassVar[_Table] = [
         ["send", None, SendOptions, "Multicast messages."],
         ["tail", None, TailOptions, "Print deliveries as they happen."],
@@ -295,6 +390,13 @@ class IsisOptions(_Options):
         if self.subCommand is None:
             names = ", ".join(entry[0] for entry in self.subCommands)
             raise usage.UsageError(f"no command given; choose one of {names}")
+        for name in _GLOBALS:
+            given = self.subOptions.get(name)
+            if given is not None:
+                self[name] = given
+        self["answer-timeout"] = _seconds("--answer-timeout", self["answer-timeout"])
+        # The commands wait for answers this long.
+        self.subOptions["answer-timeout"] = self["answer-timeout"]
         try:
             self["node"] = dial_description(self["node"])
         except ValueError as e:
@@ -342,6 +444,7 @@ class Console:
         broken pipe); output to it is dropped from then on.
     @ivar interrupted: Whether the command is being interrupted (Ctrl-C);
         messages about what that breaks are dropped.
+    @ivar on_interrupt: What the command says on Ctrl-C, if anything.
     """
 
     stdin: IO[bytes]
@@ -349,6 +452,7 @@ class Console:
     stderr: TextIO
     stdout_closed: bool = False
     interrupted: bool = False
+    on_interrupt: Callable[[], None] | None = None
 
     def out(self, line: str, flush: bool = False) -> bool:
         """
@@ -384,9 +488,16 @@ class Console:
 class _Source(Protocol):
     def start(self, window: int) -> None: ...
 
-    def grant(self) -> None: ...
+    def grant(self, slots: int) -> None: ...
 
     def stop(self) -> None: ...
+
+
+WAIT_NOTICE = 5.0
+"""
+How many seconds without a confirmed delivery before C{isis send} says what
+the node waits for.
+"""
 
 
 class _Sender:
@@ -394,32 +505,78 @@ class _Sender:
     Multicasts payloads from a source, keeping at most C{window} of them
     awaiting delivery: the source hands over a payload for every slot it is
     granted, and a slot is granted again whenever a multicast settles.
+
+    Once a second it checks for progress: with C{timeout}, it gives up when
+    no delivery was confirmed for that long; without, it says once what the
+    node waits for after L{WAIT_NOTICE} seconds (and again if that changes).
+    Failures are told at the end, one line per reason with the count.
     """
 
-    def __init__(self, proto: ClientProtocol, console: Console, quiet: bool) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        proto: ClientProtocol,
+        console: Console,
+        options: SendOptions,
+    ) -> None:
+        self._clock = clock
         self._proto = proto
         self._console = console
-        self._quiet = quiet
+        self._quiet: bool = options["quiet"]
+        self._timeout: float | None = options["timeout"]
+        self._answer_timeout: float = options["answer-timeout"]
         self._source: _Source | None = None
         self._outstanding = 0
-        self._failed = 0
+        self._confirmed = 0
+        # reason -> [how many, the first message's number]
+        self._failures: dict[str, list[int]] = {}
+        self._input_failed = False
         self._ended = False
         self._lost: BaseException | None = None
+        self._last_progress = clock.seconds()
+        self._checking = False
+        self._freed = 0
+        self._grant_call: IDelayedCall | None = None
+        self._shown_wait: str | None = None
+        self._watch = LoopingCall(self._check)
+        self._watch.clock = clock
         self.done: Deferred[int] = Deferred()
 
     def run(self, source: _Source, window: int) -> Deferred[int]:
         self._source = source
         self._proto.when_lost().addCallback(self._connection_lost)
+        self._watch.start(1.0, now=False)
         source.start(window)
         return self.done
+
+    def summary(self) -> str:
+        """
+        How many messages are confirmed, unconfirmed and failed.
+        """
+        failed = sum(count for count, _ in self._failures.values())
+        text = f"{self._confirmed} confirmed, {self._outstanding} unconfirmed"
+        return text + (f", {failed} failed" if failed else "")
+
+    def interrupted(self) -> None:
+        """
+        Ctrl-C: tell what was and was not delivered.
+        """
+        self._report_failures()
+        self._console.error(f"isis send: interrupted; {self.summary()}")
 
     def send(self, number: int, payload: bytes) -> None:
         if self._lost is not None or self.done.called:
             return
+        if not self._outstanding:
+            self._last_progress = self._clock.seconds()
         self._outstanding += 1
         self._proto.multicast(payload).addCallbacks(
             self._delivered, self._refused, errbackArgs=(number,)
         ).addCallback(self._settled)
+
+    def send_all(self, items: Sequence[tuple[int, bytes]]) -> None:
+        for number, payload in items:
+            self.send(number, payload)
 
     def end_of_input(self) -> None:
         self._ended = True
@@ -427,26 +584,39 @@ class _Sender:
 
     def input_failed(self, error: BaseException) -> None:
         self._console.error(f"isis send: cannot read standard input: {error}")
-        self._failed += 1
+        self._input_failed = True
         self.end_of_input()
 
     def _delivered(self, record: Delivery) -> None:
+        self._confirmed += 1
+        self._last_progress = self._clock.seconds()
         if not self._quiet:
             self._console.out(f"{record.index} {record.sender}@{record.clock}")
 
     def _refused(self, failure: Failure, number: int) -> None:
-        self._failed += 1
         if isinstance(failure.value, ConnectionClosed):
             # Reported once, when the command ends.
             self._connection_lost(failure.value)
             return
-        self._console.error(f"isis send: message {number}: {_message(failure)}")
+        self._last_progress = self._clock.seconds()
+        entry = self._failures.setdefault(_message(failure), [0, number])
+        entry[0] += 1
 
     def _settled(self, ignored: None) -> None:
         self._outstanding -= 1
-        if self._lost is None and self._source is not None:
-            self._source.grant()
+        # A batch's answers settle together: their slots go back in one
+        # grant at the end of the turn (one wake-up of a reading thread,
+        # not one per message).
+        self._freed += 1
+        if self._grant_call is None:
+            self._grant_call = self._clock.callLater(0, self._grant)
         self._finish_if_done()
+
+    def _grant(self) -> None:
+        self._grant_call = None
+        freed, self._freed = self._freed, 0
+        if self._lost is None and self._source is not None and not self.done.called:
+            self._source.grant(freed)
 
     def _connection_lost(self, reason: BaseException) -> None:
         if self._lost is not None or self.done.called:
@@ -456,18 +626,79 @@ class _Sender:
             self._source.stop()
         self._finish_if_done()
 
+    def _report_failures(self) -> None:
+        failures, self._failures = self._failures, {}
+        for reason, (count, first) in failures.items():
+            if count == 1:
+                self._console.error(f"isis send: message {first}: {reason}")
+            else:
+                self._console.error(
+                    f"isis send: {count} messages failed (the first: message"
+                    f" {first}): {reason}"
+                )
+
+    def _finish(self, code: int | BaseException) -> None:
+        if self._watch.running:
+            self._watch.stop()
+        if self._grant_call is not None:
+            self._grant_call.cancel()
+            self._grant_call = None
+        if self._source is not None:
+            self._source.stop()
+        if isinstance(code, BaseException):
+            self.done.errback(code)
+        else:
+            self.done.callback(code)
+
     def _finish_if_done(self) -> None:
         if self.done.called or self._outstanding:
             return
         if self._lost is not None:
-            self.done.errback(self._lost)
+            self._finish(self._lost)
         elif self._ended:
-            self.done.callback(EXIT_FAILED if self._failed else EXIT_OK)
+            failed = bool(self._failures) or self._input_failed
+            self._report_failures()
+            self._finish(EXIT_FAILED if failed else EXIT_OK)
+
+    def _check(self) -> None:
+        if self.done.called or self._checking:
+            return
+        if not self._outstanding:
+            self._shown_wait = None
+            return
+        idle = self._clock.seconds() - self._last_progress
+        timed_out = self._timeout is not None and idle >= self._timeout
+        if not timed_out and (self._timeout is not None or idle < WAIT_NOTICE):
+            return
+        self._checking = True
+        asked = self._proto.status().addTimeout(self._answer_timeout, self._clock)
+        asked.addCallbacks(
+            lambda status: waiting_for(read_status(status)),
+            lambda failure: "the node does not answer its status request",
+        ).addCallback(self._waiting, idle, timed_out)
+
+    def _waiting(self, waiting: str, idle: float, timed_out: bool) -> None:
+        self._checking = False
+        if self.done.called:
+            return
+        if timed_out:
+            self._report_failures()
+            self._console.error(
+                f"isis send: no delivery confirmed for {idle:.0f} s; {waiting};"
+                f" {self.summary()}"
+            )
+            self._finish(EXIT_TIMEOUT)
+        elif waiting != self._shown_wait:
+            self._shown_wait = waiting
+            self._console.error(
+                f"isis send: no delivery confirmed for {idle:.0f} s; {waiting};"
+                f" {self.summary()}; still waiting"
+            )
 
 
 class _ListSource:
     """
-    Payloads from a list (the command line's arguments).
+    Payloads from a list (the command line's arguments and files).
     """
 
     def __init__(self, payloads: Sequence[bytes], sender: _Sender) -> None:
@@ -481,8 +712,8 @@ class _ListSource:
         self._credit = window
         self._pump()
 
-    def grant(self) -> None:
-        self._credit += 1
+    def grant(self, slots: int) -> None:
+        self._credit += slots
         self._pump()
 
     def stop(self) -> None:
@@ -510,12 +741,15 @@ class _ListSource:
 
 class _StreamSource:
     """
-    Payloads from the lines of a stream, read in a thread of its own.
+    Payloads from a stream, each ended by C{separator} (the last may lack
+    it), read in a thread of its own.
 
     Reading in a thread keeps the reactor free to receive deliveries while
-    the stream blocks (a terminal, a slow pipe).  The thread takes a line
+    the stream blocks (a terminal, a slow pipe).  The thread takes a payload
     only when it holds a slot of the window, so input is read at most
-    C{window} lines (and one chunk) ahead of its delivery, whatever its size.
+    C{window} payloads (and one chunk) ahead of its delivery, whatever its
+    size.  It hands over every payload of a chunk it has slots for in one
+    call, rather than waking the reactor once per payload.
 
     A stream with a file descriptor is read with L{os.read}: a daemon thread
     blocked inside the stream's buffered reader would hold its lock, and the
@@ -523,11 +757,16 @@ class _StreamSource:
     """
 
     def __init__(
-        self, reactor: IReactorFromThreads, stream: IO[bytes], sender: _Sender
+        self,
+        reactor: IReactorFromThreads,
+        stream: IO[bytes],
+        sender: _Sender,
+        separator: bytes,
     ) -> None:
         self._reactor = reactor
         self._read_chunk = _chunk_reader(stream)
         self._sender = sender
+        self._separator = separator
         self._slots = threading.Semaphore(0)
         self._stopped = threading.Event()
 
@@ -537,8 +776,8 @@ class _StreamSource:
             target=self._run, name="isis send: standard input", daemon=True
         ).start()
 
-    def grant(self) -> None:
-        self._slots.release()
+    def grant(self, slots: int) -> None:
+        self._slots.release(slots)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -546,22 +785,53 @@ class _StreamSource:
 
     def _run(self) -> None:
         call = self._reactor.callFromThread
-        lines = _lines(self._read_chunk)
+        batch: list[tuple[int, bytes]] = []
         number = 0
-        while True:
-            self._slots.acquire()
+
+        def hand_over() -> None:
+            if batch:
+                call(self._sender.send_all, list(batch))
+                batch.clear()
+
+        def take(payload: bytes) -> bool:
+            nonlocal number
+            if not self._slots.acquire(blocking=False):
+                hand_over()
+                self._slots.acquire()
             if self._stopped.is_set():
-                return
+                return False
+            number += 1
+            batch.append((number, payload))
+            return True
+
+        # Parts of a payload not yet ended, joined once it ends: one payload
+        # may span many chunks (a 10 MiB line).
+        partial: list[bytes] = []
+        while True:
             try:
-                line = next(lines, None)
+                chunk = self._read_chunk()
             except (OSError, ValueError) as e:
+                hand_over()
                 call(self._sender.input_failed, e)
                 return
-            if line is None:
+            if not chunk:
+                if partial and not take(b"".join(partial)):
+                    return
+                hand_over()
                 call(self._sender.end_of_input)
                 return
-            number += 1
-            call(self._sender.send, number, _strip_line_end(line))
+            pieces = chunk.split(self._separator)
+            if len(pieces) == 1:
+                partial.append(chunk)
+                continue
+            partial.append(pieces[0])
+            pieces[0] = b"".join(partial)
+            last = pieces.pop()
+            partial = [last] if last else []
+            for payload in pieces:
+                if not take(payload):
+                    return
+            hand_over()
 
 
 _CHUNK = 64 * 1024
@@ -575,34 +845,6 @@ def _chunk_reader(stream: IO[bytes]) -> Callable[[], bytes]:
     return lambda: os.read(fd, _CHUNK)
 
 
-def _lines(read: Callable[[], bytes]) -> Iterator[bytes]:
-    """
-    The lines of what C{read} returns until it returns nothing, each with
-    its line end; the last one may have none.
-    """
-    partial: list[bytes] = []
-    while chunk := read():
-        start = 0
-        while (end := chunk.find(b"\n", start)) != -1:
-            partial.append(chunk[start : end + 1])
-            line = b"".join(partial)
-            partial.clear()
-            yield line
-            start = end + 1
-        if start < len(chunk):
-            partial.append(chunk[start:])
-    if partial:
-        yield b"".join(partial)
-
-
-def _strip_line_end(line: bytes) -> bytes:
-    if line.endswith(b"\n"):
-        line = line[:-1]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-    return line
-
-
 def run_send(
     reactor: IReactorFromThreads,
     proto: ClientProtocol,
@@ -610,26 +852,35 @@ def run_send(
     console: Console,
 ) -> Deferred[int]:
     """
-    C{isis send}: multicast the payloads given as arguments, or the lines of
-    standard input, pipelined.
+    C{isis send}: multicast the files and payloads given as arguments, or
+    the lines (or NUL-separated parts, with C{-0}) of standard input,
+    pipelined.
 
-    @param reactor: The reactor, for handing over lines read in a thread.
+    @param reactor: The reactor, for handing over payloads read in a thread
+        and for timing.
     @param proto: The connection to the node.
     @param options: The parsed C{send} options.
-    @param console: Where to read lines and print results.
+    @param console: Where to read payloads and print results.
     @return: A L{Deferred} that fires with the exit status once every
-        message is delivered or has failed, or fails with the connection
-        error if the connection is lost.
+        message is delivered or has failed (or L{EXIT_TIMEOUT} after
+        C{--timeout}), or fails with the connection error if the connection
+        is lost.
     """
-    sender = _Sender(proto, console, options["quiet"])
+    sender = _Sender(IReactorTime(reactor), proto, console, options)
+    console.on_interrupt = sender.interrupted
     payloads: list[str] = options["payloads"]
+    files: list[bytes] = options["file_payloads"]
     source: _Source
-    if payloads and payloads != ["-"]:
-        source = _ListSource([os.fsencode(p) for p in payloads], sender)
+    if files or (payloads and payloads != ["-"]):
+        source = _ListSource(files + [os.fsencode(p) for p in payloads], sender)
     else:
+        separator = b"\0" if options["null"] else b"\n"
         if console.stdin.isatty():
-            console.error("isis send: one message per line; end with Ctrl-D")
-        source = _StreamSource(reactor, console.stdin, sender)
+            what = (
+                "NUL-separated messages" if options["null"] else "one message per line"
+            )
+            console.error(f"isis send: {what}; end with Ctrl-D")
+        source = _StreamSource(reactor, console.stdin, sender, separator)
     return sender.run(source, options["window"])
 
 
@@ -689,12 +940,90 @@ def run_tail(
         if not finished.called:
             finished.errback(reason)
 
-    proto.subscribe(options["since"], show).addErrback(failed)
+    proto.subscribe(options["since"], show).addTimeout(
+        options["answer-timeout"], IReactorTime(reactor)
+    ).addErrback(failed)
     proto.when_lost().addCallback(failed)
     return finished
 
 
 # -- isis status ----------------------------------------------------------
+
+
+@attrs.frozen
+class StatusView:
+    """
+    What C{isis} reads from a node's status.
+
+    @ivar member: The member's name.
+    @ivar waiting_for: The members the oldest undelivered message waits
+        for.
+    @ivar oldest_age: How many seconds that message has waited, if known.
+    @ivar silent: The members not heard from for a while.
+    @ivar disconnected: The peers with no connection either way.
+    @ivar queue: How many messages wait to be delivered.
+    """
+
+    member: str
+    waiting_for: list[str]
+    oldest_age: float | None
+    silent: list[str]
+    disconnected: list[str]
+    queue: int
+
+
+def _names(value: object) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def read_status(status: Mapping[str, object]) -> StatusView:
+    """
+    Read what C{isis} needs from a node's status: the one place that knows
+    the status's shape.
+    """
+    oldest = status.get("oldest_undelivered")
+    waiting: list[str] = []
+    age: float | None = None
+    if isinstance(oldest, Mapping):
+        waiting = _names(oldest.get("waiting_for"))
+        found = oldest.get("age_s")
+        age = float(found) if isinstance(found, int | float) else None
+    peers = status.get("peers")
+    disconnected = []
+    if isinstance(peers, Mapping):
+        disconnected = [
+            str(name)
+            for name, link in peers.items()
+            if isinstance(link, Mapping)
+            and not link.get("connected_out")
+            and not link.get("connected_in")
+        ]
+    queue = status.get("queue")
+    return StatusView(
+        member=str(status.get("member", "?")),
+        waiting_for=waiting,
+        oldest_age=age,
+        silent=_names(status.get("silent_members")),
+        disconnected=disconnected,
+        queue=queue if isinstance(queue, int) else 0,
+    )
+
+
+def waiting_for(view: StatusView) -> str:
+    """
+    In a few words, what holds up delivery at the node.
+    """
+    if view.waiting_for:
+        text = f"the node waits for {', '.join(view.waiting_for)}"
+        down = [name for name in view.waiting_for if name in view.disconnected]
+        if down:
+            text += f" (not connected: {', '.join(down)})"
+        elif silent := [name for name in view.waiting_for if name in view.silent]:
+            text += f" (silent: {', '.join(silent)})"
+        return text
+    if view.disconnected:
+        return f"the node is not connected to {', '.join(view.disconnected)}"
+    return "the node waits for no member"
 
 
 def _scalar(value: object) -> str:
@@ -766,11 +1095,25 @@ def run_status(
         if options["json"]:
             console.out(json.dumps(status, indent=2, ensure_ascii=False))
         else:
+            view = read_status(status)
+            if view.waiting_for or view.disconnected:
+                age = (
+                    f", its oldest message for {view.oldest_age:g} s"
+                    if view.oldest_age is not None
+                    else ""
+                )
+                console.out(f"blocked: {waiting_for(view)}{age}")
+            else:
+                console.out("blocked: no")
             for line in format_status(status):
                 console.out(line)
         return EXIT_OK
 
-    return proto.status().addCallback(show)
+    return (
+        proto.status()
+        .addTimeout(options["answer-timeout"], IReactorTime(reactor))
+        .addCallback(show)
+    )
 
 
 # -- running a command ----------------------------------------------------
@@ -793,7 +1136,7 @@ def _unreachable(failure: Failure) -> str:
     error = failure.value
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(error, TimeoutError):
+    if isinstance(error, TimeoutError | defer.TimeoutError):
         return "timed out"
     if isinstance(error, DNSLookupError):
         return "cannot resolve the host name"
@@ -819,8 +1162,10 @@ def run(reactor: IReactorCore, options: IsisOptions, console: Console) -> Deferr
     assert name is not None
     command = _COMMANDS[name]
     node: str = options["node"]
+    wait: float = options["answer-timeout"]
+    clock = IReactorTime(reactor)
     try:
-        connecting = connect(reactor, node)
+        connecting = connect(reactor, node).addTimeout(wait, clock)
     except ValueError as e:
         console.error(f"isis: --node: {e}")
         return succeed(EXIT_USAGE)
@@ -831,8 +1176,22 @@ def run(reactor: IReactorCore, options: IsisOptions, console: Console) -> Deferr
 
     def connected(proto: ClientProtocol) -> Deferred[int]:
         def failed(failure: Failure) -> int:
+            if isinstance(failure.value, defer.TimeoutError):
+                console.error(
+                    f"isis {name}: the node at {node} did not answer within {wait:g} s"
+                )
+                if proto.transport is not None:
+                    proto.transport.abortConnection()  # type: ignore[attr-defined]
+                return EXIT_TIMEOUT
             if isinstance(failure.value, ConnectionClosed):
-                console.error(f"isis {name}: lost the connection to the node at {node}")
+                hint = (
+                    ""
+                    if proto.heard_from_node
+                    else " before it answered anything (is that its peer port?)"
+                )
+                console.error(
+                    f"isis {name}: lost the connection to the node at {node}{hint}"
+                )
                 return EXIT_FAILED
             if isinstance(
                 failure.value, ClientAPIError | HistoryGoneError | amp.AmpError
@@ -851,7 +1210,7 @@ def run(reactor: IReactorCore, options: IsisOptions, console: Console) -> Deferr
 
         token: bytes | None = options["token"]
         ran = (
-            proto.authenticate(token).addCallback(run_command)
+            proto.authenticate(token).addTimeout(wait, clock).addCallback(run_command)
             if token is not None
             else run_command()
         )
@@ -876,6 +1235,8 @@ def _react_main(reactor: IReactorCore, options: IsisOptions) -> Deferred[None]:
         # The reactor is stopping (Ctrl-C) before the command finished: a
         # tail ends this way, anything else did not complete.
         if not outcome.called:
+            if console.on_interrupt is not None:
+                console.on_interrupt()
             console.interrupted = True
             settle(EXIT_OK if options.subCommand == "tail" else 130)
 

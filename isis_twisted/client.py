@@ -9,7 +9,9 @@ L{ClientProtocol}::
     record = await proto.multicast(b"hello")
     first = await proto.subscribe(since=1, callback=print)
 
-The commands on the wire are L{Multicast}, L{Subscribe}, L{Deliver} (pushed
+The commands on the wire are L{Multicast}, L{MulticastBatch} (several
+payloads in one call, which L{ClientProtocol.multicast} uses when it has a
+clock, as L{connect} gives it), L{Subscribe}, L{Deliver} (pushed
 by the node after a L{Subscribe}) and L{Status}.  Payloads of any length
 travel as L{LongBytes}, which splits them over as many AMP values as needed.
 
@@ -32,7 +34,12 @@ from typing import Any, ClassVar, NoReturn, Protocol
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IAddress, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -42,9 +49,11 @@ from zope.interface import implementer
 from isis_twisted.engine import Delivery
 from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.options import dial_description
+from isis_twisted.wire import VERSION, Refuse, encode_refuse
 
 __all__ = [
     "BATCH_BYTES",
+    "BATCH_MESSAGES",
     "AlreadySubscribedError",
     "BadPayloadError",
     "ClientAPIError",
@@ -56,13 +65,17 @@ __all__ = [
     "LongBytes",
     "LongText",
     "Multicast",
+    "MulticastBatch",
     "NodeControl",
     "NodeError",
     "Status",
     "Subscribe",
     "Subscription",
+    "WrongPortError",
     "connect",
+    "pack_payloads",
     "pack_records",
+    "unpack_payloads",
     "unpack_records",
 ]
 
@@ -186,6 +199,23 @@ class AlreadySubscribedError(ClientAPIError):
     """
     A connection asked for a second subscription; each connection carries one.
     """
+
+
+class WrongPortError(ClientAPIError):
+    """
+    What answered speaks the members' peer protocol: the address is a
+    member's peer port, not its client API port.
+    """
+
+
+def _peer_protocol(data: bytes) -> bool:
+    # A peer frame: a u32 length under 64 KiB for a first frame (so two zero
+    # bytes), then the wire version.  An AMP box starts with the length of
+    # its first key, never zero.
+    return data[:2] == b"\x00\x00" and (len(data) < 5 or data[4] == VERSION)
+
+
+_TLS_HANDSHAKE = 0x16
 
 
 class NodeError(ClientAPIError):
@@ -374,6 +404,31 @@ class Multicast(amp.Command):
     }
 
 
+class MulticastBatch(amp.Command):
+    """
+    Multicast several payloads, packed by L{pack_payloads}, in this order;
+    answered once every one of them is delivered or has failed.
+
+    The answer's C{records} are the delivered ones, packed by
+    L{pack_records} with empty payloads (the client has them), in the order
+    of the payloads that were delivered; C{failures} is a JSON list of
+    C{[position, kind, message]} for the others, C{kind} being
+    C{"BAD_PAYLOAD"} or C{"NODE_ERROR"}.  One call carries one AMP box and
+    one answer for the whole batch, which is what makes a busy client cheap.
+    """
+
+    arguments: ClassVar[_Schema] = [(b"payloads", LongBytes())]
+    response: ClassVar[_Schema] = [
+        (b"records", LongBytes()),
+        (b"failures", LongText()),
+    ]
+    errors: ClassVar[_Errors] = {
+        BadPayloadError: b"BAD_PAYLOAD",
+        NodeError: b"NODE_ERROR",
+        NotAuthenticatedError: b"NOT_AUTHENTICATED",
+    }
+
+
 class Subscribe(amp.Command):
     """
     Start receiving deliveries as L{Deliver} commands: the held ones from
@@ -412,25 +467,30 @@ them without waiting for the end of its turn.
 """
 
 
-def pack_records(records: Sequence[Delivery]) -> bytes:
+def pack_records(records: Sequence[Delivery], payloads: bool = True) -> bytes:
     """
     Pack delivery records for L{Deliver}: per record, index and clock
     (u64), C{after} (i64, -1 for none), the sender's length (u16) and the
     payload's (u32), then the sender in UTF-8 and the payload.
 
+    @param payloads: Whether to include the payloads; without, each record
+        is packed as if its payload were empty (for L{MulticastBatch}'s
+        answer: the client has them).
     @raise ValueError: If a field does not fit.
     """
     parts: list[bytes] = []
     for r in records:
         sender = r.sender.encode()
         after = -1 if r.after is None else r.after
+        size = len(r.payload) if payloads else 0
         try:
-            head = _RECORD_HEAD.pack(
-                r.index, r.clock, after, len(sender), len(r.payload)
-            )
+            head = _RECORD_HEAD.pack(r.index, r.clock, after, len(sender), size)
         except struct.error as e:
             raise ValueError(f"record {r.index} does not fit the format: {e}") from None
-        parts += (head, sender, r.payload)
+        if payloads:
+            parts += (head, sender, r.payload)
+        else:
+            parts += (head, sender)
     return b"".join(parts)
 
 
@@ -507,6 +567,57 @@ class Authenticate(amp.Command):
     errors: ClassVar[_Errors] = {NotAuthenticatedError: b"NOT_AUTHENTICATED"}
 
 
+_PAYLOAD_HEAD = struct.Struct(">I")
+
+BATCH_MESSAGES = 1024
+"""
+The most payloads L{ClientProtocol} puts in one L{MulticastBatch}.
+"""
+
+
+def pack_payloads(payloads: Sequence[bytes]) -> bytes:
+    """
+    Pack payloads for L{MulticastBatch}: per payload, its length (u32) and
+    its bytes.
+
+    @raise TypeError: If a payload is not L{bytes}.
+    @raise ValueError: If a payload is 4 GiB or more.
+    """
+    parts: list[bytes] = []
+    for payload in payloads:
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        try:
+            parts += (_PAYLOAD_HEAD.pack(len(payload)), payload)
+        except struct.error:
+            raise ValueError(
+                f"a payload of {len(payload)} bytes is too large"
+            ) from None
+    return b"".join(parts)
+
+
+def unpack_payloads(data: bytes) -> list[bytes]:
+    """
+    The payloads L{pack_payloads} packed into C{data}.
+
+    @raise ValueError: If C{data} is not such a packing.
+    """
+    payloads = []
+    offset = 0
+    size = len(data)
+    head = _PAYLOAD_HEAD.size
+    while offset < size:
+        if size - offset < head:
+            raise ValueError(f"a payload length is cut short at byte {offset}")
+        (length,) = _PAYLOAD_HEAD.unpack_from(data, offset)
+        offset += head
+        if size - offset < length:
+            raise ValueError(f"a payload is cut short at byte {offset}")
+        payloads.append(data[offset : offset + length])
+        offset += length
+    return payloads
+
+
 def _delivery_fields(record: Delivery) -> dict[str, object]:
     return {
         "index": record.index,
@@ -579,6 +690,43 @@ class ClientAPIProtocol(amp.AMP):
         self._batch: list[Delivery] = []
         self._batch_bytes = 0
 
+    _sniffed = False
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Before the first box, tell a member that dialed this port as a peer
+        what it did, in its own protocol, and close.
+        """
+        if not self._sniffed:
+            self._sniffed = True
+            if _peer_protocol(data) or data[:1] == bytes([_TLS_HANDSHAKE]):
+                self._wrong_protocol(tls=data[:1] == bytes([_TLS_HANDSHAKE]))
+                return
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def _wrong_protocol(self, tls: bool) -> None:
+        assert self.transport is not None
+        reason = (
+            f"this is the client API port of member {self.node.me!r}, not its"
+            " peer port; --peers must name the peer port (--port)"
+        )
+        if not tls:
+            refusal = encode_refuse(Refuse(reason))
+            self.transport.write(struct.pack(">I", len(refusal)) + refusal)
+        factory = self.factory
+        seen = factory.wrong_protocol if isinstance(factory, ClientAPIFactory) else 0
+        if not seen:
+            # Once per listening port: a misdirected member redials forever.
+            self._log.warn(
+                "a member at {peer} dialed the client API port as a peer port;"
+                " its --peers must name this member's --port (counted from now"
+                " on, not logged again)",
+                peer=self.transport.getPeer(),
+            )
+        if isinstance(factory, ClientAPIFactory):
+            factory.wrong_protocol += 1
+        self.transport.loseConnection()
+
     def connectionMade(self) -> None:
         """
         Hear from the transport when the client stops reading.
@@ -648,6 +796,72 @@ class ClientAPIProtocol(amp.AMP):
             raise _node_error(failure.value, "multicast", failure)
 
         return delivered.addCallbacks(_delivery_fields, refused)
+
+    @MulticastBatch.responder
+    def multicast_batch(self, payloads: bytes) -> Deferred[dict[str, object]]:
+        """
+        Multicast every payload of the batch through the node, in order;
+        answer once each is delivered or has failed.
+
+        @raise BadPayloadError: If the batch cannot be read.
+        @raise NotAuthenticatedError: If a token is required and not given.
+        """
+        self._require_token()
+        try:
+            batch = unpack_payloads(payloads)
+        except ValueError as e:
+            raise BadPayloadError(f"the batch cannot be read: {e}") from None
+        outcomes: list[Delivery | tuple[str, str] | None] = [None] * len(batch)
+        left = len(batch)
+        answer: Deferred[dict[str, object]] = Deferred()
+
+        def settle(position: int, outcome: Delivery | tuple[str, str]) -> None:
+            nonlocal left
+            outcomes[position] = outcome
+            left -= 1
+            if not left:
+                answer.callback(self._batch_answer(outcomes))
+
+        def refused(failure: Failure, position: int) -> None:
+            settle(position, self._refusal(failure.value))
+
+        for position, payload in enumerate(batch):
+            try:
+                delivered = self.node.multicast(payload)
+            except Exception as e:
+                settle(position, self._refusal(e))
+                continue
+            delivered.addCallbacks(
+                lambda record, position=position: settle(position, record),
+                refused,
+                errbackArgs=(position,),
+            )
+        if not batch:
+            answer.callback(self._batch_answer([]))
+        return answer
+
+    def _refusal(self, error: BaseException | None) -> tuple[str, str]:
+        # Many messages of a batch often fail for one reason (back-pressure,
+        # a stopping node): each is answered, and the node's log gets the
+        # unexpected ones only, through _node_error, never a line per
+        # expected refusal.
+        if isinstance(error, TypeError | ValueError):
+            return ("BAD_PAYLOAD", str(error))
+        return ("NODE_ERROR", f"the node failed to multicast: {error}")
+
+    def _batch_answer(
+        self, outcomes: Sequence[Delivery | tuple[str, str] | None]
+    ) -> dict[str, object]:
+        records = [o for o in outcomes if isinstance(o, Delivery)]
+        failures = [
+            [position, o[0], o[1]]
+            for position, o in enumerate(outcomes)
+            if isinstance(o, tuple)
+        ]
+        return {
+            "records": pack_records(records, payloads=False),
+            "failures": json.dumps(failures),
+        }
 
     @Subscribe.responder
     def subscribe(self, since: int | None) -> dict[str, object]:
@@ -812,6 +1026,8 @@ class ClientAPIFactory(ServerFactory):
     client API endpoint.
 
     @ivar node: The node every connection controls.
+    @ivar wrong_protocol: How many connections spoke the peer protocol (or
+        TLS) here: members whose C{--peers} name this port.
     """
 
     noisy = False
@@ -835,6 +1051,7 @@ class ClientAPIFactory(ServerFactory):
         self.clock = clock
         self.backlog = backlog
         self.token = token
+        self.wrong_protocol = 0
 
     def buildProtocol(self, addr: IAddress | None) -> ClientAPIProtocol:
         """
@@ -855,11 +1072,18 @@ class ClientProtocol(amp.AMP):
     Make one with L{connect}, or connect an instance to any client endpoint.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: IReactorTime | None = None) -> None:
         """
         A protocol not yet connected, with no subscription.
+
+        @param clock: If given, L{multicast} gathers the payloads of one
+            reactor turn and sends them as one L{MulticastBatch} at the end
+            of it; without one, each is a L{Multicast} of its own.
         """
         super().__init__()  # type: ignore[no-untyped-call]
+        self._clock = clock
+        self._queued: list[tuple[bytes, Deferred[Delivery]]] = []
+        self._queue_call: IDelayedCall | None = None
         self._callback: Callable[[Delivery], None] | None = None
         self._dropped: SubscriptionDroppedError | None = None
         self._lost: BaseException | None = None
@@ -880,6 +1104,12 @@ class ClientProtocol(amp.AMP):
         """
         if type(payload) is not bytes:
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        if self._clock is not None:
+            waiting: Deferred[Delivery] = Deferred()
+            self._queued.append((payload, waiting))
+            if self._queue_call is None:
+                self._queue_call = self._clock.callLater(0, self._send_queued)
+            return waiting
         answer = _call_remote(self, Multicast, payload=payload)
         return answer.addCallback(
             lambda fields: Delivery(
@@ -890,6 +1120,80 @@ class ClientProtocol(amp.AMP):
                 fields["after"],
             )
         )
+
+    def multicast_many(self, payloads: Sequence[bytes]) -> list[Deferred[Delivery]]:
+        """
+        Multicast several payloads through the node, in this order, in as
+        few L{MulticastBatch} calls as their size allows (about
+        L{BATCH_BYTES} or L{BATCH_MESSAGES} per call).
+
+        Payloads that L{multicast} gathered and has not sent yet go first.
+
+        @param payloads: The messages' bytes, each of any length.
+        @return: One L{Deferred} per payload, in order, each as
+            L{multicast} returns it.
+        @raise TypeError: If a payload is not L{bytes}; nothing is sent.
+        """
+        for payload in payloads:
+            if type(payload) is not bytes:
+                raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        self._send_queued()
+        waiting: list[Deferred[Delivery]] = [Deferred() for _ in payloads]
+        self._send_batches(list(zip(payloads, waiting, strict=True)))
+        return waiting
+
+    def _send_queued(self) -> None:
+        if self._queue_call is not None:
+            if self._queue_call.active():
+                self._queue_call.cancel()
+            self._queue_call = None
+        queued, self._queued = self._queued, []
+        if self._lost is not None:
+            for _, waiting in queued:
+                waiting.errback(self._lost)
+            return
+        self._send_batches(queued)
+
+    def _send_batches(self, items: Sequence[tuple[bytes, Deferred[Delivery]]]) -> None:
+        start = 0
+        size = 0
+        for end, (payload, _) in enumerate(items):
+            if end > start and (
+                size + len(payload) > BATCH_BYTES or end - start >= BATCH_MESSAGES
+            ):
+                self._send_batch(items[start:end])
+                start, size = end, 0
+            size += len(payload)
+        if start < len(items):
+            self._send_batch(items[start:])
+
+    def _send_batch(self, items: Sequence[tuple[bytes, Deferred[Delivery]]]) -> None:
+        packed = pack_payloads([payload for payload, _ in items])
+        answer = _call_remote(self, MulticastBatch, payloads=packed)
+
+        def answered(fields: dict[str, Any]) -> None:
+            records = iter(unpack_records(fields["records"]))
+            failures = {
+                position: (kind, message)
+                for position, kind, message in json.loads(fields["failures"])
+            }
+            for position, (payload, waiting) in enumerate(items):
+                failure = failures.get(position)
+                if failure is None:
+                    r = next(records)
+                    waiting.callback(
+                        Delivery(r.index, r.sender, r.clock, payload, r.after)
+                    )
+                elif failure[0] == "BAD_PAYLOAD":
+                    waiting.errback(BadPayloadError(failure[1]))
+                else:
+                    waiting.errback(NodeError(failure[1]))
+
+        def failed(failure: Failure) -> None:
+            for _, waiting in items:
+                waiting.errback(failure)
+
+        answer.addCallback(answered).addErrback(failed)
 
     def subscribe(
         self, since: int | None, callback: Callable[[Delivery], None]
@@ -969,6 +1273,33 @@ class ClientProtocol(amp.AMP):
                 )
         return {}
 
+    _sniffed = False
+    _wrong_port: WrongPortError | None = None
+
+    @property
+    def heard_from_node(self) -> bool:
+        """
+        Whether anything at all has arrived on this connection.
+        """
+        return self._sniffed
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Before the first box, recognise a member's peer port: it greets (or
+        refuses) in the peer protocol, which AMP would misread.
+        """
+        if not self._sniffed:
+            self._sniffed = True
+            if _peer_protocol(data):
+                self._wrong_port = WrongPortError(
+                    "this address is a member's peer port, not its client API"
+                    " port: give --node the member's --client-port"
+                )
+                assert self.transport is not None
+                self.transport.abortConnection()  # type: ignore[attr-defined]
+                return
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
     @SubscriptionDropped.responder
     def _subscription_dropped(self, resume_from: int, reason: str) -> dict[str, object]:
         self._callback = None
@@ -1007,7 +1338,10 @@ class ClientProtocol(amp.AMP):
         Fail the outstanding requests and fire the L{when_lost} waiters.
         """
         self._callback = None
-        if self._dropped is not None:
+        if self._wrong_port is not None:
+            self._lost = self._wrong_port
+            reason = Failure(self._wrong_port)  # type: ignore[no-untyped-call]
+        elif self._dropped is not None:
             self._lost = self._dropped
         else:
             self._lost = reason.value if reason.value is not None else ConnectionDone()
@@ -1036,5 +1370,9 @@ def connect(reactor: object, description: str) -> Deferred[ClientProtocol]:
         endpoint = clientFromString(reactor, text)
     except (ValueError, TypeError, KeyError) as e:
         raise ValueError(f"{text!r} is not a usable client endpoint: {e}") from e
-    connected: Deferred[ClientProtocol] = connectProtocol(endpoint, ClientProtocol())
+    clock = reactor if IReactorTime.providedBy(reactor) else None
+    connected: Deferred[ClientProtocol] = connectProtocol(
+        endpoint,
+        ClientProtocol(clock),
+    )
     return connected

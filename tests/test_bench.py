@@ -231,6 +231,18 @@ class RealRunTests(TestCase):
             else:
                 self.assertIsNone(row["check"])
 
+    def test_client_runs(self) -> None:
+        """
+        The client-API runs, with several connections per client process and
+        through C{isis send}, deliver every message on every member, and
+        their histories are checked.
+        """
+        for options in ({"clients": 3}, {"isis_send": True}):
+            row = suite.client_run(2, 100, 300, 100, **options)
+            self.assertEqual(row["delivered_min"], 600)
+            self.assertEqual(row["check"], {"ok": True, "checked": 1200})
+            self.assertGreater(row["deliveries_per_s_per_node"], 0)
+
     def test_failed_member(self) -> None:
         """
         A member that cannot run makes the run fail with its error.

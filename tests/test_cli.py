@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,14 +20,18 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from isis_twisted import checker
+from isis_twisted import checker, cli
 from isis_twisted.cli import (
     DEFAULT_NODE,
     DEFAULT_WINDOW,
+    EXIT_TIMEOUT,
     Console,
     format_status,
     main,
@@ -35,6 +40,7 @@ from isis_twisted.cli import (
     tail_line,
 )
 from isis_twisted.engine import Delivery
+from isis_twisted.testing import wait_until
 from tests.test_client import FakeNode, listen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +139,28 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["payloads"], ["-a", "b"])
         self.assertEqual(options["window"], 3)
         self.assertTrue(options["quiet"])
+
+    def test_global_options_after_the_command(self) -> None:
+        """
+        The global options may follow the command; there they win.
+        """
+        options = parse(["--node", "1", "status", "--node", "9200", "-t", "/dev/null"])
+        self.assertEqual(options["node"], "tcp:host=127.0.0.1:port=9200")
+        self.assertEqual(options["token"], b"")
+        options = parse(["tail", "--answer-timeout", "2.5"])
+        self.assertEqual(options["answer-timeout"], 2.5)
+        self.assertEqual(options["node"], DEFAULT_NODE)
+
+    def test_send_input_options(self) -> None:
+        options = parse(["send", "-0", "--timeout", "1.5"]).subOptions
+        self.assertTrue(options["null"])
+        self.assertEqual(options["timeout"], 1.5)
+        self.assertEqual(options["file_payloads"], [])
+        self.assertUsageError(["send", "--timeout", "0"], "more than 0 seconds")
+        self.assertUsageError(["send", "--timeout", "x"], "a number of seconds")
+        self.assertUsageError(
+            ["send", "--file", "/nonexistent/x"], "'/nonexistent/x' cannot be read"
+        )
 
     def test_mistakes(self) -> None:
         """
@@ -267,13 +295,14 @@ class SendTests(NodeCommandTests):
     async def test_stdin(self) -> None:
         """
         Without arguments, or with C{-}, every line of standard input is a
-        message; line ends are not part of it, and a last line needs none.
+        message; the C{\\n} ending it is not part of it (a C{\\r} before it
+        is), and a last line needs none.
         """
         for argv in (["send"], ["send", "-"]):
             node = FakeNode()
             c = console(b"first\r\n\nthird\nlast")
             self.assertEqual(await self.run_command(node, argv, c), 0)
-            self.assertEqual(node.received, [b"first", b"", b"third", b"last"])
+            self.assertEqual(node.received, [b"first\r", b"", b"third", b"last"])
             self.assertEqual(len(out(c)), 4)
 
     async def test_lines_across_reads(self) -> None:
@@ -290,7 +319,7 @@ class SendTests(NodeCommandTests):
             Trickle(b"abcdefgh\r\n\n12\n" + b"x" * 10), io.StringIO(), io.StringIO()
         )
         self.assertEqual(await self.run_command(node, ["send"], c), 0)
-        self.assertEqual(node.received, [b"abcdefgh", b"", b"12", b"x" * 10])
+        self.assertEqual(node.received, [b"abcdefgh\r", b"", b"12", b"x" * 10])
 
     async def test_pipelined(self) -> None:
         """
@@ -360,10 +389,123 @@ class SendTests(NodeCommandTests):
         )
 
 
+class SendInputTests(NodeCommandTests):
+    """
+    C{isis send}: files, NUL-separated input, timeouts and failures.
+    """
+
+    async def test_files_and_nul(self) -> None:
+        """
+        Each C{--file} is one message, whatever bytes it holds (empty, and
+        10 MiB); C{-0} splits standard input at NUL bytes only.
+        """
+        paths = []
+        contents = [b"", bytes(range(256)) * (40 * 1024) + b"\r\n", b"\x00\n\r"]
+        for data in contents:
+            path = Path(self.mktemp())
+            path.write_bytes(data)
+            paths.append(str(path))
+        node = FakeNode()
+        c = console()
+        argv = ["send", "-f", paths[0], "--file", paths[1], "--file", paths[2]]
+        self.assertEqual(await self.run_command(node, argv, c), 0)
+        self.assertEqual(node.received, contents)
+        self.assertEqual(len(out(c)), 3)
+        node = FakeNode()
+        c = console(b"a\nb\r\x00\x00\xff\x00last")
+        self.assertEqual(await self.run_command(node, ["send", "-0"], c), 0)
+        self.assertEqual(node.received, [b"a\nb\r", b"", b"\xff", b"last"])
+
+    async def test_timeout(self) -> None:
+        """
+        With C{--timeout}, a group that cannot deliver ends the command with
+        status 3 and one line naming whom the node waits for.
+        """
+        node = FakeNode(hold=True)
+        node.extra_status = {"oldest_undelivered": {"waiting_for": ["c"]}}
+        c = console(b"a\nb\n")
+        argv = ["send", "--timeout", "0.5"]
+        self.assertEqual(await self.run_command(node, argv, c), EXIT_TIMEOUT)
+        self.assertEqual(
+            err(c),
+            [
+                "isis send: no delivery confirmed for 1 s; the node waits for c;"
+                " 0 confirmed, 2 unconfirmed"
+            ],
+        )
+        self.assertEqual(out(c), [])
+
+    async def test_waiting_line(self) -> None:
+        """
+        Without C{--timeout}, a stall is told once, and the command goes on
+        to deliver when the group does.
+        """
+        self.patch(cli, "WAIT_NOTICE", 0.5)
+        node = FakeNode(hold=True)
+        node.extra_status = {"oldest_undelivered": {"waiting_for": ["b"]}}
+        c = console(b"a\nb\n")
+        running = self.run_command(node, ["send"], c)
+        await node.when_pending(2)
+        await wait_until(reactor, lambda: bool(err(c)), 10, "the waiting line")
+        # Another check or two: the same line is not told again.
+        await deferLater(reactor, 2.2, lambda: None)
+        node.release()
+        self.assertEqual(await running, 0)
+        self.assertEqual(len(out(c)), 2)
+        (line,) = err(c)
+        self.assertTrue(line.startswith("isis send: no delivery confirmed for "))
+        self.assertTrue(
+            line.endswith(
+                "the node waits for b; 0 confirmed, 2 unconfirmed; still waiting"
+            ),
+            line,
+        )
+
+    async def test_mass_failure_is_one_line(self) -> None:
+        """
+        Many messages failing for one reason are told in one line, with the
+        count.
+        """
+        node = FakeNode()
+        node.fail_with = RuntimeError("no room")
+        c = console(b"x\n" * 2000)
+        self.assertEqual(await self.run_command(node, ["send"], c), 1)
+        self.assertEqual(
+            err(c),
+            [
+                "isis send: 2000 messages failed (the first: message 1): the node"
+                " failed to multicast: no room"
+            ],
+        )
+
+    async def test_options_after_the_command(self) -> None:
+        """
+        C{isis send --node X} works as C{isis --node X send}.
+        """
+        node = FakeNode()
+        number = self.serve(node)
+        c = console()
+        options = parse(["send", "--node", number, "x"])
+        self.assertEqual(await run(reactor, options, c), 0)
+        self.assertEqual(node.received, [b"x"])
+
+
 class TailTests(NodeCommandTests):
     """
     C{isis tail}.
     """
+
+    async def test_from(self) -> None:
+        """
+        C{--from} is C{--since}.
+        """
+        node = FakeNode()
+        for payload in [b"p1", b"p2", b"p3"]:
+            node.deliver("b", payload)
+        c = console()
+        argv = ["tail", "--from", "3", "--count", "1"]
+        self.assertEqual(await self.run_command(node, argv, c), 0)
+        self.assertEqual(out(c), ["3 b@3 p3"])
 
     async def test_since_and_count(self) -> None:
         node = FakeNode()
@@ -453,6 +595,7 @@ class StatusTests(NodeCommandTests):
         self.assertEqual(
             out(c),
             [
+                "blocked: the node is not connected to b",
                 "me: a",
                 "members: a, b, c",
                 "delivered: 0",
@@ -463,6 +606,81 @@ class StatusTests(NodeCommandTests):
                 "peers:",
                 "  b:",
                 "    connected: no",
+            ],
+        )
+
+    async def test_blocked_first(self) -> None:
+        """
+        The first line says which members the oldest message waits for.
+        """
+        node = FakeNode()
+        node.extra_status = {
+            "oldest_undelivered": {"age_s": 4.5, "waiting_for": ["b", "c"]},
+            "silent_members": ["c"],
+            "peers": {"b": {"connected_out": True}, "c": {"connected_in": True}},
+        }
+        c = console()
+        self.assertEqual(await self.run_command(node, ["status"], c), 0)
+        self.assertEqual(
+            out(c)[0],
+            "blocked: the node waits for b, c (silent: c), its oldest message"
+            " for 4.5 s",
+        )
+        node.extra_status = {}
+        c = console()
+        self.assertEqual(await self.run_command(node, ["status"], c), 0)
+        self.assertEqual(out(c)[0], "blocked: no")
+
+    async def test_node_that_does_not_answer(self) -> None:
+        """
+        A node that takes the connection and answers nothing (a stopped
+        process) costs C{--answer-timeout} seconds, one line and status 3.
+        """
+        silent = ServerFactory.forProtocol(Protocol)
+        port = IReactorTCP(reactor).listenTCP(
+            0,
+            silent,  # type: ignore[arg-type]
+            interface="127.0.0.1",
+        )
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port  # type: ignore[attr-defined]
+        c = console()
+        argv = ["status", "--node", str(number), "--answer-timeout", "0.3"]
+        self.assertEqual(await run(reactor, parse(argv), c), EXIT_TIMEOUT)
+        self.assertEqual(
+            err(c),
+            [
+                f"isis status: the node at tcp:host=127.0.0.1:port={number} did"
+                " not answer within 0.3 s"
+            ],
+        )
+
+    async def test_cut_before_any_answer(self) -> None:
+        """
+        A listener that cuts the connection on the first bytes (as a
+        member's peer port does with AMP) is named as perhaps a peer port.
+        """
+
+        class Cutter(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                assert self.transport is not None
+                self.transport.loseConnection()
+
+        port = IReactorTCP(reactor).listenTCP(
+            0,
+            ServerFactory.forProtocol(Cutter),  # type: ignore[arg-type]
+            interface="127.0.0.1",
+        )
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port  # type: ignore[attr-defined]
+        c = console()
+        self.assertEqual(await run(reactor, parse(["-n", str(number), "status"]), c), 1)
+        self.assertEqual(
+            err(c),
+            [
+                f"isis status: lost the connection to the node at"
+                f" tcp:host=127.0.0.1:port={number} before it answered anything"
+                " (is that its peer port?)"
             ],
         )
 
@@ -636,6 +854,42 @@ class ProcessTests(TestCase):
         checked = await run_isis(["check", f"a={log}"])
         self.assertEqual(checked.returncode, 0, checked.stderr)
         self.assertIn(b"OK", checked.stdout)
+
+    async def test_interrupt_summary(self) -> None:
+        """
+        Ctrl-C while messages await delivery says how many were confirmed and
+        how many not, and exits 130.
+        """
+        node = FakeNode(hold=True)
+        number, _ = listen(self, node)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "isis_twisted.cli", "send", "-n", str(number)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+            cwd=str(ROOT),
+        )
+        assert process.stdin is not None
+        self.addCleanup(process.stdin.close)
+        process.stdin.write(b"a\nb\nc\n")
+        process.stdin.flush()
+        await node.when_pending(3)
+        node.release(1)
+        await wait_until(reactor, lambda: len(node.pending) == 2, 10, "a delivery")
+        # The answer for the first may or may not have reached the client
+        # by the interrupt: the summary must agree with what it printed.
+        process.send_signal(signal.SIGINT)
+        code = await deferToThread(process.wait, 120)
+        stdout, stderr = process.communicate()
+        self.assertEqual(code, 130, stderr)
+        self.assertNotIn(b"Traceback", stderr)
+        (line,) = stderr.decode().splitlines()
+        self.assertRegex(
+            line, r"^isis send: interrupted; [01] confirmed, [23] unconfirmed$"
+        )
+        confirmed = int(line.split("; ")[1].split()[0])
+        self.assertEqual(len(stdout.splitlines()), confirmed)
 
     async def test_node_gone_while_reading(self) -> None:
         """

@@ -5,6 +5,7 @@ Tests for L{isis_twisted.client}: the local client API over AMP.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,8 @@ from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
@@ -23,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from isis_twisted.client import (
     BATCH_BYTES,
+    BATCH_MESSAGES,
     AlreadySubscribedError,
     BadPayloadError,
     ClientAPIFactory,
@@ -37,11 +40,15 @@ from isis_twisted.client import (
     NotAuthenticatedError,
     Subscribe,
     SubscriptionDroppedError,
+    WrongPortError,
     connect,
+    pack_payloads,
     pack_records,
+    unpack_payloads,
     unpack_records,
 )
 from isis_twisted.engine import Delivery
+from isis_twisted.wire import Hello, Refuse, decode, encode_hello, encode_refuse
 
 MiB = 1 << 20
 
@@ -447,6 +454,143 @@ class MulticastTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(len(node.history), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class MulticastBatchTests(SynchronousTestCase):
+    """
+    L{ClientProtocol.multicast_many} and the gathering L{ClientProtocol.multicast}
+    of a client with a clock: several payloads per L{MulticastBatch} call.
+    """
+
+    def test_many_in_one_call(self) -> None:
+        """
+        C{multicast_many} sends its payloads in one call, which the node
+        takes in order; each gets its own record, with its payload.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        payloads = [b"%d" % i for i in range(300)] + [b""]
+        results = client.multicast_many(payloads)
+        sent = b"".join(pump.clientIO.stream)
+        self.assertEqual(sent.count(b"MulticastBatch"), 1)
+        self.assertEqual(sent.count(b"_ask"), 1)
+        pump.flush()
+        self.assertEqual(node.received, payloads)
+        node.release(100)
+        pump.flush()
+        # One answer for the whole batch, once its last message is delivered.
+        self.assertNoResult(results[0])
+        node.release()
+        pump.flush()
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], payloads)
+        self.assertEqual([r.index for r in records], list(range(1, 302)))
+
+    def test_split_by_size(self) -> None:
+        """
+        Payloads beyond one batch's bytes or count go in further calls; a
+        10 MiB payload and an empty one arrive intact.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        big = bytes(range(256)) * (40 * 1024)
+        payloads = [b"", big, b"x"] + [b"y"] * (BATCH_MESSAGES + 1)
+        results = client.multicast_many(payloads)
+        pump.flush()
+        self.assertEqual(node.received, payloads)
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], payloads)
+        self.assertEqual(records[1].payload, big)
+
+    def test_partial_failure(self) -> None:
+        """
+        A payload the node refuses fails on its own L{Deferred}, as a
+        L{BadPayloadError}; the others of the batch are delivered.
+        """
+        node = FakeNode(limit=3)
+        client, _, pump = connected(node)
+        results = client.multicast_many([b"ok", b"too long", b"ok2"])
+        pump.flush()
+        self.assertEqual(self.successResultOf(results[0]).index, 1)
+        error = self.failureResultOf(results[1], BadPayloadError).value
+        self.assertIn("over the limit of 3", str(error))
+        self.assertEqual(self.successResultOf(results[2]).payload, b"ok2")
+
+    def test_node_failures_not_logged_per_message(self) -> None:
+        """
+        Messages the node fails are each failed with a L{NodeError} saying
+        why, and nothing is logged per message.
+        """
+        node = FakeNode()
+        node.fail_with = RuntimeError("no room")
+        client, _, pump = connected(node)
+        results = client.multicast_many([b"a"] * 50)
+        pump.flush()
+        for d in results:
+            self.assertIn("no room", str(self.failureResultOf(d, NodeError).value))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_not_bytes(self) -> None:
+        """
+        A payload that is not bytes is refused before anything is sent.
+        """
+        node = FakeNode()
+        client, _, pump = connected(node)
+        self.assertRaises(TypeError, client.multicast_many, [b"a", "b"])
+        pump.flush()
+        self.assertEqual(node.received, [])
+
+    def test_connection_lost(self) -> None:
+        """
+        Every message of a batch in flight fails when the connection is lost.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        results = client.multicast_many([b"a", b"b"])
+        pump.flush()
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        pump.flush()
+        for d in results:
+            self.failureResultOf(d)
+
+    def test_gathered_per_turn(self) -> None:
+        """
+        With a clock, C{multicast} gathers the payloads of one turn into one
+        call, sent when the clock moves on.
+        """
+        node = FakeNode()
+        clock = Clock()
+        client, _, pump = connectedServerAndClient(
+            lambda: ClientAPIFactory(node).buildProtocol(None),
+            lambda: ClientProtocol(clock),
+        )
+        results = [client.multicast(b"%d" % i) for i in range(5)]
+        pump.flush()
+        self.assertEqual(node.received, [])
+        clock.advance(0)
+        pump.flush()
+        records = [self.successResultOf(d) for d in results]
+        self.assertEqual([r.payload for r in records], [b"%d" % i for i in range(5)])
+        # multicast_many sends what was gathered first, keeping the order.
+        first = client.multicast(b"first")
+        rest = client.multicast_many([b"second"])
+        pump.flush()
+        self.assertEqual(node.received[-2:], [b"first", b"second"])
+        self.assertEqual(
+            self.successResultOf(first).index + 1, self.successResultOf(rest[0]).index
+        )
+
+    def test_packing_round_trip(self) -> None:
+        """
+        L{unpack_payloads} gives back what L{pack_payloads} packed, and
+        refuses a cut packing.
+        """
+        payloads = [b"", b"\x00\r\n", b"z" * 70000]
+        packed = pack_payloads(payloads)
+        self.assertEqual(unpack_payloads(packed), payloads)
+        self.assertRaises(ValueError, unpack_payloads, packed[:-1])
+        self.assertRaises(ValueError, unpack_payloads, packed[:2])
+        self.assertRaises(TypeError, pack_payloads, ["text"])
 
 
 class SubscribeTests(SynchronousTestCase):
@@ -914,6 +1058,81 @@ class SlowSubscriberTests(SynchronousTestCase):
         self.assertIn(b"SubscriptionDropped", transport.value())
         self.clock.advance(31)
         self.assertTrue(transport.disconnected)
+
+
+def _framed(frame: bytes) -> bytes:
+    # As a member's link sends a frame: a u32 length, then the frame.
+    return struct.pack(">I", len(frame)) + frame
+
+
+class WrongPortTests(SynchronousTestCase):
+    """
+    A member dialing the client API port, and a client dialing a member's
+    peer port, are each told so in plain words.
+    """
+
+    def test_member_at_the_client_port(self) -> None:
+        """
+        A peer HELLO on the client API port is answered with a REFUSE saying
+        which port to use, and closed; it is logged once, then counted.
+        """
+        observer = EventLoggingObserver()
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        factory = ClientAPIFactory(FakeNode())
+        hello = _framed(encode_hello(Hello("g", "b", "a", 7, 0)))
+        for _ in range(3):
+            server = factory.buildProtocol(None)
+            transport = StringTransport()
+            server.makeConnection(transport)
+            server.dataReceived(hello)
+            self.assertTrue(transport.disconnecting)
+            sent = transport.value()
+            (length,) = struct.unpack(">I", sent[:4])
+            refusal = decode(sent[4 : 4 + length])
+            assert isinstance(refusal, Refuse)
+            self.assertIn("client API port of member 'a'", refusal.reason)
+            self.assertIn("--peers must name the peer port", refusal.reason)
+        self.assertEqual(factory.wrong_protocol, 3)
+        warnings = [e for e in observer if "dialed the client API port" in str(e)]
+        self.assertEqual(len(warnings), 1)
+
+    def test_tls_at_the_client_port(self) -> None:
+        """
+        A TLS handshake is closed without an answer it could not read.
+        """
+        factory = ClientAPIFactory(FakeNode())
+        server = factory.buildProtocol(None)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        server.dataReceived(b"\x16\x03\x01\x02\x00")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(factory.wrong_protocol, 1)
+
+    def test_client_at_a_peer_port(self) -> None:
+        """
+        A refusal in the peer protocol fails the client's requests, and its
+        connection, with a L{WrongPortError} saying which port to give.
+        """
+        client = ClientProtocol()
+        transport = StringTransport()
+        client.makeConnection(transport)
+        asked = client.status()
+        lost = client.when_lost()
+        client.dataReceived(_framed(encode_refuse(Refuse("frame too big"))))
+        self.assertTrue(transport.disconnecting)
+        client.connectionLost(Failure(ConnectionDone()))
+        error = self.failureResultOf(asked, WrongPortError).value
+        self.assertIn("give --node the member's --client-port", str(error))
+        self.assertIsInstance(self.successResultOf(lost), WrongPortError)
+
+    def test_amp_still_served(self) -> None:
+        """
+        An ordinary client is not mistaken for a member.
+        """
+        client, _, pump = connected(FakeNode())
+        self.assertEqual(result_of(self, pump, client.status())["me"], "a")
 
 
 class TokenTests(SynchronousTestCase):
