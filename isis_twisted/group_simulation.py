@@ -427,8 +427,15 @@ class GroupSimulation:
         # The checker judges a departed member against those that went on
         # to a later view; a group left without a majority goes on to none,
         # so judge every history against what its members hold as well.
+        # What a member holds is only its future while no view it has not
+        # installed was decided: judge by the futures of the members in the
+        # newest view anyone installed, or else by deliveries alone.
+        newest = max(m.view.id for m in self.members.values())
+        current = [m for m in final if self.members[m].view.id == newest]
         reference = max(
-            (self._future(m) for m in (final or self.names)), key=len, default=[]
+            [self._future(m) for m in current]
+            + [list(self.histories[m]) for m in self.names],
+            key=lambda h: sum(isinstance(r, Delivery) for r in h),
         )
         ref = [_key(r) for r in reference if isinstance(r, Delivery)]
         for name in self.names:
