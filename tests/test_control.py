@@ -67,6 +67,7 @@ from isis_twisted.wire import (
     decode_any,
     encode,
 )
+from tests.test_wire import mutate, mutations
 
 MIB = 1 << 20
 DOC = Path(__file__).resolve().parent.parent / "docs" / "wire.md"
@@ -706,30 +707,6 @@ controls: st.SearchStrategy[Control] = st.one_of(
 )
 counters = st.one_of(st.integers(0, 9), st.integers(0, MAX_U64))
 control_frames = st.builds(ControlFrame, counters, counters, controls)
-
-# One change to a byte string: flip bits of a byte, cut it, insert bytes, or
-# drop bytes.  Positions are taken modulo the length at the time.
-mutations = st.one_of(
-    st.tuples(st.just("flip"), st.integers(min_value=0), st.integers(1, 255)),
-    st.tuples(st.just("cut"), st.integers(min_value=0), st.just(0)),
-    st.tuples(st.just("insert"), st.integers(min_value=0), st.integers(0, 255)),
-    st.tuples(st.just("drop"), st.integers(min_value=0), st.integers(1, 16)),
-)
-
-
-def mutate(raw: bytes, changes: list[tuple[str, int, int]]) -> bytes:
-    buf = bytearray(raw)
-    for op, where, value in changes:
-        at = where % (len(buf) + 1)
-        if op == "flip" and buf:
-            buf[at % len(buf)] ^= value
-        elif op == "cut":
-            del buf[at:]
-        elif op == "insert":
-            buf[at:at] = bytes([value])
-        elif op == "drop":
-            del buf[at : at + value]
-    return bytes(buf)
 
 
 class PropertyTests(SynchronousTestCase):
