@@ -99,9 +99,7 @@ async def run_faults(
     """
     rng = random.Random(seed)
     names = list(NAMES[:nodes])
-    ports = free_ports(2 * nodes)
-    peer_ports = dict(zip(names, ports[:nodes], strict=True))
-    client_ports = dict(zip(names, ports[nodes:], strict=True))
+    peer_ports: dict[str, int] = {}
     proxies: dict[tuple[str, str], LinkProxy] = {}
     proxy_ports: dict[tuple[str, str], int] = {}
     for src in names:
@@ -110,6 +108,11 @@ async def run_faults(
                 proxy = LinkProxy(reactor, port_of(peer_ports, dst))
                 proxy_ports[(src, dst)] = await proxy.listen()
                 proxies[(src, dst)] = proxy
+    # The members' ports are chosen once the proxies hold theirs: a proxy
+    # that took a port handed to a member would stand in for its client API.
+    ports = free_ports(2 * nodes)
+    peer_ports.update(zip(names, ports[:nodes], strict=True))
+    client_ports = dict(zip(names, ports[nodes:], strict=True))
     processes: dict[str, NodeProcess] = {}
     clients: dict[str, ClientProtocol] = {}
     faults: dict[str, int] = {}
