@@ -152,7 +152,6 @@ class Membership:
         self._future: list[tuple[str, Frame | Control]] = []
         self._inquired: set[tuple[str, int]] = set()
         self._decisions: deque[_Decision] = deque(maxlen=DECISIONS_KEPT)
-        self._told: set[str] = set()
 
     # -- the application's side --------------------------------------------
 
@@ -604,7 +603,6 @@ class Membership:
         self._store = {}
         self._running = None
         self._wait_until = None
-        self._told = set()
         waiting, self._future = self._future, []
         for sender, item in waiting:
             if isinstance(item, Frame):
