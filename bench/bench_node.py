@@ -42,6 +42,10 @@ class RawEngine(Engine):
     def _delivery_bound(self) -> Timestamp:
         return (1 << 62, "")
 
+    def _held_everywhere(self) -> dict[str, int]:
+        # Nor does it wait for every member to hold a message (uniformity).
+        return dict.fromkeys(self.members, 1 << 62)
+
 
 @implementer(IDeliveryHandler)
 class Counter:
