@@ -786,6 +786,25 @@ class ProcessTests(TestCase):
     prints.
     """
 
+    def isis_process(self, args: list[str], stdin: bytes) -> subprocess.Popen[bytes]:
+        """
+        Start C{isis ARGS} with its standard streams piped, give it C{stdin}
+        and leave its input open (closed at cleanup).
+        """
+        process = subprocess.Popen(
+            [sys.executable, "-m", "isis_twisted.cli", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+            cwd=str(ROOT),
+        )
+        assert process.stdin is not None
+        self.addCleanup(process.stdin.close)
+        process.stdin.write(stdin)
+        process.stdin.flush()
+        return process
+
     def assertOneLine(
         self, result: subprocess.CompletedProcess[bytes], code: int
     ) -> str:
@@ -862,18 +881,7 @@ class ProcessTests(TestCase):
         """
         node = FakeNode(hold=True)
         number, _ = listen(self, node)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "isis_twisted.cli", "send", "-n", str(number)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=ENV,
-            cwd=str(ROOT),
-        )
-        assert process.stdin is not None
-        self.addCleanup(process.stdin.close)
-        process.stdin.write(b"a\nb\nc\n")
-        process.stdin.flush()
+        process = self.isis_process(["send", "-n", str(number)], b"a\nb\nc\n")
         await node.when_pending(3)
         node.release(1)
         await wait_until(reactor, lambda: len(node.pending) == 2, 10, "a delivery")
@@ -899,18 +907,7 @@ class ProcessTests(TestCase):
         """
         node = FakeNode()
         number, factory = listen(self, node)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "isis_twisted.cli", "-n", str(number), "send"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=ENV,
-            cwd=str(ROOT),
-        )
-        assert process.stdin is not None
-        self.addCleanup(process.stdin.close)
-        process.stdin.write(b"first\n")
-        process.stdin.flush()
+        process = self.isis_process(["-n", str(number), "send"], b"first\n")
         await node.when_pending(1)
         transport = factory.protocols[0].transport
         assert transport is not None

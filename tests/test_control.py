@@ -67,7 +67,7 @@ from isis_twisted.wire import (
     decode_any,
     encode,
 )
-from tests.test_wire import mutate, mutations
+from tests.test_wire import mutate, mutations, name, u8, u16, u32, u64
 
 MIB = 1 << 20
 DOC = Path(__file__).resolve().parent.parent / "docs" / "wire.md"
@@ -78,29 +78,6 @@ def framed(raw: bytes) -> bytes:
     C{raw} with its 4-byte length prefix.
     """
     return u32(len(raw)) + raw
-
-
-def u8(n: int) -> bytes:
-    return n.to_bytes(1, "big")
-
-
-def u16(n: int) -> bytes:
-    return n.to_bytes(2, "big")
-
-
-def u32(n: int) -> bytes:
-    return n.to_bytes(4, "big")
-
-
-def u64(n: int) -> bytes:
-    return n.to_bytes(8, "big")
-
-
-def name(raw: bytes) -> bytes:
-    """
-    A length-prefixed name field holding exactly C{raw}.
-    """
-    return u16(len(raw)) + raw
 
 
 def head(kind: int, view: int = 1, seq: int = 3, ack: int = 2) -> bytes:
