@@ -17,8 +17,15 @@ order keeps these guarantees:
      member delivers m before m'.
   6. B{Validity}: a message multicast by a member is eventually delivered.
 
-A crashed member stalls delivery for the whole group, since it can no longer
-acknowledge; that is a property of the algorithm, not a failure of it.
+A member that crashes, hangs or is cut off is suspected once it has been
+silent for C{--suspect-after} seconds and removed by a view change, after
+which the others go on; a view is installed only with a majority of the one
+before it, so a member cut off in a minority stops delivering instead of
+going on as a second group.  Delivery is uniform: a message is delivered
+only once every member of the view holds it, so whatever a member that
+crashed had delivered, the survivors deliver too.  Handlers that also
+provide L{IViewHandler} are told of every view change, in order with the
+deliveries.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from zope.interface import Attribute, Interface
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from isis_twisted.engine import Delivery
+    from isis_twisted.engine import Delivery, ViewChange
 
 
 class IDeliveryHandler(Interface):
@@ -55,6 +62,21 @@ class IDeliveryHandler(Interface):
         """
         The member is stopping: release what the handler holds (files,
         connections).  L{deliver} is not called after this.
+        """
+
+
+class IViewHandler(IDeliveryHandler):
+    """
+    A delivery handler that is also told of every view change.
+    """
+
+    def view_changed(change: ViewChange) -> None:
+        """
+        A new view is installed: every delivery passed to L{deliver} from
+        now on belongs to it.
+
+        @param change: The new view's C{view} id, its C{members} in rank
+            order and the C{index} its first delivery will carry.
         """
 
 

@@ -45,7 +45,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from isis_twisted.certs import peer_name
+from isis_twisted.control import ControlFrame, encode_control
 from isis_twisted.engine import Frame, ProtocolError
+from isis_twisted.views import Control
 from isis_twisted.wire import (
     Ack,
     Auth,
@@ -54,7 +56,7 @@ from isis_twisted.wire import (
     Refuse,
     WireError,
     data_head,
-    decode,
+    decode_any,
     encode_ack,
     encode_auth,
     encode_hello,
@@ -260,6 +262,12 @@ class LinkOwner(Protocol):
         @raise ProtocolError: If the engine rejects it.
         """
 
+    def control_received(self, peer: str, message: Control) -> None:
+        """
+        A membership control message arrived, in order and once, from
+        C{peer}.
+        """
+
     def link_has_room(self) -> None:
         """
         A link's resend buffer went below its bound.
@@ -362,6 +370,21 @@ class PeerLink:
             self._told = self.received
             self._cancel_ack()
 
+    def send_control(self, message: Control) -> None:
+        """
+        Number a control message for this link (on the sequence DATA frames
+        take, so that the peer takes both in the order they were sent), keep
+        it until acknowledged and send it now if the peer is connected.
+        """
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        raw = encode_control(ControlFrame(seq, self.received, message))
+        self.unacked.append((seq, raw, b""))
+        self.unacked_bytes += len(raw)
+        if self.outbound is not None and self.outbound.send_data(raw, b""):
+            self._told = self.received
+            self._cancel_ack()
+
     def acknowledged(self, ack: int) -> None:
         """
         The peer holds every DATA frame up to C{ack}: forget them.
@@ -410,16 +433,27 @@ class PeerLink:
         @raise LinkError: If frames are missing before it, or it acknowledges
             a frame never sent.
         """
-        self.acknowledged(data.ack)
-        if data.seq <= self.received:
+        return data.frame if self.in_order(data.seq, data.ack) else None
+
+    def in_order(self, seq: int, ack: int) -> bool:
+        """
+        Take the numbers of a DATA or CONTROL frame that arrived on the
+        inbound connection.
+
+        @return: Whether it is the next frame in order (else it is a
+            duplicate already held).
+        @raise LinkError: If frames are missing before it, or it acknowledges
+            a frame never sent.
+        """
+        self.acknowledged(ack)
+        if seq <= self.received:
             self.duplicates += 1
-            return None
-        if data.seq != self.received + 1:
+            return False
+        if seq != self.received + 1:
             raise LinkError(
-                f"DATA frame {data.seq} arrived, but the next expected is"
-                f" {self.received + 1}"
+                f"frame {seq} arrived, but the next expected is {self.received + 1}"
             )
-        return data.frame
+        return True
 
     def accepted(self, seq: int) -> None:
         """
@@ -823,7 +857,7 @@ class PeerProtocol(Int32StringReceiver):
             # dataReceived noted the time these bytes came.
             self.link.last_heard = self.last_received
         try:
-            frame = decode(string)
+            frame = decode_any(string)
         except WireError as e:
             self.drop(f"malformed frame: {e}")
             return
@@ -834,6 +868,8 @@ class PeerProtocol(Int32StringReceiver):
                 self._handshake(frame)
             elif isinstance(frame, Data):
                 self._data(frame)
+            elif isinstance(frame, ControlFrame):
+                self._control(frame)
             elif isinstance(frame, Ack):
                 assert self.link is not None
                 self.link.acknowledged(frame.ack)
@@ -905,7 +941,7 @@ class PeerProtocol(Int32StringReceiver):
         self.owner.rejected(self.address, None, reason)
         self.close()
 
-    def _handshake(self, frame: Data | Hello | Ack | Auth) -> None:
+    def _handshake(self, frame: Data | Hello | Ack | Auth | ControlFrame) -> None:
         if self._hello is not None:
             self._authenticate(frame)
             return
@@ -1020,7 +1056,7 @@ class PeerProtocol(Int32StringReceiver):
         )
         return hmac.new(secret, transcript, hashlib.sha256).digest()
 
-    def _authenticate(self, frame: Data | Hello | Ack | Auth) -> None:
+    def _authenticate(self, frame: Data | Hello | Ack | Auth | ControlFrame) -> None:
         hello = self._hello
         assert hello is not None
         if not isinstance(frame, Auth):
@@ -1086,6 +1122,19 @@ class PeerProtocol(Int32StringReceiver):
         if frame is not None:
             self.owner.frame_received(link.name, frame)
             link.accepted(data.seq)
+
+    def _control(self, frame: ControlFrame) -> None:
+        link = self.link
+        assert link is not None
+        if self._dialed is not None:
+            raise LinkError("CONTROL on a connection this node dialed")
+        if link.inbound is not self:
+            return
+        link.frames_in += 1
+        link.last_heard = self.owner.clock.seconds()
+        if link.in_order(frame.seq, frame.ack):
+            self.owner.control_received(link.name, frame.message)
+            link.accepted(frame.seq)
 
 
 def _more(skipped: int) -> str:

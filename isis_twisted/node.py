@@ -35,13 +35,24 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from isis_twisted.certs import TLSIdentity, client_endpoint, server_factory
-from isis_twisted.engine import Delivery, Engine, Frame, ProtocolError, Timestamp
+from isis_twisted.engine import (
+    Delivery,
+    Engine,
+    Frame,
+    ProtocolError,
+    Record,
+    Timestamp,
+    ViewChange,
+)
 from isis_twisted.interfaces import (
     HistoryGoneError,
     IDeliveryHandler,
     IOrderedMulticast,
+    IViewHandler,
 )
 from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
+from isis_twisted.membership import NORMAL, REMOVED, EngineFactory, Membership
+from isis_twisted.views import Control, View
 from isis_twisted.wire import MESSAGE_OVERHEAD, data_overhead, encode_body
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
@@ -76,6 +87,13 @@ class DeliveryUnknownError(Exception):
     """
 
 
+class NodeRemovedError(Exception):
+    """
+    The member is out of the group (the others went on without it while it
+    was paused, crashed or cut off): it delivers nothing more.
+    """
+
+
 class BackPressureError(Exception):
     """
     Too much is already waiting for room in a peer's resend buffer (a peer
@@ -94,8 +112,9 @@ class Subscription:
 
     first: int
     _node: MulticastNode
-    _callback: Callable[[Delivery], None]
+    _callback: Callable[[Any], None]
     _flush: Callable[[], None] | None = None
+    _views: bool = False
 
     def cancel(self) -> None:
         """
@@ -141,7 +160,9 @@ class MulticastNode(MultiService):
         silence: float = 5.0,
         secret: bytes | None = None,
         tls: TLSIdentity | None = None,
-        engine_factory: Callable[[str, list[str]], Engine] = Engine,
+        engine_factory: EngineFactory = Engine,
+        suspect_after: float = 3.0,
+        flush_timeout: float = 1.0,
     ) -> None:
         """
         @param me: This member's name.
@@ -179,9 +200,14 @@ class MulticastNode(MultiService):
             TLS: every connection is wrapped in TLS, the peer's certificate
             must be signed by the CA and name the member it claims to be.
             C{listen} and C{peers} are then plain (TCP or UNIX) endpoints.
-        @param engine_factory: Makes the ordering engine from this member's
-            name and the members' names (for tests and benchmarks that run
-            a variant).
+        @param engine_factory: Makes each view's ordering engine (for tests
+            and benchmarks that run a variant): called as
+            C{engine_factory(me, members, view=, clock=, delivered=)}.
+        @param suspect_after: Seconds a member of the view may be silent on
+            both connections before this member suspects it, which starts a
+            view change without it.  Must be more than twice the heartbeat.
+        @param flush_timeout: Seconds a step of a view change may take before
+            the members that did not answer are left out too.
 
         @raise ValueError: If the names are unusable (see L{Engine}) or a
             limit is not positive.
@@ -197,6 +223,13 @@ class MulticastNode(MultiService):
                 "silence must be more than twice the heartbeat, so that an idle"
                 " link is not taken for a silent one"
             )
+        if not 2 * heartbeat < suspect_after:
+            raise ValueError(
+                "suspect_after must be more than twice the heartbeat, so that an"
+                " idle member is not taken for a silent one"
+            )
+        if flush_timeout <= 0:
+            raise ValueError("flush_timeout must be > 0")
         if secret is not None and len(secret) < MIN_SECRET:
             raise ValueError(f"a group secret must be at least {MIN_SECRET} bytes")
         self.secret = secret
@@ -207,8 +240,11 @@ class MulticastNode(MultiService):
         self.group = group
         self.clock = reactor
         self._reactor = reactor
-        self.engine = engine_factory(me, [me, *peers])
-        self.members = self.engine.members
+        self.membership = Membership(
+            me, [me, *peers], engine_factory, flush_timeout=flush_timeout
+        )
+        self.members = self.membership.view.members
+        self.suspect_after = suspect_after
         self.incarnation = (
             incarnation
             if incarnation is not None
@@ -240,7 +276,7 @@ class MulticastNode(MultiService):
         self._pending: dict[int, Deferred[Delivery]] = {}
         self._waiting: deque[tuple[bytes, Deferred[Delivery]]] = deque()
         self._arrived: dict[Timestamp, float] = {}
-        self._history: deque[Delivery] = deque()
+        self._history: deque[Record] = deque()
         self._history_size = history
         self._history_limit = history_bytes
         self._history_bytes = 0
@@ -257,6 +293,27 @@ class MulticastNode(MultiService):
         self._reported: dict[str, float] = {}
         self._dialers: list[ClientService] = []
         self._factories: list[PeerFactory] = []
+        self._membership_call: IDelayedCall | None = None
+        self._suspected: dict[str, float] = {}
+        self._closing_since: float | None = None
+        self.last_flush: float | None = None
+        self.suspicions = 0
+        self._told_removed = False
+        self._view_members = self.members
+
+    @property
+    def engine(self) -> Engine:
+        """
+        The ordering engine of the current view.
+        """
+        return self.membership.engine
+
+    @property
+    def view(self) -> View:
+        """
+        The view this member is in.
+        """
+        return self.membership.view
 
     # -- IOrderedMulticast ------------------------------------------------
 
@@ -287,8 +344,10 @@ class MulticastNode(MultiService):
             )
         if self._stopped:
             return fail(NodeStoppedError("the node is stopped"))
+        if self.membership.state == REMOVED:
+            return fail(self._removed_error())
         d: Deferred[Delivery] = Deferred()
-        if self._waiting or self._full():
+        if self._waiting or self._full() or not self.membership.delivering:
             if self._waiting_bytes + len(payload) > self.max_buffer:
                 held = [n for n, link in self.links.items() if link.full]
                 return fail(
@@ -306,7 +365,7 @@ class MulticastNode(MultiService):
 
     def _admit(self, payload: bytes, d: Deferred[Delivery]) -> None:
         self._unflushed += len(payload) + MESSAGE_OVERHEAD
-        stamp = self.engine.multicast(payload)
+        stamp = self.membership.multicast(payload)
         self._pending[stamp[0]] = d
         self._arrived[stamp] = self._reactor.seconds()
         self.multicasts += 1
@@ -315,10 +374,19 @@ class MulticastNode(MultiService):
     def _full(self) -> bool:
         # What this turn admitted is not in any buffer yet but will be in
         # all of them at its end: count it, so no turn overshoots the bound.
+        # Only the view's members: a member that left keeps what it was
+        # not sent, but it no longer holds anyone back.
         unflushed = self._unflushed
+        links = self.links
         return any(
-            link.unacked_bytes + unflushed >= link.max_buffer
-            for link in self.links.values()
+            links[name].unacked_bytes + unflushed >= links[name].max_buffer
+            for name in self.membership.peers
+        )
+
+    def _removed_error(self) -> NodeRemovedError:
+        return NodeRemovedError(
+            f"{self.me!r} is out of the group: {self.membership.reason}; it"
+            " delivers nothing more"
         )
 
     # -- LinkOwner --------------------------------------------------------
@@ -338,7 +406,7 @@ class MulticastNode(MultiService):
         """
         if self._stopped:
             raise ProtocolError(peer, "this node is stopped")
-        self.engine.receive(peer, frame)
+        self.membership.receive_data(peer, frame, self._reactor.seconds())
         if frame.messages:
             now = self._reactor.seconds()
             arrived = self._arrived
@@ -346,11 +414,22 @@ class MulticastNode(MultiService):
                 arrived[(stamp, peer)] = now
         self._schedule_turn()
 
+    def control_received(self, peer: str, message: Control) -> None:
+        """
+        Feed a membership control message from C{peer} to the membership.
+        """
+        if self._stopped:
+            return
+        self.membership.receive_control(peer, message, self._reactor.seconds())
+        self._schedule_turn()
+
     def link_has_room(self) -> None:
         """
-        Admit the multicasts that waited for room in the resend buffers.
+        Admit the multicasts that waited for room in the resend buffers (or
+        for the view change to end).
         """
-        while self._waiting and not self._full():
+        membership = self.membership
+        while self._waiting and membership.delivering and not self._full():
             payload, d = self._waiting.popleft()
             self._waiting_bytes -= len(payload)
             self._admit(payload, d)
@@ -372,34 +451,174 @@ class MulticastNode(MultiService):
     def _end_turn(self) -> None:
         self._turn = None
         self._unflushed = 0
-        engine = self.engine
-        frames = engine.flush(self._frame_room, MESSAGE_OVERHEAD)
-        links = self.links.values()
-        for frame in frames:
-            body = encode_body(frame)
-            for link in links:
-                link.send(frame, body)
-        records = engine.take_deliveries()
+        membership = self.membership
+        frames = membership.flush(self._frame_room, MESSAGE_OVERHEAD)
+        links = self.links
+        if frames:
+            peers = [links[name] for name in membership.peers]
+            for frame in frames:
+                body = encode_body(frame)
+                for link in peers:
+                    link.send(frame, body)
+        for name, message in membership.take_control():
+            links[name].send_control(message)
+        records = membership.take_deliveries()
         for record in records:
-            self._deliver(record)
+            if isinstance(record, ViewChange):
+                self._view_installed(record)
+            else:
+                self._deliver(record)
         if records and self._subscribers:
             self._flush_subscribers()
+        self._watch_membership()
         # Acknowledgements taken this turn may have made room that no link
         # reported (it never looked full, counting this turn's admissions).
         if self._waiting:
             self.link_has_room()
+        if membership.has_output:
+            self._schedule_turn()
 
-    def _deliver(self, record: Delivery) -> None:
-        self._arrived.pop((record.clock, record.sender), None)
+    # -- membership -------------------------------------------------------
+
+    def _watch_membership(self) -> None:
+        """
+        Follow the membership's state: time a view change, say once that
+        this member is out, and keep its timer at its deadline.
+        """
+        membership = self.membership
+        now = self._reactor.seconds()
+        if membership.state == REMOVED:
+            if not self._told_removed:
+                self._told_removed = True
+                self._log.error(
+                    "member {me!r} is out of the group: {reason}; it delivers"
+                    " nothing more (the others went on without it)",
+                    me=self.me,
+                    reason=membership.reason,
+                )
+                self._fail_unsent(self._removed_error())
+                self._fail_sent(
+                    f"{self.me!r} was removed from the group after multicasting"
+                    " the message but before delivering it; the other members"
+                    " may still deliver it"
+                )
+        elif self._closing_since is None and (
+            membership.state != NORMAL or membership.suspects
+        ):
+            self._closing_since = now
+        deadline = membership.deadline
+        call = self._membership_call
+        if call is not None and call.active():
+            if deadline is not None and abs(call.getTime() - deadline) < 1e-9:
+                return
+            call.cancel()
+        self._membership_call = None
+        if deadline is not None and not self._stopped:
+            self._membership_call = self._reactor.callLater(
+                max(0.0, deadline - now), self._membership_tick
+            )
+
+    def _membership_tick(self) -> None:
+        self._membership_call = None
+        self.membership.tick(self._reactor.seconds())
+        self._end_turn()
+
+    def _view_installed(self, change: ViewChange) -> None:
+        now = self._reactor.seconds()
+        took = now - self._closing_since if self._closing_since is not None else 0.0
+        self._closing_since = None
+        self.last_flush = took
+        left = [n for n in self._view_members if n not in change.members]
+        self._view_members = change.members
+        for name in list(self._suspected):
+            if name not in change.members:
+                del self._suspected[name]
+        self._log.warn(
+            "member {me!r} installed view {view} of {members}{left}, starting at"
+            " index {index}; the view change took {ms:.0f} ms",
+            me=self.me,
+            view=change.view,
+            members=", ".join(change.members),
+            left=f" (without {', '.join(left)})" if left else "",
+            index=change.index,
+            ms=took * 1000,
+            flush_s=took,
+        )
+        self._keep(change)
+        for handler in self.handlers:
+            if not IViewHandler.providedBy(handler):
+                continue
+            try:
+                handler.view_changed(change)
+            except Exception:
+                self.handler_errors += 1
+                self._log.failure(
+                    "delivery handler {handler!r} failed on view {view}",
+                    handler=handler,
+                    view=change.view,
+                )
+        for sub in list(self._subscribers.values()) if self._subscribers else ():
+            if not sub._views or change.index < sub.first:
+                continue
+            try:
+                sub._callback(change)
+            except Exception:
+                self._log.failure(
+                    "subscriber failed on view {view}; unsubscribed it",
+                    view=change.view,
+                )
+                sub.cancel()
+
+    def _detect(self, now: float) -> None:
+        """
+        Suspect the members of the view that were silent on both
+        connections for L{suspect_after} seconds, and trust again those
+        heard from since.
+        """
+        membership = self.membership
+        if membership.state == REMOVED:
+            return
+        for name in membership.peers:
+            link = self.links[name]
+            heard = link.last_heard if link.last_heard is not None else self._started_at
+            quiet = now - heard
+            if quiet >= self.suspect_after:
+                if name not in self._suspected:
+                    self._suspected[name] = now
+                    self.suspicions += 1
+                    self._log.warn(
+                        "member {me!r} suspects {peer!r}: silent for {seconds:.1f} s;"
+                        " starting a view change without it",
+                        me=self.me,
+                        peer=name,
+                        seconds=quiet,
+                    )
+                    membership.suspect(name, now)
+            elif name in self._suspected:
+                del self._suspected[name]
+                self._log.info(
+                    "member {me!r} hears from {peer!r} again", me=self.me, peer=name
+                )
+                membership.trust(name, now)
+        self._schedule_turn()
+
+    def _keep(self, record: Record) -> None:
         if self._history_size:
             kept = self._history
             kept.append(record)
-            self._history_bytes += len(record.payload)
+            if type(record) is Delivery:
+                self._history_bytes += len(record.payload)
             while (
                 len(kept) > self._history_size
                 or self._history_bytes > self._history_limit
             ):
-                self._history_bytes -= len(kept.popleft().payload)
+                old = kept.popleft()
+                if type(old) is Delivery:
+                    self._history_bytes -= len(old.payload)
+
+    def _deliver(self, record: Delivery) -> None:
+        self._arrived.pop((record.clock, record.sender), None)
+        self._keep(record)
         for handler in self.handlers:
             try:
                 handler.deliver(record)
@@ -442,8 +661,9 @@ class MulticastNode(MultiService):
     def subscribe(
         self,
         since: int | None,
-        callback: Callable[[Delivery], None],
+        callback: Callable[[Any], None],
         flush: Callable[[], None] | None = None,
+        views: bool = False,
     ) -> Subscription:
         """
         Pass every delivery from index C{since} onward to C{callback}.
@@ -456,6 +676,9 @@ class MulticastNode(MultiService):
         @param flush: If given, called after the replay and after the
             records of each turn: the moment to send what C{callback}
             gathered.
+        @param views: Pass the L{ViewChange} records too, in order with the
+            deliveries (a view change's index is that of the first delivery
+            of its view).
         @return: The subscription, to cancel.
         @raise HistoryGoneError: If C{since} is older than what the node
             holds.
@@ -468,9 +691,9 @@ class MulticastNode(MultiService):
                 f"deliveries before index {oldest} are no longer held by"
                 f" {self.me!r}; resubscribe from {oldest}"
             )
-        sub = Subscription(first, self, callback, flush)
+        sub = Subscription(first, self, callback, flush, views)
         for record in list(self._history):
-            if record.index >= first:
+            if record.index >= first and (views or type(record) is Delivery):
                 callback(record)
         if flush is not None:
             flush()
@@ -519,11 +742,26 @@ class MulticastNode(MultiService):
                     else None
                 ),
             }
+        membership = self.membership
         return {
             "member": self.me,
             "group": self.group,
             "members": list(self.members),
-            "view": engine.view,
+            "view": membership.view.id,
+            "view_members": list(membership.view.members),
+            "state": membership.state,
+            "removed_because": membership.reason,
+            "suspects": {
+                name: round(now - self._suspected[name], 3)
+                if name in self._suspected
+                else None
+                for name in sorted(membership.suspects)
+            },
+            "view_changes": membership.view_changes,
+            "suspicions": self.suspicions,
+            "last_view_change_s": (
+                round(self.last_flush, 4) if self.last_flush is not None else None
+            ),
             "clock": engine.clock,
             "multicasts": self.multicasts,
             "delivered": engine.delivered,
@@ -534,7 +772,8 @@ class MulticastNode(MultiService):
             "silent_members": [
                 name
                 for name, link in self.links.items()
-                if now
+                if name in membership.view.members
+                and now
                 - (link.last_heard if link.last_heard is not None else self._started_at)
                 >= self.silence
             ],
@@ -542,6 +781,19 @@ class MulticastNode(MultiService):
             "last_rejection": self.last_rejection,
             "handler_errors": self.handler_errors,
         }
+
+    def _fail_sent(self, why: str) -> None:
+        sent = list(self._pending.values())
+        self._pending.clear()
+        for d in sent:
+            d.errback(DeliveryUnknownError(why))
+
+    def _fail_unsent(self, error: Exception) -> None:
+        unsent = [d for _, d in self._waiting]
+        self._waiting.clear()
+        self._waiting_bytes = 0
+        for d in unsent:
+            d.errback(error)
 
     # -- IService ---------------------------------------------------------
 
@@ -595,13 +847,21 @@ class MulticastNode(MultiService):
         if self.links:
             self._beat = LoopingCall(self._tick)
             self._beat.clock = self._reactor
-            self._beat.start(self.heartbeat, now=False)
+            # Often enough that a silent member is suspected within a
+            # quarter of suspect_after of the moment it could be.
+            self._beat.start(min(self.heartbeat, self.suspect_after / 4), now=False)
 
     def _tick(self) -> None:
         now = self._reactor.seconds()
+        self._detect(now)
         waiting = set(self.engine.waiting_for())
+        in_view = self.membership.view.members
         for name, link in self.links.items():
             link.heartbeat(now, self.heartbeat, self.silence)
+            if name not in in_view:
+                # Out of the group: the view change said so, once.
+                self._reported.pop(name, None)
+                continue
             heard = link.last_heard if link.last_heard is not None else self._started_at
             quiet = now - heard
             if quiet < self.silence:
@@ -674,27 +934,21 @@ class MulticastNode(MultiService):
         if self._turn is not None and self._turn.active():
             self._turn.cancel()
         self._turn = None
+        if self._membership_call is not None and self._membership_call.active():
+            self._membership_call.cancel()
+        self._membership_call = None
         for link in self.links.values():
             link.close()
         for factory in self._factories:
             for proto in list(factory.live):
                 proto.close()
-        sent = list(self._pending.values())
-        unsent = [d for _, d in self._waiting]
-        self._pending.clear()
-        self._waiting.clear()
-        self._waiting_bytes = 0
-        for d in sent:
-            d.errback(
-                DeliveryUnknownError(
-                    f"{self.me!r} stopped after multicasting the message but before"
-                    " delivering it; the other members may still deliver it"
-                )
-            )
-        for d in unsent:
-            d.errback(
-                NodeStoppedError(f"{self.me!r} stopped before sending the message")
-            )
+        self._fail_sent(
+            f"{self.me!r} stopped after multicasting the message but before"
+            " delivering it; the other members may still deliver it"
+        )
+        self._fail_unsent(
+            NodeStoppedError(f"{self.me!r} stopped before sending the message")
+        )
         for handler in self.handlers:
             try:
                 handler.close()

@@ -195,6 +195,21 @@ class Options(usage.Options):
             " (and its quiet connections are redialled).",
         ],
         [
+            "suspect-after",
+            None,
+            3.0,
+            "Seconds of hearing nothing from a member of the view before it is"
+            " suspected, which starts a view change without it (more than"
+            " twice --heartbeat).",
+        ],
+        [
+            "flush-timeout",
+            None,
+            1.0,
+            "Seconds a step of a view change may take before the members that"
+            " did not answer are left out too.",
+        ],
+        [
             "history",
             None,
             100_000,
@@ -318,13 +333,20 @@ class Options(usage.Options):
             raise usage.UsageError("--group must be a non-empty name without spaces")
         for key, least in (("max-frame", 1024), ("buffer", 1), ("history", 0)):
             self[key] = whole_number(f"--{key}", self[key], least)
-        for key in ("handshake-timeout", "heartbeat", "silence"):
+        for key in (
+            "handshake-timeout",
+            "heartbeat",
+            "silence",
+            "suspect-after",
+            "flush-timeout",
+        ):
             self[key] = _seconds(key, self[key])
-        if 2 * self["heartbeat"] >= self["silence"]:
-            raise usage.UsageError(
-                "--silence must be more than twice --heartbeat, so that an idle"
-                " link is not taken for a silent one"
-            )
+        for key in ("silence", "suspect-after"):
+            if 2 * self["heartbeat"] >= self[key]:
+                raise usage.UsageError(
+                    f"--{key} must be more than twice --heartbeat, so that an idle"
+                    " link is not taken for a silent one"
+                )
         self["secret"] = None
         if self["secret-file"] is not None:
             self["secret"] = _read_secret(self["secret-file"], "--secret-file")
@@ -547,6 +569,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         history=options["history"],
         heartbeat=options["heartbeat"],
         silence=options["silence"],
+        suspect_after=options["suspect-after"],
+        flush_timeout=options["flush-timeout"],
         secret=options["secret"],
         tls=options["tls"],
     )

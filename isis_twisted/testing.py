@@ -31,8 +31,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from isis_twisted.checker import CheckResult, check
-from isis_twisted.engine import Delivery
-from isis_twisted.interfaces import IDeliveryHandler
+from isis_twisted.engine import Delivery, Record, ViewChange
+from isis_twisted.interfaces import IViewHandler
 from isis_twisted.node import MulticastNode
 
 
@@ -225,21 +225,27 @@ class LinkProxy:
             await self.port.stopListening()
 
 
-@implementer(IDeliveryHandler)
+@implementer(IViewHandler)
 class RecordingHandler:
     """
     A delivery handler that keeps every record, for tests.
 
     @ivar records: Every record delivered, in order.
+    @ivar stream: Every record and view change, in order.
     @ivar closed: Whether the node closed it.
     """
 
     def __init__(self) -> None:
         self.records: list[Delivery] = []
+        self.stream: list[Record] = []
         self.closed = False
 
     def deliver(self, record: Delivery) -> None:
         self.records.append(record)
+        self.stream.append(record)
+
+    def view_changed(self, change: ViewChange) -> None:
+        self.stream.append(change)
 
     def close(self) -> None:
         self.closed = True

@@ -29,6 +29,7 @@ from isis_twisted.link import (
     PeerProtocol,
     describe_address,
 )
+from isis_twisted.views import Control
 from isis_twisted.wire import (
     Ack,
     Data,
@@ -55,6 +56,7 @@ class FakeOwner:
 
     @ivar time: The clock, to advance.
     @ivar frames: Every engine frame handed over, with its peer.
+    @ivar controls: Every control message handed over, with its peer.
     @ivar refuse: If set, L{frame_received} raises it instead of recording.
     @ivar room: How many times L{link_has_room} was called.
     @ivar rejections: Every L{rejected} call, as (address, peer, reason).
@@ -90,6 +92,7 @@ class FakeOwner:
             if name != me
         }
         self.frames: list[tuple[str, Frame]] = []
+        self.controls: list[tuple[str, Control]] = []
         self.refuse: ProtocolError | None = None
         self.room = 0
         self.rejections: list[tuple[str, str | None, str]] = []
@@ -101,6 +104,9 @@ class FakeOwner:
         if self.refuse is not None:
             raise self.refuse
         self.frames.append((peer, frame))
+
+    def control_received(self, peer: str, message: Control) -> None:
+        self.controls.append((peer, message))
 
     def link_has_room(self) -> None:
         self.room += 1
@@ -1336,9 +1342,7 @@ class ReconnectTests(SynchronousTestCase):
         self.assertTrue(aborted(transport))
         self.assertEqual(link.received, 2)
         self.assertEqual(owner.frames, [("bob", engine_frame(n)) for n in (1, 2)])
-        self.assertEqual(
-            owner.reasons, ["DATA frame 4 arrived, but the next expected is 3"]
-        )
+        self.assertEqual(owner.reasons, ["frame 4 arrived, but the next expected is 3"])
 
     def test_data_received_unit(self) -> None:
         """
