@@ -4,7 +4,8 @@ A node's counters in the Prometheus text format, for C{--metrics-port}.
 The figures are the ones C{isis status} shows, read from the node when
 Prometheus scrapes: multicasts, deliveries, queue depth, the age of the
 oldest undelivered message, back-pressure, rejected connections, handler
-errors, and for every peer its connections, frames and bytes each way,
+errors, the view, the membership state, view changes and suspicions, and
+for every peer its connections, frames and bytes each way,
 resend buffer, resends and silence.  Needs C{prometheus_client}
 (C{pip install 'isis-twisted[metrics]'}).
 """
@@ -34,15 +35,32 @@ _NODE_COUNTERS = {
         "Connections refused or dropped for breaking the protocol.",
     ),
     "handler_errors": ("isis_handler_errors", "Delivery handler calls that raised."),
+    "view_changes": ("isis_view_changes", "Views this member installed."),
+    "suspicions": (
+        "isis_suspicions",
+        "Times this member's failure detector suspected a member of its view.",
+    ),
 }
 _NODE_GAUGES = {
     "clock": ("isis_clock", "This member's Lamport clock."),
     "queue": ("isis_queue_depth", "Messages held, not yet deliverable."),
     "waiting_multicasts": (
         "isis_waiting_multicasts",
-        "Multicasts waiting for room in a peer's resend buffer.",
+        "Multicasts waiting for room in a peer's resend buffer or for a view"
+        " change to end.",
+    ),
+    "view": ("isis_view", "The id of the view this member is in."),
+    "last_view_change_s": (
+        "isis_last_view_change_seconds",
+        "How long the last view change took, from the first suspicion to the"
+        " view installed here.",
     ),
 }
+
+STATES = ("normal", "flushing", "blocked", "removed")
+"""
+The membership states C{isis_state} reports, one label value each.
+"""
 _PEER_COUNTERS = {
     "frames_out": ("isis_peer_frames_out", "DATA frames sent to the peer."),
     "frames_in": ("isis_peer_frames_in", "DATA frames received from the peer."),
@@ -90,6 +108,35 @@ class NodeCollector:
             gauge = GaugeMetricFamily(name, doc, labels=["member"])
             gauge.add_metric([member], float(_number(status.get(key))))
             yield gauge
+        state = GaugeMetricFamily(
+            "isis_state",
+            "1 for the membership state this member is in (normal, flushing,"
+            " blocked without a majority, removed), 0 for the others.",
+            labels=["member", "state"],
+        )
+        for name in STATES:
+            state.add_metric(
+                [member, name], 1.0 if status.get("state") == name else 0.0
+            )
+        yield state
+        members = status.get("view_members")
+        suspects = status.get("suspects")
+        size = GaugeMetricFamily(
+            "isis_view_members", "How many members the view has.", labels=["member"]
+        )
+        size.add_metric(
+            [member], float(len(members) if isinstance(members, list) else 0)
+        )
+        yield size
+        suspected = GaugeMetricFamily(
+            "isis_suspects",
+            "How many members of the view are suspected now.",
+            labels=["member"],
+        )
+        suspected.add_metric(
+            [member], float(len(suspects) if isinstance(suspects, dict) else 0)
+        )
+        yield suspected
         oldest = status.get("oldest_undelivered")
         age = GaugeMetricFamily(
             "isis_oldest_undelivered_age_seconds",

@@ -82,6 +82,48 @@ class MetricsTests(TestCase):
 
         return Deferred.fromCoroutine(go())
 
+    def test_view_changes(self) -> Deferred[None]:
+        """
+        A view change shows in the view id, the count of view changes and
+        suspicions, its duration and the state.
+        """
+
+        async def go() -> None:
+            group = LocalGroup(
+                reactor,
+                ["a", "b", "c"],
+                heartbeat=0.1,
+                silence=1.0,
+                suspect_after=0.5,
+                flush_timeout=0.5,
+            )
+            await group.start()
+            self.addCleanup(lambda: Deferred.fromCoroutine(group.stop()))
+            a = group.nodes["a"]
+            registry = CollectorRegistry()
+            registry.register(NodeCollector(a))
+            before = generate_latest(registry).decode()
+            self.assertEqual(sample(before, "isis_view", member="a"), 0)
+            self.assertEqual(sample(before, "isis_view_members", member="a"), 3)
+            self.assertEqual(
+                sample(before, "isis_state", member="a", state="normal"), 1
+            )
+            await group.nodes["c"].stopService()
+            await group.wait_until(lambda: a.view.id == 1, what="view 1 at a")
+            text = generate_latest(registry).decode()
+            self.assertEqual(sample(text, "isis_view", member="a"), 1)
+            self.assertEqual(sample(text, "isis_view_members", member="a"), 2)
+            self.assertEqual(sample(text, "isis_view_changes_total", member="a"), 1)
+            self.assertEqual(sample(text, "isis_suspicions_total", member="a"), 1)
+            self.assertGreater(
+                sample(text, "isis_last_view_change_seconds", member="a"), 0
+            )
+            self.assertEqual(sample(text, "isis_suspects", member="a"), 0)
+            self.assertEqual(sample(text, "isis_state", member="a", state="normal"), 1)
+            self.assertEqual(sample(text, "isis_state", member="a", state="removed"), 0)
+
+        return Deferred.fromCoroutine(go())
+
     def test_served_over_http(self) -> Deferred[None]:
         async def go() -> None:
             from twisted.web.server import Site
