@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail, gatherResults
@@ -40,12 +39,11 @@ from isis_twisted.engine import (
     Engine,
     Frame,
     ProtocolError,
-    Record,
     Timestamp,
     ViewChange,
 )
+from isis_twisted.history import DeliveryHistory, Subscription
 from isis_twisted.interfaces import (
-    HistoryGoneError,
     IDeliveryHandler,
     IOrderedMulticast,
     IViewHandler,
@@ -100,27 +98,6 @@ class BackPressureError(Exception):
     has been away long enough to fill it): the message was not taken.  Try
     again once the peer is back.
     """
-
-
-@attrs.define
-class Subscription:
-    """
-    A running subscription to a node's delivery stream.
-
-    @ivar first: The index of the first record passed to the callback.
-    """
-
-    first: int
-    _node: MulticastNode
-    _callback: Callable[[Any], None]
-    _flush: Callable[[], None] | None = None
-    _views: bool = False
-
-    def cancel(self) -> None:
-        """
-        Stop passing records to the callback.
-        """
-        self._node._subscribers.pop(id(self), None)
 
 
 @implementer(IOrderedMulticast)
@@ -276,11 +253,7 @@ class MulticastNode(MultiService):
         self._pending: dict[int, Deferred[Delivery]] = {}
         self._waiting: deque[tuple[bytes, Deferred[Delivery]]] = deque()
         self._arrived: dict[Timestamp, float] = {}
-        self._history: deque[Record] = deque()
-        self._history_size = history
-        self._history_limit = history_bytes
-        self._history_bytes = 0
-        self._subscribers: dict[int, Subscription] = {}
+        self.history = DeliveryHistory(me, history, history_bytes)
         self.multicasts = 0
         self.rejections = 0
         self.handler_errors = 0
@@ -468,8 +441,8 @@ class MulticastNode(MultiService):
                 self._view_installed(record)
             else:
                 self._deliver(record)
-        if records and self._subscribers:
-            self._flush_subscribers()
+        if records and self.history.has_subscribers:
+            self.history.turn_done()
         self._watch_membership()
         # Acknowledgements taken this turn may have made room that no link
         # reported (it never looked full, counting this turn's admissions).
@@ -544,7 +517,6 @@ class MulticastNode(MultiService):
             ms=took * 1000,
             flush_s=took,
         )
-        self._keep(change)
         for handler in self.handlers:
             if not IViewHandler.providedBy(handler):
                 continue
@@ -557,17 +529,7 @@ class MulticastNode(MultiService):
                     handler=handler,
                     view=change.view,
                 )
-        for sub in list(self._subscribers.values()) if self._subscribers else ():
-            if not sub._views or change.index < sub.first:
-                continue
-            try:
-                sub._callback(change)
-            except Exception:
-                self._log.failure(
-                    "subscriber failed on view {view}; unsubscribed it",
-                    view=change.view,
-                )
-                sub.cancel()
+        self.history.add(change)
 
     def _detect(self, now: float) -> None:
         """
@@ -602,23 +564,8 @@ class MulticastNode(MultiService):
                 membership.trust(name, now)
         self._schedule_turn()
 
-    def _keep(self, record: Record) -> None:
-        if self._history_size:
-            kept = self._history
-            kept.append(record)
-            if type(record) is Delivery:
-                self._history_bytes += len(record.payload)
-            while (
-                len(kept) > self._history_size
-                or self._history_bytes > self._history_limit
-            ):
-                old = kept.popleft()
-                if type(old) is Delivery:
-                    self._history_bytes -= len(old.payload)
-
     def _deliver(self, record: Delivery) -> None:
         self._arrived.pop((record.clock, record.sender), None)
-        self._keep(record)
         for handler in self.handlers:
             try:
                 handler.deliver(record)
@@ -629,32 +576,11 @@ class MulticastNode(MultiService):
                     handler=handler,
                     index=record.index,
                 )
-        # Most nodes have no subscriber: spare them a copy per delivery.
-        for sub in list(self._subscribers.values()) if self._subscribers else ():
-            if record.index < sub.first:
-                continue
-            try:
-                sub._callback(record)
-            except Exception:
-                self._log.failure(
-                    "subscriber failed on message {index}; unsubscribed it",
-                    index=record.index,
-                )
-                sub.cancel()
+        self.history.add(record)
         if record.sender == self.me:
             d = self._pending.pop(record.clock, None)
             if d is not None:
                 d.callback(record)
-
-    def _flush_subscribers(self) -> None:
-        for sub in list(self._subscribers.values()):
-            if sub._flush is None:
-                continue
-            try:
-                sub._flush()
-            except Exception:
-                self._log.failure("subscriber failed to flush; unsubscribed it")
-                sub.cancel()
 
     # -- subscriptions ----------------------------------------------------
 
@@ -683,22 +609,9 @@ class MulticastNode(MultiService):
         @raise HistoryGoneError: If C{since} is older than what the node
             holds.
         """
-        delivered = self.engine.delivered
-        first = delivered + 1 if since is None else max(since, 1)
-        oldest = self._history[0].index if self._history else delivered + 1
-        if first < oldest:
-            raise HistoryGoneError(
-                f"deliveries before index {oldest} are no longer held by"
-                f" {self.me!r}; resubscribe from {oldest}"
-            )
-        sub = Subscription(first, self, callback, flush, views)
-        for record in list(self._history):
-            if record.index >= first and (views or type(record) is Delivery):
-                callback(record)
-        if flush is not None:
-            flush()
-        self._subscribers[id(sub)] = sub
-        return sub
+        return self.history.subscribe(
+            since, self.engine.delivered, callback, flush, views
+        )
 
     # -- status -----------------------------------------------------------
 
