@@ -367,7 +367,7 @@ class GroupSimulation:
                     # Half the time, crash a member in the middle of
                     # running a view change: the coordinator crashes the
                     # flush must survive, at every step.
-                    running = [m for m in live if self.members[m]._running]
+                    running = [m for m in live if self.members[m].ballot_running]
                     pool = running if running and rng.random() < 0.5 else live
                     self.crash(rng.choice(pool))
                 elif len(live) > 1:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
+from isis_twisted.coordinator import Coordinator, RunningBallot, stamps
 from isis_twisted.engine import Engine, Frame, Message, Record, ViewChange
 from isis_twisted.views import (
     NO_BALLOT,
@@ -44,7 +45,6 @@ from isis_twisted.views import (
     Proposal,
     Propose,
     Reject,
-    Stamps,
     Suspect,
     View,
 )
@@ -71,25 +71,6 @@ class NotDeliveringError(Exception):
     The member cannot take a multicast now: it is closing its view (wait
     for the next one) or out of the group.
     """
-
-
-def _stamps(mapping: dict[str, int]) -> Stamps:
-    return tuple(sorted(mapping.items()))
-
-
-@attrs.define
-class _Ballot:
-    """
-    A ballot this member runs as coordinator.
-    """
-
-    ballot: Ballot
-    members: tuple[str, ...]
-    deadline: float
-    promises: dict[str, Promise] = attrs.Factory(dict)
-    proposal: Proposal | None = None
-    accepted: set[str] = attrs.Factory(set)
-    lacking: dict[str, tuple[Message, ...]] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -144,14 +125,20 @@ class Membership:
         self._promised: Ballot = NO_BALLOT
         self._accepted: tuple[Ballot, Proposal] | None = None
         self._store: dict[tuple[str, int], bytes] = {}
-        self._running: _Ballot | None = None
-        self._last_number = 0
+        self._ballots = Coordinator(self)
         self._wait_until: float | None = None
         self._control: list[tuple[str, Control]] = []
         self._records: list[Record] = []
         self._future: list[tuple[str, Frame | Control]] = []
         self._inquired: set[tuple[str, int]] = set()
         self._decisions: deque[_Decision] = deque(maxlen=DECISIONS_KEPT)
+
+    @property
+    def ballot_running(self) -> RunningBallot | None:
+        """
+        The ballot this member runs as coordinator, if one is under way.
+        """
+        return self._ballots.running
 
     # -- the application's side --------------------------------------------
 
@@ -230,8 +217,9 @@ class Membership:
         When to call L{tick} next, or L{None}.
         """
         times = [t for t in (self._wait_until,) if t is not None]
-        if self._running is not None:
-            times.append(self._running.deadline)
+        running = self._ballots.running
+        if running is not None:
+            times.append(running.deadline)
         return min(times) if times else None
 
     # -- inputs --------------------------------------------------------------
@@ -285,13 +273,10 @@ class Membership:
         """
         if self.state == REMOVED:
             return
-        running = self._running
+        running = self._ballots.running
         if running is not None and now >= running.deadline:
-            answered = (
-                set(running.promises) if running.proposal is None else running.accepted
-            )
-            self._add_suspects(n for n in running.members if n not in answered)
-            self._running = None
+            self._add_suspects(running.silent())
+            self._ballots.running = None
             self._consider(now, force=True)
         if self._wait_until is not None and now >= self._wait_until:
             self._wait_until = None
@@ -302,7 +287,7 @@ class Membership:
             waited_for = self._promised[1] or self._coordinator()
             if waited_for:
                 self._add_suspects([waited_for])
-            held = _stamps(self.engine.held())
+            held = stamps(self.engine.held())
             for name in self.view.members:
                 if name != self.me:
                     self._control.append((name, Inquire(self.view.id, held)))
@@ -336,17 +321,17 @@ class Membership:
             self.suspects |= fresh & set(self.view.members)
             self._consider(now)
         elif isinstance(message, Propose):
-            self._on_propose(sender, message, now)
+            self.on_propose(sender, message, now)
         elif isinstance(message, Promise):
-            self._on_promise(sender, message, now)
+            self._ballots.promise(sender, message, now)
         elif isinstance(message, Reject):
-            self._on_reject(message, now)
+            self._ballots.reject(message, now)
         elif isinstance(message, Accept):
-            self._on_accept(sender, message, now)
+            self.on_accept(sender, message, now)
         elif isinstance(message, Accepted):
-            self._on_accepted(sender, message, now)
+            self._ballots.accepted(sender, message, now)
         elif isinstance(message, Decide):
-            self._install(message.proposal, message.messages, message.ballot, now)
+            self.install(message.proposal, message.messages, message.ballot, now)
 
     # -- the coordinator -------------------------------------------------------
 
@@ -364,17 +349,18 @@ class Membership:
         if self.state == REMOVED or not (self.suspects or self.engine.wedged):
             return
         members = tuple(m for m in self.view.members if m not in self.suspects)
+        ballots = self._ballots
         if not self._majority(members):
             self.state = BLOCKED
-            self._running = None
+            ballots.running = None
             self._wait(now)
             return
         self.state = FLUSHING if self.engine.wedged else NORMAL
         if self._coordinator() != self.me:
-            self._running = None
+            ballots.running = None
             self._wait(now)
             return
-        running = self._running
+        running = ballots.running
         if (
             running is not None
             and not force
@@ -384,55 +370,31 @@ class Membership:
             # would let a flapping failure detector keep the view change
             # from ever ending.  It is left out, and can join again later.
             return
-        self._last_number = max(self._last_number, self._promised[0]) + 1
-        ballot = (self._last_number, self.me)
-        self._running = _Ballot(ballot, members, now + self.flush_timeout)
-        propose = Propose(self.view.id, ballot, members, _stamps(self.engine.held()))
-        for name in members:
-            if name != self.me:
-                self._control.append((name, propose))
-        self._on_propose(self.me, propose, now)
+        ballots.start(members, self._promised, now)
+
+    def reconsider(self, now: float) -> None:
+        """
+        Start a ballot again if this member is the one to run it (its last
+        one was refused by a member that promised a later one).
+        """
+        self._consider(now, force=True)
+
+    def wait_for_coordinator(self, now: float) -> None:
+        """
+        Give the member running a ballot time to finish it before taking
+        over.
+        """
+        self._wait_until = now + 2 * self.flush_timeout
+
+    def send(self, name: str, message: Control) -> None:
+        """
+        Queue C{message} for member C{name} (see L{take_control}).
+        """
+        self._control.append((name, message))
 
     def _wait(self, now: float) -> None:
         if self._wait_until is None:
             self._wait_until = now + 2 * self.flush_timeout
-
-    def _on_promise(self, sender: str, promise: Promise, now: float) -> None:
-        running = self._running
-        if (
-            running is None
-            or promise.ballot != running.ballot
-            or running.proposal is not None
-            or sender not in running.members
-        ):
-            return
-        running.promises[sender] = promise
-        if len(running.promises) < len(running.members):
-            return
-        promises = running.promises.values()
-        proposal = self._choose(running.members, list(promises))
-        running.proposal = proposal
-        running.deadline = now + self.flush_timeout
-        known: dict[tuple[str, int], Message] = {}
-        for p in promises:
-            for m in p.messages:
-                known[(m.sender, m.clock)] = m
-        cut_of = dict(proposal.cut)
-        for name, p in running.promises.items():
-            held = dict(p.held)
-            own = {(m.sender, m.clock) for m in p.messages}
-            lacking = tuple(
-                m
-                for key, m in sorted(known.items(), key=lambda kv: (kv[0][1], kv[0][0]))
-                if held.get(m.sender, 0) < m.clock <= cut_of.get(m.sender, 0)
-                and key not in own
-            )
-            running.lacking[name] = lacking
-            accept = Accept(self.view.id, running.ballot, proposal, lacking)
-            if name == self.me:
-                self._on_accept(self.me, accept, now)
-            else:
-                self._control.append((name, accept))
 
     def _choose(self, members: tuple[str, ...], promises: list[Promise]) -> Proposal:
         """
@@ -452,50 +414,13 @@ class Membership:
                 # every member holds it).
                 cut[name] = max(cut.get(name, 0), stamp)
                 floor[name] = min(floor.get(name, stamp), stamp)
-        return Proposal(members, _stamps(cut), _stamps(floor))
+        return Proposal(members, stamps(cut), stamps(floor))
 
     def _majority(self, names: Iterable[str]) -> bool:
         """
         Whether C{names} are a majority of the current view.
         """
         return self.view.majority(frozenset(names))
-
-    def _on_reject(self, reject: Reject, now: float) -> None:
-        running = self._running
-        if running is None or reject.ballot != running.ballot:
-            return
-        self._last_number = max(self._last_number, reject.promised[0])
-        self._running = None
-        if reject.promised[1] < self.me:
-            # A lower-ranked member is running a ballot: let it finish, and
-            # take over only if it does not.
-            self._wait_until = now + 2 * self.flush_timeout
-        else:
-            self._consider(now, force=True)
-
-    def _on_accepted(self, sender: str, accepted: Accepted, now: float) -> None:
-        running = self._running
-        if (
-            running is None
-            or running.proposal is None
-            or accepted.ballot != running.ballot
-        ):
-            return
-        running.accepted.add(sender)
-        if not self._majority(running.accepted):
-            return
-        for name in running.members:
-            if name != self.me:
-                # With what the member lacks again: it may have refused the
-                # Accept that carried it, having promised a later ballot.
-                decide = Decide(
-                    self.view.id,
-                    running.ballot,
-                    running.proposal,
-                    running.lacking.get(name, ()),
-                )
-                self._control.append((name, decide))
-        self._install(running.proposal, (), running.ballot, now)
 
     # -- every member ----------------------------------------------------------
 
@@ -514,11 +439,15 @@ class Membership:
     def _reject(self, sender: str, ballot: Ballot, now: float) -> None:
         reject = Reject(self.view.id, ballot, self._promised)
         if sender == self.me:
-            self._on_reject(reject, now)
+            self._ballots.reject(reject, now)
         else:
             self._control.append((sender, reject))
 
-    def _on_propose(self, sender: str, propose: Propose, now: float) -> None:
+    def on_propose(self, sender: str, propose: Propose, now: float) -> None:
+        """
+        Answer a ballot's first phase: promise it (wedging the engine and
+        reporting what this member holds) unless a later one was promised.
+        """
         if propose.ballot < self._promised:
             self._reject(sender, propose.ballot, now)
             return
@@ -528,16 +457,20 @@ class Membership:
         promise = Promise(
             self.view.id,
             propose.ballot,
-            _stamps(self.engine.held()),
+            stamps(self.engine.held()),
             self._holdings(),
             self._accepted,
         )
         if sender == self.me:
-            self._on_promise(self.me, promise, now)
+            self._ballots.promise(self.me, promise, now)
         else:
             self._control.append((sender, promise))
 
-    def _on_accept(self, sender: str, accept: Accept, now: float) -> None:
+    def on_accept(self, sender: str, accept: Accept, now: float) -> None:
+        """
+        Answer a ballot's second phase: accept its proposal (keeping the
+        messages it carries) unless a later ballot was promised.
+        """
         for m in accept.messages:
             # Messages of the view are worth keeping whatever the ballot.
             self._store[(m.sender, m.clock)] = m.payload
@@ -549,17 +482,21 @@ class Membership:
         self._wedge()
         self._wait_until = now + 2 * self.flush_timeout
         if sender == self.me:
-            self._on_accepted(self.me, Accepted(self.view.id, accept.ballot), now)
+            self._ballots.accepted(self.me, Accepted(self.view.id, accept.ballot), now)
         else:
             self._control.append((sender, Accepted(self.view.id, accept.ballot)))
 
-    def _install(
+    def install(
         self,
         proposal: Proposal,
         messages: Sequence[Message],
         ballot: Ballot,
         now: float,
     ) -> None:
+        """
+        Install the next view as decided: deliver the cut, then start the
+        next view's engine (or stop, if this member is not in it).
+        """
         for m in messages:
             self._store[(m.sender, m.clock)] = m.payload
         closing = self.view
@@ -601,7 +538,7 @@ class Membership:
         self._promised = NO_BALLOT
         self._accepted = None
         self._store = {}
-        self._running = None
+        self._ballots.running = None
         self._wait_until = None
         waiting, self._future = self._future, []
         for sender, item in waiting:
@@ -615,7 +552,7 @@ class Membership:
     def _removed(self, why: str) -> None:
         self.state = REMOVED
         self.reason = why
-        self._running = None
+        self._ballots.running = None
         self._wait_until = None
         self._future = []
 
@@ -624,7 +561,7 @@ class Membership:
         if key not in self._inquired:
             self._inquired.add(key)
             self._control.append(
-                (sender, Inquire(self.view.id, _stamps(self.engine.held())))
+                (sender, Inquire(self.view.id, stamps(self.engine.held())))
             )
 
     def _answer_laggard(self, sender: str, view: int, held: dict[str, int]) -> None:

@@ -280,10 +280,10 @@ class PitfallTests(SynchronousTestCase):
         drive(sim, 0.1)
         sim.crash("e")
         a = sim.members["a"]
-        while a._running is None:
+        while a.ballot_running is None:
             sim.advance(0.05)
         # One frame at a time, until a has sent its Accepts: then it dies.
-        while a._running is not None and a._running.proposal is None:
+        while a.ballot_running is not None and a.ballot_running.proposal is None:
             for name in sim.turns_due():
                 sim.end_turn(name)
             sim.transmit(*sim.busy_links()[0])

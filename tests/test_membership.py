@@ -240,7 +240,7 @@ class BallotTests(SynchronousTestCase):
         earlier = Proposal(("a", "b", "c", "e"), (("a", 0), ("d", 7)), ())
         a.suspect("d", 1.0)
         a.take_control()
-        ballot = a._running.ballot  # type: ignore[union-attr]
+        ballot = a.ballot_running.ballot  # type: ignore[union-attr]
         for name, accepted in [("b", ((1, "e"), earlier)), ("c", None), ("e", None)]:
             a.receive_control(
                 name,
@@ -254,7 +254,7 @@ class BallotTests(SynchronousTestCase):
         a = Membership("a", "abcd")
         a.suspect("d", 1.0)
         a.take_control()
-        ballot = a._running.ballot  # type: ignore[union-attr]
+        ballot = a.ballot_running.ballot  # type: ignore[union-attr]
         d5 = Message("d", 5, b"from d")
         a.receive_control(
             "b", Promise(0, ballot, (("a", 0), ("d", 5)), (d5,), None), 1.0
