@@ -454,11 +454,20 @@ class Membership:
         self._promised = propose.ballot
         self._wedge()
         self._wait_until = now + 2 * self.flush_timeout
+        holdings = self._holdings()
+        if sender != self.me:
+            # What the coordinator already holds (its receipt horizons, in
+            # the proposal: FIFO links make each one a prefix) it does not
+            # need again.  Under a heavy load that is nearly everything,
+            # and a promise of every undelivered message could outgrow a
+            # frame.
+            theirs = dict(propose.held)
+            holdings = tuple(m for m in holdings if m.clock > theirs.get(m.sender, 0))
         promise = Promise(
             self.view.id,
             propose.ballot,
             stamps(self.engine.held()),
-            self._holdings(),
+            holdings,
             self._accepted,
         )
         if sender == self.me:

@@ -267,6 +267,33 @@ class BallotTests(SynchronousTestCase):
         self.assertEqual(accepts["b"].messages, ())
 
 
+    def test_promise_leaves_out_what_the_coordinator_holds(self) -> None:
+        """
+        A promise carries only the undelivered messages the coordinator's
+        receipt horizons (in its proposal) do not cover: under load nearly
+        all of them are covered, and carrying them could outgrow a frame.
+        """
+        group = Group("abc")
+        a, b = group.members["a"], group.members["b"]
+        group.down.add("c")
+        for i in range(3):
+            a.multicast(f"a{i}".encode())
+            b.multicast(f"b{i}".encode())
+        group.pump()
+        self.assertEqual(b.engine.queue_length, 6)
+        b.multicast(b"not yet at a")
+        b.suspect("c", 1.0)
+        b.take_control()
+        held = tuple(sorted(a.engine.held().items()))
+        b.receive_control("a", Propose(0, (1, "a"), ("a", "b"), held), 1.0)
+        promises = [m for _, m in b.take_control() if isinstance(m, Promise)]
+        self.assertEqual(len(promises), 1)
+        self.assertEqual(
+            [(m.sender, m.payload) for m in promises[0].messages],
+            [("b", b"not yet at a")],
+        )
+
+
 class FutureFrameTests(SynchronousTestCase):
     def test_later_view_frames_wait_for_the_view(self) -> None:
         """
