@@ -475,10 +475,13 @@ class MulticastNode(MultiService):
                     " the message but before delivering it; the other members"
                     " may still deliver it"
                 )
-        elif self._closing_since is None and (
-            membership.state != NORMAL or membership.suspects
-        ):
-            self._closing_since = now
+        elif membership.state != NORMAL or membership.suspects:
+            if self._closing_since is None:
+                self._closing_since = now
+        elif not membership.engine.wedged:
+            # The suspicions were dropped before any view change began: the
+            # next one is timed from its own start.
+            self._closing_since = None
         deadline = membership.deadline
         call = self._membership_call
         if call is not None and call.active():
