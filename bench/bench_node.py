@@ -144,11 +144,9 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         sender.stop()
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
-    status = node.status()
-    peers_status = status["peers"]
-    assert isinstance(peers_status, dict)
-    frames = sum(p["frames_out"] for p in peers_status.values())
-    wire_bytes = sum(p["bytes_out"] for p in peers_status.values())
+    peers_status = node.status().peers
+    frames = sum(p.frames_out for p in peers_status.values())
+    wire_bytes = sum(p.bytes_out for p in peers_status.values())
 
     multicasts = sent if args.rate else load.sent
     result = {

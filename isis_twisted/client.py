@@ -49,6 +49,7 @@ from zope.interface import implementer
 from isis_twisted.engine import Delivery
 from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.options import dial_description
+from isis_twisted.status import NodeStatus
 from isis_twisted.wire import VERSION, Refuse, encode_refuse
 
 __all__ = [
@@ -150,11 +151,10 @@ class NodeControl(Protocol):
             resume.
         """
 
-    def status(self) -> Mapping[str, object]:
+    def status(self) -> NodeStatus | Mapping[str, object]:
         """
-        The node's state, for people and monitoring.
-
-        @return: A JSON-serialisable mapping.
+        The node's state, for people and monitoring: a L{NodeStatus}, or
+        (for test doubles) its JSON form or a part of it.
         """
 
 
@@ -902,7 +902,9 @@ class ClientAPIProtocol(amp.AMP):
         try:
             # default=str: a stray non-JSON value should not cost the
             # operator the whole status.
-            text = json.dumps(dict(self.node.status()), default=str)
+            status = self.node.status()
+            data = status.to_json() if isinstance(status, NodeStatus) else dict(status)
+            text = json.dumps(data, default=str)
         except Exception as e:
             raise _node_error(e, "status") from None
         return {"status": text}

@@ -271,6 +271,7 @@ class GroupSimulation:
             member = self.members[name]
             if member.state == REMOVED:
                 continue
+            back = []
             for other in member.view.members:
                 if other == name:
                     continue
@@ -278,13 +279,15 @@ class GroupSimulation:
                 if self.hears(name, other):
                     self._unheard_since.pop(key, None)
                     if other in member.suspects:
-                        member.trust(other, self.now)
+                        back.append(other)
                     elif self.rng.random() < false_suspicion:
                         member.suspect(other, self.now)
                 else:
                     since = self._unheard_since.setdefault(key, self.now)
                     if self.now - since >= self.suspect_after:
                         member.suspect(other, self.now)
+            if back:
+                member.trust(*back, now=self.now)
             deadline = member.deadline
             if deadline is not None and deadline <= self.now:
                 member.tick(self.now)

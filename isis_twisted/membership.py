@@ -248,18 +248,21 @@ class Membership:
         self._add_suspects([name])
         self._consider(now)
 
-    def trust(self, name: str, now: float) -> None:
+    def trust(self, *names: str, now: float) -> None:
         """
-        C{name} is heard from again: drop the suspicion.
+        C{names} are heard from again: drop the suspicions.
 
         Suspicions only choose who runs a view change and whom it leaves
         out; safety never rests on them, so one may be dropped at any time.
         A view change already under way still runs to its end (with the
-        member back in, if it is not decided yet).
+        member back in, if it is not decided yet).  Give every member heard
+        from again at once: trusted one by one, the first one back could
+        make a majority that leaves the others out.
         """
-        if name not in self.suspects:
+        back = self.suspects.intersection(names)
+        if not back:
             return
-        self.suspects.discard(name)
+        self.suspects -= back
         if self.state == BLOCKED and not self.suspects and not self.engine.wedged:
             self.state = NORMAL
             self._wait_until = None
@@ -543,6 +546,12 @@ class Membership:
         )
         self.view_changes += 1
         self.state = NORMAL
+        for name in closing.members:
+            if name not in proposal.members and name != self.me:
+                # Frames go to the view's members only, so a member left out
+                # (paused, cut off) would otherwise never hear of it and
+                # think itself in the old view for ever.
+                self._control.append((name, Gone(closing.id, self.view)))
         self.suspects &= set(proposal.members)
         self._promised = NO_BALLOT
         self._accepted = None

@@ -12,8 +12,10 @@ resend buffer, resends and silence.  Needs C{prometheus_client}
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, Protocol
+
+from isis_twisted.status import NodeStatus
 
 
 class StatusSource(Protocol):
@@ -21,7 +23,7 @@ class StatusSource(Protocol):
     Anything with a node's C{status()}.
     """
 
-    def status(self) -> Mapping[str, object]:
+    def status(self) -> NodeStatus:
         """
         The node's status, as L{isis_twisted.node.MulticastNode.status}.
         """
@@ -99,14 +101,14 @@ class NodeCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         status = self.node.status()
-        member = str(status["member"])
+        member = status.member
         for key, (name, doc) in _NODE_COUNTERS.items():
             family = CounterMetricFamily(name, doc, labels=["member"])
-            family.add_metric([member], float(_number(status.get(key))))
+            family.add_metric([member], _number(getattr(status, key)))
             yield family
         for key, (name, doc) in _NODE_GAUGES.items():
             gauge = GaugeMetricFamily(name, doc, labels=["member"])
-            gauge.add_metric([member], float(_number(status.get(key))))
+            gauge.add_metric([member], _number(getattr(status, key)))
             yield gauge
         state = GaugeMetricFamily(
             "isis_state",
@@ -115,60 +117,47 @@ class NodeCollector:
             labels=["member", "state"],
         )
         for name in STATES:
-            state.add_metric(
-                [member, name], 1.0 if status.get("state") == name else 0.0
-            )
+            state.add_metric([member, name], 1.0 if status.state == name else 0.0)
         yield state
-        members = status.get("view_members")
-        suspects = status.get("suspects")
         size = GaugeMetricFamily(
             "isis_view_members", "How many members the view has.", labels=["member"]
         )
-        size.add_metric(
-            [member], float(len(members) if isinstance(members, list) else 0)
-        )
+        size.add_metric([member], float(len(status.view_members)))
         yield size
         suspected = GaugeMetricFamily(
             "isis_suspects",
             "How many members of the view are suspected now.",
             labels=["member"],
         )
-        suspected.add_metric(
-            [member], float(len(suspects) if isinstance(suspects, dict) else 0)
-        )
+        suspected.add_metric([member], float(len(status.suspects)))
         yield suspected
-        oldest = status.get("oldest_undelivered")
+        oldest = status.oldest_undelivered
         age = GaugeMetricFamily(
             "isis_oldest_undelivered_age_seconds",
             "How long the oldest undelivered message has waited (0 if none).",
             labels=["member"],
         )
-        age.add_metric(
-            [member],
-            float(_number(oldest.get("age_s"))) if isinstance(oldest, dict) else 0.0,
-        )
+        age.add_metric([member], _number(oldest.age_s) if oldest is not None else 0.0)
         yield age
-        peers = status.get("peers")
-        peers = peers if isinstance(peers, dict) else {}
+        peers = sorted(status.peers.items())
         for key, (name, doc) in _PEER_COUNTERS.items():
             family = CounterMetricFamily(name, doc, labels=["member", "peer"])
-            for peer, counters in sorted(peers.items()):
-                family.add_metric([member, peer], float(_number(counters.get(key))))
+            for peer, link in peers:
+                family.add_metric([member, peer], _number(getattr(link, key)))
             yield family
         for key, (name, doc) in _PEER_GAUGES.items():
             gauge = GaugeMetricFamily(name, doc, labels=["member", "peer"])
-            for peer, counters in sorted(peers.items()):
-                gauge.add_metric([member, peer], float(_number(counters.get(key))))
+            for peer, link in peers:
+                gauge.add_metric([member, peer], _number(getattr(link, key)))
             yield gauge
         connected = GaugeMetricFamily(
             "isis_peer_connected",
             "Whether a connection to the peer is up (1) or not (0).",
             labels=["member", "peer", "direction"],
         )
-        for peer, counters in sorted(peers.items()):
-            for direction in ("out", "in"):
-                up = counters.get(f"connected_{direction}")
-                connected.add_metric([member, peer, direction], 1.0 if up else 0.0)
+        for peer, link in peers:
+            connected.add_metric([member, peer, "out"], float(link.connected_out))
+            connected.add_metric([member, peer, "in"], float(link.connected_in))
         yield connected
 
 

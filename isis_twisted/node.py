@@ -50,6 +50,7 @@ from isis_twisted.interfaces import (
 )
 from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
 from isis_twisted.membership import NORMAL, REMOVED, EngineFactory, Membership
+from isis_twisted.status import NodeStatus, OldestUndelivered, PeerStatus
 from isis_twisted.views import Control, View
 from isis_twisted.wire import MESSAGE_OVERHEAD, data_overhead, encode_body
 
@@ -267,6 +268,7 @@ class MulticastNode(MultiService):
         self._dialers: list[ClientService] = []
         self._factories: list[PeerFactory] = []
         self._membership_call: IDelayedCall | None = None
+        self._membership_deadline: float | None = None
         self._suspected: dict[str, float] = {}
         self._closing_since: float | None = None
         self.last_flush: float | None = None
@@ -322,7 +324,7 @@ class MulticastNode(MultiService):
         d: Deferred[Delivery] = Deferred()
         if self._waiting or self._full() or not self.membership.delivering:
             if self._waiting_bytes + len(payload) > self.max_buffer:
-                held = [n for n, link in self.links.items() if link.full]
+                held = [n for n in self.membership.peers if self.links[n].full]
                 return fail(
                     BackPressureError(
                         f"{self._waiting_bytes} bytes already wait for room in the"
@@ -380,7 +382,7 @@ class MulticastNode(MultiService):
         if self._stopped:
             raise ProtocolError(peer, "this node is stopped")
         self.membership.receive_data(peer, frame, self._reactor.seconds())
-        if frame.messages:
+        if frame.messages and frame.view == self.membership.view.id:
             now = self._reactor.seconds()
             arrived = self._arrived
             for stamp, _ in frame.messages:
@@ -485,10 +487,11 @@ class MulticastNode(MultiService):
         deadline = membership.deadline
         call = self._membership_call
         if call is not None and call.active():
-            if deadline is not None and abs(call.getTime() - deadline) < 1e-9:
+            if deadline == self._membership_deadline:
                 return
             call.cancel()
         self._membership_call = None
+        self._membership_deadline = deadline
         if deadline is not None and not self._stopped:
             self._membership_call = self._reactor.callLater(
                 max(0.0, deadline - now), self._membership_tick
@@ -496,8 +499,9 @@ class MulticastNode(MultiService):
 
     def _membership_tick(self) -> None:
         self._membership_call = None
+        self._membership_deadline = None
         self.membership.tick(self._reactor.seconds())
-        self._end_turn()
+        self._schedule_turn()
 
     def _view_installed(self, change: ViewChange) -> None:
         now = self._reactor.seconds()
@@ -506,6 +510,11 @@ class MulticastNode(MultiService):
         self.last_flush = took
         left = [n for n in self._view_members if n not in change.members]
         self._view_members = change.members
+        if left:
+            # What the members that left sent beyond the cut is dropped.
+            gone = set(left)
+            for key in [k for k in self._arrived if k[1] in gone]:
+                del self._arrived[key]
         for name in list(self._suspected):
             if name not in change.members:
                 del self._suspected[name]
@@ -537,34 +546,51 @@ class MulticastNode(MultiService):
     def _detect(self, now: float) -> None:
         """
         Suspect the members of the view that were silent on both
-        connections for L{suspect_after} seconds, and trust again those
-        heard from since.
+        connections for L{suspect_after} seconds, and trust again the
+        suspected ones (whoever suspected them) heard from lately.
+
+        A member never heard from since this node started is not suspected
+        by it: view 0 forms once every member has been heard from, however
+        far apart they were started (a member that others heard from and
+        then lost is suspected by them, and they say so).
         """
         membership = self.membership
         if membership.state == REMOVED:
             return
+        suspects = membership.suspects
+        back: list[str] = []
         for name in membership.peers:
             link = self.links[name]
-            heard = link.last_heard if link.last_heard is not None else self._started_at
-            quiet = now - heard
-            if quiet >= self.suspect_after:
-                if name not in self._suspected:
-                    self._suspected[name] = now
-                    self.suspicions += 1
-                    self._log.warn(
-                        "member {me!r} suspects {peer!r}: silent for {seconds:.1f} s;"
-                        " starting a view change without it",
-                        me=self.me,
-                        peer=name,
-                        seconds=quiet,
-                    )
-                    membership.suspect(name, now)
-            elif name in self._suspected:
-                del self._suspected[name]
-                self._log.info(
-                    "member {me!r} hears from {peer!r} again", me=self.me, peer=name
+            if link.last_heard is None:
+                continue
+            quiet = now - link.last_heard
+            if name in suspects:
+                # Heard within two heartbeats: it is there (an idle link
+                # carries one every heartbeat).
+                if quiet < 2 * self.heartbeat:
+                    back.append(name)
+            elif quiet >= self.suspect_after and name not in self._suspected:
+                self._suspected[name] = now
+                self.suspicions += 1
+                self._log.warn(
+                    "member {me!r} suspects {peer!r}: silent for {seconds:.1f} s;"
+                    " starting a view change without it",
+                    me=self.me,
+                    peer=name,
+                    seconds=quiet,
                 )
-                membership.trust(name, now)
+                membership.suspect(name, now)
+        if back:
+            for name in back:
+                self._suspected.pop(name, None)
+            self._log.info(
+                "member {me!r} hears from {peers} again and trusts them",
+                me=self.me,
+                peers=", ".join(repr(n) for n in back),
+            )
+            # All at once: trusted one by one, the first one back could make
+            # a majority that leaves the others out.
+            membership.trust(*back, now=now)
         self._schedule_turn()
 
     def _deliver(self, record: Delivery) -> None:
@@ -618,74 +644,75 @@ class MulticastNode(MultiService):
 
     # -- status -----------------------------------------------------------
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> NodeStatus:
         """
-        What the node is doing, as JSON-ready data: membership, clock,
+        What the node is doing: its view and membership state, clock,
         queue, the oldest undelivered message (its age and whom it waits
         for), every peer's link, and counters.
         """
         engine = self.engine
         now = self._reactor.seconds()
         head = engine.head()
-        oldest: dict[str, object] | None = None
+        oldest: OldestUndelivered | None = None
         if head is not None:
             since = self._arrived.get(head)
-            oldest = {
-                "sender": head[1],
-                "clock": head[0],
-                "age_s": round(now - since, 3) if since is not None else None,
-                "waiting_for": list(engine.waiting_for()),
-            }
-        peers: dict[str, object] = {}
-        for name, link in self.links.items():
-            peers[name] = {
-                "connected_out": link.outbound is not None,
-                "connected_in": link.inbound is not None,
-                "unacked_frames": len(link.unacked),
-                "unacked_bytes": link.unacked_bytes,
-                "sent_seq": link.next_seq - 1,
-                "received_seq": link.received,
-                "frames_out": link.frames_out,
-                "frames_in": link.frames_in,
-                "bytes_out": link.bytes_out,
-                "bytes_in": link.bytes_in,
-                "resent": link.resent,
-                "duplicates": link.duplicates,
-                "connections": link.connects,
-                "silent_s": (
+            oldest = OldestUndelivered(
+                head[1],
+                head[0],
+                round(now - since, 3) if since is not None else None,
+                tuple(engine.waiting_for()),
+            )
+        peers = {
+            name: PeerStatus(
+                connected_out=link.outbound is not None,
+                connected_in=link.inbound is not None,
+                unacked_frames=len(link.unacked),
+                unacked_bytes=link.unacked_bytes,
+                sent_seq=link.next_seq - 1,
+                received_seq=link.received,
+                frames_out=link.frames_out,
+                frames_in=link.frames_in,
+                bytes_out=link.bytes_out,
+                bytes_in=link.bytes_in,
+                resent=link.resent,
+                duplicates=link.duplicates,
+                connections=link.connects,
+                silent_s=(
                     round(now - link.last_heard, 3)
                     if link.last_heard is not None
                     else None
                 ),
-            }
+            )
+            for name, link in self.links.items()
+        }
         membership = self.membership
-        return {
-            "member": self.me,
-            "group": self.group,
-            "members": list(self.members),
-            "view": membership.view.id,
-            "view_members": list(membership.view.members),
-            "state": membership.state,
-            "removed_because": membership.reason,
-            "suspects": {
+        return NodeStatus(
+            member=self.me,
+            group=self.group,
+            members=self.members,
+            view=membership.view.id,
+            view_members=membership.view.members,
+            state=membership.state,
+            removed_because=membership.reason,
+            suspects={
                 name: round(now - self._suspected[name], 3)
                 if name in self._suspected
                 else None
                 for name in sorted(membership.suspects)
             },
-            "view_changes": membership.view_changes,
-            "suspicions": self.suspicions,
-            "last_view_change_s": (
+            view_changes=membership.view_changes,
+            suspicions=self.suspicions,
+            last_view_change_s=(
                 round(self.last_flush, 4) if self.last_flush is not None else None
             ),
-            "clock": engine.clock,
-            "multicasts": self.multicasts,
-            "delivered": engine.delivered,
-            "queue": engine.queue_length,
-            "waiting_multicasts": len(self._waiting),
-            "oldest_undelivered": oldest,
-            "peers": peers,
-            "silent_members": [
+            clock=engine.clock,
+            multicasts=self.multicasts,
+            delivered=engine.delivered,
+            queue=engine.queue_length,
+            waiting_multicasts=len(self._waiting),
+            oldest_undelivered=oldest,
+            peers=peers,
+            silent_members=[
                 name
                 for name, link in self.links.items()
                 if name in membership.view.members
@@ -693,10 +720,10 @@ class MulticastNode(MultiService):
                 - (link.last_heard if link.last_heard is not None else self._started_at)
                 >= self.silence
             ],
-            "rejected_connections": self.rejections,
-            "last_rejection": self.last_rejection,
-            "handler_errors": self.handler_errors,
-        }
+            rejected_connections=self.rejections,
+            last_rejection=self.last_rejection,
+            handler_errors=self.handler_errors,
+        )
 
     def _fail_sent(self, why: str) -> None:
         sent = list(self._pending.values())
@@ -758,6 +785,11 @@ class MulticastNode(MultiService):
         super().startService()  # type: ignore[no-untyped-call]
         self._start_listening()
         self._started_at = self._reactor.seconds()
+        # A node started again with its state gives its peers the time to
+        # be heard from before it suspects them.
+        for link in self.links.values():
+            if link.last_heard is not None:
+                link.last_heard = self._started_at
         # A stop may have cut a turn short: what it owed goes out now.
         self._schedule_turn()
         if self.links:

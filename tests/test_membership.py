@@ -109,7 +109,16 @@ class CrashTests(SynchronousTestCase):
         self.group.pump(5.0)
         self.assertEqual(
             self.group.kinds(),
-            ["Suspect", "Propose", "Promise", "Accept", "Accepted", "Decide"],
+            [
+                "Suspect",
+                "Propose",
+                "Promise",
+                "Accept",
+                "Accepted",
+                "Decide",
+                "Gone",
+                "Gone",
+            ],
         )
         for name in "ab":
             records = self.group.records[name]
@@ -125,6 +134,28 @@ class CrashTests(SynchronousTestCase):
         self.group.pump()
         # The view's first delivery has the index its ViewChange announced.
         self.assertEqual(self.group.records["a"][-1], Delivery(4, "b", 9, b"after"))
+
+    def test_member_left_out_is_told(self) -> None:
+        """
+        Every member that installs a view tells each member it left out
+        (which may be alive, only slow or cut off) that it is gone; told
+        so, the member stops at once.
+        """
+        a, c = self.a, self.group.members["c"]
+        self.group.down.add("c")
+        a.suspect("c", 5.0)
+        self.group.pump(5.0)
+        told = [(src, m) for src, dst, m in self.group.log if dst == "c"]
+        gone = [(src, m) for src, m in told if isinstance(m, Gone)]
+        self.assertEqual(
+            gone,
+            [("a", Gone(0, View(1, ("a", "b")))), ("b", Gone(0, View(1, ("a", "b"))))],
+        )
+        self.assertEqual(c.state, NORMAL)
+        c.receive_control("a", gone[0][1], 6.0)
+        self.assertEqual(c.state, REMOVED)
+        self.assertIn("view 1", str(c.reason))
+        self.assertRaises(NotDeliveringError, c.multicast, b"late")
 
     def test_coordinator_is_lowest_unsuspected(self) -> None:
         """
@@ -165,8 +196,7 @@ class MajorityTests(SynchronousTestCase):
         group.pump(1.0)
         self.assertNotIn("Propose", group.kinds())
         self.assertIsNotNone(c.deadline)
-        c.trust("a", 2.0)
-        c.trust("b", 2.0)
+        c.trust("a", "b", now=2.0)
         self.assertEqual((c.state, c.view.id), (NORMAL, 0))
 
     def test_wedged_coordinator_that_loses_its_majority_blocks(self) -> None:
@@ -265,7 +295,6 @@ class BallotTests(SynchronousTestCase):
         self.assertEqual(dict(accepts["c"].proposal.floor)["d"], 0)
         self.assertEqual(accepts["c"].messages, (d5,))
         self.assertEqual(accepts["b"].messages, ())
-
 
     def test_promise_leaves_out_what_the_coordinator_holds(self) -> None:
         """

@@ -108,6 +108,9 @@ class MetricsTests(TestCase):
             self.assertEqual(
                 sample(before, "isis_state", member="a", state="normal"), 1
             )
+            # Heard from once, c can be suspected.
+            await group.nodes["c"].multicast(b"hello")
+            await group.all_delivered(1)
             await group.nodes["c"].stopService()
             await group.wait_until(lambda: a.view.id == 1, what="view 1 at a")
             text = generate_latest(registry).decode()

@@ -279,12 +279,12 @@ class LinkFaultTests(GroupTestCase):
                 reactor.callLater(0, turn.callback, None)
                 await turn
             status = a.status()
-            peer = cast(dict[str, dict[str, int]], status["peers"])["b"]
+            peer = status.peers["b"]
             # Bounded: at most one message over the bound in the buffer...
-            self.assertGreaterEqual(peer["unacked_bytes"], 2000 - 200)
-            self.assertLess(peer["unacked_bytes"], 2000 + 200)
+            self.assertGreaterEqual(peer.unacked_bytes, 2000 - 200)
+            self.assertLess(peer.unacked_bytes, 2000 + 200)
             # ...then as much again waits, unstamped...
-            waiting = cast(int, status["waiting_multicasts"])
+            waiting = status.waiting_multicasts
             self.assertGreater(waiting, 10)
             self.assertLessEqual(waiting * 104, 2000)
             self.assertFalse(any(d.called for d in sent))
@@ -573,10 +573,11 @@ class HandlerAndSubscriptionTests(GroupTestCase):
             await wait_until(
                 reactor, lambda: b.engine.queue_length == 1, what="b holding it"
             )
-            oldest = cast(dict[str, Any], b.status()["oldest_undelivered"])
-            self.assertEqual(oldest["sender"], "a")
-            self.assertEqual(oldest["waiting_for"], ["c"])
-            self.assertIsInstance(oldest["age_s"], float)
+            oldest = b.status().oldest_undelivered
+            assert oldest is not None
+            self.assertEqual(oldest.sender, "a")
+            self.assertEqual(oldest.waiting_for, ("c",))
+            self.assertIsInstance(oldest.age_s, float)
 
         return deferred(run())
 
@@ -678,7 +679,7 @@ class SilenceTests(GroupTestCase):
             idle: Deferred[None] = Deferred()
             reactor.callLater(1.5, idle.callback, None)
             await idle
-            self.assertEqual(a.status()["silent_members"], [])
+            self.assertEqual(a.status().silent_members, ())
             self.assertFalse(logs.matching("silent for"))
 
             group.isolate("c")
@@ -692,13 +693,14 @@ class SilenceTests(GroupTestCase):
             self.assertIn("held messages waits for it", warning)
             status = a.status()
             waited = reactor.seconds() - sent_at
-            self.assertEqual(status["silent_members"], ["c"])
-            oldest = cast(dict[str, Any], status["oldest_undelivered"])
-            self.assertEqual(oldest["waiting_for"], ["c"])
+            self.assertEqual(status.silent_members, ("c",))
+            oldest = status.oldest_undelivered
+            assert oldest is not None and oldest.age_s is not None
+            self.assertEqual(oldest.waiting_for, ("c",))
             # The age is the time since the multicast (c was last heard up
             # to a heartbeat or so before it, hence the slack below 1.0).
-            self.assertLess(abs(oldest["age_s"] - waited), 0.01)
-            self.assertGreater(oldest["age_s"], 0.5)
+            self.assertLess(abs(oldest.age_s - waited), 0.01)
+            self.assertGreater(oldest.age_s, 0.5)
             self.assertFalse(held.called)
 
             group.heal()
@@ -805,13 +807,13 @@ class ReviewRegressionTests(SynchronousTestCase):
         node.multicast(b"2" * 100)
         node.multicast(b"3" * 100)
         clock.advance(0)
-        self.assertEqual(node.status()["waiting_multicasts"], 1)
+        self.assertEqual(node.status().waiting_multicasts, 1)
         # Two acknowledgements in one turn, as from one read.
         link.acknowledged(1)
         node.multicast(b"4" * 100)
         link.acknowledged(2)
         clock.advance(0)
-        self.assertEqual(node.status()["waiting_multicasts"], 0)
+        self.assertEqual(node.status().waiting_multicasts, 0)
         self.assertEqual(node.engine.clock, 4)
 
     def test_restart_sends_what_the_stop_cut_short(self) -> None:

@@ -128,11 +128,11 @@ class CrashTests(MembershipTestCase):
             self.assertEqual(changes, [(80, ViewChange(1, ("a", "b"), 81))])
             await self.judge(group, departed=("c",))
             status = a.status()
-            self.assertEqual(status["view"], 1)
-            self.assertEqual(status["view_members"], ["a", "b"])
-            self.assertEqual(status["state"], NORMAL)
-            self.assertEqual(status["view_changes"], 1)
-            self.assertIsNotNone(status["last_view_change_s"])
+            self.assertEqual(status.view, 1)
+            self.assertEqual(status.view_members, ("a", "b"))
+            self.assertEqual(status.state, NORMAL)
+            self.assertEqual(status.view_changes, 1)
+            self.assertIsNotNone(status.last_view_change_s)
             self.assertTrue(logs.matching("suspects 'c'"))
             self.assertTrue(logs.matching("installed view 1 of a, b", "without c"))
 
@@ -179,8 +179,8 @@ class CrashTests(MembershipTestCase):
             self.assertFalse(waiting.called)
             self.assertEqual(len(group.recorders["a"].records), 3)
             self.assertEqual(a.view.id, 0)
-            self.assertEqual(a.status()["state"], BLOCKED)
-            self.assertEqual(sorted(a.status()["suspects"]), ["b", "c"])  # type: ignore[call-overload]
+            self.assertEqual(a.status().state, BLOCKED)
+            self.assertEqual(sorted(a.status().suspects), ["b", "c"])
             await self.judge(group, departed=("b", "c"), liveness=False)
 
         return deferred(run())
@@ -208,7 +208,7 @@ class PartitionTests(MembershipTestCase):
                 lambda: c.membership.state == REMOVED, what="c learning it is out"
             )
             self.assertEqual(len(group.recorders["c"].records), 15)
-            self.assertIn("view 1", str(c.status()["removed_because"]))
+            self.assertIn("view 1", str(c.status().removed_because))
             failure = self.failureResultOf(c.multicast(b"late"))
             failure.trap(NodeRemovedError)
             self.assertIn("out of the group", str(failure.value))
@@ -248,3 +248,81 @@ class PartitionTests(MembershipTestCase):
             await self.judge(group, departed=("d", "e"))
 
         return deferred(run())
+
+
+class GlitchTests(MembershipTestCase):
+    def test_whole_group_glitch_removes_nobody(self) -> Deferred[None]:
+        """
+        Every link stalls past --suspect-after: every member suspects the
+        others and, without a majority, none can change the view.  When the
+        links come back, each trusts every member it hears from at once, so
+        the first one heard from does not make a majority that leaves the
+        others out: the group goes on whole.
+        """
+
+        async def run() -> None:
+            group = await self.group("abc", proxied=True)
+            nodes = [group.nodes[n] for n in "abc"]
+            await self.send(nodes, 3)
+            for proxy in group.proxies.values():
+                proxy.cut()
+            await group.wait_until(
+                lambda: all(n.membership.state == BLOCKED for n in nodes),
+                what="every member blocked",
+            )
+            group.heal()
+            await group.wait_until(
+                lambda: all(
+                    n.membership.state == NORMAL and not n.membership.suspects
+                    for n in nodes
+                ),
+                what="every member trusting the others again",
+            )
+            await self.send(nodes, 3)
+            for n in nodes:
+                self.assertEqual(n.view.members, ("a", "b", "c"))
+            await self.judge(group)
+
+        return deferred(run())
+
+
+class _Unreachable:
+    """
+    An endpoint whose connection attempts never finish.
+    """
+
+    def connect(self, factory: object) -> Deferred[object]:
+        return Deferred()
+
+
+class DetectorTests(TestCase):
+    def test_never_heard_is_not_suspected(self) -> None:
+        """
+        A member never heard from since this node started is not suspected
+        (view 0 forms however far apart the members were started); once
+        heard from, its silence is.
+        """
+        from twisted.internet.task import Clock
+
+        clock = Clock()
+        node = MulticastNode(
+            "a",
+            {"b": _Unreachable(), "c": _Unreachable()},  # type: ignore[dict-item]
+            None,
+            clock,
+            heartbeat=0.1,
+            silence=1.0,
+            suspect_after=0.5,
+        )
+        node.startService()
+        self.addCleanup(node.stopService)
+        for _ in range(100):
+            clock.advance(0.1)
+        self.assertEqual(node.suspicions, 0)
+        self.assertEqual(node.membership.suspects, set())
+        node.links["b"].last_heard = clock.seconds()
+        for _ in range(6):
+            clock.advance(0.1)
+        self.assertEqual(node.suspicions, 1)
+        self.assertEqual(node.membership.suspects, {"b"})
+        self.assertEqual(node.status().suspects, {"b": 0.0})

@@ -628,7 +628,7 @@ class QuietLogTests(SynchronousTestCase):
         self.assertIn("member 'a' refused a connection from 10.0.0.9:40001", lines[0])
         self.assertIn("(and 2 more like it", lines[1])
         self.assertNotIn("over the limit", " ".join(self.formatted()))
-        self.assertEqual(self.service.node.status()["rejected_connections"], 4)
+        self.assertEqual(self.service.node.status().rejected_connections, 4)
 
     def test_repeated_refusals_are_counted(self) -> None:
         """
@@ -648,4 +648,4 @@ class QuietLogTests(SynchronousTestCase):
             lines[0].startswith("dropped a connection from 10.0.0.9"), lines
         )
         self.assertIn("(and 9 more like it in the last 60 s)", lines[1])
-        self.assertEqual(self.service.node.status()["rejected_connections"], 11)
+        self.assertEqual(self.service.node.status().rejected_connections, 11)
