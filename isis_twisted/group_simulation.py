@@ -272,6 +272,7 @@ class GroupSimulation:
             if member.state == REMOVED:
                 continue
             back = []
+            silent = []
             for other in member.view.members:
                 if other == name:
                     continue
@@ -281,11 +282,13 @@ class GroupSimulation:
                     if other in member.suspects:
                         back.append(other)
                     elif self.rng.random() < false_suspicion:
-                        member.suspect(other, self.now)
+                        silent.append(other)
                 else:
                     since = self._unheard_since.setdefault(key, self.now)
                     if self.now - since >= self.suspect_after:
-                        member.suspect(other, self.now)
+                        silent.append(other)
+            if silent:
+                member.suspect(*silent, now=self.now)
             if back:
                 member.trust(*back, now=self.now)
             deadline = member.deadline

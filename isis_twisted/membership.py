@@ -241,11 +241,14 @@ class Membership:
             return
         self.engine.receive(sender, frame)
 
-    def suspect(self, name: str, now: float) -> None:
+    def suspect(self, *names: str, now: float) -> None:
         """
-        This member's failure detector suspects C{name}.
+        This member's failure detector suspects C{names}.
+
+        Give every member suspected at one time at once: suspected one by
+        one, the first would start a view change without it alone.
         """
-        self._add_suspects([name])
+        self._add_suspects(names)
         self._consider(now)
 
     def trust(self, *names: str, now: float) -> None:

@@ -51,7 +51,7 @@ from isis_twisted.interfaces import (
 from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
 from isis_twisted.membership import NORMAL, REMOVED, EngineFactory, Membership
 from isis_twisted.status import NodeStatus, OldestUndelivered, PeerStatus
-from isis_twisted.views import Control, View
+from isis_twisted.views import Control, Suspect, View
 from isis_twisted.wire import MESSAGE_OVERHEAD, data_overhead, encode_body
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
@@ -395,8 +395,28 @@ class MulticastNode(MultiService):
         """
         if self._stopped:
             return
-        self.membership.receive_control(peer, message, self._reactor.seconds())
+        now = self._reactor.seconds()
+        if isinstance(message, Suspect):
+            # A suspicion of a member this node hears from is not taken up:
+            # it may be old (sent while links were down, delivered once
+            # they came back), and taking it up would remove a member that
+            # is there.  If the member is gone, this node's own detector
+            # will say so.
+            names = tuple(n for n in message.names if not self._hears(n, now))
+            if not names:
+                return
+            message = Suspect(message.view, names)
+        self.membership.receive_control(peer, message, now)
         self._schedule_turn()
+
+    def _hears(self, name: str, now: float) -> bool:
+        """
+        Whether member C{name} was heard from within two heartbeats (an
+        idle link carries one every heartbeat).
+        """
+        link = self.links.get(name)
+        heard = link.last_heard if link is not None else None
+        return heard is not None and now - heard < 2 * self.heartbeat
 
     def link_has_room(self) -> None:
         """
@@ -559,15 +579,14 @@ class MulticastNode(MultiService):
             return
         suspects = membership.suspects
         back: list[str] = []
+        silent: list[str] = []
         for name in membership.peers:
             link = self.links[name]
             if link.last_heard is None:
                 continue
             quiet = now - link.last_heard
             if name in suspects:
-                # Heard within two heartbeats: it is there (an idle link
-                # carries one every heartbeat).
-                if quiet < 2 * self.heartbeat:
+                if self._hears(name, now):
                     back.append(name)
             elif quiet >= self.suspect_after and name not in self._suspected:
                 self._suspected[name] = now
@@ -579,7 +598,11 @@ class MulticastNode(MultiService):
                     peer=name,
                     seconds=quiet,
                 )
-                membership.suspect(name, now)
+                silent.append(name)
+        if silent:
+            # All at once too: one by one, the first would start a view
+            # change without that one alone.
+            membership.suspect(*silent, now=now)
         if back:
             for name in back:
                 self._suspected.pop(name, None)
@@ -796,8 +819,8 @@ class MulticastNode(MultiService):
             self._beat = LoopingCall(self._tick)
             self._beat.clock = self._reactor
             # Often enough that a silent member is suspected within a
-            # quarter of suspect_after of the moment it could be.
-            self._beat.start(min(self.heartbeat, self.suspect_after / 4), now=False)
+            # tenth of suspect_after of the moment it could be.
+            self._beat.start(min(self.heartbeat, self.suspect_after / 10), now=False)
 
     def _tick(self) -> None:
         now = self._reactor.seconds()

@@ -320,8 +320,8 @@ class PitfallTests(SynchronousTestCase):
         of the view is decided, and everyone installs the same views.
         """
         sim = self.group("abcde")
-        sim.members["a"].suspect("e", 0.0)
-        sim.members["b"].suspect("a", 0.0)
+        sim.members["a"].suspect("e", now=0.0)
+        sim.members["b"].suspect("a", now=0.0)
         drive(sim, 10.0)
         views = {
             sim.members[n].view for n in "abcde" if sim.members[n].state != REMOVED

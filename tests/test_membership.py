@@ -105,7 +105,7 @@ class CrashTests(SynchronousTestCase):
         b.multicast(b"m3")
         self.group.pump()
         self.assertEqual(a.engine.queue_length, 2)
-        a.suspect("c", 5.0)
+        a.suspect("c", now=5.0)
         self.group.pump(5.0)
         self.assertEqual(
             self.group.kinds(),
@@ -143,7 +143,7 @@ class CrashTests(SynchronousTestCase):
         """
         a, c = self.a, self.group.members["c"]
         self.group.down.add("c")
-        a.suspect("c", 5.0)
+        a.suspect("c", now=5.0)
         self.group.pump(5.0)
         told = [(src, m) for src, dst, m in self.group.log if dst == "c"]
         gone = [(src, m) for src, m in told if isinstance(m, Gone)]
@@ -162,7 +162,7 @@ class CrashTests(SynchronousTestCase):
         b suspecting c does not run the view change: a does, once told.
         """
         self.group.down.add("c")
-        self.b.suspect("c", 1.0)
+        self.b.suspect("c", now=1.0)
         self.group.pump(1.0)
         first = self.group.log[1]
         self.assertEqual(first[:2], ("a", "b"))
@@ -171,7 +171,7 @@ class CrashTests(SynchronousTestCase):
 
     def test_multicast_waits_during_the_flush(self) -> None:
         self.group.down.add("c")
-        self.a.suspect("c", 1.0)
+        self.a.suspect("c", now=1.0)
         # a has proposed and promised its own ballot: it is wedged.
         self.assertEqual(self.a.state, FLUSHING)
         self.assertFalse(self.a.delivering)
@@ -186,10 +186,10 @@ class MajorityTests(SynchronousTestCase):
     def test_minority_blocks_and_recovers(self) -> None:
         group = Group("abc")
         c = group.members["c"]
-        c.suspect("a", 1.0)
+        c.suspect("a", now=1.0)
         # b is the one to run a view change without a; c waits for it.
         self.assertEqual(c.state, NORMAL)
-        c.suspect("b", 1.0)
+        c.suspect("b", now=1.0)
         self.assertEqual(c.state, BLOCKED)
         self.assertTrue(c.delivering)
         group.down.update("ab")
@@ -199,13 +199,28 @@ class MajorityTests(SynchronousTestCase):
         c.trust("a", "b", now=2.0)
         self.assertEqual((c.state, c.view.id), (NORMAL, 0))
 
+    def test_members_back_together_are_trusted_together(self) -> None:
+        """
+        A member that suspected everyone and hears from them all again
+        trusts them in one call: trusting them one by one, the first one
+        back would make a majority and the member, as coordinator, would
+        propose a view without the others.
+        """
+        a = Membership("a", "abc")
+        a.suspect("b", "c", now=1.0)
+        self.assertEqual(a.state, BLOCKED)
+        a.take_control()
+        a.trust("b", "c", now=2.0)
+        self.assertEqual((a.state, a.suspects), (NORMAL, set()))
+        self.assertEqual([m for _, m in a.take_control() if isinstance(m, Propose)], [])
+
     def test_wedged_coordinator_that_loses_its_majority_blocks(self) -> None:
         group = Group("abc")
         a = group.members["a"]
         group.down.update("bc")
-        a.suspect("c", 1.0)
+        a.suspect("c", now=1.0)
         self.assertEqual(a.state, FLUSHING)
-        a.suspect("b", 1.5)
+        a.suspect("b", now=1.5)
         self.assertEqual(a.state, BLOCKED)
         self.assertFalse(a.delivering)
         proposes = [m for m in a.take_control() if isinstance(m[1], Propose)]
@@ -213,7 +228,7 @@ class MajorityTests(SynchronousTestCase):
 
     def test_a_pair_cannot_lose_one(self) -> None:
         group = Group("ab")
-        group.members["a"].suspect("b", 1.0)
+        group.members["a"].suspect("b", now=1.0)
         self.assertEqual(group.members["a"].state, BLOCKED)
 
 
@@ -222,7 +237,7 @@ class RemovalTests(SynchronousTestCase):
         group = Group("abc")
         c = group.members["c"]
         group.down.add("c")
-        group.members["a"].suspect("c", 1.0)
+        group.members["a"].suspect("c", now=1.0)
         group.pump(1.0)
         group.down.discard("c")
         # c learns from a frame of the later view and asks.
@@ -268,7 +283,7 @@ class BallotTests(SynchronousTestCase):
         """
         a = Membership("a", "abcde")
         earlier = Proposal(("a", "b", "c", "e"), (("a", 0), ("d", 7)), ())
-        a.suspect("d", 1.0)
+        a.suspect("d", now=1.0)
         a.take_control()
         ballot = a.ballot_running.ballot  # type: ignore[union-attr]
         for name, accepted in [("b", ((1, "e"), earlier)), ("c", None), ("e", None)]:
@@ -282,7 +297,7 @@ class BallotTests(SynchronousTestCase):
 
     def test_cut_is_the_union_and_lacking_messages_are_sent(self) -> None:
         a = Membership("a", "abcd")
-        a.suspect("d", 1.0)
+        a.suspect("d", now=1.0)
         a.take_control()
         ballot = a.ballot_running.ballot  # type: ignore[union-attr]
         d5 = Message("d", 5, b"from d")
@@ -311,7 +326,7 @@ class BallotTests(SynchronousTestCase):
         group.pump()
         self.assertEqual(b.engine.queue_length, 6)
         b.multicast(b"not yet at a")
-        b.suspect("c", 1.0)
+        b.suspect("c", now=1.0)
         b.take_control()
         held = tuple(sorted(a.engine.held().items()))
         b.receive_control("a", Propose(0, (1, "a"), ("a", "b"), held), 1.0)
@@ -332,7 +347,7 @@ class FutureFrameTests(SynchronousTestCase):
         group = Group("abc")
         a, b = group.members["a"], group.members["b"]
         group.down.add("c")
-        a.suspect("c", 1.0)
+        a.suspect("c", now=1.0)
         held: list[Decide] = []
         while a.view.id == 0:
             for dst, message in a.take_control():
