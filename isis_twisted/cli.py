@@ -976,7 +976,8 @@ class StatusView:
         for.
     @ivar oldest_age: How many seconds that message has waited, if known.
     @ivar silent: The members not heard from for a while.
-    @ivar disconnected: The peers with no connection either way.
+    @ivar disconnected: The peers with no connection either way (of the
+        view's members, when the node reports its view).
     @ivar queue: How many messages wait to be delivered.
     @ivar view: The id of the member's view, if the node reports one.
     @ivar view_members: The view's members, in rank order.
@@ -1036,6 +1037,10 @@ def read_status(status: Mapping[str, object]) -> StatusView:
     if isinstance(found_suspects, Mapping):
         for name, seconds in found_suspects.items():
             suspects[str(name)] = _seconds_or_none(seconds)
+    view_members = _names(status.get("view_members"))
+    if view_members:
+        # A peer left out of the view holds nothing up, connected or not.
+        disconnected = [name for name in disconnected if name in view_members]
     view = status.get("view")
     state = status.get("state")
     why = status.get("removed_because")
@@ -1048,7 +1053,7 @@ def read_status(status: Mapping[str, object]) -> StatusView:
         disconnected=disconnected,
         queue=queue if isinstance(queue, int) else 0,
         view=view if type(view) is int else None,
-        view_members=_names(status.get("view_members")),
+        view_members=view_members,
         state=state if isinstance(state, str) else None,
         removed_because=why if isinstance(why, str) else None,
         suspects=suspects,

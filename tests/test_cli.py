@@ -732,6 +732,20 @@ class StatusTests(NodeCommandTests):
         for key in ["view members", "state", "suspects", "last view change"]:
             self.assertNotIn(f"{key}:", rest)
 
+    async def test_peer_out_of_view(self) -> None:
+        """
+        A peer left out of the view holds nothing up: that it is not
+        connected is no reason to say the node is blocked.  A member of the
+        view that is not connected still is.
+        """
+        peers = {"b": {"connected_out": True}, "c": {"connected_out": False}}
+        lines = await self.status_of(
+            self.membership(view_members=["a", "b"], peers=peers)
+        )
+        self.assertEqual(lines[0], "blocked: no")
+        lines = await self.status_of(self.membership(peers=peers))
+        self.assertEqual(lines[0], "blocked: the node is not connected to c")
+
     async def test_suspects(self) -> None:
         """
         Each suspect is shown with how long this member has suspected it, or
