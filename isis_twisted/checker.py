@@ -8,6 +8,10 @@ indices.  The same check runs as a command over JSON-lines delivery logs::
 
     python -m isis_twisted.checker a=a.jsonl b=b.jsonl c=c.jsonl
 
+L{load_records} reads such a log, view lines included; when any log holds
+one, the command judges the logs with L{isis_twisted.viewcheck.check_views}
+instead, which allows for members that crashed or were removed.
+
 A message is identified by its timestamp C{(sender, clock)}; a sender's
 messages were sent in increasing clock order (Lamport stamps of one member
 only grow), unless the multicasts are given explicitly.
