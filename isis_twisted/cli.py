@@ -956,9 +956,16 @@ def run_tail(
         if not finished.called:
             finished.errback(reason)
 
+    def subscribed(first: int) -> None:
+        if proto.passes_views is False:
+            console.error(
+                "isis tail: the node does not pass view changes (it predates"
+                " them); only its deliveries follow"
+            )
+
     proto.subscribe(options["since"], show, views=True).addTimeout(
         options["answer-timeout"], IReactorTime(reactor)
-    ).addErrback(failed)
+    ).addCallbacks(subscribed, failed)
     proto.when_lost().addCallback(failed)
     return finished
 

@@ -1143,7 +1143,13 @@ class ClientProtocol(amp.AMP):
     A client's end of a connection to a node's client API.
 
     Make one with L{connect}, or connect an instance to any client endpoint.
+
+    @ivar passes_views: Whether the node passes view changes to this
+        connection's subscription: L{None} until a subscription that asked
+        for them is answered, then false for a node that predates them.
     """
+
+    passes_views: bool | None = None
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
         """
@@ -1329,7 +1335,9 @@ class ClientProtocol(amp.AMP):
         )
 
         def subscribed(fields: dict[str, Any]) -> int:
-            if views and not fields.get("views"):
+            if views:
+                self.passes_views = bool(fields.get("views"))
+            if views and not self.passes_views:
                 _log.warn(
                     "the node does not pass view changes (it predates them);"
                     " only its deliveries follow"

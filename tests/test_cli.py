@@ -41,7 +41,7 @@ from isis_twisted.cli import (
 )
 from isis_twisted.engine import Delivery, ViewChange
 from isis_twisted.testing import wait_until
-from tests.test_client import FakeNode, listen
+from tests.test_client import FakeNode, OldNode, listen
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -608,6 +608,37 @@ class TailTests(NodeCommandTests):
         log = Path(self.mktemp())
         log.write_text("\n".join(out(c)) + "\n")
         self.assertEqual(checker.load_records(log), records)
+
+    async def test_older_node(self) -> None:
+        """
+        A node that predates views is told of in one line on standard
+        error; its deliveries are printed all the same.
+        """
+        servers: list[OldNode] = []
+
+        class Factory(ServerFactory):
+            def buildProtocol(self, addr: object) -> OldNode:
+                servers.append(OldNode())
+                return servers[-1]
+
+        factory = Factory()
+        port = IReactorTCP(reactor).listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port  # type: ignore[attr-defined]
+        c = console()
+        running = run(reactor, parse(["--node", str(number), "tail"]), c)
+        # The delivery is pushed before the subscription is answered: wait
+        # for both, then hang up.
+        await wait_until(reactor, lambda: bool(out(c) and err(c)), what="tail")
+        assert servers[0].transport is not None
+        servers[0].transport.loseConnection()
+        self.assertEqual(await running, 1)
+        self.assertEqual(out(c), ["1 b@1 x"])
+        self.assertEqual(
+            err(c)[0],
+            "isis tail: the node does not pass view changes (it predates"
+            " them); only its deliveries follow",
+        )
 
     async def test_history_gone(self) -> None:
         """

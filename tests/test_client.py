@@ -232,6 +232,30 @@ class FakeNode:
         }
 
 
+class OldSubscribe(amp.Command):
+    """
+    L{Subscribe} as nodes that predate views declare it.
+    """
+
+    commandName = b"Subscribe"
+    arguments: ClassVar[list[tuple[bytes, amp.Argument]]] = [
+        (b"since", amp.Integer(optional=True))
+    ]
+    response: ClassVar[list[tuple[bytes, amp.Argument]]] = [(b"first", amp.Integer())]
+
+
+class OldNode(amp.AMP):
+    """
+    The client API of a node that predates views: its subscription answers
+    without C{views} and pushes one delivery.
+    """
+
+    @OldSubscribe.responder
+    def subscribe(self, since: int | None) -> dict[str, object]:
+        self.callRemote(Deliver, records=pack_records([Delivery(1, "b", 1, b"x")]))
+        return {"first": 1}
+
+
 def _typecheck(node: FakeNode) -> NodeControl:
     # mypy checks here that FakeNode provides NodeControl.
     return node
@@ -788,6 +812,7 @@ class SubscribeTests(SynchronousTestCase):
             result_of(self, pump, client.subscribe(1, seen.append, views=True)), 1
         )
         self.assertTrue(node.subscriptions[0].views)
+        self.assertIs(client.passes_views, True)
         node.deliver("a", b"3")
         node.install(2, ("a",))
         node.deliver("a", b"4")
@@ -834,24 +859,8 @@ class SubscribeTests(SynchronousTestCase):
         logs one warning and passes on the deliveries.
         """
 
-        class OldSubscribe(amp.Command):
-            commandName = b"Subscribe"
-            arguments: ClassVar[list[tuple[bytes, amp.Argument]]] = [
-                (b"since", amp.Integer(optional=True))
-            ]
-            response: ClassVar[list[tuple[bytes, amp.Argument]]] = [
-                (b"first", amp.Integer())
-            ]
-
-        class OldNode(amp.AMP):
-            @OldSubscribe.responder
-            def subscribe(self, since: int | None) -> dict[str, object]:
-                self.callRemote(
-                    Deliver, records=pack_records([Delivery(1, "b", 1, b"x", None)])
-                )
-                return {"first": 1}
-
         client, _, pump = connectedServerAndClient(OldNode, ClientProtocol)
+        self.assertIsNone(client.passes_views)
         observer = EventLoggingObserver()
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
@@ -860,6 +869,7 @@ class SubscribeTests(SynchronousTestCase):
             result_of(self, pump, client.subscribe(1, seen.append, views=True)), 1
         )
         self.assertEqual(seen, [Delivery(1, "b", 1, b"x")])
+        self.assertIs(client.passes_views, False)
         warnings = [e for e in observer if "view changes" in e["log_format"]]
         self.assertEqual(len(warnings), 1)
 
