@@ -1176,6 +1176,8 @@ def format_status(status: Mapping[str, object], depth: int = 0) -> list[str]:
     return lines
 
 
+# The status keys that status_lines says in its summary lines; the rest of
+# its output leaves them out rather than say them twice.
 _SUMMARISED = (
     "view",
     "view_members",
@@ -1185,7 +1187,6 @@ _SUMMARISED = (
     "view_changes",
     "last_view_change_s",
 )
-# The status keys status_lines says in its summary, left out of the rest.
 
 
 def status_lines(status: Mapping[str, object]) -> list[str]:

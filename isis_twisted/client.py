@@ -148,9 +148,8 @@ class NodeControl(Protocol):
         @param flush: Called after the replay and after each group of
             records the node delivered together (each turn), so that the
             subscriber can send them on together.
-        @param views: Pass view changes too.  The client API passes it only
-            when a client asks for them, so a node without views may leave
-            it out of its signature.
+        @param views: Pass view changes too.  The client API gives this
+            argument only when a client asks for view changes.
         @return: The subscription, telling the first index it passes on.
         @raise HistoryGoneError: If C{since} is below the oldest index the
             node still holds; the message says from which index it can
