@@ -8,6 +8,10 @@ indices.  The same check runs as a command over JSON-lines delivery logs::
 
     python -m isis_twisted.checker a=a.jsonl b=b.jsonl c=c.jsonl
 
+L{load_records} reads such a log, view lines included; when any log holds
+one, the command judges the logs with L{isis_twisted.viewcheck.check_views}
+instead, which allows for members that crashed or were removed.
+
 A message is identified by its timestamp C{(sender, clock)}; a sender's
 messages were sent in increasing clock order (Lamport stamps of one member
 only grow), unless the multicasts are given explicitly.
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import attrs
 
-from isis_twisted.engine import Delivery
+from isis_twisted.engine import Delivery, Record, ViewChange
 
 MessageId = tuple[str, int]
 """
@@ -435,34 +439,83 @@ class HistoryFormatError(Exception):
     """
 
 
-def load_jsonl(path: str | Path) -> list[Delivery]:
+def load_records(path: str | Path) -> list[Record]:
     """
-    Read one node's delivery log in JSON lines.
+    Read one node's delivery log in JSON lines, view changes included.
 
-    Each line is an object with C{index}, C{sender}, C{clock} and either
-    C{payload} (text, stored as UTF-8) or C{payload_b64}; C{after} is
-    optional.  Blank lines are skipped.
+    A line with a C{sender} key is a delivery: C{index}, C{sender},
+    C{clock} and either C{payload} (text, stored as UTF-8) or
+    C{payload_b64}; C{after} is optional.  A line without one is a view
+    change: C{view} (its id), C{members} (a list of names, in rank order)
+    and C{index} (that of the view's first delivery), as
+    L{isis_twisted.handlers.JsonLinesHandler} writes it.  Blank lines are
+    skipped.
 
     @param path: The file to read.
-    @return: The records in file order.
-    @raise HistoryFormatError: If the file cannot be read or a line is not a
-        valid record.
+    @return: The records (L{Delivery} and L{ViewChange}) in file order.
+    @raise HistoryFormatError: If the file cannot be read or a line is
+        neither a valid delivery nor a valid view change.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise HistoryFormatError(f"{path}: cannot read: {e}") from e
-    out: list[Delivery] = []
+    out: list[Record] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            out.append(_record_from_json(json.loads(line)))
+            obj = json.loads(line)
+        except ValueError as e:
+            raise HistoryFormatError(f"{path}:{number}: not JSON: {e}") from e
+        if isinstance(obj, dict) and "sender" not in obj:
+            try:
+                out.append(_view_from_json(obj))
+            except (ValueError, TypeError, KeyError) as e:
+                raise HistoryFormatError(
+                    f"{path}:{number}: not a view record (a line without"
+                    f' "sender" is one): {_reason(e)}'
+                ) from e
+            continue
+        try:
+            out.append(_record_from_json(obj))
         except (ValueError, TypeError, KeyError) as e:
             raise HistoryFormatError(
-                f"{path}:{number}: not a delivery record: {e}"
+                f"{path}:{number}: not a delivery record: {_reason(e)}"
             ) from e
     return out
+
+
+def load_jsonl(path: str | Path) -> list[Delivery]:
+    """
+    Read one node's deliveries from its log in JSON lines.
+
+    The file is read as L{load_records} reads it (so view lines are
+    checked too) and only the deliveries are kept: what L{check} takes.
+
+    @param path: The file to read.
+    @return: The delivery records in file order.
+    @raise HistoryFormatError: If the file cannot be read or a line is not a
+        valid record.
+    """
+    return [r for r in load_records(path) if isinstance(r, Delivery)]
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, KeyError):
+        return f"it has no {error.args[0]!r}"
+    return str(error)
+
+
+def _view_from_json(obj: dict[str, object]) -> ViewChange:
+    view, members, index = obj["view"], obj["members"], obj["index"]
+    if type(view) is not int or view < 0:
+        raise TypeError("view must be a non-negative integer")
+    if type(index) is not int or index < 1:
+        raise TypeError("index must be a positive integer")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise TypeError("members must be a list of names")
+    return ViewChange(view, tuple(members), index)
 
 
 def _record_from_json(obj: object) -> Delivery:
@@ -489,11 +542,25 @@ def _record_from_json(obj: object) -> Delivery:
     return Delivery(index, sender, clock, payload, after)
 
 
-def record_to_json(record: Delivery) -> str:
+def record_to_json(record: Record) -> str:
     """
-    One delivery record as a line of JSON (without the newline), the format
-    L{load_jsonl} reads.
+    One record as a line of JSON (without the newline), the format
+    L{load_records} reads.
+
+    A delivery is C{{"index": 1, "sender": "a", "clock": 7, "payload":
+    "text"}} (C{payload_b64} for a payload that is not UTF-8, C{after} when
+    the record has one); a view change is C{{"view": 1, "members": ["a",
+    "b"], "index": 81}}, told apart by its missing C{sender}.
     """
+    if isinstance(record, ViewChange):
+        return json.dumps(
+            {
+                "view": record.view,
+                "members": list(record.members),
+                "index": record.index,
+            },
+            ensure_ascii=False,
+        )
     obj: dict[str, object] = {
         "index": record.index,
         "sender": record.sender,
@@ -513,21 +580,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     Check JSON-lines delivery logs, one file per node.
 
     Arguments are C{PATH} or C{NAME=PATH}; a bare path names its node after
-    the file's stem.  Prints the verdict and returns 0 when every guarantee
-    holds, 1 when something is violated and 2 when the input is unusable
-    (a log that cannot be read, or one that holds several runs of a group:
-    its indices restart at 1).
+    the file's stem.  When any log holds a view line (the group changed
+    view: a member was left out), every log is judged by
+    L{isis_twisted.viewcheck.check_views}, for which a member that crashed
+    may stop anywhere as long as what it delivered is what the others
+    delivered at the same indices; otherwise by L{check}, which asks for
+    every message everywhere.  Prints the verdict and returns 0 when every
+    guarantee holds, 1 when something is violated and 2 when the input is
+    unusable (a log that cannot be read, or one that holds several runs of a
+    group: its indices restart at 1).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or any(a in ("-h", "--help") for a in args):
         print(
             "usage: isis check [NAME=]LOG.jsonl [NAME=]LOG.jsonl ...\n"
             "Checks one delivery log per node for total order, agreement,"
-            " integrity, FIFO, causality and gap-free indices.",
+            " integrity, FIFO, causality and gap-free indices, and, when the"
+            " logs hold view changes, view synchrony, primary component and"
+            " uniformity.",
             file=sys.stderr if not args else sys.stdout,
         )
         return 2 if not args else 0
-    histories: dict[str, list[Delivery]] = {}
+    histories: dict[str, list[Record]] = {}
     try:
         for arg in args:
             name, sep, path = arg.partition("=")
@@ -536,8 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name in histories:
                 print(f"error: two logs for node {name!r}", file=sys.stderr)
                 return 2
-            histories[name] = load_jsonl(path)
-            starts = run_starts(histories[name])
+            histories[name] = load_records(path)
+            deliveries = [r for r in histories[name] if isinstance(r, Delivery)]
+            starts = run_starts(deliveries)
             if starts:
                 # Checked as one history, a second run is a storm of index,
                 # integrity and agreement violations that hides the cause.
@@ -545,7 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"error: {path} holds {runs} runs of a group: its indices"
                     f" restart at 1 at delivery {starts[0] + 1} of"
-                    f" {len(histories[name])}; give each run its own log (a"
+                    f" {len(deliveries)}; give each run its own log (a"
                     " new jsonl: path per run) or split this one there",
                     file=sys.stderr,
                 )
@@ -553,7 +628,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HistoryFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = check(histories)
+    result: CheckResult
+    if any(isinstance(r, ViewChange) for h in histories.values() for r in h):
+        # viewcheck builds on this module: imported here, not at the top.
+        from isis_twisted.viewcheck import check_views
+
+        result = check_views(histories)
+    else:
+        result = check(
+            {n: [r for r in h if isinstance(r, Delivery)] for n, h in histories.items()}
+        )
     print(result.summary())
     return 0 if result.ok else 1
 

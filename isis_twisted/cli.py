@@ -58,7 +58,7 @@ from isis_twisted.client import (
     HistoryGoneError,
     connect,
 )
-from isis_twisted.engine import Delivery
+from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.options import dial_description, whole_number
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "run_send",
     "run_status",
     "run_tail",
+    "status_lines",
     "tail_line",
     "waiting_for",
 ]
@@ -261,15 +262,16 @@ class TailOptions(_Options):
     longdesc = (
         "Print the node's deliveries as they happen, one per line:"
         " 'INDEX SENDER@CLOCK PAYLOAD', the payload as text (or as a Python"
-        " bytes literal when it is not printable UTF-8).  With --json, print"
-        " the JSON lines that 'isis check' reads."
+        " bytes literal when it is not printable UTF-8), and each view change"
+        " where it falls: '-- view 1: a, b (from index 81)'.  With --json,"
+        " print the JSON lines that 'isis check' reads."
     )
     optFlags: ClassVar[_Table] = [
         ["json", "j", "Print JSON lines, the delivery log format."]
     ]
     optParameters: ClassVar[_Table] = [
         ["since", "s", None, "Start with the held deliveries from index N on."],
-        ["count", "c", None, "Stop after K deliveries."],
+        ["count", "c", None, "Stop after K deliveries (view changes do not count)."],
         *_node_parameters(default=False),
     ]
 
@@ -296,7 +298,10 @@ class StatusOptions(_Options):
 
     synopsis = "[--json]"
     longdesc = (
-        "Show the node's state, starting with what, if anything, holds up delivery."
+        "Show the node's state, starting with what, if anything, holds up delivery"
+        " (a member out of the group, no majority, a view change under way, or"
+        " the members the oldest message waits for), then its view, suspects"
+        " and view changes."
     )
     optFlags: ClassVar[_Table] = [["json", "j", "Print the status as JSON."]]
     optParameters: ClassVar[_Table] = _node_parameters(default=False)
@@ -309,9 +314,12 @@ class CheckOptions(_Options):
 
     synopsis = "[NAME=]LOG.jsonl ..."
     longdesc = (
-        "Check one delivery log per node (as 'isis tail --json' writes them)"
-        " for total order, agreement, integrity, FIFO, causality and gap-free"
-        " indices.  Exits 0 when every guarantee holds, 1 when one is violated."
+        "Check one delivery log per node (as 'isis tail --json' and jsonl:"
+        " write them) for total order, agreement, integrity, FIFO, causality"
+        " and gap-free indices; when a log holds view changes, for view"
+        " agreement, primary component, view synchrony and uniformity"
+        " instead of agreement, so that a member that crashed may stop"
+        " early.  Exits 0 when every guarantee holds, 1 when one is violated."
     )
 
     def parseArgs(self, *logs: str) -> None:
@@ -887,14 +895,19 @@ def run_send(
 # -- isis tail ------------------------------------------------------------
 
 
-def tail_line(record: Delivery) -> str:
+def tail_line(record: Record) -> str:
     """
-    One delivery as C{isis tail} prints it: C{INDEX SENDER@CLOCK PAYLOAD}.
+    One record as C{isis tail} prints it: a delivery as C{INDEX
+    SENDER@CLOCK PAYLOAD}, a view change as C{-- view 1: a, b (from index
+    81)} (the view's id, its members, and the index of its first delivery).
 
     The payload is printed as text when it is UTF-8 with nothing unprintable
     in it (so that a line stays one line), and as a Python bytes literal
     otherwise.
     """
+    if isinstance(record, ViewChange):
+        members = ", ".join(record.members) if record.members else "(none)"
+        return f"-- view {record.view}: {members} (from index {record.index})"
     try:
         text = record.payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -909,7 +922,8 @@ def run_tail(
     reactor: object, proto: ClientProtocol, options: TailOptions, console: Console
 ) -> Deferred[int]:
     """
-    C{isis tail}: print deliveries as they happen.
+    C{isis tail}: print deliveries, and the view changes among them, as
+    they happen.
 
     @param reactor: Unused; there for a signature common to all commands.
     @param proto: The connection to the node.
@@ -924,13 +938,15 @@ def run_tail(
     finished: Deferred[int] = Deferred()
     seen = 0
 
-    def show(record: Delivery) -> None:
+    def show(record: Record) -> None:
         nonlocal seen
         if finished.called:
             return
         line = checker.record_to_json(record) if as_json else tail_line(record)
         if not console.out(line, flush=True):
             finished.callback(EXIT_OK)
+            return
+        if isinstance(record, ViewChange):
             return
         seen += 1
         if count is not None and seen >= count:
@@ -940,9 +956,16 @@ def run_tail(
         if not finished.called:
             finished.errback(reason)
 
-    proto.subscribe(options["since"], show).addTimeout(
+    def subscribed(first: int) -> None:
+        if proto.passes_views is False:
+            console.error(
+                "isis tail: the node does not pass view changes (it predates"
+                " them); only its deliveries follow"
+            )
+
+    proto.subscribe(options["since"], show, views=True).addTimeout(
         options["answer-timeout"], IReactorTime(reactor)
-    ).addErrback(failed)
+    ).addCallbacks(subscribed, failed)
     proto.when_lost().addCallback(failed)
     return finished
 
@@ -960,8 +983,18 @@ class StatusView:
         for.
     @ivar oldest_age: How many seconds that message has waited, if known.
     @ivar silent: The members not heard from for a while.
-    @ivar disconnected: The peers with no connection either way.
+    @ivar disconnected: The peers with no connection either way (of the
+        view's members, when the node reports its view).
     @ivar queue: How many messages wait to be delivered.
+    @ivar view: The id of the member's view, if the node reports one.
+    @ivar view_members: The view's members, in rank order.
+    @ivar state: C{normal}, C{flushing}, C{blocked} or C{removed}, if the
+        node reports it.
+    @ivar removed_because: Why the member is out of the group, once it is.
+    @ivar suspects: The members suspected, each with the seconds this
+        member has suspected it, or L{None} for one only others suspect.
+    @ivar view_changes: How many view changes the member has installed.
+    @ivar last_view_change: How many seconds the last one took.
     """
 
     member: str
@@ -970,6 +1003,13 @@ class StatusView:
     silent: list[str]
     disconnected: list[str]
     queue: int
+    view: int | None = None
+    view_members: list[str] = attrs.Factory(list)
+    state: str | None = None
+    removed_because: str | None = None
+    suspects: dict[str, float | None] = attrs.Factory(dict)
+    view_changes: int | None = None
+    last_view_change: float | None = None
 
 
 def _names(value: object) -> list[str]:
@@ -999,6 +1039,19 @@ def read_status(status: Mapping[str, object]) -> StatusView:
             and not link.get("connected_in")
         ]
     queue = status.get("queue")
+    suspects: dict[str, float | None] = {}
+    found_suspects = status.get("suspects")
+    if isinstance(found_suspects, Mapping):
+        for name, seconds in found_suspects.items():
+            suspects[str(name)] = _seconds_or_none(seconds)
+    view_members = _names(status.get("view_members"))
+    if view_members:
+        # A peer left out of the view holds nothing up, connected or not.
+        disconnected = [name for name in disconnected if name in view_members]
+    view = status.get("view")
+    state = status.get("state")
+    why = status.get("removed_because")
+    changes = status.get("view_changes")
     return StatusView(
         member=str(status.get("member", "?")),
         waiting_for=waiting,
@@ -1006,13 +1059,59 @@ def read_status(status: Mapping[str, object]) -> StatusView:
         silent=_names(status.get("silent_members")),
         disconnected=disconnected,
         queue=queue if isinstance(queue, int) else 0,
+        view=view if type(view) is int else None,
+        view_members=view_members,
+        state=state if isinstance(state, str) else None,
+        removed_because=why if isinstance(why, str) else None,
+        suspects=suspects,
+        view_changes=changes if type(changes) is int else None,
+        last_view_change=_seconds_or_none(status.get("last_view_change_s")),
+    )
+
+
+def _seconds_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _suspected(view: StatusView) -> str:
+    """
+    The suspects, each with for how long: C{c for 1.2 s, d (by others)}.
+    """
+    return ", ".join(
+        f"{name} for {seconds:g} s" if seconds is not None else f"{name} (by others)"
+        for name, seconds in sorted(view.suspects.items())
     )
 
 
 def waiting_for(view: StatusView) -> str:
     """
-    In a few words, what holds up delivery at the node.
+    In a few words, what holds up delivery at the node: first a membership
+    state that stops it (out of the group, no majority, a view being
+    closed), then the members the oldest message waits for.
     """
+    if view.state == "removed":
+        why = f": {view.removed_because}" if view.removed_because else ""
+        return (
+            f"this member is out of the group{why}; it delivers nothing more"
+            " (the others went on without it)"
+        )
+    where = f"view {view.view}" if view.view is not None else "the view"
+    if view.view_members:
+        where += f" ({', '.join(view.view_members)})"
+    if view.state == "blocked":
+        suspects = f"; suspected: {_suspected(view)}" if view.suspects else ""
+        return (
+            f"no majority of {where} is reachable{suspects}; nothing new is"
+            " delivered until enough of them are back"
+        )
+    if view.state == "flushing":
+        without = f" without {_suspected(view)}" if view.suspects else ""
+        return (
+            f"{where} is being closed (a view change{without}); delivery goes on"
+            " in the next view"
+        )
     if view.waiting_for:
         text = f"the node waits for {', '.join(view.waiting_for)}"
         down = [name for name in view.waiting_for if name in view.disconnected]
@@ -1077,6 +1176,64 @@ def format_status(status: Mapping[str, object], depth: int = 0) -> list[str]:
     return lines
 
 
+# The status keys that status_lines says in its summary lines; the rest of
+# its output leaves them out rather than say them twice.
+_SUMMARISED = (
+    "view",
+    "view_members",
+    "state",
+    "removed_because",
+    "suspects",
+    "view_changes",
+    "last_view_change_s",
+)
+
+
+def status_lines(status: Mapping[str, object]) -> list[str]:
+    """
+    The node's status as C{isis status} prints it: first what holds up
+    delivery (C{blocked: ...}, or C{blocked: no}), then the view (id,
+    members and state), the suspects with how long each has been
+    suspected, the view changes and how long the last took, then every
+    other entry as L{format_status} shows it.
+
+    @param status: The status, as decoded from JSON.
+    @return: The lines.
+    """
+    view = read_status(status)
+    lines = []
+    stopped = view.state in ("removed", "blocked", "flushing")
+    if stopped or view.waiting_for or view.disconnected:
+        age = (
+            f", its oldest message for {view.oldest_age:g} s"
+            if view.oldest_age is not None and not stopped
+            else ""
+        )
+        lines.append(f"blocked: {waiting_for(view)}{age}")
+    else:
+        lines.append("blocked: no")
+    if view.view is not None:
+        members = f" of {', '.join(view.view_members)}" if view.view_members else ""
+        state = f" ({view.state})" if view.state is not None else ""
+        lines.append(f"view: {view.view}{members}{state}")
+    elif view.state is not None:
+        lines.append(f"state: {view.state}")
+    if view.removed_because is not None and view.state != "removed":
+        lines.append(f"removed because: {view.removed_because}")
+    if "suspects" in status:
+        lines.append(f"suspects: {_suspected(view) or '(none)'}")
+    if view.view_changes is not None:
+        last = (
+            f", the last took {view.last_view_change * 1000:.0f} ms"
+            if view.last_view_change is not None and view.view_changes
+            else ""
+        )
+        lines.append(f"view changes: {view.view_changes}{last}")
+    rest = {k: v for k, v in status.items() if k not in _SUMMARISED}
+    lines.extend(format_status(rest))
+    return lines
+
+
 def run_status(
     reactor: object, proto: ClientProtocol, options: StatusOptions, console: Console
 ) -> Deferred[int]:
@@ -1095,17 +1252,7 @@ def run_status(
         if options["json"]:
             console.out(json.dumps(status, indent=2, ensure_ascii=False))
         else:
-            view = read_status(status)
-            if view.waiting_for or view.disconnected:
-                age = (
-                    f", its oldest message for {view.oldest_age:g} s"
-                    if view.oldest_age is not None
-                    else ""
-                )
-                console.out(f"blocked: {waiting_for(view)}{age}")
-            else:
-                console.out("blocked: no")
-            for line in format_status(status):
+            for line in status_lines(status):
                 console.out(line)
         return EXIT_OK
 

@@ -8,11 +8,13 @@ L{ClientProtocol}::
     proto = await connect(reactor, "tcp:127.0.0.1:9101")
     record = await proto.multicast(b"hello")
     first = await proto.subscribe(since=1, callback=print)
+    first = await proto.subscribe(since=1, callback=print, views=True)
 
 The commands on the wire are L{Multicast}, L{MulticastBatch} (several
 payloads in one call, which L{ClientProtocol.multicast} uses when it has a
 clock, as L{connect} gives it), L{Subscribe}, L{Deliver} (pushed
-by the node after a L{Subscribe}) and L{Status}.  Payloads of any length
+by the node after a L{Subscribe}; with C{views}, view changes among the
+deliveries) and L{Status}.  Payloads of any length
 travel as L{LongBytes}, which splits them over as many AMP values as needed.
 
 The node side is reached only through L{NodeControl}, so that this module
@@ -29,7 +31,7 @@ import json
 import struct
 from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from typing import Any, ClassVar, NoReturn, Protocol
+from typing import Any, ClassVar, Literal, NoReturn, Protocol, overload
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import clientFromString, connectProtocol
@@ -46,7 +48,7 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from isis_twisted.engine import Delivery
+from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.options import dial_description
 from isis_twisted.status import NodeStatus
@@ -133,18 +135,22 @@ class NodeControl(Protocol):
     def subscribe(
         self,
         since: int | None,
-        callback: Callable[[Delivery], None],
+        callback: Callable[[Any], None],
         flush: Callable[[], None] | None = None,
+        views: bool = False,
     ) -> Subscription:
         """
         Call C{callback} with deliveries, in order.
 
         @param since: Replay the held deliveries with index C{since} or more
             before going on with new ones; L{None} for new ones only.
-        @param callback: Called with every delivery record, in order.
+        @param callback: Called with every delivery record, in order (and,
+            with C{views}, every L{ViewChange} among them).
         @param flush: Called after the replay and after each group of
             records the node delivered together (each turn), so that the
             subscriber can send them on together.
+        @param views: Pass view changes too.  The client API gives this
+            argument only when a client asks for view changes.
         @return: The subscription, telling the first index it passes on.
         @raise HistoryGoneError: If C{since} is below the oldest index the
             node still holds; the message says from which index it can
@@ -359,6 +365,10 @@ def _unicode() -> amp.Argument:
     return amp.Unicode()  # type: ignore[no-untyped-call]
 
 
+def _boolean() -> amp.Argument:
+    return amp.Boolean(optional=True)  # type: ignore[no-untyped-call]
+
+
 def _call_remote(
     proto: amp.AMP, command: type[amp.Command], **arguments: object
 ) -> Deferred[dict[str, Any]]:
@@ -433,11 +443,24 @@ class Subscribe(amp.Command):
     """
     Start receiving deliveries as L{Deliver} commands: the held ones from
     index C{since} on, then every new one; with no C{since}, new ones only.
-    Answered with the first index that will be pushed.
+    With C{views} true, the view changes among them are pushed too, as view
+    records (see L{pack_records}).  Answered with the first index that will
+    be pushed, and C{views} true when view changes will be.
+
+    A node that predates views ignores the C{views} argument (AMP leaves
+    out arguments a responder does not know) and answers without C{views};
+    a client that does not ask is never sent a view record, which its
+    L{unpack_records} would refuse.
     """
 
-    arguments: ClassVar[_Schema] = [(b"since", _integer(optional=True))]
-    response: ClassVar[_Schema] = [(b"first", _integer())]
+    arguments: ClassVar[_Schema] = [
+        (b"since", _integer(optional=True)),
+        (b"views", _boolean()),
+    ]
+    response: ClassVar[_Schema] = [
+        (b"first", _integer()),
+        (b"views", _boolean()),
+    ]
     errors: ClassVar[_Errors] = {
         HistoryGoneError: b"HISTORY_GONE",
         AlreadySubscribedError: b"ALREADY_SUBSCRIBED",
@@ -460,6 +483,11 @@ class Deliver(amp.Command):
 
 _RECORD_HEAD = struct.Struct(">QQqHI")
 
+_VIEW = -2
+"""
+The C{after} field of a packed view record (a delivery's is -1 or more).
+"""
+
 BATCH_BYTES = 256 * 1024
 """
 How many bytes of records the node gathers for a subscriber before it sends
@@ -467,19 +495,34 @@ them without waiting for the end of its turn.
 """
 
 
-def pack_records(records: Sequence[Delivery], payloads: bool = True) -> bytes:
+def pack_records(records: Sequence[Record], payloads: bool = True) -> bytes:
     """
-    Pack delivery records for L{Deliver}: per record, index and clock
-    (u64), C{after} (i64, -1 for none), the sender's length (u16) and the
-    payload's (u32), then the sender in UTF-8 and the payload.
+    Pack records for L{Deliver}: per record, index and clock (u64), C{after}
+    (i64, -1 for none), the sender's length (u16) and the payload's (u32),
+    then the sender in UTF-8 and the payload.
 
-    @param payloads: Whether to include the payloads; without, each record
-        is packed as if its payload were empty (for L{MulticastBatch}'s
+    A L{ViewChange} is packed in the same head: its C{index}, its C{view}
+    id in the clock's place, C{after} -2 (which marks a view record), an
+    empty sender, and its members as the payload, packed as
+    L{pack_payloads} packs payloads (each name in UTF-8).
+
+    @param payloads: Whether to include the payloads of deliveries; without,
+        each is packed as if its payload were empty (for L{MulticastBatch}'s
         answer: the client has them).
     @raise ValueError: If a field does not fit.
     """
     parts: list[bytes] = []
     for r in records:
+        if isinstance(r, ViewChange):
+            members = pack_payloads([m.encode() for m in r.members])
+            try:
+                head = _RECORD_HEAD.pack(r.index, r.view, _VIEW, 0, len(members))
+            except struct.error as e:
+                raise ValueError(
+                    f"view {r.view} does not fit the format: {e}"
+                ) from None
+            parts += (head, members)
+            continue
         sender = r.sender.encode()
         after = -1 if r.after is None else r.after
         size = len(r.payload) if payloads else 0
@@ -494,13 +537,14 @@ def pack_records(records: Sequence[Delivery], payloads: bool = True) -> bytes:
     return b"".join(parts)
 
 
-def unpack_records(data: bytes) -> list[Delivery]:
+def unpack_records(data: bytes) -> list[Record]:
     """
-    The records L{pack_records} packed into C{data}.
+    The records L{pack_records} packed into C{data}: L{Delivery}s and, from
+    a subscription with views, L{ViewChange}s.
 
     @raise ValueError: If C{data} is not such a packing.
     """
-    records = []
+    records: list[Record] = []
     offset = 0
     size = len(data)
     head = _RECORD_HEAD.size
@@ -514,6 +558,10 @@ def unpack_records(data: bytes) -> list[Delivery]:
         end = start + sender_len + payload_len
         if end > size:
             raise ValueError(f"record {index} runs past the end of the batch")
+        if after == _VIEW:
+            records.append(_unpack_view(index, clock, data[start:end]))
+            offset = end
+            continue
         try:
             sender = data[start : start + sender_len].decode()
         except UnicodeDecodeError:
@@ -531,6 +579,16 @@ def unpack_records(data: bytes) -> list[Delivery]:
         )
         offset = end
     return records
+
+
+def _unpack_view(index: int, view: int, body: bytes) -> ViewChange:
+    try:
+        members = tuple(name.decode() for name in unpack_payloads(body))
+    except UnicodeDecodeError:
+        raise ValueError(f"view {view} has a member that is not UTF-8") from None
+    except ValueError as e:
+        raise ValueError(f"view {view} has unreadable members: {e}") from None
+    return ViewChange(view, members, index)
 
 
 class SubscriptionDropped(amp.Command):
@@ -683,11 +741,11 @@ class ClientAPIProtocol(amp.AMP):
         self._clock: IReactorTime = clock
         self._limit = backlog
         self._blocked = False
-        self._backlog: deque[Delivery] = deque()
+        self._backlog: deque[Record] = deque()
         self._backlog_bytes = 0
         self._dropped = False
         # Records gathered in this turn, sent by _flush.
-        self._batch: list[Delivery] = []
+        self._batch: list[Record] = []
         self._batch_bytes = 0
 
     _sniffed = False
@@ -747,7 +805,7 @@ class ClientAPIProtocol(amp.AMP):
         self._blocked = False
         while self._backlog and not self._blocked:
             record = self._backlog.popleft()
-            self._backlog_bytes -= len(record.payload) + _RECORD_COST
+            self._backlog_bytes -= _cost(record)
             self._send(record)
         self._flush()
 
@@ -864,9 +922,12 @@ class ClientAPIProtocol(amp.AMP):
         }
 
     @Subscribe.responder
-    def subscribe(self, since: int | None) -> dict[str, object]:
+    def subscribe(
+        self, since: int | None, views: bool | None = None
+    ) -> dict[str, object]:
         """
-        Subscribe this connection to the node's deliveries.
+        Subscribe this connection to the node's deliveries (and, with
+        C{views}, its view changes).
 
         @raise HistoryGoneError: If C{since} is older than the node holds.
         @raise AlreadySubscribedError: If the connection is already subscribed.
@@ -880,14 +941,19 @@ class ClientAPIProtocol(amp.AMP):
                 " for a second subscription"
             )
         try:
-            subscription = self.node.subscribe(since, self._push, self._flush)
+            if views:
+                subscription = self.node.subscribe(
+                    since, self._push, self._flush, views=True
+                )
+            else:
+                subscription = self.node.subscribe(since, self._push, self._flush)
         except HistoryGoneError:
             raise
         except Exception as e:
             raise _node_error(e, "subscribe") from None
         self._subscription = subscription
         self._flush()
-        return {"first": subscription.first}
+        return {"first": subscription.first, "views": bool(views)}
 
     @Status.responder
     def status(self) -> dict[str, object]:
@@ -909,20 +975,20 @@ class ClientAPIProtocol(amp.AMP):
             raise _node_error(e, "status") from None
         return {"status": text}
 
-    def _push(self, record: Delivery) -> None:
+    def _push(self, record: Record) -> None:
         if self._dropped:
             return
         if self._blocked or self._backlog:
             self._backlog.append(record)
-            self._backlog_bytes += len(record.payload) + _RECORD_COST
+            self._backlog_bytes += _cost(record)
             if self._backlog_bytes > self._limit:
                 self._drop_subscriber()
             return
         self._send(record)
 
-    def _send(self, record: Delivery) -> None:
+    def _send(self, record: Record) -> None:
         self._batch.append(record)
-        self._batch_bytes += len(record.payload) + _RECORD_COST
+        self._batch_bytes += _cost(record)
         if self._batch_bytes >= BATCH_BYTES:
             self._flush()
 
@@ -1022,6 +1088,12 @@ What a delivery costs in the backlog besides its payload (a rough figure).
 """
 
 
+def _cost(record: Record) -> int:
+    if isinstance(record, ViewChange):
+        return _RECORD_COST + sum(len(m) + 4 for m in record.members)
+    return len(record.payload) + _RECORD_COST
+
+
 class ClientAPIFactory(ServerFactory):
     """
     Builds the node's end of client connections: listen with it on the
@@ -1072,7 +1144,13 @@ class ClientProtocol(amp.AMP):
     A client's end of a connection to a node's client API.
 
     Make one with L{connect}, or connect an instance to any client endpoint.
+
+    @ivar passes_views: Whether the node passes view changes to this
+        connection's subscription: L{None} until a subscription that asked
+        for them is answered, then false for a node that predates them.
     """
+
+    passes_views: bool | None = None
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
         """
@@ -1086,7 +1164,7 @@ class ClientProtocol(amp.AMP):
         self._clock = clock
         self._queued: list[tuple[bytes, Deferred[Delivery]]] = []
         self._queue_call: IDelayedCall | None = None
-        self._callback: Callable[[Delivery], None] | None = None
+        self._callback: Callable[[Any], None] | None = None
         self._dropped: SubscriptionDroppedError | None = None
         self._lost: BaseException | None = None
         self._waiting: list[Deferred[BaseException]] = []
@@ -1174,7 +1252,9 @@ class ClientProtocol(amp.AMP):
         answer = _call_remote(self, MulticastBatch, payloads=packed)
 
         def answered(fields: dict[str, Any]) -> None:
-            records = iter(unpack_records(fields["records"]))
+            records = iter(
+                r for r in unpack_records(fields["records"]) if isinstance(r, Delivery)
+            )
             failures = {
                 position: (kind, message)
                 for position, kind, message in json.loads(fields["failures"])
@@ -1197,8 +1277,27 @@ class ClientProtocol(amp.AMP):
 
         answer.addCallback(answered).addErrback(failed)
 
+    @overload
     def subscribe(
-        self, since: int | None, callback: Callable[[Delivery], None]
+        self,
+        since: int | None,
+        callback: Callable[[Delivery], None],
+        views: Literal[False] = False,
+    ) -> Deferred[int]: ...
+
+    @overload
+    def subscribe(
+        self,
+        since: int | None,
+        callback: Callable[[Record], None],
+        views: bool,
+    ) -> Deferred[int]: ...
+
+    def subscribe(
+        self,
+        since: int | None,
+        callback: Callable[[Any], None],
+        views: bool = False,
     ) -> Deferred[int]:
         """
         Receive the node's deliveries: the held ones from index C{since} on,
@@ -1209,9 +1308,19 @@ class ClientProtocol(amp.AMP):
         next delivery is still passed to it.  A connection carries one
         subscription; it ends when the connection does.
 
+        With C{views}, C{callback} is also called with a L{ViewChange} for
+        every view the node installs, in order with the deliveries: after
+        the last delivery of the view before and before the first of the new
+        one, whose index the record carries.  A replay from C{since} includes
+        the held view changes whose index is C{since} or more.  A node too
+        old to pass view changes ignores the request: the deliveries come
+        all the same, and a warning is logged once.
+
         @param since: The index to start from, or L{None} for new deliveries
             only.
-        @param callback: Called with every delivery record.
+        @param callback: Called with every delivery record (and, with
+            C{views}, every view change).
+        @param views: Whether to pass view changes too.
         @return: A L{Deferred} that fires with the first index C{callback}
             will see, or fails with L{HistoryGoneError} (the message says
             from which index the node can replay), L{AlreadySubscribedError},
@@ -1220,13 +1329,27 @@ class ClientProtocol(amp.AMP):
         if self._callback is not None:
             return fail(AlreadySubscribedError("this connection is already subscribed"))
         self._callback = callback
-        answer = _call_remote(self, Subscribe, since=since)
+        answer = (
+            _call_remote(self, Subscribe, since=since, views=True)
+            if views
+            else _call_remote(self, Subscribe, since=since)
+        )
+
+        def subscribed(fields: dict[str, Any]) -> int:
+            if views:
+                self.passes_views = bool(fields.get("views"))
+            if views and not self.passes_views:
+                _log.warn(
+                    "the node does not pass view changes (it predates them);"
+                    " only its deliveries follow"
+                )
+            return int(fields["first"])
 
         def refused(failure: Failure) -> Failure:
             self._callback = None
             return failure
 
-        return answer.addCallbacks(lambda fields: int(fields["first"]), refused)
+        return answer.addCallbacks(subscribed, refused)
 
     def authenticate(self, token: bytes) -> Deferred[None]:
         """

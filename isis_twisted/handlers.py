@@ -33,8 +33,12 @@ from twisted.plugin import IPlugin, getPlugins
 from zope.interface import implementer
 
 from isis_twisted.checker import record_to_json
-from isis_twisted.engine import Delivery
-from isis_twisted.interfaces import IDeliveryHandler, IDeliveryHandlerFactory
+from isis_twisted.engine import Delivery, ViewChange
+from isis_twisted.interfaces import (
+    IDeliveryHandler,
+    IDeliveryHandlerFactory,
+    IViewHandler,
+)
 
 PREVIEW_BYTES = 40
 """
@@ -73,14 +77,18 @@ def _preview(payload: bytes) -> str:
     return shown + "..." if len(payload) > len(head) else shown
 
 
-@implementer(IDeliveryHandler)
+@implementer(IViewHandler)
 class LogHandler:
     """
-    A delivery handler that logs one line per delivered message.
+    A delivery handler that logs one line per delivered message, and one
+    per view change.
 
-    Each event is emitted at level C{info} with the fields C{index}, C{sender}
-    and C{clock} (as in L{Delivery}), C{size} (the payload's length in bytes)
-    and C{preview} (a short printable rendering of the payload's start).
+    Each delivery is emitted at level C{info} with the fields C{index},
+    C{sender} and C{clock} (as in L{Delivery}), C{size} (the payload's length
+    in bytes) and C{preview} (a short printable rendering of the payload's
+    start).  Each view change is emitted at level C{info} too, with the
+    fields C{view}, C{members} (a tuple of names) and C{index} (as in
+    L{ViewChange}), where it falls among the deliveries.
 
     @ivar log: The logger the events go to.
     """
@@ -112,22 +120,41 @@ class LogHandler:
             preview=_preview(record.payload),
         )
 
+    def view_changed(self, change: ViewChange) -> None:
+        """
+        Log one view change.
+
+        @param change: The view installed.
+        """
+        self.log.info(
+            "view {view}: {shown} (from #{index})",
+            view=change.view,
+            members=change.members,
+            shown=", ".join(change.members),
+            index=change.index,
+        )
+
     def close(self) -> None:
         """
         Do nothing: a log handler holds nothing of its own.
         """
 
 
-@implementer(IDeliveryHandler)
+@implementer(IViewHandler)
 class JsonLinesHandler:
     """
-    A delivery handler that appends every delivered message to a file as one
-    line of JSON, the format L{isis_twisted.checker.load_jsonl} reads.
+    A delivery handler that appends every delivered message, and every view
+    change, to a file as one line of JSON, the format
+    L{isis_twisted.checker.load_records} reads.
 
     Each line is exactly C{record_to_json(record) + "\\n"}, for example
     C{{"index": 1, "sender": "a", "clock": 7, "payload": "text"}}, with
     C{payload_b64} in place of C{payload} when the payload is not UTF-8 and an
-    C{after} field when the record has one.  The file is flushed after every
+    C{after} field when the record has one.  A view change is a line of its
+    own where it falls among the deliveries, with no C{sender} key (which
+    is how a reader tells it apart): C{{"view": 1, "members": ["a", "b"],
+    "index": 81}}, C{index} being that of the view's first delivery.  The
+    file is flushed after every
     line, so that the history checker can read it while the member runs
     (flushed to the operating system, not synced to disk).
 
@@ -172,6 +199,23 @@ class JsonLinesHandler:
         self._file.write(record_to_json(record) + "\n")
         self._file.flush()
 
+    def view_changed(self, change: ViewChange) -> None:
+        """
+        Append one view change to the file and flush it.
+
+        @param change: The view installed.
+        @raise RuntimeError: If the handler has been closed; nothing is
+            written then.
+        @raise OSError: If writing fails (a full disk, for example).
+        """
+        if self._file is None:
+            raise RuntimeError(
+                f"JSON-lines handler for {self.path} is closed;"
+                f" view {change.view} was not written"
+            )
+        self._file.write(record_to_json(change) + "\n")
+        self._file.flush()
+
     def close(self) -> None:
         """
         Close the file.  Closing again does nothing; delivering afterwards
@@ -190,7 +234,7 @@ class LogHandlerFactory:
     """
 
     name: ClassVar[str] = "log"
-    description: ClassVar[str] = "Log one line per delivered message."
+    description: ClassVar[str] = "Log one line per delivered message and view change."
 
     def build(self, argument: str | None) -> IDeliveryHandler:
         """
@@ -213,8 +257,8 @@ class JsonLinesHandlerFactory:
 
     name: ClassVar[str] = "jsonl"
     description: ClassVar[str] = (
-        "jsonl:PATH - append one JSON line per delivered message to PATH"
-        " (the history checker's format)."
+        "jsonl:PATH - append one JSON line per delivered message and view"
+        " change to PATH (the history checker's format)."
     )
 
     def build(self, argument: str | None) -> IDeliveryHandler:

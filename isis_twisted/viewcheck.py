@@ -46,6 +46,10 @@ and liveness (validity).
 
 A member's history is one incarnation: a member that was removed and joins
 again must be checked under another name.
+
+L{isis_twisted.checker.load_records} reads a member's history from the
+C{jsonl:} log it wrote (view lines included), and C{isis check} runs
+L{check_views} over the logs when any of them holds a view line.
 """
 
 from __future__ import annotations

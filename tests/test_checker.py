@@ -26,11 +26,12 @@ from isis_twisted.checker import (
     check,
     check_uniformity,
     load_jsonl,
+    load_records,
     main,
     record_to_json,
     run_starts,
 )
-from isis_twisted.engine import Delivery
+from isis_twisted.engine import Delivery, Record, ViewChange
 
 # The agreed order of the reference history: two senders, five messages.
 ORDER: tuple[MessageId, ...] = (("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5))
@@ -861,6 +862,64 @@ class JsonLinesTests(SynchronousTestCase):
             self.assertBadLine(bad)
 
 
+class ViewLinesTests(SynchronousTestCase):
+    """
+    View changes in JSON-lines logs: L{record_to_json} writes them,
+    L{load_records} reads them in place and L{load_jsonl} leaves them out.
+    """
+
+    def write(self, lines: Iterable[str]) -> Path:
+        path = Path(self.mktemp())
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        return path
+
+    def test_shape(self) -> None:
+        """
+        A view change is C{view}, C{members} and C{index}, in that order,
+        and no C{sender}.
+        """
+        line = record_to_json(ViewChange(1, ("a", "b"), 81))
+        self.assertEqual(line, '{"view": 1, "members": ["a", "b"], "index": 81}')
+        self.assertNotIn("sender", json.loads(line))
+
+    def test_round_trip(self) -> None:
+        """
+        Deliveries and view changes come back in file order, equal to what
+        was written.
+        """
+        records: list[Record] = [
+            *history(ORDER[:2]),
+            ViewChange(1, ("a", "b"), 3),
+            *history(ORDER[2:], indices=[3, 4, 5]),
+            ViewChange(2, ("b", "\u00e9"), 6),
+        ]
+        path = self.write(record_to_json(r) for r in records)
+        self.assertEqual(load_records(path), records)
+        self.assertEqual(
+            load_jsonl(path), [r for r in records if isinstance(r, Delivery)]
+        )
+
+    def test_bad_view_lines(self) -> None:
+        """
+        A line without C{sender} that is not a valid view change raises
+        L{HistoryFormatError} naming the file and line and saying that it
+        was read as a view record.
+        """
+        good = record_to_json(Delivery(1, "a", 1, b"x"))
+        for bad in [
+            '{"view": 1, "members": ["a"]}',
+            '{"members": ["a"], "index": 2}',
+            '{"view": -1, "members": ["a"], "index": 2}',
+            '{"view": "1", "members": ["a"], "index": 2}',
+            '{"view": 1, "members": ["a"], "index": 0}',
+            '{"view": 1, "members": "ab", "index": 2}',
+            '{"view": 1, "members": ["a", 2], "index": 2}',
+        ]:
+            path = self.write([good, bad])
+            e = self.assertRaises(HistoryFormatError, load_records, path)
+            self.assertIn(f"{path}:2: not a view record", str(e))
+
+
 class MainTests(SynchronousTestCase):
     """
     L{main}, the command over JSON-lines logs.
@@ -983,6 +1042,74 @@ class MainTests(SynchronousTestCase):
         No arguments: exit 2 and the usage on standard error.
         """
         self.assertUnusable([], "usage")
+
+    def lost_member(self) -> dict[str, list[Record]]:
+        """
+        The logs of a group of three that lost c after two messages: a and
+        b install view 1 of a and b and deliver three more, c stops.
+        """
+        before = history(ORDER[:2])
+        after = history(ORDER[2:], indices=[3, 4, 5])
+        view: list[Record] = [ViewChange(1, ("a", "b"), 3)]
+        return {
+            "a": [*before, *view, *after],
+            "b": [*before, *view, *after],
+            "c": list(before),
+        }
+
+    def write_records(self, records: Iterable[Record], name: str) -> str:
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        path = directory / f"{name}.jsonl"
+        path.write_text(
+            "".join(record_to_json(r) + "\n" for r in records), encoding="utf-8"
+        )
+        return str(path)
+
+    def test_views_lost_member(self) -> None:
+        """
+        Logs with view lines are judged by the view checker: a group that
+        lost a member passes, though the gone member lacks the last
+        messages (which the plain checker calls an agreement violation).
+        """
+        logs = self.lost_member()
+        paths = [self.write_records(h, n) for n, h in logs.items()]
+        code, out, err = self.runMain(paths)
+        self.assertEqual(code, 0, out + err)
+        self.assertIn("3 nodes, 2 views (final 1)", out)
+        self.assertIn("view synchrony", out)
+        self.assertEqual(err, "")
+        plain = check(
+            {n: [r for r in h if isinstance(r, Delivery)] for n, h in logs.items()}
+        )
+        self.assertTrue(plain.by_guarantee("agreement"))
+
+    def test_views_broken(self) -> None:
+        """
+        A group that lost a member but whose gone member delivered
+        something the others did not deliver at that index fails the view
+        checker: exit 1, uniformity named.
+        """
+        logs = self.lost_member()
+        logs["c"] = [*logs["c"], Delivery(3, "c", 9, b"c@9")]
+        paths = [self.write_records(h, n) for n, h in logs.items()]
+        code, out, _ = self.runMain(paths)
+        self.assertEqual(code, 1)
+        self.assertIn("uniformity at c", out)
+
+    def test_views_disagree(self) -> None:
+        """
+        Two members that install view 1 differently fail: view agreement.
+        """
+        logs = self.lost_member()
+        logs["b"] = [
+            ViewChange(1, ("a", "b", "c"), 3) if isinstance(r, ViewChange) else r
+            for r in logs["b"]
+        ]
+        paths = [self.write_records(h, n) for n, h in logs.items()]
+        code, out, _ = self.runMain(paths)
+        self.assertEqual(code, 1)
+        self.assertIn("view agreement at b", out)
 
     def test_help(self) -> None:
         """

@@ -39,9 +39,9 @@ from isis_twisted.cli import (
     run,
     tail_line,
 )
-from isis_twisted.engine import Delivery
+from isis_twisted.engine import Delivery, ViewChange
 from isis_twisted.testing import wait_until
-from tests.test_client import FakeNode, listen
+from tests.test_client import FakeNode, OldNode, listen
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -187,6 +187,17 @@ class FormatTests(SynchronousTestCase):
             tail_line(Delivery(3, "b", 7, "héllo".encode())), "3 b@7 héllo"
         )
         self.assertEqual(tail_line(Delivery(1, "a", 1, b"")), "1 a@1 ")
+
+    def test_tail_line_view(self) -> None:
+        """
+        A view change is one plain line: its id, members and first index.
+        """
+        self.assertEqual(
+            tail_line(ViewChange(1, ("a", "b"), 81)), "-- view 1: a, b (from index 81)"
+        )
+        self.assertEqual(
+            tail_line(ViewChange(4, (), 9)), "-- view 4: (none) (from index 9)"
+        )
 
     def test_tail_line_not_text(self) -> None:
         """
@@ -552,6 +563,83 @@ class TailTests(NodeCommandTests):
         log.write_text("\n".join(out(c)) + "\n")
         self.assertEqual(checker.load_jsonl(log), records)
 
+    async def test_views(self) -> None:
+        """
+        Tail asks for view changes and prints each where it falls, as one
+        plain line that C{--count} does not count.
+        """
+        node = FakeNode()
+        node.deliver("b", b"p1")
+        node.install(1, ("a", "b"))
+        node.deliver("b", b"p2")
+        c = console()
+        running = self.run_command(node, ["tail", "--since", "1", "--count", "3"], c)
+        await node.when_subscribed()
+        self.assertTrue(node.subscriptions[0].views)
+        node.install(2, ("b",))
+        node.deliver("b", b"p3")
+        self.assertEqual(await running, 0)
+        self.assertEqual(
+            out(c),
+            [
+                "1 b@1 p1",
+                "-- view 1: a, b (from index 2)",
+                "2 b@2 p2",
+                "-- view 2: b (from index 3)",
+                "3 b@3 p3",
+            ],
+        )
+
+    async def test_views_json(self) -> None:
+        """
+        With C{--json}, a view change is a line without C{sender}, the shape
+        C{jsonl:} writes, and C{isis check} reads the lot back in place.
+        """
+        node = FakeNode()
+        records = [
+            node.deliver("b", b"p1"),
+            node.install(1, ("a", "b")),
+            node.deliver("a", b"p2", after=1),
+        ]
+        c = console()
+        argv = ["tail", "--since", "1", "-c", "2", "--json"]
+        self.assertEqual(await self.run_command(node, argv, c), 0)
+        self.assertEqual(out(c)[1], '{"view": 1, "members": ["a", "b"], "index": 2}')
+        log = Path(self.mktemp())
+        log.write_text("\n".join(out(c)) + "\n")
+        self.assertEqual(checker.load_records(log), records)
+
+    async def test_older_node(self) -> None:
+        """
+        A node that predates views is told of in one line on standard
+        error; its deliveries are printed all the same.
+        """
+        servers: list[OldNode] = []
+
+        class Factory(ServerFactory):
+            def buildProtocol(self, addr: object) -> OldNode:
+                servers.append(OldNode())
+                return servers[-1]
+
+        factory = Factory()
+        port = IReactorTCP(reactor).listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        number = port.getHost().port  # type: ignore[attr-defined]
+        c = console()
+        running = run(reactor, parse(["--node", str(number), "tail"]), c)
+        # The delivery is pushed before the subscription is answered: wait
+        # for both, then hang up.
+        await wait_until(reactor, lambda: bool(out(c) and err(c)), what="tail")
+        assert servers[0].transport is not None
+        servers[0].transport.loseConnection()
+        self.assertEqual(await running, 1)
+        self.assertEqual(out(c), ["1 b@1 x"])
+        self.assertEqual(
+            err(c)[0],
+            "isis tail: the node does not pass view changes (it predates"
+            " them); only its deliveries follow",
+        )
+
     async def test_history_gone(self) -> None:
         """
         Asking for forgotten history is refused with the node's message.
@@ -630,6 +718,130 @@ class StatusTests(NodeCommandTests):
         c = console()
         self.assertEqual(await self.run_command(node, ["status"], c), 0)
         self.assertEqual(out(c)[0], "blocked: no")
+
+    def membership(self, **fields: object) -> dict[str, object]:
+        """
+        A status with the membership fields a node reports, overridden by
+        C{fields}.
+        """
+        return {
+            "view": 2,
+            "view_members": ["a", "b", "c"],
+            "state": "normal",
+            "removed_because": None,
+            "suspects": {},
+            "view_changes": 2,
+            "last_view_change_s": 0.0123,
+            **fields,
+        }
+
+    async def status_of(self, status: dict[str, object]) -> list[str]:
+        node = FakeNode()
+        node.extra_status = status
+        c = console()
+        self.assertEqual(await self.run_command(node, ["status"], c), 0)
+        return out(c)
+
+    async def test_view(self) -> None:
+        """
+        After the blocked line come the view (id, members, state), the
+        suspects and the view changes with how long the last took; those
+        fields are not repeated below.
+        """
+        lines = await self.status_of(self.membership())
+        self.assertEqual(
+            lines[:4],
+            [
+                "blocked: no",
+                "view: 2 of a, b, c (normal)",
+                "suspects: (none)",
+                "view changes: 2, the last took 12 ms",
+            ],
+        )
+        self.assertEqual(lines[4], "me: a")
+        rest = "\n".join(lines[4:])
+        for key in ["view members", "state", "suspects", "last view change"]:
+            self.assertNotIn(f"{key}:", rest)
+
+    async def test_peer_out_of_view(self) -> None:
+        """
+        A peer left out of the view holds nothing up: that it is not
+        connected is no reason to say the node is blocked.  A member of the
+        view that is not connected still is.
+        """
+        peers = {"b": {"connected_out": True}, "c": {"connected_out": False}}
+        lines = await self.status_of(
+            self.membership(view_members=["a", "b"], peers=peers)
+        )
+        self.assertEqual(lines[0], "blocked: no")
+        lines = await self.status_of(self.membership(peers=peers))
+        self.assertEqual(lines[0], "blocked: the node is not connected to c")
+
+    async def test_suspects(self) -> None:
+        """
+        Each suspect is shown with how long this member has suspected it, or
+        as suspected by others.
+        """
+        lines = await self.status_of(self.membership(suspects={"c": 1.5, "b": None}))
+        self.assertIn("suspects: b (by others), c for 1.5 s", lines)
+
+    async def test_removed_first(self) -> None:
+        """
+        A member that was removed says so first, with why, even when its
+        oldest message waits for members too.
+        """
+        lines = await self.status_of(
+            self.membership(
+                state="removed",
+                removed_because="view 3 was decided without it",
+                oldest_undelivered={"age_s": 9.0, "waiting_for": ["b"]},
+            )
+        )
+        self.assertEqual(
+            lines[0],
+            "blocked: this member is out of the group: view 3 was decided without it;"
+            " it delivers nothing more (the others went on without it)",
+        )
+        self.assertEqual(lines[1], "view: 2 of a, b, c (removed)")
+
+    async def test_blocked_without_majority(self) -> None:
+        """
+        A member without a majority says so first, naming the suspects and
+        for how long.
+        """
+        lines = await self.status_of(
+            self.membership(
+                view_members=["a", "b", "c", "d", "e"],
+                state="blocked",
+                suspects={"c": 2.0, "d": 2.0, "e": 1.0},
+                oldest_undelivered={"age_s": 2.5, "waiting_for": ["c", "d", "e"]},
+            )
+        )
+        self.assertEqual(
+            lines[0],
+            "blocked: no majority of view 2 (a, b, c, d, e) is reachable;"
+            " suspected: c for 2 s, d for 2 s, e for 1 s; nothing new is"
+            " delivered until enough of them are back",
+        )
+
+    async def test_flushing(self) -> None:
+        """
+        A member closing its view says that delivery goes on in the next.
+        """
+        lines = await self.status_of(
+            self.membership(state="flushing", suspects={"c": 0.75})
+        )
+        self.assertEqual(
+            lines[0],
+            "blocked: view 2 (a, b, c) is being closed (a view change without c"
+            " for 0.75 s); delivery goes on in the next view",
+        )
+        lines = await self.status_of(self.membership(state="flushing"))
+        self.assertEqual(
+            lines[0],
+            "blocked: view 2 (a, b, c) is being closed (a view change); delivery"
+            " goes on in the next view",
+        )
 
     async def test_node_that_does_not_answer(self) -> None:
         """

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -47,7 +47,7 @@ from isis_twisted.client import (
     unpack_payloads,
     unpack_records,
 )
-from isis_twisted.engine import Delivery
+from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.wire import Hello, Refuse, decode, encode_hello, encode_refuse
 
 MiB = 1 << 20
@@ -64,13 +64,15 @@ class FakeSubscription:
         self,
         node: FakeNode,
         first: int,
-        callback: Callable[[Delivery], None],
+        callback: Callable[[Any], None],
         flush: Callable[[], None] | None,
+        views: bool = False,
     ) -> None:
         self.node = node
         self.first = first
         self.callback = callback
         self.flush = flush
+        self.views = views
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -83,7 +85,8 @@ class FakeNode:
     A L{NodeControl} without a group: every multicast is delivered in the
     order it came, at once or, with C{hold}, when the test calls L{release}.
 
-    @ivar history: Every delivery still held, oldest first.
+    @ivar history: Every delivery (and view change) still held, oldest
+        first.
     @ivar pending: Multicasts not yet delivered, with their L{Deferred}s.
     @ivar most_pending: The most multicasts ever pending at once.
     """
@@ -94,7 +97,7 @@ class FakeNode:
         self.me = me
         self.hold = hold
         self.limit = limit
-        self.history: list[Delivery] = []
+        self.history: list[Record] = []
         self.next_index = 1
         self.oldest = 1
         self.clock = 0
@@ -164,6 +167,20 @@ class FakeNode:
                     subscription.flush()
         return record
 
+    def install(self, view: int, members: tuple[str, ...]) -> ViewChange:
+        """
+        Install a view, as if the group had changed: the record goes to the
+        held history and to the subscriptions that asked for views.
+        """
+        change = ViewChange(view, members, self.next_index)
+        self.history.append(change)
+        for subscription in list(self.subscriptions):
+            if subscription.views and change.index >= subscription.first:
+                subscription.callback(change)
+                if subscription.flush is not None:
+                    subscription.flush()
+        return change
+
     def forget(self, before: int) -> None:
         """
         Drop the held deliveries with an index below C{before}.
@@ -174,8 +191,9 @@ class FakeNode:
     def subscribe(
         self,
         since: int | None,
-        callback: Callable[[Delivery], None],
+        callback: Callable[[Any], None],
         flush: Callable[[], None] | None = None,
+        views: bool = False,
     ) -> FakeSubscription:
         if since is not None and since < self.oldest:
             raise HistoryGoneError(
@@ -183,9 +201,9 @@ class FakeNode:
                 f" resubscribe from {self.oldest}"
             )
         first = self.next_index if since is None else since
-        subscription = FakeSubscription(self, first, callback, flush)
+        subscription = FakeSubscription(self, first, callback, flush, views)
         for record in self.history:
-            if record.index >= first:
+            if record.index >= first and (views or isinstance(record, Delivery)):
                 callback(record)
         if flush is not None:
             flush()
@@ -212,6 +230,30 @@ class FakeNode:
             "history": {"oldest": self.oldest, "newest": self.next_index - 1},
             **self.extra_status,
         }
+
+
+class OldSubscribe(amp.Command):
+    """
+    L{Subscribe} as nodes that predate views declare it.
+    """
+
+    commandName = b"Subscribe"
+    arguments: ClassVar[list[tuple[bytes, amp.Argument]]] = [
+        (b"since", amp.Integer(optional=True))
+    ]
+    response: ClassVar[list[tuple[bytes, amp.Argument]]] = [(b"first", amp.Integer())]
+
+
+class OldNode(amp.AMP):
+    """
+    The client API of a node that predates views: its subscription answers
+    without C{views} and pushes one delivery.
+    """
+
+    @OldSubscribe.responder
+    def subscribe(self, since: int | None) -> dict[str, object]:
+        self.callRemote(Deliver, records=pack_records([Delivery(1, "b", 1, b"x")]))
+        return {"first": 1}
 
 
 def _typecheck(node: FakeNode) -> NodeControl:
@@ -755,6 +797,111 @@ class SubscribeTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(seen, [*records, big])
 
+    def test_views_in_order(self) -> None:
+        """
+        With C{views}, the callback gets view changes too, in order with the
+        deliveries, replayed ones included; the node is asked for them.
+        """
+        node = FakeNode()
+        node.deliver("b", b"1")
+        node.install(1, ("a", "b"))
+        node.deliver("b", b"2")
+        client, _, pump = connected(node)
+        seen: list[Record] = []
+        self.assertEqual(
+            result_of(self, pump, client.subscribe(1, seen.append, views=True)), 1
+        )
+        self.assertTrue(node.subscriptions[0].views)
+        self.assertIs(client.passes_views, True)
+        node.deliver("a", b"3")
+        node.install(2, ("a",))
+        node.deliver("a", b"4")
+        pump.flush()
+        self.assertEqual(
+            seen,
+            [
+                Delivery(1, "b", 1, b"1"),
+                ViewChange(1, ("a", "b"), 2),
+                Delivery(2, "b", 2, b"2"),
+                Delivery(3, "a", 3, b"3"),
+                ViewChange(2, ("a",), 4),
+                Delivery(4, "a", 4, b"4"),
+            ],
+        )
+
+    def test_no_views_unless_asked(self) -> None:
+        """
+        Without C{views} (as every older client subscribes), the node is not
+        asked for view changes and none reach the callback.
+        """
+        node = FakeNode()
+        node.install(1, ("a", "b"))
+        node.deliver("b", b"1")
+        client, _, pump = connected(node)
+        seen: list[Delivery] = []
+        result_of(self, pump, client.subscribe(1, seen.append))
+        self.assertFalse(node.subscriptions[0].views)
+        node.install(2, ("a",))
+        node.deliver("a", b"2")
+        pump.flush()
+        self.assertEqual([type(r) for r in seen], [Delivery, Delivery])
+        # An older client's Subscribe has no views argument at all.
+        answers: list[dict[str, object]] = []
+        other, _, pump = connected(node)
+        other.callRemote(Subscribe, since=1).addCallback(answers.append)
+        pump.flush()
+        self.assertEqual(answers, [{"first": 1, "views": False}])
+        self.assertFalse(node.subscriptions[-1].views)
+
+    def test_views_from_older_node(self) -> None:
+        """
+        A node that predates views answers without C{views}: the client
+        logs one warning and passes on the deliveries.
+        """
+
+        client, _, pump = connectedServerAndClient(OldNode, ClientProtocol)
+        self.assertIsNone(client.passes_views)
+        observer = EventLoggingObserver()
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        seen: list[Record] = []
+        self.assertEqual(
+            result_of(self, pump, client.subscribe(1, seen.append, views=True)), 1
+        )
+        self.assertEqual(seen, [Delivery(1, "b", 1, b"x")])
+        self.assertIs(client.passes_views, False)
+        warnings = [e for e in observer if "view changes" in e["log_format"]]
+        self.assertEqual(len(warnings), 1)
+
+    def test_dropped_resumes_at_view(self) -> None:
+        """
+        A view change held in a slow subscriber's backlog counts towards it,
+        and when the subscription is dropped with a view change first in the
+        backlog, the index to resume from is the view's, so that resuming
+        passes the view change again.
+        """
+        node = FakeNode()
+        clock = Clock()
+        client, server, pump = connectedServerAndClient(
+            lambda: ClientAPIFactory(node, clock, backlog=200).buildProtocol(None),
+            ClientProtocol,
+        )
+        seen: list[Record] = []
+        result_of(self, pump, client.subscribe(None, seen.append, views=True))
+        server.pauseProducing()
+        node.install(1, ("a", "b"))
+        node.deliver("b", b"x" * 300)
+        pump.flush()
+        lost = self.successResultOf(client.when_lost())
+        assert isinstance(lost, SubscriptionDroppedError)
+        self.assertEqual(lost.resume_from, 1)
+        self.assertEqual(seen, [])
+        again, _, pump = connected(node)
+        result_of(
+            self, pump, again.subscribe(lost.resume_from, seen.append, views=True)
+        )
+        self.assertEqual(seen[0], ViewChange(1, ("a", "b"), 1))
+
     def test_deliver_without_subscription(self) -> None:
         """
         A L{Deliver} to a client that did not subscribe is ignored.
@@ -796,9 +943,42 @@ class RecordPackingTests(SynchronousTestCase):
         self.assertNotEqual(bad_sender, data)
         self.assertRaises(ValueError, unpack_records, bad_sender)
         negative = pack_records([Delivery(1, "a", 1, b"", 5)]).replace(
-            (5).to_bytes(8, "big"), (-2).to_bytes(8, "big", signed=True)
+            (5).to_bytes(8, "big"), (-3).to_bytes(8, "big", signed=True)
         )
         self.assertRaises(ValueError, unpack_records, negative)
+
+    def test_views_round_trip(self) -> None:
+        """
+        View changes, packed among deliveries, come back as they went, in
+        place: no members, one, and names that are not ASCII.
+        """
+        records: list[Record] = [
+            Delivery(1, "a", 1, b"x", None),
+            ViewChange(1, ("a", "b\u00e9"), 2),
+            Delivery(2, "b\u00e9", 3, b"y", None),
+            ViewChange(2, ("a",), 3),
+            ViewChange(3, (), 3),
+        ]
+        self.assertEqual(unpack_records(pack_records(records)), records)
+
+    def test_view_malformed(self) -> None:
+        """
+        A view record cut short, or whose members cannot be read, is refused
+        with L{ValueError}.
+        """
+        data = pack_records([ViewChange(1, ("a", "b"), 5)])
+        for cut in range(1, len(data)):
+            self.assertRaises(ValueError, unpack_records, data[:cut])
+        bad_name = data.replace(b"b", b"\xff")
+        self.assertNotEqual(bad_name, data)
+        e = self.assertRaises(ValueError, unpack_records, bad_name)
+        self.assertIn("view 1", str(e))
+        # The member list's own length runs past the record's body.
+        bad_list = data.replace(
+            (1).to_bytes(4, "big") + b"b", (9).to_bytes(4, "big") + b"b"
+        )
+        self.assertNotEqual(bad_list, data)
+        self.assertRaises(ValueError, unpack_records, bad_list)
 
     def test_garbage_from_node_is_logged(self) -> None:
         """

@@ -21,8 +21,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from isis_twisted import testing
-from isis_twisted.checker import load_jsonl, record_to_json
-from isis_twisted.engine import Delivery
+from isis_twisted.checker import load_jsonl, load_records, record_to_json
+from isis_twisted.engine import Delivery, ViewChange
 from isis_twisted.handlers import (
     BUILTIN_FACTORIES,
     PREVIEW_BYTES,
@@ -34,7 +34,11 @@ from isis_twisted.handlers import (
     available_handlers,
     build_handler,
 )
-from isis_twisted.interfaces import IDeliveryHandler, IDeliveryHandlerFactory
+from isis_twisted.interfaces import (
+    IDeliveryHandler,
+    IDeliveryHandlerFactory,
+    IViewHandler,
+)
 
 RECORDS = (
     Delivery(1, "a", 7, b"text"),
@@ -54,6 +58,11 @@ EXPECTED_LINES = (
 )
 """
 What L{JsonLinesHandler} writes for L{RECORDS}, line by line.
+"""
+
+VIEW = ViewChange(1, ("a", "b"), 3)
+"""
+A view change that falls between the second and third of L{RECORDS}.
 """
 
 
@@ -220,11 +229,60 @@ class JsonLinesHandlerTests(SynchronousTestCase):
 
     def test_provides(self) -> None:
         """
-        L{JsonLinesHandler} provides L{IDeliveryHandler}.
+        L{JsonLinesHandler} provides L{IViewHandler}, and so
+        L{IDeliveryHandler}.
         """
         handler = JsonLinesHandler(self.path)
         self.addCleanup(handler.close)
-        self.assertTrue(verifyObject(IDeliveryHandler, handler))
+        self.assertTrue(verifyObject(IViewHandler, handler))
+        self.assertTrue(IDeliveryHandler.providedBy(handler))
+
+    def test_view_line(self) -> None:
+        """
+        A view change is a line of its own, where it fell among the
+        deliveries, with the view's id, members and first index and no
+        C{sender} key; L{load_records} reads it back in place.
+        """
+        handler = JsonLinesHandler(self.path)
+        handler.deliver(RECORDS[0])
+        handler.deliver(RECORDS[1])
+        handler.view_changed(VIEW)
+        handler.deliver(RECORDS[2])
+        handler.close()
+        lines = self.read().splitlines(keepends=True)
+        self.assertEqual(
+            lines,
+            [
+                *EXPECTED_LINES[:2],
+                '{"view": 1, "members": ["a", "b"], "index": 3}\n',
+                EXPECTED_LINES[2],
+            ],
+        )
+        self.assertEqual(
+            load_records(self.path), [RECORDS[0], RECORDS[1], VIEW, RECORDS[2]]
+        )
+        self.assertEqual(load_jsonl(self.path), list(RECORDS))
+
+    def test_view_flushed(self) -> None:
+        """
+        A view line is in the file as soon as C{view_changed} returns.
+        """
+        handler = JsonLinesHandler(self.path)
+        self.addCleanup(handler.close)
+        handler.view_changed(VIEW)
+        self.assertEqual(load_records(self.path), [VIEW])
+
+    def test_view_after_close(self) -> None:
+        """
+        A view change given to a closed handler raises L{RuntimeError}
+        naming the file and the view, and writes nothing.
+        """
+        handler = JsonLinesHandler(self.path)
+        handler.close()
+        e = self.assertRaises(RuntimeError, handler.view_changed, VIEW)
+        self.assertIn(self.path, str(e))
+        self.assertIn("view 1", str(e))
+        self.assertEqual(self.read(), "")
 
     def test_lines(self) -> None:
         """
@@ -337,9 +395,28 @@ class LogHandlerTests(SynchronousTestCase):
 
     def test_provides(self) -> None:
         """
-        L{LogHandler} provides L{IDeliveryHandler}.
+        L{LogHandler} provides L{IViewHandler}, and so L{IDeliveryHandler}.
         """
-        self.assertTrue(verifyObject(IDeliveryHandler, LogHandler()))
+        self.assertTrue(verifyObject(IViewHandler, LogHandler()))
+        self.assertTrue(IDeliveryHandler.providedBy(LogHandler()))
+
+    def test_view_event(self) -> None:
+        """
+        A view change is one C{info} event, in order with the deliveries,
+        carrying the view's id, members and first index.
+        """
+        handler, observer = self.observed()
+        handler.deliver(RECORDS[0])
+        handler.view_changed(ViewChange(1, ("a", "b"), 2))
+        handler.deliver(RECORDS[1])
+        self.assertEqual(len(observer), 3)
+        event = observer[1]
+        self.assertEqual(event["log_level"], LogLevel.info)
+        self.assertEqual(
+            (event["view"], event["members"], event["index"]), (1, ("a", "b"), 2)
+        )
+        self.assertEqual(formatEvent(event), "view 1: a, b (from #2)")
+        self.assertEqual([e["index"] for e in observer], [1, 2, 2])
 
     def test_one_event_per_delivery(self) -> None:
         """
