@@ -47,8 +47,9 @@ from zope.interface import implementer
 from isis_twisted.certs import peer_name
 from isis_twisted.control import ControlFrame, encode_control
 from isis_twisted.engine import Frame, ProtocolError
-from isis_twisted.views import Control
+from isis_twisted.views import Control, View
 from isis_twisted.wire import (
+    REFUSE,
     Ack,
     Auth,
     Data,
@@ -66,10 +67,12 @@ from isis_twisted.wire import (
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
 
-HANDSHAKE_MAX_FRAME = 4096
+HANDSHAKE_MAX_FRAME = 65536
 """
 The largest frame accepted before the handshake completes, so that a
-stranger cannot make a node buffer a large frame.
+stranger cannot make a node buffer a large frame.  A HELLO carries the
+sender's member list, so this bounds the group too: a node whose HELLO would
+not fit refuses to start (L{PeerLink}).
 """
 
 _LENGTH = struct.Struct(">I")
@@ -107,8 +110,8 @@ def looks_like_amp(data: bytes) -> bool:
     An AMP box starts with a key: a 2-byte length below 256 and the key
     itself, and every key AMP sends first (C{_ask}, C{_command}) starts with
     an underscore.  A frame starts with a 4-byte length, which before the
-    handshake is below L{HANDSHAKE_MAX_FRAME}, so its third byte is never
-    an underscore.
+    handshake is at most L{HANDSHAKE_MAX_FRAME} (65,536), so its second byte
+    is 0 or its third is.
     """
     return len(data) >= 3 and data[0] == 0 and data[1] != 0 and data[2:3] == b"_"
 
@@ -250,6 +253,12 @@ class LinkOwner(Protocol):
     secret: bytes | None
     require_certificate: bool
 
+    @property
+    def view(self) -> View:
+        """
+        The membership view this node is in.
+        """
+
     def link_for(self, name: str) -> PeerLink | None:
         """
         The link to member C{name}, or L{None} if it is no peer.
@@ -299,6 +308,14 @@ class PeerLink:
         handshake is done.
     @ivar inbound: The connection it dialed to this member, once its
         handshake is done.
+    @ivar reached: The incarnation of the process that answered this
+        member's last dial to the peer's configured address: the process that
+        holds the peer's name.  An accepted connection that claims the name
+        is served only if it comes from that incarnation.
+    @ivar reached_at: Where that process answered, for log lines.
+    @ivar held: Accepted connections whose HELLO claims the peer's name and
+        that wait for a dial to the peer's configured address to say whether
+        they come from the process there.
     """
 
     def __init__(
@@ -333,6 +350,9 @@ class PeerLink:
         self._ack_call: IDelayedCall | None = None
         self.outbound: PeerProtocol | None = None
         self.inbound: PeerProtocol | None = None
+        self.reached: int | None = None
+        self.reached_at: str | None = None
+        self.held: set[PeerProtocol] = set()
         self.frames_out = 0
         self.frames_in = 0
         self.bytes_out = 0
@@ -342,6 +362,13 @@ class PeerLink:
         self.connects = 0
         self.last_heard: float | None = None
         self.last_progress = owner.clock.seconds()
+        size = len(encode_hello(_hello_of(owner, name, 0, b"n" * NONCE_SIZE)))
+        if size > HANDSHAKE_MAX_FRAME:
+            raise ValueError(
+                f"a HELLO listing this group's {len(owner.members)} members takes"
+                f" {size} bytes, over the limit of {HANDSHAKE_MAX_FRAME}: use"
+                " fewer members or shorter names"
+            )
 
     # -- sending ------------------------------------------------------------
 
@@ -505,16 +532,40 @@ class PeerLink:
             " change (restart the whole group)"
         )
 
-    def inbound_ready(self, proto: PeerProtocol) -> PeerProtocol | None:
+    def claimant(self, incarnation: int) -> str:
+        """
+        The reason to refuse a connection that claims the peer's name for
+        C{incarnation}, which is not the one L{reached} at its address.
+        """
+        return (
+            f"another process holds the name {self.name!r}: {self.owner.me!r}"
+            f" reaches {self.name!r} at {self.reached_at} (incarnation"
+            f" {self.reached:016x}), and this connection comes from a second"
+            f" process started as {self.name!r} (incarnation {incarnation:016x});"
+            " stop the second one or give it a name of its own"
+        )
+
+    def reached_process(self, incarnation: int, address: str) -> None:
+        """
+        A dial to the peer's configured address was answered by
+        C{incarnation} at C{address}: that process holds the name.  The
+        accepted connections held for this learn whether they come from it.
+        """
+        self.reached = incarnation
+        self.reached_at = address
+        for proto in sorted(self.held, key=id):
+            proto.release()
+
+    def inbound_ready(self, proto: PeerProtocol, told: int) -> PeerProtocol | None:
         """
         An accepted connection finished its handshake and replaces any
         previous one from the same peer.
 
+        @param told: The count of held frames its HELLO answer told the peer.
         @return: The connection it replaced, for the caller to close.
         """
         old, self.inbound = self.inbound, proto
-        # The HELLO answer tells the peer what is held.
-        self._told = self.received
+        self._told = told
         return old if old is not proto else None
 
     def connection_lost(self, proto: PeerProtocol) -> None:
@@ -566,6 +617,59 @@ class PeerLink:
         self._cancel_ack()
 
 
+def _hello_of(owner: LinkOwner, peer: str, received: int, nonce: bytes) -> Hello:
+    """
+    The HELLO C{owner} sends C{peer}.
+    """
+    return Hello(
+        owner.group,
+        owner.me,
+        peer,
+        owner.incarnation,
+        received,
+        nonce,
+        owner.view.id,
+        tuple(sorted(owner.members)),
+    )
+
+
+def _names(names: tuple[str, ...] | list[str], most: int = 8) -> str:
+    """
+    Names for a sentence, the first C{most} of a long list.
+    """
+    if not names:
+        return "none"
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} ... ({len(names)} in all)"
+
+
+def members_differ(them: Hello, me: str, mine: tuple[str, ...]) -> str:
+    """
+    The reason to refuse a HELLO whose member list is not C{mine}: both
+    lists, and what one has that the other has not.
+
+    The views are left out: they change as members leave, and the reason
+    is to stay the same for as long as the mistake does, so that it is
+    logged once (see L{RepeatFilter}).
+
+    @param them: The HELLO.
+    @param me: This node's name.
+    @param mine: This node's configured member list, sorted.
+    """
+    theirs = them.members
+    who = repr(them.member)
+    missing = [name for name in mine if name not in theirs]
+    extra = [name for name in theirs if name not in mine]
+    diff = [
+        *([f"{who} omits {_names(missing)}"] if missing else []),
+        *([f"only {who} lists {_names(extra)}"] if extra else []),
+    ]
+    return (
+        f"{who} lists members {_names(theirs)}; {me!r} lists {_names(mine)}"
+        f" ({'; '.join(diff)}): every member must be given the same members"
+    )
+
+
 @implementer(IPushProducer)
 class PeerProtocol(Int32StringReceiver):
     """
@@ -601,6 +705,13 @@ class PeerProtocol(Int32StringReceiver):
         self.blocked_since: float | None = None
         self._nonce = b""
         self._hello: Hello | None = None
+        # An accepted connection's HELLO while it waits for this node's dial
+        # to the claimed member's address (see PeerLink.held).
+        self._claim: Hello | None = None
+        # What this side's HELLO answer told the peer it holds.
+        self._told: int | None = None
+        # Whether this side paused its transport's reading (while held).
+        self._paused = False
         self._grace: IDelayedCall | None = None
         # Bytes received but not yet a whole frame, and how many bytes the
         # frame they begin needs (prefix included).
@@ -632,28 +743,46 @@ class PeerProtocol(Int32StringReceiver):
                 self._nonce = os.urandom(NONCE_SIZE)
             self._send_hello(self._dialed)
 
-    def _send_hello(self, link: PeerLink) -> None:
+    def _send_hello(self, link: PeerLink, answering: int | None = None) -> None:
         """
         Send this side's HELLO to the member of C{link} (with this side's
         nonce, empty in a group without a secret).
+
+        @param answering: For an answer, the incarnation the peer's HELLO
+            gave.  The frames held are those of the incarnation the link
+            recorded; another one is told it holds none of them, since they
+            are not its frames (a restarted member, a second claimant).
         """
-        owner = self.owner
+        received = link.received
+        if answering is not None:
+            if answering != link.incarnation:
+                received = 0
+            self._told = received
         self.send_raw(
-            encode_hello(
-                Hello(
-                    owner.group,
-                    owner.me,
-                    link.name,
-                    owner.incarnation,
-                    link.received,
-                    self._nonce,
-                )
-            )
+            encode_hello(_hello_of(self.owner, link.name, received, self._nonce))
         )
 
     def _handshake_timed_out(self) -> None:
         self._timeout = None
-        self.drop(f"no handshake within {self.owner.handshake_timeout:g} s")
+        timeout = self.owner.handshake_timeout
+        claim = self._claim
+        if claim is None:
+            self.drop(f"no handshake within {timeout:g} s")
+            return
+        self._unhold()
+        self.drop(
+            f"no handshake within {timeout:g} s: this node has not reached"
+            f" {claim.member!r} at its configured address, so it cannot tell"
+            " whether this connection comes from the process that holds the name"
+        )
+
+    def _unhold(self) -> None:
+        claim = self._claim
+        if claim is not None:
+            self._claim = None
+            link = self.owner.link_for(claim.member)
+            if link is not None:
+                link.held.discard(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
@@ -666,6 +795,7 @@ class PeerProtocol(Int32StringReceiver):
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
+        self._unhold()
         if self.link is not None:
             self.link.connection_lost(self)
 
@@ -736,6 +866,7 @@ class PeerProtocol(Int32StringReceiver):
         """
         if self._closed:
             return
+        self._unhold()
         self._closed = True
         who = f"member {self.peer!r}" if self.peer else "a connection"
         skipped = self._repeats.admit("drop", who, _host(self.address), reason)
@@ -784,6 +915,9 @@ class PeerProtocol(Int32StringReceiver):
         self.last_received = self.owner.clock.seconds()
         self._chunks.append(data)
         self._buffered += len(data)
+        if self._claim is not None:
+            self._held_data()
+            return
         if self._buffered < self._wanted:
             return
         chunks = self._chunks
@@ -791,7 +925,7 @@ class PeerProtocol(Int32StringReceiver):
         chunks.clear()
         size = len(buffer)
         offset = 0
-        while not self._closed:
+        while not self._closed and self._claim is None:
             if size - offset < _LENGTH.size:
                 self._wanted = _LENGTH.size
                 break
@@ -824,12 +958,40 @@ class PeerProtocol(Int32StringReceiver):
         if rest:
             chunks.append(rest)
         self._buffered = len(rest)
+        if self._claim is not None and rest:
+            # The HELLO just read put this connection on hold.
+            self._held_data()
+
+    def _held_data(self) -> None:
+        """
+        Bytes arrived on a held connection.  They wait, unread, until it is
+        served, except a REFUSE as the first frame (the dialer refused this
+        side's answer), which is taken at once.  Past
+        L{HANDSHAKE_MAX_FRAME} bytes the transport is paused, so a held
+        connection buffers little.
+        """
+        buffer = b"".join(self._chunks)
+        self._chunks[:] = [buffer]
+        if len(buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer)
+            end = _LENGTH.size + length
+            if (
+                length <= HANDSHAKE_MAX_FRAME
+                and len(buffer) >= end
+                and buffer[_LENGTH.size + 1 : _LENGTH.size + 2] == bytes([REFUSE])
+            ):
+                self.stringReceived(buffer[_LENGTH.size : end])
+                return
+        if self._buffered > HANDSHAKE_MAX_FRAME and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """
         Close the connection once what was written is sent, and abort it if
         that has not happened within L{CLOSE_GRACE} seconds.
         """
+        self._unhold()
         self._closed = True
         # A transport (TLS in particular) does not start closing while a
         # producer is registered with it.
@@ -969,6 +1131,14 @@ class PeerProtocol(Int32StringReceiver):
                 refuse=True,
             )
             return
+        # Members exchange nothing unless they were given the same members:
+        # the configured lists, not the views, which change as members leave
+        # (a member still in an older view must reach the others to catch
+        # up).
+        mine = tuple(sorted(owner.members))
+        if frame.members and frame.members != mine:
+            self._differ(frame, mine)
+            return
         link = owner.link_for(frame.member)
         if link is None:
             what = (
@@ -977,6 +1147,9 @@ class PeerProtocol(Int32StringReceiver):
                 else f"not a member (members: {', '.join(owner.members)})"
             )
             self.drop(f"{frame.member!r} is {what}", refuse=True)
+            return
+        if frame.members != mine:
+            self._differ(frame, mine)
             return
         self.peer = frame.member
         if owner.require_certificate:
@@ -1015,9 +1188,12 @@ class PeerProtocol(Int32StringReceiver):
         self._hello = frame
         if self._dialed is None:
             self._nonce = os.urandom(NONCE_SIZE)
-            self._send_hello(link)
+            self._send_hello(link, frame.incarnation)
         else:
             self.send_raw(encode_auth(Auth(self._mac(b"dialer"))))
+
+    def _differ(self, frame: Hello, mine: tuple[str, ...]) -> None:
+        self.drop(members_differ(frame, self.owner.me, mine), refuse=True)
 
     def _mac(self, role: bytes) -> bytes:
         """
@@ -1073,32 +1249,100 @@ class PeerProtocol(Int32StringReceiver):
         self._open_link(link, hello)
 
     def _open_link(self, link: PeerLink, frame: Hello) -> None:
-        owner = self.owner
+        if self._dialed is not None:
+            self._open_outbound(link, frame)
+            return
+        if link.reached == frame.incarnation:
+            self._open_inbound(link, frame)
+        elif link.reached is not None and (
+            link.outbound is not None and link.outbound.is_open
+        ):
+            # The process at the member's address is connected right now and
+            # is another one: this is a second process using the name.
+            self.drop(link.claimant(frame.incarnation), refuse=True)
+        else:
+            self._hold(link, frame)
+
+    def _open_outbound(self, link: PeerLink, frame: Hello) -> None:
+        """
+        The process at the peer's configured address answered: it holds the
+        peer's name, whatever else happens to this connection.
+        """
+        link.reached_process(frame.incarnation, self.address)
         problem = link.check_incarnation(frame.incarnation)
         if problem is not None:
             self.drop(problem, refuse=True)
             return
-        if self._timeout is not None and self._timeout.active():
-            self._timeout.cancel()
-        self._timeout = None
-        self.link = link
-        self._open = True
-        self.MAX_LENGTH = owner.max_frame
-        link.last_heard = owner.clock.seconds()
-        if self._dialed is not None:
-            link.outbound_ready(self, frame.received)
-            self._log.info(
-                "connected to member {peer!r} at {address}",
-                peer=link.name,
-                address=self.address,
-            )
+        self._opened(link)
+        link.outbound_ready(self, frame.received)
+        view = self.owner.view.id
+        self._log.info(
+            "connected to member {peer!r} at {address}{views}",
+            peer=link.name,
+            address=self.address,
+            views=(
+                f" (it is in view {frame.view}, this node in view {view})"
+                if frame.view != view
+                else ""
+            ),
+            view=frame.view,
+        )
+
+    def _hold(self, link: PeerLink, frame: Hello) -> None:
+        """
+        Hold an accepted connection that claims C{link}'s member until this
+        node's dial to the member's configured address says which process
+        holds the name.
+
+        It is answered now: the peer's own dial to this node waits for the
+        answer, and this node's dial to the peer may be held just so on the
+        other side; holding the answer too would hold both for ever.  What
+        the peer sends after the answer stays unread until the connection is
+        served or refused (see L{_held_data}).
+        """
+        if self.owner.secret is None:
+            self._send_hello(link, frame.incarnation)
+        self._claim = frame
+        link.held.add(self)
+
+    def release(self) -> None:
+        """
+        This node's dial reached the member this held connection claims:
+        serve it if it comes from the same process, else refuse it.
+        """
+        frame = self._claim
+        if frame is None or self._closed:
             return
+        link = self.owner.link_for(frame.member)
+        assert link is not None
+        self._unhold()
+        if self._paused:
+            self._paused = False
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+        if link.reached == frame.incarnation:
+            self._open_inbound(link, frame)
+        else:
+            self.drop(link.claimant(frame.incarnation), refuse=True)
+        if not self._closed:
+            # What arrived while it was held.
+            self._wanted = _LENGTH.size
+            self.dataReceived(b"")
+
+    def _open_inbound(self, link: PeerLink, frame: Hello) -> None:
+        problem = link.check_incarnation(frame.incarnation)
+        if problem is not None:
+            self.drop(problem, refuse=True)
+            return
+        if self._told is None:
+            # Not answered yet (no secret, not held): the answer says what is
+            # held, now that the incarnation is the recorded one.
+            self._send_hello(link, frame.incarnation)
+        assert self._told is not None
+        self._opened(link)
         # The dialer's `received` is not applied here: this side's own dialed
         # connection reports what the peer holds, once it has checked that it
         # reached the right member.
-        old = link.inbound_ready(self)
-        if owner.secret is None:
-            self._send_hello(link)
+        old = link.inbound_ready(self, self._told)
         if old is not None:
             old._closed = True
             old.transport.abortConnection()  # type: ignore[attr-defined]
@@ -1108,6 +1352,15 @@ class PeerProtocol(Int32StringReceiver):
                 peer=link.name,
                 address=self.address,
             )
+
+    def _opened(self, link: PeerLink) -> None:
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        self.link = link
+        self._open = True
+        self.MAX_LENGTH = self.owner.max_frame
+        link.last_heard = self.owner.clock.seconds()
 
     def _data(self, data: Data) -> None:
         link = self.link

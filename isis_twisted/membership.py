@@ -306,6 +306,16 @@ class Membership:
         if self.state == REMOVED:
             return
         if isinstance(message, Inquire):
+            if (
+                message.view == self.view.id
+                and sender in self.view.members
+                and self._coordinator() == self.me
+            ):
+                # The asker promised a view change of this view and waited
+                # for it in vain; if it is this member's to run, it runs one
+                # now, even if this member suspects nobody (else members
+                # that hear each other again could stay wedged for ever).
+                self._consider(now, asked=True)
             self._answer_laggard(sender, message.view, dict(message.held))
             return
         if isinstance(message, Gone):
@@ -347,12 +357,16 @@ class Membership:
                 return name
         return None
 
-    def _consider(self, now: float, force: bool = False) -> None:
+    def _consider(self, now: float, force: bool = False, asked: bool = False) -> None:
         """
         Start (or restart) a ballot if this member is the one to run it;
         otherwise wait for the one who is (see L{tick}).
+
+        @param force: Start a new ballot even if one is running.
+        @param asked: Another member waits for a view change: consider one
+            even if this member suspects nobody and is not wedged.
         """
-        if self.state == REMOVED or not (self.suspects or self.engine.wedged):
+        if self.state == REMOVED or not (asked or self.suspects or self.engine.wedged):
             return
         members = tuple(m for m in self.view.members if m not in self.suspects)
         ballots = self._ballots

@@ -4,11 +4,13 @@ The wire format: the only place where bytes become frame objects.
 Every frame travels inside a 4-byte big-endian length prefix (Twisted's
 C{Int32StringReceiver}); this module encodes and decodes what is inside it.
 All integers are big-endian and unsigned.  A frame starts with two bytes,
-C{version (u8) = 1, type (u8)}, and goes on by type::
+C{version (u8) = 2, type (u8)}, and goes on by type::
 
     HELLO  (1): group (u16 length + UTF-8), member (u16 length + UTF-8),
                 peer (u16 length + UTF-8), incarnation (u64), received (u64),
-                and only in a group with a secret: nonce (u8 length + bytes)
+                view (u32), count (u16), then count member names (u16
+                length + UTF-8 each, sorted), and only in a group with a
+                secret: nonce (u8 length + bytes)
     DATA   (2): seq (u64), ack (u64), view (u32), clock (u64),
                 count (u32), then count times: stamp (u64), length (u32),
                 payload (length bytes); then receipts (u16), then that
@@ -26,6 +28,7 @@ link turns it into "log, count, drop this connection".
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import TYPE_CHECKING
 
@@ -54,7 +57,7 @@ _PREFIX = struct.Struct(">BB")
 _DATA_HEAD = struct.Struct(">BBQQIQI")
 _MESSAGE_HEAD = struct.Struct(">QI")
 _U16 = struct.Struct(">H")
-_HELLO_TAIL = struct.Struct(">QQ")
+_HELLO_TAIL = struct.Struct(">QQIH")
 _ACK = struct.Struct(">BBQ")
 _RECEIPT = struct.Struct(">Q")
 
@@ -97,6 +100,11 @@ The longest HELLO nonce, in bytes.
 """
 
 MAX_U64 = (1 << 64) - 1
+MAX_MEMBERS = 0xFFFF
+"""
+The most names a HELLO's member list can hold.
+"""
+
 MAX_NAME = 255
 """
 The longest group or member name, in UTF-8 bytes.
@@ -155,6 +163,9 @@ class Hello:
         gaps, of the DATA frames the other side sent it.
     @ivar nonce: Fresh random bytes for the group-secret challenge, or empty
         in a group without a secret (then it is not on the wire at all).
+    @ivar view: The id of the membership view the sender is in.
+    @ivar members: The sender's configured member list, itself included, in
+        sorted order: both sides must list the same members.
     """
 
     group: str
@@ -163,6 +174,8 @@ class Hello:
     incarnation: int
     received: int
     nonce: bytes = b""
+    view: int = 0
+    members: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -229,15 +242,26 @@ def encode_hello(hello: Hello) -> bytes:
     """
     Encode a L{Hello}.
 
-    @raise ValueError: If a name is empty or too long.
+    @raise ValueError: If a name is empty or too long, or the member list is
+        not sorted without repeats or longer than L{MAX_MEMBERS}.
     """
-    return (
-        _PREFIX.pack(VERSION, HELLO)
-        + _name(hello.group, "group")
-        + _name(hello.member, "member")
-        + _name(hello.peer, "peer")
-        + _HELLO_TAIL.pack(hello.incarnation, hello.received)
-        + _nonce(hello.nonce)
+    members = hello.members
+    if len(members) > MAX_MEMBERS:
+        raise ValueError(f"a member list holds at most {MAX_MEMBERS} names")
+    if any(a >= b for a, b in itertools.pairwise(members)):
+        raise ValueError(f"a member list must be sorted without repeats: {members}")
+    return b"".join(
+        [
+            _PREFIX.pack(VERSION, HELLO),
+            _name(hello.group, "group"),
+            _name(hello.member, "member"),
+            _name(hello.peer, "peer"),
+            _HELLO_TAIL.pack(
+                hello.incarnation, hello.received, hello.view, len(members)
+            ),
+            *(_name(name, "member list's name") for name in members),
+            _nonce(hello.nonce),
+        ]
     )
 
 
@@ -367,8 +391,17 @@ def decode(raw: bytes) -> WireFrame:
         peer, at = _read_name(raw, at, "peer")
         if at + _HELLO_TAIL.size > len(raw):
             raise TruncatedFrameError("HELLO frame ends before its counters")
-        incarnation, received = _HELLO_TAIL.unpack_from(raw, at)
+        incarnation, received, view, count = _HELLO_TAIL.unpack_from(raw, at)
         at += _HELLO_TAIL.size
+        members: list[str] = []
+        for _ in range(count):
+            name, at = _read_name(raw, at, "member list's name")
+            if members and name <= members[-1]:
+                raise BadFieldError(
+                    f"the member list is not sorted without repeats ({name!r}"
+                    f" after {members[-1]!r})"
+                )
+            members.append(name)
         nonce = b""
         if at < len(raw):
             size = raw[at]
@@ -379,7 +412,9 @@ def decode(raw: bytes) -> WireFrame:
             nonce = raw[at + 1 : at + 1 + size]
             at += 1 + size
         _expect_end(raw, at, "HELLO")
-        return Hello(group, member, peer, incarnation, received, nonce)
+        return Hello(
+            group, member, peer, incarnation, received, nonce, view, tuple(members)
+        )
     if kind == ACK:
         if len(raw) < _ACK.size:
             raise TruncatedFrameError("ACK frame is too short")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import attrs
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -29,7 +30,7 @@ from isis_twisted.link import (
     PeerProtocol,
     describe_address,
 )
-from isis_twisted.views import Control
+from isis_twisted.views import Control, View
 from isis_twisted.wire import (
     Ack,
     Data,
@@ -48,6 +49,7 @@ GROUP = "chat"
 MEMBERS = ("alice", "bob", "carol")
 PEER_ADDRESS = IPv4Address("TCP", "10.0.0.2", 40000)
 PEER = "10.0.0.2:40000"
+PEER_CONFIGURED = "10.0.0.2:9001"
 
 
 class FakeOwner:
@@ -82,6 +84,7 @@ class FakeOwner:
         self.me = me
         self.incarnation = incarnation
         self.members = members
+        self.view = View(0, members)
         self.time = Clock()
         self.clock: IReactorTime = self.time
         self.max_frame = max_frame
@@ -150,11 +153,14 @@ def hello(
     received: int = 0,
     group: str = GROUP,
     to: str = "alice",
+    members: tuple[str, ...] = MEMBERS,
+    view: int = 0,
 ) -> Hello:
     """
-    A HELLO from C{member} meant for member C{to} (its C{peer} field).
+    A HELLO from C{member} meant for member C{to} (its C{peer} field),
+    listing C{members}.
     """
-    return Hello(group, member, to, incarnation, received)
+    return Hello(group, member, to, incarnation, received, b"", view, members)
 
 
 def prefixed(*frames: WireFrame) -> bytes:
@@ -243,13 +249,24 @@ def dialed(owner: FakeOwner, peer: str = "bob") -> tuple[PeerProtocol, StringTra
     return proto, connect(proto)
 
 
+def reach(owner: FakeOwner, peer: str = "bob", incarnation: int = 2) -> None:
+    """
+    C{owner}'s dial to C{peer}'s configured address reached C{incarnation}:
+    accepted connections from that process are served at once.
+    """
+    owner.links[peer].reached_process(incarnation, PEER_CONFIGURED)
+
+
 def open_inbound(
     owner: FakeOwner, peer: str = "bob", incarnation: int = 2, received: int = 0
 ) -> tuple[PeerProtocol, StringTransport]:
     """
     An accepted connection from C{peer} past its handshake, with the HELLO
-    answer cleared from its transport.
+    answer cleared from its transport.  Unless a dial already did, C{owner}
+    is told that C{incarnation} is the process at C{peer}'s address.
     """
+    if owner.links[peer].reached is None:
+        reach(owner, peer, incarnation)
     proto, transport = accepted(owner)
     proto.dataReceived(prefixed(hello(peer, incarnation, received, to=owner.me)))
     assert proto.link is not None and proto.link.inbound is proto, owner.rejections
@@ -483,10 +500,10 @@ class HandshakeTests(SynchronousTestCase):
         owner.links["bob"].received = 5
         owner.links["carol"].received = 8
         _, transport = dialed(owner)
-        self.assertEqual(written(transport), [Hello(GROUP, "alice", "bob", 77, 5)])
+        self.assertEqual(written(transport), [hello("alice", 77, 5, to="bob")])
         self.assertFalse(transport.disconnecting)
         _, transport = dialed(owner, "carol")
-        self.assertEqual(written(transport), [Hello(GROUP, "alice", "carol", 77, 8)])
+        self.assertEqual(written(transport), [hello("alice", 77, 8, to="carol")])
 
     def test_acceptor_waits(self) -> None:
         """
@@ -504,9 +521,10 @@ class HandshakeTests(SynchronousTestCase):
         owner = FakeOwner(incarnation=9)
         link = owner.links["bob"]
         link.received = 3
+        reach(owner)
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("bob", 2, 0)))
-        self.assertEqual(written(transport), [Hello(GROUP, "alice", "bob", 9, 3)])
+        self.assertEqual(written(transport), [hello("alice", 9, 3, to="bob")])
         self.assertIs(link.inbound, proto)
         self.assertIs(proto.link, link)
         self.assertEqual(proto.peer, "bob")
@@ -525,6 +543,7 @@ class HandshakeTests(SynchronousTestCase):
         link = owner.links["bob"]
         for n in (1, 2, 3):
             send(link, n)
+        reach(owner)
         proto, _ = accepted(owner)
         proto.dataReceived(prefixed(hello("bob", received=2)))
         self.assertIs(link.inbound, proto)
@@ -595,6 +614,7 @@ class HandshakeTests(SynchronousTestCase):
         A HELLO that arrives a byte at a time is a HELLO.
         """
         owner = FakeOwner()
+        reach(owner)
         proto, _ = accepted(owner)
         for byte in prefixed(hello("bob")):
             proto.dataReceived(bytes([byte]))
@@ -754,9 +774,25 @@ class FrameLimitTests(SynchronousTestCase):
         is read under the limit that holds once the HELLO is taken.
         """
         owner = FakeOwner(max_frame=HANDSHAKE_MAX_FRAME * 4)
+        reach(owner)
         proto, _ = accepted(owner)
         big = Data(1, 0, Frame(0, 1, ((1, b"y" * HANDSHAKE_MAX_FRAME * 2),)))
         proto.dataReceived(prefixed(hello("bob"), big))
+        self.assertEqual(owner.rejections, [])
+        self.assertEqual(owner.frames, [("bob", big.frame)])
+
+    def test_limit_rises_once_held_connection_served(self) -> None:
+        """
+        A HELLO held until this node reaches its member, and a frame above
+        the handshake limit in the same read: the frame waits, unread, and
+        is read under the raised limit once the connection is served.
+        """
+        owner = FakeOwner(max_frame=HANDSHAKE_MAX_FRAME * 4)
+        proto, _ = accepted(owner)
+        big = Data(1, 0, Frame(0, 1, ((1, b"y" * HANDSHAKE_MAX_FRAME * 2),)))
+        proto.dataReceived(prefixed(hello("bob"), big))
+        self.assertEqual(owner.frames, [])
+        open_outbound(owner)
         self.assertEqual(owner.rejections, [])
         self.assertEqual(owner.frames, [("bob", big.frame)])
 
@@ -1279,7 +1315,7 @@ class ReconnectTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
 
         proto, transport = dialed(owner)
-        self.assertEqual(written(transport), [Hello(GROUP, "alice", "bob", 1, 0)])
+        self.assertEqual(written(transport), [hello("alice", 1, 0, to="bob")])
         proto.dataReceived(prefixed(hello("bob", received=2)))
         resent = written(transport)
         self.assertEqual(resent, [Data(n, 0, engine_frame(n)) for n in (3, 4)])
@@ -1532,7 +1568,7 @@ class AckTests(SynchronousTestCase):
         self.assertEqual(in_transport.value(), b"")
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("bob")))
-        self.assertEqual(written(transport), [Hello(GROUP, "alice", "bob", 1, 1)])
+        self.assertEqual(written(transport), [hello("alice", 1, 1, to="bob")])
         self.assertIs(link.inbound, proto)
         owner.time.advance(1)
         self.assertEqual(transport.value(), b"")
@@ -1589,7 +1625,11 @@ class IncarnationTests(SynchronousTestCase):
     def test_restart_after_exchange(self) -> None:
         """
         A member that comes back as a new incarnation once frames were
-        exchanged is refused, and its old connection stays the link's.
+        exchanged is refused, and its old connection stays the link's.  The
+        new incarnation's connection is held until this node's dial reaches
+        the member's address and finds the new incarnation there: then it
+        is refused as a restart (not as a second process), and so is the
+        dial.
         """
         owner = FakeOwner()
         link = owner.links["bob"]
@@ -1597,12 +1637,25 @@ class IncarnationTests(SynchronousTestCase):
         old.dataReceived(prefixed(data(1)))
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("bob", incarnation=3)))
+        # Answered, telling it that none of its frames are held: those of
+        # incarnation 2 are not its own.
+        self.assertEqual(written(transport), [hello("alice", 1, 0, to="bob")])
+        self.assertIn(proto, link.held)
+        self.assertEqual(owner.rejections, [])
+        dial, dial_transport = dialed(owner)
+        written(dial_transport)
+        dial.dataReceived(prefixed(hello("bob", incarnation=3, to="alice")))
+        [dial_refuse] = written(dial_transport)
+        assert isinstance(dial_refuse, Refuse)
+        self.assertIn("new incarnation", dial_refuse.reason)
+        self.assertEqual(link.held, set())
         [refuse] = written(transport)
         assert isinstance(refuse, Refuse)
+        self.assertEqual(refuse.reason, dial_refuse.reason)
         self.assertIn("new incarnation", refuse.reason)
         self.assertIn("lost its state", refuse.reason)
         self.assertTrue(closing(transport))
-        self.assertEqual(owner.rejections, [(PEER, "bob", refuse.reason)])
+        self.assertEqual(owner.rejections, [(PEER, "bob", refuse.reason)] * 2)
         self.assertIs(link.inbound, old)
         self.assertEqual(link.incarnation, 2)
         self.assertFalse(old_transport.disconnecting)
@@ -1630,10 +1683,14 @@ class IncarnationTests(SynchronousTestCase):
         owner = FakeOwner()
         link = owner.links["bob"]
         open_inbound(owner, incarnation=2)
-        open_outbound(owner, incarnation=2)
+        dial, _ = open_outbound(owner, incarnation=2)
+        lose(dial)
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("bob", incarnation=3)))
-        self.assertEqual(written(transport), [Hello(GROUP, "alice", "bob", 1, 0)])
+        self.assertEqual(written(transport), [hello("alice", 1, 0, to="bob")])
+        self.assertIsNot(link.inbound, proto)
+        # The member's address answers as incarnation 3: it restarted.
+        open_outbound(owner, incarnation=3)
         self.assertEqual(link.incarnation, 3)
         self.assertIs(link.inbound, proto)
         self.assertEqual(owner.rejections, [])
@@ -1643,17 +1700,28 @@ class IncarnationTests(SynchronousTestCase):
         Whole flow: the restarted member dials the survivor, which refuses
         it with the reason; the restarted member logs it.
         """
+        events = observe(self)
         pair = Pair()
         send(pair.ab_link, 1)
         pair.flush()
+        # The old bob is gone: its connections closed.
+        pair.ab.close()
+        pair.ba.close()
         reborn = FakeOwner("bob", incarnation=20)
         conn = Connection(reborn, pair.a)
-        [(_, peer, reason)] = pair.a.rejections
-        self.assertEqual(peer, "bob")
-        self.assertIn("new incarnation", reason)
+        # Held until alice reaches bob's address, where the reborn answers.
+        self.assertEqual(pair.a.rejections, [])
+        Connection(pair.a, reborn)
+        conn.flush()
+        reasons = [(peer, reason) for _, peer, reason in pair.a.rejections]
+        self.assertEqual(len(reasons), 2)
+        self.assertEqual({peer for peer, _ in reasons}, {"bob"})
+        self.assertTrue(all("new incarnation" in r for _, r in reasons), reasons)
         self.assertEqual(reborn.rejections, [])
         self.assertTrue(conn.client_io.disconnected)
         self.assertIsNone(reborn.links["alice"].outbound)
+        # The reborn member is told why, on both connections.
+        self.assertEqual(len(refusals(events)), 2)
 
     def test_survivor_dials_restarted(self) -> None:
         """
@@ -1743,6 +1811,7 @@ class MisdialTests(SynchronousTestCase):
         Connection(alice, carol, peer="bob")
         self.assertEqual(carol.reasons, [MISDIALED])
         self.assertEqual([seq for seq, _, _ in carol.links["alice"].unacked], [1, 2, 3])
+        reach(alice, "carol", carol.incarnation)
         Connection(carol, alice)
         self.assertEqual(alice.frames, [("carol", engine_frame(n)) for n in (1, 2, 3)])
         self.assertEqual(alice.links["carol"].received, 3)
@@ -1758,6 +1827,7 @@ class MisdialTests(SynchronousTestCase):
         """
         alice = FakeOwner("alice")
         carol = FakeOwner("carol")
+        reach(carol, "alice", alice.incarnation)
         real = Connection(alice, carol)
         link = carol.links["alice"]
         self.assertIs(link.inbound, real.server)
@@ -1789,6 +1859,411 @@ class MisdialTests(SynchronousTestCase):
         self.assertEqual([e["reason"] for e in refusals(events)], [MISDIALED])
 
 
+DIFFERENT = (
+    "'bob' lists members alice, bob; 'alice' lists alice, bob, carol ('bob'"
+    " omits carol): every member must be given the same members"
+)
+
+
+class MemberListTests(SynchronousTestCase):
+    """
+    Members exchange nothing unless they were started with the same member
+    list, which every HELLO carries.
+    """
+
+    def test_acceptor_refuses_other_list(self) -> None:
+        """
+        A HELLO listing other members is refused with both lists and the
+        difference; nothing of the link is recorded.
+        """
+        owner = FakeOwner()
+        reach(owner)
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", members=("alice", "bob"))))
+        self.assertEqual(written(transport), [Refuse(DIFFERENT)])
+        self.assertTrue(closing(transport))
+        self.assertEqual(owner.rejections, [(PEER, None, DIFFERENT)])
+        link = owner.links["bob"]
+        self.assertIsNone(link.inbound)
+        self.assertIsNone(link.incarnation)
+
+    def test_difference_both_ways(self) -> None:
+        """
+        Members only one side lists, and members only the other lists, are
+        both named.
+        """
+        owner = FakeOwner()
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", members=("bob", "dave", "erin"))))
+        [refuse] = written(transport)
+        assert isinstance(refuse, Refuse)
+        self.assertEqual(
+            refuse.reason,
+            "'bob' lists members bob, dave, erin; 'alice' lists alice, bob, carol"
+            " ('bob' omits alice, carol; only 'bob' lists dave, erin): every"
+            " member must be given the same members",
+        )
+
+    def test_long_lists_shortened(self) -> None:
+        """
+        A long list is shown by its first eight names and its length, so
+        the reason stays a sentence.
+        """
+        many = tuple(sorted(["alice", "bob", *(f"m{i:02}" for i in range(30))]))
+        owner = FakeOwner()
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", members=many)))
+        [refuse] = written(transport)
+        assert isinstance(refuse, Refuse)
+        self.assertIn("m05 ... (32 in all)", refuse.reason)
+        self.assertIn("only 'bob' lists m00, m01", refuse.reason)
+        self.assertIn("... (30 in all)", refuse.reason)
+        self.assertLess(len(refuse.reason), 400)
+
+    def test_unknown_member_told_the_difference(self) -> None:
+        """
+        A member this node does not list, listing itself, hears how the
+        lists differ, not only that it is no member.
+        """
+        owner = FakeOwner(members=("alice", "bob"))
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("carol", members=MEMBERS)))
+        [refuse] = written(transport)
+        assert isinstance(refuse, Refuse)
+        self.assertEqual(
+            refuse.reason,
+            "'carol' lists members alice, bob, carol; 'alice' lists alice, bob"
+            " (only 'carol' lists carol): every member must be given the same"
+            " members",
+        )
+
+    def test_empty_list_refused(self) -> None:
+        """
+        A HELLO of a known member with no list at all is refused too (no node
+        sends one); an unknown name with none is refused as no member.
+        """
+        owner = FakeOwner()
+        reach(owner)
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", members=())))
+        [refuse] = written(transport)
+        assert isinstance(refuse, Refuse)
+        self.assertIn("'bob' lists members none; 'alice' lists", refuse.reason)
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("mallory", members=())))
+        [refuse] = written(transport)
+        assert isinstance(refuse, Refuse)
+        self.assertIn("'mallory' is not a member", refuse.reason)
+
+    def test_dialer_refuses_other_list(self) -> None:
+        """
+        The dialer checks the answer's list too, and records nothing of it.
+        """
+        owner = FakeOwner()
+        proto, transport = dialed(owner)
+        written(transport)
+        proto.dataReceived(prefixed(hello("bob", to="alice", members=("alice", "bob"))))
+        self.assertEqual(written(transport), [Refuse(DIFFERENT)])
+        link = owner.links["bob"]
+        self.assertIsNone(link.outbound)
+        self.assertIsNone(link.incarnation)
+        self.assertIsNone(link.reached)
+
+    def test_sends_configured_list_and_view(self) -> None:
+        """
+        A HELLO lists the members the node was started with, sorted, and
+        the id of the view it is in.
+        """
+        owner = FakeOwner(members=("carol", "alice", "bob"))
+        owner.view = View(4, ("alice", "bob"))
+        _, transport = dialed(owner)
+        [sent] = written(transport)
+        assert isinstance(sent, Hello)
+        self.assertEqual((sent.view, sent.members), (4, MEMBERS))
+
+    def test_views_not_compared(self) -> None:
+        """
+        After a view change the view's members differ from the configured
+        list: a member in view 1 is served, by a node in view 1 or one still
+        in view 0; what must match is the configured list, so a HELLO that
+        lists only the view's members is refused.
+        """
+        owner = FakeOwner()
+        owner.view = View(1, ("alice", "bob"))
+        for view in (0, 1, 7):
+            proto, _ = open_inbound(owner)
+            self.assertIs(owner.links["bob"].inbound, proto)
+            proto, _ = accepted(owner)
+            proto.dataReceived(prefixed(hello("bob", view=view)))
+            self.assertIs(owner.links["bob"].inbound, proto)
+        self.assertEqual(owner.rejections, [])
+        proto, _ = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", view=1, members=("alice", "bob"))))
+        self.assertEqual(owner.reasons, [DIFFERENT])
+
+    def test_view_reported_on_connect(self) -> None:
+        """
+        The dialer's "connected" line says when the two are in different
+        views.
+        """
+        events = observe(self)
+        owner = FakeOwner()
+        proto, transport = dialed(owner)
+        written(transport)
+        proto.dataReceived(prefixed(hello("bob", to="alice", view=2)))
+        [line] = [e for e in events if "connected to member" in e["log_format"]]
+        self.assertIn("(it is in view 2, this node in view 0)", formatEvent(line))
+
+    def test_both_sides_refuse(self) -> None:
+        """
+        Whole flow: a member started with fewer members and one started
+        with all refuse each other's connections, each logging the other's
+        REFUSE; neither records anything of the other.
+        """
+        events = observe(self)
+        short = FakeOwner("alice", members=("alice", "bob"))
+        full = FakeOwner("bob", incarnation=2)
+        Connection(short, full)
+        Connection(full, short)
+        self.assertEqual(len(short.rejections), 1)
+        self.assertEqual(len(full.rejections), 1)
+        self.assertIn("'alice' lists members alice, bob;", full.reasons[0])
+        self.assertIn("'bob' lists members alice, bob, carol;", short.reasons[0])
+        self.assertEqual(
+            sorted(e["reason"] for e in refusals(events)),
+            sorted(short.reasons + full.reasons),
+        )
+        self.assertIsNone(short.links["bob"].incarnation)
+        self.assertIsNone(full.links["alice"].incarnation)
+
+
+def claimant_reason(holder: int, claimant: int, at: str = PEER) -> str:
+    return (
+        f"another process holds the name 'bob': 'alice' reaches 'bob' at {at}"
+        f" (incarnation {holder:016x}), and this connection comes from a second"
+        f" process started as 'bob' (incarnation {claimant:016x}); stop the"
+        " second one or give it a name of its own"
+    )
+
+
+class ClaimantTests(SynchronousTestCase):
+    """
+    A name is bound to the process this node reaches at the member's
+    configured address: an accepted connection claiming the member is served
+    only if it comes from that process's incarnation.
+    """
+
+    def test_refused_while_holder_connected(self) -> None:
+        """
+        While the dialed connection to bob is open, a HELLO claiming bob with
+        another incarnation is a second process: refused at once, saying
+        where the name's holder is; the link and its connections stay as
+        they were.
+        """
+        owner = FakeOwner()
+        link = owner.links["bob"]
+        outbound, out_io = open_outbound(owner, incarnation=2)
+        inbound, in_io = open_inbound(owner, incarnation=2)
+        inbound.dataReceived(prefixed(data(1)))
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", incarnation=3), data(1)))
+        reason = claimant_reason(2, 3)
+        self.assertEqual(written(transport), [Refuse(reason)])
+        self.assertTrue(closing(transport))
+        self.assertEqual(owner.rejections, [(PEER, "bob", reason)])
+        self.assertIs(link.inbound, inbound)
+        self.assertIs(link.outbound, outbound)
+        self.assertEqual((link.incarnation, link.received), (2, 1))
+        self.assertEqual(owner.frames, [("bob", engine_frame(1))])
+        self.assertEqual(link.held, set())
+        self.assertFalse(in_io.disconnecting or out_io.disconnecting)
+
+    def test_refused_before_any_exchange(self) -> None:
+        """
+        Even when nothing was exchanged yet (so a new incarnation would be
+        taken), another incarnation than the one at bob's address is not.
+        """
+        owner = FakeOwner()
+        open_outbound(owner, incarnation=2)
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", incarnation=3)))
+        self.assertEqual(written(transport), [Refuse(claimant_reason(2, 3))])
+        self.assertIsNone(owner.links["bob"].inbound)
+
+    def test_held_until_reached(self) -> None:
+        """
+        Before this node's dial reached bob, a HELLO claiming bob is answered
+        but held: what follows is not read, and nothing of the link is
+        touched.  Once the dial is answered by the same incarnation, the
+        connection is served and what it sent is taken.
+        """
+        owner = FakeOwner()
+        link = owner.links["bob"]
+        link.received = 4
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", incarnation=2)))
+        # Told 0: nothing held is known to be this incarnation's.
+        self.assertEqual(written(transport), [hello("alice", 1, 0, to="bob")])
+        self.assertEqual(link.held, {proto})
+        proto.dataReceived(prefixed(data(5)))
+        self.assertEqual(owner.frames, [])
+        self.assertIsNone(link.inbound)
+        self.assertIsNone(link.incarnation)
+        self.assertFalse(proto.is_open)
+        open_outbound(owner, incarnation=2)
+        self.assertIs(link.inbound, proto)
+        self.assertEqual(link.held, set())
+        self.assertEqual(owner.frames, [("bob", engine_frame(5))])
+        self.assertEqual(link.received, 5)
+        self.assertEqual(owner.rejections, [])
+        # The held connection's timer was stopped: it stays.
+        owner.time.advance(100)
+        self.assertTrue(proto.is_open)
+
+    def test_held_then_refused(self) -> None:
+        """
+        A held connection whose incarnation is not the one the dial finds
+        at bob's address is refused with the sentence, after its answer.
+        """
+        owner = FakeOwner()
+        link = owner.links["bob"]
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", incarnation=3), data(1)))
+        written(transport)
+        dial, dial_io = dialed(owner)
+        dial_io.clear()
+        dial.dataReceived(prefixed(hello("bob", incarnation=2, to="alice")))
+        self.assertIs(link.outbound, dial)
+        reason = claimant_reason(2, 3)
+        self.assertEqual(written(transport), [Refuse(reason)])
+        self.assertEqual(owner.rejections, [(PEER, "bob", reason)])
+        self.assertEqual(owner.frames, [])
+        self.assertEqual(link.incarnation, 2)
+        self.assertIsNone(link.inbound)
+        self.assertEqual(link.held, set())
+
+    def test_held_times_out(self) -> None:
+        """
+        A held connection not settled within the handshake timeout is
+        dropped, saying why it was held.
+        """
+        owner = FakeOwner(handshake_timeout=3.0)
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", incarnation=3)))
+        owner.time.advance(3)
+        self.assertTrue(aborted(transport))
+        self.assertEqual(
+            owner.reasons,
+            [
+                "no handshake within 3 s: this node has not reached 'bob' at its"
+                " configured address, so it cannot tell whether this connection"
+                " comes from the process that holds the name"
+            ],
+        )
+        self.assertEqual(owner.links["bob"].held, set())
+        self.assertEqual(owner.time.getDelayedCalls(), [])
+
+    def test_held_connection_lost(self) -> None:
+        """
+        A held connection that closes is forgotten; a later dial serves
+        nothing of it.
+        """
+        owner = FakeOwner()
+        proto, _ = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", incarnation=2)))
+        lose(proto)
+        self.assertEqual(owner.links["bob"].held, set())
+        open_outbound(owner, incarnation=2)
+        self.assertIsNone(owner.links["bob"].inbound)
+
+    def test_held_takes_refuse(self) -> None:
+        """
+        A REFUSE as the first frame after the HELLO (the dialer refused this
+        side's answer) is taken at once, logged, not counted.
+        """
+        events = observe(self)
+        owner = FakeOwner()
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob", incarnation=3)))
+        proto.dataReceived(prefixed(Refuse("not you")))
+        self.assertTrue(closing(transport))
+        self.assertEqual(owner.rejections, [])
+        self.assertEqual([e["reason"] for e in refusals(events)], ["not you"])
+        self.assertEqual(owner.links["bob"].held, set())
+
+    def test_held_pauses_reading(self) -> None:
+        """
+        A held connection stops its transport once it holds more than the
+        handshake limit, and resumes it when served.
+        """
+        owner = FakeOwner(max_frame=HANDSHAKE_MAX_FRAME * 4)
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("bob")))
+        self.assertEqual(transport.producerState, "producing")
+        big = Data(1, 0, Frame(0, 1, ((1, b"z" * HANDSHAKE_MAX_FRAME),)))
+        proto.dataReceived(prefixed(big))
+        self.assertEqual(transport.producerState, "paused")
+        self.assertEqual(owner.frames, [])
+        open_outbound(owner)
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(owner.frames, [("bob", big.frame)])
+
+    def test_startup_both_held(self) -> None:
+        """
+        Whole flow at start-up: each side's first inbound connection is held
+        until its own dial is answered, and since answers are not held, both
+        are served.
+        """
+        a = FakeOwner("alice", incarnation=1)
+        b = FakeOwner("bob", incarnation=2)
+        ab = Connection(a, b)
+        self.assertEqual(len(b.links["alice"].held), 1)
+        self.assertIs(a.links["bob"].outbound, ab.client)
+        ba = Connection(b, a)
+        ab.flush()
+        self.assertIs(b.links["alice"].inbound, ab.server)
+        self.assertIs(a.links["bob"].inbound, ba.server)
+        self.assertEqual(a.rejections + b.rejections, [])
+        send(a.links["bob"], 1)
+        ab.flush()
+        self.assertEqual(b.frames, [("alice", engine_frame(1))])
+
+    def test_second_process_flow(self) -> None:
+        """
+        Whole flow: bob and alice are connected; a second process started as
+        bob dials alice again and again.  Each time it is refused and
+        counted, the second process is told why, and nothing of it reaches
+        alice's engine.  (That alice logs it once a minute, not once per
+        dial, is her listening factory's L{RepeatFilter}: see
+        tests/test_node_mistakes.py.)
+        """
+        events = observe(self)
+        pair = Pair()
+        second = FakeOwner("bob", incarnation=99)
+        for _ in range(5):
+            conn = Connection(second, pair.a)
+            self.assertTrue(conn.client_io.disconnected)
+        reason = claimant_reason(2, 99, at="10.0.0.9:9000")
+        self.assertEqual(pair.a.reasons, [reason] * 5)
+        self.assertEqual([e["reason"] for e in refusals(events)], [reason] * 5)
+        self.assertEqual(second.rejections, [])
+        self.assertEqual(pair.a.frames, [])
+        self.assertIs(pair.ab_link.inbound, pair.ba.server)
+        send(pair.ba_link, 1)
+        pair.flush()
+        self.assertEqual(pair.a.frames, [("bob", engine_frame(1))])
+
+    def test_hello_too_large_for_the_limit(self) -> None:
+        """
+        A node whose HELLO, with its member list, would not fit the
+        handshake limit refuses to start, saying so.
+        """
+        names = tuple(sorted(["alice", *(f"{i:03}" + "x" * 250 for i in range(300))]))
+        with self.assertRaises(ValueError) as caught:
+            FakeOwner(members=names)
+        self.assertIn("over the limit of 65536", str(caught.exception))
+
+
 class ReplaceTests(SynchronousTestCase):
     def test_second_inbound_replaces_first(self) -> None:
         """
@@ -1803,7 +2278,7 @@ class ReplaceTests(SynchronousTestCase):
         old.dataReceived(prefixed(data(1)))
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("bob", received=0)))
-        self.assertEqual(written(transport), [Hello(GROUP, "alice", "bob", 1, 1)])
+        self.assertEqual(written(transport), [hello("alice", 1, 1, to="bob")])
         self.assertIs(link.inbound, proto)
         self.assertTrue(aborted(old_transport))
         self.assertEqual(owner.rejections, [])
@@ -1982,6 +2457,7 @@ class GroupSecretTests(SynchronousTestCase):
     def test_recorded_handshake_cannot_be_replayed(self) -> None:
         a = FakeOwner("alice", incarnation=1, secret=SECRET)
         b = FakeOwner("bob", incarnation=2, secret=SECRET)
+        reach(b, "alice", 1)
         proto, transport = dialed(a)
         hello_bytes = transport.value()
         transport.clear()
@@ -2009,6 +2485,7 @@ class GroupSecretTests(SynchronousTestCase):
         self.assertIsNone(b.links["alice"].incarnation)
         alice = FakeOwner("alice", incarnation=1, secret=SECRET)
         Connection(alice, b)
+        Connection(b, alice)
         self.assertEqual(b.links["alice"].incarnation, 1)
         self.assertIsNotNone(b.links["alice"].inbound)
 
@@ -2016,7 +2493,9 @@ class GroupSecretTests(SynchronousTestCase):
         b = FakeOwner("bob", incarnation=2, secret=SECRET)
         acceptor, _ = accepted(b)
         acceptor.dataReceived(
-            prefixed(Hello(GROUP, "alice", "bob", 1, 0, b"n" * 32), data(1))
+            prefixed(
+                attrs.evolve(hello("alice", 1, to="bob"), nonce=b"n" * 32), data(1)
+            )
         )
         self.assertIn("expected the group-secret proof (AUTH)", b.reasons)
         self.assertEqual(b.frames, [])

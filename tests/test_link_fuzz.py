@@ -65,6 +65,7 @@ from isis_twisted.wire import (
 )
 from tests.test_link import (
     GROUP,
+    MEMBERS,
     PEER,
     PEER_ADDRESS,
     FakeOwner,
@@ -74,6 +75,7 @@ from tests.test_link import (
     open_inbound,
     open_outbound,
     prefixed,
+    reach,
     send,
     split,
 )
@@ -86,12 +88,16 @@ MAX_U32 = (1 << 32) - 1
 SECRET = b"sixteen or more bytes of group secret"
 
 Side = Literal["accept", "dial"]
-State = Literal["waiting", "authenticating", "open", "aborted", "refused", "turned"]
+State = Literal[
+    "waiting", "authenticating", "held", "open", "aborted", "refused", "turned"
+]
 """
 What a connection is doing:
 
   - C{waiting}: in the handshake, waiting for the peer's HELLO;
   - C{authenticating}: in a group with a secret, waiting for the peer's AUTH;
+  - C{held}: accepted, its HELLO answered, waiting for this node's dial to
+    the member's address to say whether it comes from the process there;
   - C{open}: past the handshake;
   - C{aborted}: dropped for breaking the protocol, counted, no REFUSE sent;
   - C{refused}: dropped for breaking the protocol, counted, REFUSE sent;
@@ -133,6 +139,7 @@ class LinkModel:
         self.next_seq = link.next_seq
         self.received = link.received
         self.incarnation = link.incarnation
+        self.reached = link.reached
         self.unacked = [seq for seq, _, _ in link.unacked]
         self.frames_in = link.frames_in
         self.duplicates = link.duplicates
@@ -142,6 +149,7 @@ class LinkModel:
             self.next_seq,
             self.received,
             self.incarnation,
+            self.reached,
             self.unacked,
             self.frames_in,
             self.duplicates,
@@ -156,6 +164,7 @@ def link_state(link: PeerLink) -> tuple[object, ...]:
         link.next_seq,
         link.received,
         link.incarnation,
+        link.reached,
         [seq for seq, _, _ in link.unacked],
         link.frames_in,
         link.duplicates,
@@ -200,6 +209,8 @@ class Model:
         self.secret = owner.secret is not None
         self.max_frame = owner.max_frame
         self.incarnation = owner.incarnation
+        self.members = tuple(sorted(owner.members))
+        self.paused = False
         self.dial = "bob" if side == "dial" else None
         self.links = {name: LinkModel(link) for name, link in owner.links.items()}
         self.engine = Engine(owner.me, owner.members)
@@ -219,6 +230,10 @@ class Model:
         return self.state in ("aborted", "refused", "turned")
 
     @property
+    def held(self) -> bool:
+        return self.state == "held"
+
+    @property
     def limit(self) -> int:
         return self.max_frame if self.state == "open" else HANDSHAKE_MAX_FRAME
 
@@ -229,7 +244,10 @@ class Model:
         if self.ended:
             return
         self.buffer += data
-        while not self.ended and len(self.buffer) >= 4:
+        if self.state == "held":
+            self._held()
+            return
+        while not self.ended and not self.held and len(self.buffer) >= 4:
             (size,) = _LENGTH.unpack_from(self.buffer)
             if size > self.limit:
                 self._end("aborted", "over the limit")
@@ -238,6 +256,26 @@ class Model:
                 return
             raw, self.buffer = self.buffer[4 : 4 + size], self.buffer[4 + size :]
             self._frame(raw)
+        if self.held and self.buffer:
+            self._held()
+
+    def _held(self) -> None:
+        """
+        Bytes on a held connection wait unread, but for a REFUSE as the
+        first frame; past the handshake limit the transport is paused.
+        """
+        buffer = self.buffer
+        if len(buffer) >= 4:
+            (size,) = _LENGTH.unpack_from(buffer)
+            if (
+                size <= HANDSHAKE_MAX_FRAME
+                and len(buffer) >= 4 + size
+                and buffer[5:6] == bytes([REFUSE])
+            ):
+                self._frame(buffer[4 : 4 + size])
+                return
+        if len(buffer) > HANDSHAKE_MAX_FRAME:
+            self.paused = True
 
     def _end(self, state: State, hint: str, exact: str | None = None) -> None:
         self.state = state
@@ -283,9 +321,15 @@ class Model:
         if frame.peer != self.me:
             self._end("refused", "meant to reach")
             return
+        if frame.members and frame.members != self.members:
+            self._end("refused", "lists members")
+            return
         link = self.links.get(frame.member)
         if link is None:
             self._end("refused", repr(frame.member))
+            return
+        if frame.members != self.members:
+            self._end("refused", "lists members")
             return
         self.peer = frame.member
         if bool(frame.nonce) != self.secret:
@@ -296,17 +340,16 @@ class Model:
             # with its proof; both then wait for the other's proof.
             self.state = "authenticating"
             if self.dial is None:
-                answer = Hello(
-                    self.group,
-                    self.me,
-                    frame.member,
-                    self.incarnation,
-                    link.received,
-                    bytes(32),
-                )
-                self.written.append(answer)
+                self.written.append(self._answer(link, frame, bytes(32)))
             else:
                 self.written.append(Auth(bytes(MAC_SIZE)))
+            return
+        if self.dial is not None:
+            link.reached = frame.incarnation
+        elif link.reached != frame.incarnation:
+            # No dialed connection is open in these runs: held, answered.
+            self.written.append(self._answer(link, frame))
+            self.state = "held"
             return
         known = link.incarnation
         if not (
@@ -323,11 +366,24 @@ class Model:
             if self._ack(link, frame.received):
                 self.written.extend(("DATA", seq) for seq in link.unacked)
         else:
-            self.written.append(
-                Hello(
-                    self.group, self.me, frame.member, self.incarnation, link.received
-                )
-            )
+            self.written.append(self._answer(link, frame))
+
+    def _answer(self, link: LinkModel, frame: Hello, nonce: bytes = b"") -> Hello:
+        """
+        The acceptor's HELLO answer: it tells what it holds only to the
+        incarnation those frames came from.
+        """
+        received = link.received if frame.incarnation == link.incarnation else 0
+        return Hello(
+            self.group,
+            self.me,
+            frame.member,
+            self.incarnation,
+            received,
+            nonce,
+            0,
+            self.members,
+        )
 
     def _ack(self, link: LinkModel, ack: int) -> bool:
         if ack >= link.next_seq:
@@ -428,6 +484,7 @@ class Run:
         if handshake:
             bob = FakeOwner("bob", incarnation=2, secret=owner.secret)
             if side == "accept":
+                reach(owner, "bob", 2)
                 other, other_io = dialed(bob, "alice")
             else:
                 other, other_io = accepted(bob)
@@ -457,6 +514,10 @@ class Run:
         for chunk in chunks:
             if self.transport.disconnecting:
                 break
+            case.assertEqual(self.transport.producerState == "paused", model.paused)
+            if model.paused:
+                # A paused transport reads nothing more.
+                break
             try:
                 self.proto.dataReceived(chunk)
             except Exception as e:
@@ -467,9 +528,13 @@ class Run:
             if not model.ended:
                 # Before the handshake, at most one frame under the handshake
                 # limit, and its prefix, is ever held; after it, one frame
-                # under the owner's limit.
+                # under the owner's limit; on hold, the handshake limit and
+                # one read more.
                 case.assertEqual(self.pending, model.buffer)
-                case.assertLess(len(self.pending), model.limit + 4)
+                if model.state == "held":
+                    case.assertLess(len(self.pending), model.limit + len(chunk) + 1)
+                else:
+                    case.assertLess(len(self.pending), model.limit + 4)
 
     def check(self) -> None:
         """
@@ -496,7 +561,7 @@ class Run:
         refusals = [
             e for e in self.events if "refused this node" in e.get("log_format", "")
         ]
-        if model.state in ("waiting", "authenticating", "open"):
+        if model.state in ("waiting", "authenticating", "held", "open"):
             case.assertFalse(transport.disconnecting, owner.rejections)
             case.assertEqual(owner.rejections, [])
             case.assertEqual(drops, [])
@@ -546,10 +611,13 @@ class Run:
         # nothing); any other keeps its state.
         before = len(owner.rejections)
         owner.time.advance(owner.handshake_timeout)
-        if model.state in ("waiting", "authenticating"):
+        if model.state in ("waiting", "authenticating", "held"):
             case.assertTrue(transport.disconnected)
             case.assertEqual(len(owner.rejections), before + 1)
             case.assertIn("no handshake", owner.reasons[-1])
+            if model.state == "held":
+                case.assertIn("configured address", owner.reasons[-1])
+                case.assertEqual(owner.links["bob"].held, set())
         else:
             case.assertEqual(len(owner.rejections), before)
             case.assertEqual(self.proto.is_open, model.state == "open")
@@ -599,6 +667,8 @@ plausible_hellos = st.builds(
     st.sampled_from([1, 2, 2, 3]),
     small,
     st.one_of(st.just(b""), st.binary(min_size=32, max_size=32)),
+    st.sampled_from([0, 0, 1, MAX_U32]),
+    st.sampled_from([MEMBERS, MEMBERS, MEMBERS, ("alice", "bob"), ()]),
 )
 hellos = st.one_of(
     plausible_hellos,
@@ -751,6 +821,8 @@ FLAWS = [
     "incarnation",
     "received",
     "nonce",
+    "members",
+    "no members",
 ]
 
 
@@ -758,7 +830,9 @@ def greeting(opening: str, secret: bool) -> Hello:
     """
     The HELLO member C{bob} sends C{alice}, with the flaw C{opening} names.
     """
-    hello = Hello(GROUP, "bob", "alice", 2, 0, bytes(range(32)) if secret else b"")
+    hello = Hello(
+        GROUP, "bob", "alice", 2, 0, bytes(range(32)) if secret else b"", 0, MEMBERS
+    )
     evolve = attrs.evolve
     if opening == "group":
         return evolve(hello, group="another group")
@@ -776,6 +850,10 @@ def greeting(opening: str, secret: bool) -> Hello:
         return evolve(hello, received=3)
     if opening == "nonce":
         return evolve(hello, nonce=b"" if secret else bytes(32))
+    if opening == "members":
+        return evolve(hello, members=("alice", "bob"))
+    if opening == "no members":
+        return evolve(hello, members=())
     return hello
 
 
@@ -789,6 +867,8 @@ class Scenario:
     @ivar sent: How many frames this side sent on the link before.
     @ivar received: How many of the peer's frames the link holds before.
     @ivar incarnation: The peer's incarnation the link knows before.
+    @ivar reached: The incarnation this node's last dial found at the
+        peer's address before, if any.
     @ivar items: The peer's frames, as L{build} makes them.
     @ivar tail: Hostile bytes after them, if any.
     @ivar cut: How the transport splits the bytes; see L{chunked}.
@@ -802,6 +882,7 @@ class Scenario:
     items: list[Item]
     tail: bytes
     cut: list[int] | int
+    reached: int | None
 
 
 scenarios = st.builds(
@@ -814,6 +895,7 @@ scenarios = st.builds(
     items,
     st.one_of(st.just(b""), st.just(b""), hostile_tokens),
     cuts,
+    st.sampled_from([None, 2, 2, 2, 3]),
 )
 
 
@@ -903,6 +985,8 @@ class FrameSequenceTests(SynchronousTestCase):
             send(link, n + 1)
         link.received = scenario.received
         link.incarnation = scenario.incarnation
+        if scenario.reached is not None:
+            reach(owner, "bob", scenario.reached)
         run = Run(self, owner, side, handshake=scenario.opening == "handshake")
         frames = build(scenario.items, link.received)
         if scenario.opening not in (None, "handshake"):
@@ -1138,6 +1222,8 @@ class TLSPair:
     def __init__(self, bob_group: str = GROUP) -> None:
         self.alice = FakeOwner("alice", incarnation=1)
         self.bob = FakeOwner("bob", incarnation=2, group=bob_group)
+        # Bob's own dial found alice (incarnation 1) at her address.
+        reach(self.bob, "alice", 1)
         self.client, self.client_wire, self.dialer = over_tls(self.alice, "bob")
         self.server, self.server_wire, self.acceptor = over_tls(self.bob)
         self.pump()

@@ -371,3 +371,36 @@ class FutureFrameTests(SynchronousTestCase):
         self.assertEqual(b.view, View(1, ("a", "b")))
         # The waiting frame was taken in: b now holds a's message.
         self.assertEqual([m.payload for m in b.engine.undelivered()], [b"in view 1"])
+
+
+class StuckFlushTests(SynchronousTestCase):
+    def test_inquiry_makes_the_coordinator_run_a_ballot(self) -> None:
+        """
+        A member wedged by a ballot that died (its proposer came back and
+        no one suspects anyone) asks everyone; the coordinator, which
+        suspects nobody and is not wedged, runs a ballot for it, so the
+        member does not stay wedged for ever.
+        """
+        group = Group("abc")
+        a, b = group.members["a"], group.members["b"]
+        b.receive_control("c", Propose(0, (5, "c"), ("a", "b", "c"), ()), 1.0)
+        b.take_control()
+        self.assertEqual(b.state, FLUSHING)
+        self.assertEqual(a.state, NORMAL)
+        a.receive_control("b", Inquire(0, ()), 2.0)
+        group.pump(2.0)
+        self.assertIn("Propose", group.kinds())
+        for m in group.members.values():
+            self.assertEqual((m.state, m.view), (NORMAL, View(1, ("a", "b", "c"))))
+
+    def test_inquiry_leaves_other_members_alone(self) -> None:
+        """
+        Only the coordinator answers an inquiry with a ballot; the others
+        neither propose nor start waiting for one (waiting in vain would
+        make them suspect the coordinator).
+        """
+        group = Group("abc")
+        c = group.members["c"]
+        c.receive_control("b", Inquire(0, ()), 2.0)
+        self.assertEqual([m for _, m in c.take_control() if isinstance(m, Propose)], [])
+        self.assertIsNone(c.deadline)

@@ -454,10 +454,11 @@ class BadInputTests(GroupTestCase):
             a = group.nodes["a"]
             await a.multicast(b"before")
             await group.nodes["b"].stopService()
+            # At b's address, where a's dials find it to be a new incarnation.
             b2 = MulticastNode(
                 "b",
                 {"a": TCP4ClientEndpoint(reactor, "127.0.0.1", group.ports["a"])},
-                None,
+                f"tcp:{group.ports['b']}:interface=127.0.0.1",
                 reactor,
             )
             b2.startService()
@@ -904,7 +905,11 @@ class MutualTLSTests(GroupTestCase):
             b = load_identity(where, "b")
             impostor = MulticastNode(
                 "c",
-                {"a": TCP4ClientEndpoint(reactor, "127.0.0.1", ports["a"])},
+                # The same members as the group, or it is refused for that.
+                {
+                    "a": TCP4ClientEndpoint(reactor, "127.0.0.1", ports["a"]),
+                    "b": "tcp:127.0.0.1:1",
+                },
                 None,
                 reactor,
                 tls=TLSIdentity("c", b.ca, b.own),

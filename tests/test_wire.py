@@ -5,7 +5,9 @@ Tests for L{isis_twisted.wire}: the frame codec.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -17,6 +19,7 @@ from isis_twisted.wire import (
     DATA,
     DATA_OVERHEAD,
     HELLO,
+    MAX_MEMBERS,
     MAX_NAME,
     MAX_U64,
     MESSAGE_OVERHEAD,
@@ -74,7 +77,11 @@ def name(raw: bytes) -> bytes:
 
 
 def hello_bytes(
-    group: bytes, member: bytes, peer: bytes = b"p", incarnation: int = 1
+    group: bytes,
+    member: bytes,
+    peer: bytes = b"p",
+    incarnation: int = 1,
+    members: tuple[bytes, ...] = (),
 ) -> bytes:
     """
     A HELLO frame built by hand, so its names may be invalid.
@@ -87,6 +94,9 @@ def hello_bytes(
         + name(peer)
         + u64(incarnation)
         + u64(0)
+        + u32(0)
+        + u16(len(members))
+        + b"".join(map(name, members))
     )
 
 
@@ -106,6 +116,7 @@ def bad_hellos(bad: bytes) -> list[bytes]:
 SAMPLES: list[WireFrame] = [
     Hello("chat", "alice", "bob", 0x0123456789ABCDEF, 7),
     Hello("gröup", "mémber-☃-𝄞", "𝄞-pëer", MAX_U64, MAX_U64),
+    Hello("chat", "alice", "bob", 1, 2, b"", MAX_U32, ("alice", "bob", "é")),
     Data(3, 2, Frame(1, 9, ((8, b"hi"), (9, b"")))),
     Data(1, 0, Frame(0, 0, ())),
     Data(MAX_U64, MAX_U64, Frame(MAX_U32, MAX_U64, ((MAX_U64, b"\x00\xff"),))),
@@ -152,9 +163,28 @@ class RoundTripTests(SynchronousTestCase):
         wide_name = "é" * 127 + "a"
         self.assertEqual(len(wide_name.encode("utf-8")), MAX_NAME)
         raw = self.assertRoundTrips(Hello(ascii_name, wide_name, ascii_name, 1, 2))
-        self.assertEqual(len(raw), 2 + 3 * (2 + MAX_NAME) + 16)
+        self.assertEqual(len(raw), 2 + 3 * (2 + MAX_NAME) + 22)
         raw = self.assertRoundTrips(Hello(wide_name, ascii_name, wide_name, 1, 2))
-        self.assertEqual(len(raw), 2 + 3 * (2 + MAX_NAME) + 16)
+        self.assertEqual(len(raw), 2 + 3 * (2 + MAX_NAME) + 22)
+        members = (ascii_name, wide_name)
+        raw = self.assertRoundTrips(Hello("g", "m", "p", 1, 2, b"", 0, members))
+        self.assertEqual(len(raw), 2 + 3 * 3 + 22 + 2 * (2 + MAX_NAME))
+
+    def test_hello_member_lists(self) -> None:
+        """
+        A HELLO carries its sender's view id and member list, in sorted
+        order, non-ASCII names included; an empty list is a list too.
+        """
+        for view, members in [
+            (0, ()),
+            (1, ("a",)),
+            (7, ("alice", "bob", "carol")),
+            (MAX_U32, ("Zoë", "a", "é", "𝄞")),
+            (3, tuple(f"m{i:04}" for i in range(300))),
+        ]:
+            hello = Hello("g", "a", "b", 1, 2, b"", view, members)
+            self.assertRoundTrips(hello)
+            self.assertRoundTrips(attrs.evolve(hello, nonce=b"n" * 32))
 
     def test_data_no_messages(self) -> None:
         raw = self.assertRoundTrips(Data(1, 0, Frame(0, 5)))
@@ -259,9 +289,13 @@ class RoundTripTests(SynchronousTestCase):
             )
 
 
+DOC = Path(__file__).resolve().parent.parent / "docs" / "wire.md"
+
 # The golden frames, written out byte by byte from the layout in the
 # module docstring (and docs/wire.md).
-GOLDEN_HELLO = Hello("chat", "alice", "bob", 0x0123456789ABCDEF, 7)
+GOLDEN_HELLO = Hello(
+    "chat", "alice", "bob", 0x0123456789ABCDEF, 7, b"", 1, ("alice", "bob", "carol")
+)
 GOLDEN_HELLO_BYTES = bytes.fromhex(
     "02"  # version
     "01"  # type: HELLO
@@ -273,6 +307,14 @@ GOLDEN_HELLO_BYTES = bytes.fromhex(
     "626f62"  # peer: "bob"
     "0123456789abcdef"  # incarnation
     "0000000000000007"  # received
+    "00000001"  # view
+    "0003"  # members: 3
+    "0005"  # first member's length: 5
+    "616c696365"  # "alice"
+    "0003"  # second member's length: 3
+    "626f62"  # "bob"
+    "0005"  # third member's length: 5
+    "6361726f6c"  # "carol"
 )
 
 GOLDEN_DATA = Data(3, 2, Frame(1, 9, ((8, b"hi"), (9, b"")), (5, 0x0102)))
@@ -326,8 +368,24 @@ class GoldenTests(SynchronousTestCase):
         self.assertEqual(MAX_U64, 2**64 - 1)
 
     def test_hello(self) -> None:
-        self.assertEqual(len(GOLDEN_HELLO_BYTES), 36)
+        self.assertEqual(len(GOLDEN_HELLO_BYTES), 61)
         self.assertGolden(GOLDEN_HELLO, GOLDEN_HELLO_BYTES)
+
+    def test_documented(self) -> None:
+        """
+        docs/wire.md shows the golden HELLO's bytes, field by field and as a
+        hex dump with its length prefix.
+        """
+        section = DOC.read_text("utf-8").split("### HELLO")[1].split("### DATA")[0]
+        blocks = section.split("```")[1::2]
+        fields = bytes.fromhex(
+            "".join(line[:26] for line in blocks[0].splitlines() if line.strip())
+        )
+        self.assertEqual(fields, GOLDEN_HELLO_BYTES)
+        dump = bytes.fromhex(
+            "".join(line[10:59] for line in blocks[1].splitlines() if line[:1] == "0")
+        )
+        self.assertEqual(dump, u32(len(GOLDEN_HELLO_BYTES)) + GOLDEN_HELLO_BYTES)
 
     def test_data(self) -> None:
         self.assertEqual(len(GOLDEN_DATA_BYTES), 78)
@@ -483,6 +541,41 @@ class DecodeErrorTests(SynchronousTestCase):
         self.assertEqual(
             decode(hello_bytes(b"g", b"m", b"p", 5)), Hello("g", "m", "p", 5, 0)
         )
+        self.assertEqual(
+            decode(hello_bytes(b"g", b"m", b"p", 5, (b"a", b"b"))),
+            Hello("g", "m", "p", 5, 0, b"", 0, ("a", "b")),
+        )
+
+    def test_bad_member_lists(self) -> None:
+        """
+        A member list's names are names (1 to 255 bytes of UTF-8), in
+        strictly increasing order: one encoding per list.
+        """
+        for members in [
+            (b"",),
+            (b"a", b""),
+            (b"a" * (MAX_NAME + 1),),
+            (b"\xff",),
+            (b"b", b"a"),
+            (b"a", b"a"),
+            (b"a", b"c", b"b"),
+            ("é".encode(), b"z"),
+        ]:
+            error = self.assertWireError(
+                hello_bytes(b"g", b"m", b"p", 1, members), BadFieldError
+            )
+            self.assertIn("member list", str(error))
+
+    def test_member_list_cut_short(self) -> None:
+        """
+        A count of names beyond what the bytes hold, or a name cut short, is
+        truncated, however large the count.
+        """
+        whole = hello_bytes(b"g", b"m", b"p", 1, (b"a", b"bc"))
+        head = whole[: -(2 + 2 + 1 + 2 + 2)]
+        for count in [3, 1000, 65535]:
+            self.assertWireError(head + u16(count) + whole[-7:], TruncatedFrameError)
+        self.assertWireError(whole[:-1], TruncatedFrameError)
 
     def test_empty_names(self) -> None:
         for raw in bad_hellos(b""):
@@ -523,8 +616,8 @@ class DecodeErrorTests(SynchronousTestCase):
         """
         whole = hello_bytes(b"g", b"m", b"p")
         names_end = 2 + 3 * (2 + 1)
-        self.assertEqual(len(whole), names_end + 16)
-        for cut in [names_end, names_end + 8, len(whole) - 1]:
+        self.assertEqual(len(whole), names_end + 22)
+        for cut in [names_end, names_end + 8, names_end + 16, len(whole) - 1]:
             error = self.assertWireError(whole[:cut], TruncatedFrameError)
             self.assertIn("counters", str(error))
 
@@ -579,6 +672,22 @@ class EncodeErrorTests(SynchronousTestCase):
         with self.assertRaises(ValueError):
             encode(Hello("g", "m", "\udfff", 1, 0))
 
+    def test_bad_member_lists(self) -> None:
+        """
+        The encoder refuses a member list the decoder would refuse: a bad
+        name, an unsorted list, a repeated name, or too many names.
+        """
+        for members in [
+            ("",),
+            ("a" * (MAX_NAME + 1),),
+            ("b", "a"),
+            ("a", "a"),
+            tuple(f"{i:05}" for i in range(MAX_MEMBERS + 1)),
+        ]:
+            with self.assertRaises(ValueError) as caught:
+                encode(Hello("g", "m", "p", 1, 0, b"", 0, members))
+            self.assertIn("member list", str(caught.exception))
+
 
 # -- hypothesis --------------------------------------------------------------
 
@@ -591,7 +700,25 @@ reasons = st.text(st.characters(exclude_categories=["Cs"]), max_size=250)
 messages = st.tuples(u64s, st.binary(max_size=64))
 frames = st.builds(Frame, u32s, u64s, st.lists(messages, max_size=8).map(tuple))
 
-hellos = st.builds(Hello, names, names, names, u64s, u64s)
+member_lists = st.lists(names, max_size=6, unique=True).map(
+    lambda found: tuple(sorted(found))
+)
+# Without a nonce: a HELLO cut before its optional nonce is a whole HELLO,
+# so only these are cut at every byte (SecretFrameTests covers nonces).
+hellos = st.builds(
+    Hello, names, names, names, u64s, u64s, st.just(b""), u32s, member_lists
+)
+nonce_hellos = st.builds(
+    Hello,
+    names,
+    names,
+    names,
+    u64s,
+    u64s,
+    st.binary(min_size=1, max_size=64),
+    u32s,
+    member_lists,
+)
 datas = st.builds(Data, u64s, u64s, frames)
 acks = st.builds(Ack, u64s)
 refuses = st.builds(Refuse, reasons)
@@ -654,6 +781,19 @@ class PropertyTests(SynchronousTestCase):
                 DATA_OVERHEAD
                 + sum(MESSAGE_OVERHEAD + len(p) for _, p in frame.frame.messages),
             )
+
+    @settings(max_examples=200, deadline=None)
+    @given(nonce_hellos, st.lists(mutations, max_size=4))
+    def test_helloWithNonce(
+        self, hello: Hello, changes: list[tuple[str, int, int]]
+    ) -> None:
+        """
+        A HELLO with a nonce round-trips; changed, it decodes to a canonical
+        frame or raises a L{WireError}.
+        """
+        raw = encode(hello)
+        self.assertEqual(decode(raw), hello)
+        self.assertDecodesOrWireError(mutate(raw, changes))
 
     @settings(max_examples=300, deadline=None)
     @given(st.binary(max_size=200))
