@@ -115,6 +115,7 @@ class ProcessGroup:
         self.processes: dict[str, NodeProcess] = {}
         self.clients: dict[str, ClientProtocol] = {}
         self.proxies: dict[tuple[str, str], LinkProxy] = {}
+        self._stopped = False
 
     async def start(self, timeout: float = 60.0) -> None:
         """
@@ -236,8 +237,12 @@ class ProcessGroup:
     async def stop(self) -> None:
         """
         Close the clients, stop every member still running (SIGCONT first,
-        for one that was stopped) and close the proxies.
+        for one that was stopped) and close the proxies.  Once is enough:
+        later calls do nothing.
         """
+        if self._stopped:
+            return
+        self._stopped = True
         for client in self.clients.values():
             await client.close()
         for proc in self.processes.values():
