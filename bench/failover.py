@@ -243,14 +243,17 @@ class ProcessGroup:
         if self._stopped:
             return
         self._stopped = True
-        for client in self.clients.values():
-            await client.close()
-        for proc in self.processes.values():
-            if not proc.ended.called:
-                proc.transport.signalProcess(signal.SIGCONT)  # type: ignore[union-attr]
-        await stop_processes(self.reactor, self.processes)
-        for proxy in self.proxies.values():
-            await proxy.close()
+        try:
+            for client in self.clients.values():
+                await client.close()
+            for proc in self.processes.values():
+                if not proc.ended.called:
+                    proc.transport.signalProcess(signal.SIGCONT)  # type: ignore[union-attr]
+        finally:
+            # Whatever happened above, no member outlives the run.
+            await stop_processes(self.reactor, self.processes)
+            for proxy in self.proxies.values():
+                await proxy.close()
 
 
 @attrs.define
@@ -331,6 +334,12 @@ class Load:
         """
         return all(self.members[n].in_flight == 0 for n in names)
 
+    def owed(self) -> int:
+        """
+        How many multicasts each member should have made by now.
+        """
+        return int((self.reactor.seconds() - self._started) * self.rate)
+
     def sent_by(self, names: Iterable[str]) -> int:
         """
         How many multicasts the members C{names} made.
@@ -338,7 +347,7 @@ class Load:
         return sum(self.members[n].sent for n in names)
 
     def _tick(self) -> None:
-        owed = int((self.reactor.seconds() - self._started) * self.rate)
+        owed = self.owed()
         for m in self.members.values():
             if not m.active:
                 continue
@@ -466,7 +475,7 @@ async def failover_run(
         await group.start()
         load = Load(reactor, group.clients, rate)
         load.start()
-        await pause(reactor, 1.0)  # past the start's first burst
+        await pause(reactor, 2.0)  # past the start's first burst
         t0, s0 = reactor.seconds(), await group.statuses(survivors)
         await pause(reactor, before)
         t1, s1 = reactor.seconds(), await group.statuses(survivors)
@@ -485,7 +494,20 @@ async def failover_run(
             if now > killed + 60:
                 raise TimeoutError(f"no view without {victim} after 60 s: {seen}")
             await pause(reactor, 0.02)
-        await pause(reactor, 1.0)
+
+        def caught_up() -> bool:
+            # What was owed during the pause is sent and answered: from
+            # here the survivors carry the load as it comes.
+            owed, slack = load.owed(), rate / 20
+            return all(
+                owed - load.members[n].sent <= slack
+                and load.members[n].in_flight <= slack
+                for n in survivors
+            )
+
+        await poll(reactor, _true(caught_up), 60, "the survivors to catch up")
+        caught = reactor.seconds()
+        await pause(reactor, 0.5)
         t2, s2 = reactor.seconds(), await group.statuses(survivors)
         await pause(reactor, after)
         t3, s3 = reactor.seconds(), await group.statuses(survivors)
@@ -521,6 +543,7 @@ async def failover_run(
         "flush_s": max(final[n]["last_view_change_s"] for n in survivors),
         "flush_seen_s": None if suspected is None else installed - suspected,
         "view_changes": max(final[n]["view_changes"] for n in survivors),
+        "catch_up_s": caught - installed,
         "before_per_s": per_s(s0, s1) / (t1 - t0),
         "after_per_s": per_s(s2, s3) / (t3 - t2),
         "survivor_failures": sum(
@@ -547,20 +570,26 @@ def table(rows: Sequence[dict[str, Any]], suspect_after: float) -> str:
     A Markdown table: per group size, the runs' figures (median and worst).
     """
     lines = [
-        "| n | kills | delivery pause p50 / max (s) | target | flush p50 / max (ms)"
-        " | flush seen from outside p50 (ms) | deliveries/s per survivor before"
-        " / after | checker |",
-        "|---:|---:|---|---|---|---:|---|---|",
+        "| n | kills | delivery pause p50 / max (s) | target | kill to first"
+        " suspicion p50 (s) | flush p50 / max (ms) | flush seen from outside p50"
+        " (ms) | deliveries/s per survivor before / after | checker |",
+        "|---:|---:|---|---|---:|---|---:|---|---|",
     ]
     for nodes in sorted({r["nodes"] for r in rows}):
         mine = [r for r in rows if r["nodes"] == nodes]
         pauses = [r["pause_s"] for r in mine]
         flushes = [r["flush_s"] * 1000 for r in mine]
         seen = [r["flush_seen_s"] * 1000 for r in mine if r["flush_seen_s"] is not None]
+        detect = [
+            r["kill_to_suspicion_s"]
+            for r in mine
+            if r["kill_to_suspicion_s"] is not None
+        ]
         ok = sum(r["check"]["ok"] for r in mine)
         lines.append(
             f"| {nodes} | {len(mine)} | {_p50(pauses):.2f} / {max(pauses):.2f}"
             f" | <= {suspect_after + 0.5:.1f} s"
+            f" | {f'{_p50(detect):.2f}' if detect else '-'}"
             f" | {_p50(flushes):.0f} / {max(flushes):.0f}"
             f" | {f'{_p50(seen):.0f}' if seen else '-'}"
             f" | {_p50([r['before_per_s'] for r in mine]):,.0f}"

@@ -21,15 +21,17 @@ from typing import Any
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from isis_twisted.checker import Multicast
 from isis_twisted.client import NodeError
+from isis_twisted.engine import Delivery
 from isis_twisted.localcluster import poll
 from tests.test_node import deferred
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from failover import Load, ProcessGroup, judge
+from failover import Load, ProcessGroup, failover_run, judge, resumed_after
 
 reactor: Any = _reactor
 
@@ -355,6 +357,133 @@ class PartitionTests(ProcessMembershipTestCase):
             for name in small:
                 self.assertEqual(len(histories[name]), blocked[name]["delivered"])
                 self.assertGreater(len(histories["a"]), len(histories[name]))
+
+        return deferred(run())
+
+
+def _history(*ids: str) -> list[Delivery]:
+    """
+    A history of messages named C{"a@1"}, ..., with payloads C{b"a1"}, ...
+    """
+    out = []
+    for i, name in enumerate(ids, 1):
+        sender, clock = name.split("@")
+        out.append(Delivery(i, sender, int(clock), f"{sender}{clock}".encode()))
+    return out
+
+
+class JudgeTests(SynchronousTestCase):
+    """
+    L{judge}, on made-up histories: each of its rules fails a run that
+    breaks it.
+    """
+
+    confirmed = (Multicast("a", 1, b"a1"), Multicast("b", 2, b"b2"))
+
+    def test_good(self) -> None:
+        """
+        Survivors that agree, a departed member's prefix, every confirmed
+        message delivered: OK.
+        """
+        verdict = judge(
+            {
+                "a": _history("a@1", "b@2", "a@3"),
+                "b": _history("a@1", "b@2", "a@3"),
+                "c": _history("a@1"),
+            },
+            {"c"},
+            self.confirmed,
+        )
+        self.assertTrue(verdict.ok, verdict.summary())
+        self.assertEqual(verdict.nodes, ("a", "b", "c"))
+        self.assertEqual(verdict.deliveries, 7)
+
+    def test_departed_not_a_prefix(self) -> None:
+        """
+        A departed member that delivered what the survivors did not (or in
+        another order) breaks uniformity.
+        """
+        verdict = judge(
+            {
+                "a": _history("a@1", "b@2"),
+                "b": _history("a@1", "b@2"),
+                "c": _history("b@2"),
+            },
+            {"c"},
+            [],
+        )
+        self.assertEqual(len(verdict.by_guarantee("uniformity")), 2)
+
+    def test_confirmed_not_delivered(self) -> None:
+        """
+        A message confirmed to a client that a survivor never delivered
+        breaks validity, once per survivor.
+        """
+        verdict = judge(
+            {"a": _history("a@1"), "b": _history("a@1"), "c": _history("a@1", "b@2")},
+            {"c"},
+            self.confirmed,
+        )
+        self.assertEqual(len(verdict.by_guarantee("validity")), 2)
+        self.assertIn("b@2", str(verdict.by_guarantee("validity")[0]))
+
+    def test_survivors_disagree(self) -> None:
+        """
+        Survivors that delivered in different orders break total order.
+        """
+        verdict = judge(
+            {"a": _history("a@1", "b@2"), "b": _history("b@2", "a@1")}, (), []
+        )
+        self.assertTrue(verdict.by_guarantee("total order"))
+
+    def test_nobody_stays(self) -> None:
+        """
+        With every member departed, each must be a prefix of the longest.
+        """
+        good = {"a": _history("a@1", "b@2"), "b": _history("a@1"), "c": _history()}
+        self.assertTrue(judge(good, "abc", []).ok)
+        bad = {"a": _history("a@1", "b@2"), "b": _history("b@2")}
+        self.assertTrue(judge(bad, "ab", []).by_guarantee("uniformity"))
+
+
+class ResumedAfterTests(SynchronousTestCase):
+    def test_longest_gap(self) -> None:
+        """
+        Deliveries resume at the end of the longest gap after the kill, not
+        at the first delivery after it (what was held everywhere already).
+        """
+        times = [0.9, 1.0, 1.01, 1.02, 4.0, 4.001, 4.002, 4.5]
+        self.assertEqual(resumed_after(times, 1.0), 4.0)
+        self.assertEqual(resumed_after([1.0, 3.0], 0.5), 3.0)
+        self.assertRaises(ValueError, resumed_after, [0.5], 1.0)
+
+
+class FailoverRunTests(TestCase):
+    timeout = 120
+
+    def test_figures(self) -> None:
+        """
+        One benchmark run at n = 3: the pause covers the silence before the
+        suspicion, the flush was measured by every survivor, the survivors
+        carried the load on, and the logs passed the checker.
+        """
+
+        async def run() -> None:
+            workdir = Path(self.mktemp()).resolve()
+            workdir.mkdir(parents=True)
+            row = await failover_run(
+                reactor, 3, "b", workdir, RATE, FAST, before=0.5, after=0.5
+            )
+            self.assertTrue(row["check"]["ok"], row["check"]["summary"])
+            self.assertGreater(row["pause_s"], 0.6)
+            self.assertGreater(row["kill_to_suspicion_s"], 0.5)
+            self.assertGreater(row["flush_s"], 0)
+            self.assertEqual(row["view_changes"], 1)
+            self.assertEqual(row["survivor_failures"], 0)
+            # Three senders before, two after, at RATE each (give or take
+            # the catching up after the pause).
+            self.assertGreater(row["before_per_s"], 2 * RATE)
+            self.assertGreater(row["after_per_s"], RATE)
 
         return deferred(run())
 
