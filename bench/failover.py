@@ -182,6 +182,16 @@ class ProcessGroup:
             max(1.0, deadline - self.reactor.seconds()),
             "every member to connect to every other",
         )
+        # A member that started more than --suspect-after after the others
+        # was left out before it was ever heard: a run that began so would
+        # measure (or test) something else.
+        started = await self.statuses(self.names)
+        changed = {n: s["view_members"] for n, s in started.items() if s["view"]}
+        if changed:
+            raise RuntimeError(
+                f"the group changed view while starting (its members started"
+                f" further apart than --suspect-after): {changed}"
+            )
 
     async def status(self, name: str) -> dict[str, Any]:
         """

@@ -7,7 +7,7 @@ that leave must say why and deliver nothing new; what any member delivered
 must be a prefix of what the group delivered.  Every run is judged over the
 members' C{jsonl:} logs by L{failover.judge}, the benchmark's own verdict.
 
-Timing is short (heartbeats every 0.1 s, suspicion after 0.6 s); nothing
+Timing is short (heartbeats every 0.1 s, suspicion after 1 s); nothing
 waits by sleeping: every wait polls the members' status with a deadline.
 """
 
@@ -35,9 +35,12 @@ from failover import Load, ProcessGroup, failover_run, judge, resumed_after
 
 reactor: Any = _reactor
 
-FAST = ["--heartbeat=0.1", "--suspect-after=0.6", "--flush-timeout=0.5"]
+FAST = ["--heartbeat=0.1", "--suspect-after=1.0", "--flush-timeout=0.5"]
 """
-Every member's timing: a silent member is suspected within about 0.7 s.
+Every member's timing: a silent member is suspected within about 1.1 s.
+Not shorter: members are suspected from their own start when never heard,
+and five of them starting at once on a busy 2-core machine may be ready
+more than half a second apart.
 """
 
 RATE = 150.0
@@ -325,6 +328,57 @@ class PauseTests(ProcessMembershipTestCase):
         return deferred(run())
 
 
+class UntoldTests(ProcessMembershipTestCase):
+    """
+    A member left out while nothing was multicast must still find out.
+    Today it does not (see C{todo}): it hears the others' heartbeats, which
+    carry no view, and the others drop its frames of the old view without
+    a word, so it stays "normal" in view 0 and its multicasts wait for
+    ever.
+    """
+
+    todo = (
+        "a member left out hears nothing of the later view while the group"
+        " is idle; Membership.receive_data drops its old-view frames silently"
+    )
+
+    async def told(self, group: ProcessGroup, name: str) -> None:
+        """
+        Member C{name}, left out, refuses a multicast as out of the group,
+        and its status says it was removed.
+        """
+        late = group.clients[name].multicast(b"from the left-out member")
+        timeout = reactor.callLater(3, late.cancel)
+        try:
+            error = await self.assertFailure(late, NodeError)
+        finally:
+            if timeout.active():
+                timeout.cancel()
+        self.assertIn("is out of the group", str(error))
+        said = await group.statuses([name])
+        self.assertEqual(said[name]["state"], "removed")
+
+    def test_paused_while_idle(self) -> Deferred[None]:
+        """
+        SIGSTOP a member of an idle group past --suspect-after, then
+        SIGCONT: it was left out, and must say so.
+        """
+
+        async def run() -> None:
+            group = await self.group(3)
+            group.signal("c", signal.SIGSTOP)
+            await self.until(
+                group,
+                ["a", "b"],
+                lambda s: all(x["view_members"] == ["a", "b"] for x in s.values()),
+                "a and b to leave c out",
+            )
+            group.signal("c", signal.SIGCONT)
+            await self.told(group, "c")
+
+        return deferred(run())
+
+
 class PartitionTests(ProcessMembershipTestCase):
     def test_three_and_two(self) -> Deferred[None]:
         """
@@ -461,7 +515,7 @@ class ResumedAfterTests(SynchronousTestCase):
 class FailoverRunTests(TestCase):
     timeout = 120
 
-    def test_figures(self) -> None:
+    def test_figures(self) -> Deferred[None]:
         """
         One benchmark run at n = 3: the pause covers the silence before the
         suspicion, the flush was measured by every survivor, the survivors
@@ -475,8 +529,8 @@ class FailoverRunTests(TestCase):
                 reactor, 3, "b", workdir, RATE, FAST, before=0.5, after=0.5
             )
             self.assertTrue(row["check"]["ok"], row["check"]["summary"])
-            self.assertGreater(row["pause_s"], 0.6)
-            self.assertGreater(row["kill_to_suspicion_s"], 0.5)
+            self.assertGreater(row["pause_s"], 1.0)
+            self.assertGreater(row["kill_to_suspicion_s"], 0.9)
             self.assertGreater(row["flush_s"], 0)
             self.assertEqual(row["view_changes"], 1)
             self.assertEqual(row["survivor_failures"], 0)
