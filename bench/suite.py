@@ -142,6 +142,7 @@ def run_members(
     rate: float,
     work: Path,
     profile: Path | None = None,
+    timing: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """
     Start one process per member of a C{system} group, wait for all of
@@ -152,6 +153,8 @@ def run_members(
     @param messages: Multicasts (or appends) per member.
     @param rate: Multicasts per second per member, or 0 for saturation.
     @param profile: A directory for a pyinstrument profile of member "a".
+    @param timing: More bench_node options (C{--heartbeat},
+        C{--suspect-after}) for our members.
     @raise BenchmarkError: If a member failed.
     """
     names = list(NAMES[:nodes])
@@ -184,6 +187,7 @@ def run_members(
                 f"--peers={peers}",
                 f"--mode={system}",
                 f"--rate={rate}",
+                *timing,
             ]
             if profile is not None and name == "a":
                 profile.mkdir(parents=True, exist_ok=True)
@@ -287,6 +291,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s_per_1000": mean("cpu_s_per_1000"),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
         "wall_s": max(r["wall_s"] for r in rows),
+        # A member's own failure detector, for our runs (none fails, so any
+        # suspicion is a false one).
+        "suspicions": sum(r.get("suspicions", 0) for r in rows),
+        "view_changes": max(r.get("view_changes", 0) for r in rows),
     }
 
 
@@ -298,13 +306,18 @@ def one_run(
     messages: int,
     rate: float = 0.0,
     profile: Path | None = None,
+    timing: Sequence[str] = (),
 ) -> dict[str, Any]:
     """
     Run, check and summarise one group.
+
+    @param timing: See L{run_members}.
     """
     with tempfile.TemporaryDirectory(prefix="isis-bench-") as tmp:
         work = Path(tmp)
-        rows = run_members(system, nodes, payload, messages, rate, work, profile)
+        rows = run_members(
+            system, nodes, payload, messages, rate, work, profile, timing
+        )
         verdict: dict[str, Any] | None = None
         if system != "raw":
             try:
@@ -435,6 +448,14 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
     Every run of the suite, in order, as (description, thunk).
     """
     runs: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    timing = [
+        f"--{name}={value}"
+        for name, value in (
+            ("heartbeat", args.heartbeat),
+            ("suspect-after", args.suspect_after),
+        )
+        if value is not None
+    ]
     for nodes in args.nodes:
         for payload in args.payloads:
             count = messages_for(payload, args.messages, args.budget)
@@ -458,6 +479,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                             pcount,
                             0.0,
                             None if system.startswith("pysyncobj") else args.profile,
+                            timing,
                         ),
                     )
                 )
@@ -468,7 +490,16 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                 (
                     f"fixed rate: {system}, n={nodes},"
                     f" {args.rate:,.0f} msg/s per member",
-                    partial(one_run, "rate", system, nodes, 100, count, args.rate),
+                    partial(
+                        one_run,
+                        "rate",
+                        system,
+                        nodes,
+                        100,
+                        count,
+                        args.rate,
+                        timing=timing,
+                    ),
                 )
             )
     if args.client_messages:
@@ -563,6 +594,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[100_000, 2_000_000],
         help="messages in all, for the memory runs (n=3)",
     )
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        help="our members' heartbeat, seconds (default: the node's)",
+    )
+    parser.add_argument(
+        "--suspect-after",
+        type=float,
+        help="our members' --suspect-after, seconds (default: the node's); a"
+        " suspicion in these runs is a false one",
+    )
     parser.add_argument("--out", type=Path, default=DOCS)
     parser.add_argument("--no-charts", dest="charts", action="store_false")
     parser.add_argument(
@@ -621,11 +663,17 @@ def one_line(row: dict[str, Any]) -> str:
     A run's main figures on one line, for the progress display.
     """
     lat = row["latency_ms"]
-    return (
+    line = (
         f"{row['deliveries_per_s_per_node']:,.0f} deliveries/s per node,"
         f" {row['mb_per_s_per_node']:.2f} MB/s, latency p50 {lat['p50']:.2f}"
         f" p99 {lat['p99']:.2f} ms, peak RSS {row['peak_rss_mb']:.0f} MB"
     )
+    if row.get("suspicions") or row.get("view_changes"):
+        line += (
+            f", FALSE SUSPICIONS {row['suspicions']},"
+            f" view changes {row['view_changes']}"
+        )
+    return line
 
 
 def add_ratios(results: list[dict[str, Any]]) -> None:
