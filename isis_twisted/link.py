@@ -1198,8 +1198,9 @@ class PeerProtocol(Int32StringReceiver):
     def _mac(self, role: bytes) -> bytes:
         """
         The MAC that the side in C{role} sends: over both HELLOs' names,
-        incarnations and nonces, so that it proves the secret for this
-        connection only and a recorded handshake cannot be replayed.
+        incarnations and nonces and the member list, so that it proves the
+        secret for this connection only and a recorded handshake cannot be
+        replayed.
         """
         hello = self._hello
         secret = self.owner.secret
@@ -1212,9 +1213,16 @@ class PeerProtocol(Int32StringReceiver):
             dialer, acceptor = hello.member, self.owner.me
             nonces = hello.nonce + self._nonce
             incarnations = (hello.incarnation, self.owner.incarnation)
+        # The member list too: both sides checked that the HELLOs' lists are
+        # their own, and the MAC proves that neither HELLO's was changed on
+        # the way.
+        members = b"".join(
+            len(raw).to_bytes(2, "big") + raw
+            for raw in (name.encode() for name in sorted(self.owner.members))
+        )
         transcript = b"".join(
             [
-                b"isis-twisted auth 1\0",
+                b"isis-twisted auth 2\0",
                 role,
                 b"\0",
                 *(
@@ -1228,6 +1236,8 @@ class PeerProtocol(Int32StringReceiver):
                 ),
                 incarnations[0].to_bytes(8, "big"),
                 incarnations[1].to_bytes(8, "big"),
+                len(self.owner.members).to_bytes(2, "big"),
+                members,
             ]
         )
         return hmac.new(secret, transcript, hashlib.sha256).digest()

@@ -2489,6 +2489,36 @@ class GroupSecretTests(SynchronousTestCase):
         self.assertEqual(b.links["alice"].incarnation, 1)
         self.assertIsNotNone(b.links["alice"].inbound)
 
+    def test_member_list_covered(self) -> None:
+        """
+        A HELLO's member list changed on the way (here so that two members
+        started with different lists seem to agree) fails the secret check:
+        each side's MAC covers its own list.
+        """
+        a = FakeOwner("alice", incarnation=1, secret=SECRET, members=("alice", "bob"))
+        b = FakeOwner("bob", incarnation=2, secret=SECRET)
+        reach(b, "alice", 1)
+
+        def forge(raw: bytes, members: tuple[str, ...]) -> bytes:
+            frames = [decode(f) for f in split(raw)]
+            return prefixed(
+                *(
+                    attrs.evolve(f, members=members) if isinstance(f, Hello) else f
+                    for f in frames
+                )
+            )
+
+        dialer, dialer_io = dialed(a)
+        acceptor, acceptor_io = accepted(b)
+        acceptor.dataReceived(forge(dialer_io.value(), MEMBERS))
+        dialer_io.clear()
+        dialer.dataReceived(forge(acceptor_io.value(), ("alice", "bob")))
+        acceptor_io.clear()
+        acceptor.dataReceived(dialer_io.value())
+        self.assertEqual(b.reasons, ["failed the group secret check"])
+        self.assertIsNone(b.links["alice"].inbound)
+        self.assertEqual(a.rejections, [])
+
     def test_data_before_proof_refused(self) -> None:
         b = FakeOwner("bob", incarnation=2, secret=SECRET)
         acceptor, _ = accepted(b)
