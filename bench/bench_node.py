@@ -151,7 +151,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         sender.stop()
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
-    peers_status = node.status().peers
+    status = node.status()
+    peers_status = status.peers
     frames = sum(p.frames_out for p in peers_status.values())
     wire_bytes = sum(p.bytes_out for p in peers_status.values())
 
@@ -173,8 +174,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         "cpu_s_per_1000": cpu / counter.count * 1000,
         "peak_rss_mb": peak_rss_mb(),
         "wall_s": wall,
-        "suspicions": status["suspicions"],
-        "view_changes": status["view_changes"],
+        "suspicions": status.suspicions,
+        "view_changes": status.view_changes,
     }
     out.write_text(json.dumps(result) + "\n")
     # Stay until every member has finished: a peer may still be waiting

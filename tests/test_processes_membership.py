@@ -330,17 +330,10 @@ class PauseTests(ProcessMembershipTestCase):
 
 class UntoldTests(ProcessMembershipTestCase):
     """
-    A member left out while nothing was multicast must still find out.
-    Today it does not (see C{todo}): it hears the others' heartbeats, which
-    carry no view, and the others drop its frames of the old view without
-    a word, so it stays "normal" in view 0 and its multicasts wait for
-    ever.
+    A member left out while nothing was multicast must still find out:
+    every member that installs the view sends it a GONE, and its links
+    carry it once it is heard from again.
     """
-
-    todo = (
-        "a member left out hears nothing of the later view while the group"
-        " is idle; Membership.receive_data drops its old-view frames silently"
-    )
 
     async def told(self, group: ProcessGroup, name: str) -> None:
         """
