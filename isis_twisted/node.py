@@ -71,6 +71,13 @@ The shortest group secret accepted, in bytes.
 """
 
 
+STARTUP_GRACE = 10
+"""
+How many times C{suspect_after} a member never heard from since this node
+started is given before it is suspected.
+"""
+
+
 class NodeStoppedError(Exception):
     """
     The node is stopped, or stopped before the message was sent: the group
@@ -569,10 +576,11 @@ class MulticastNode(MultiService):
         connections for L{suspect_after} seconds, and trust again the
         suspected ones (whoever suspected them) heard from lately.
 
-        A member never heard from since this node started is not suspected
-        by it: view 0 forms once every member has been heard from, however
-        far apart they were started (a member that others heard from and
-        then lost is suspected by them, and they say so).
+        A member never heard from since this node started is suspected only
+        after L{STARTUP_GRACE} times L{suspect_after}: members started by
+        hand a little apart all make view 0, and one that never comes (or
+        was started with another member list) is still left out in the
+        end.
         """
         membership = self.membership
         if membership.state == REMOVED:
@@ -583,8 +591,11 @@ class MulticastNode(MultiService):
         for name in membership.peers:
             link = self.links[name]
             if link.last_heard is None:
-                continue
-            quiet = now - link.last_heard
+                quiet = now - self._started_at
+                if quiet < STARTUP_GRACE * self.suspect_after:
+                    continue
+            else:
+                quiet = now - link.last_heard
             if name in suspects:
                 if self._hears(name, now):
                     back.append(name)
