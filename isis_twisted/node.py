@@ -465,9 +465,10 @@ class MulticastNode(MultiService):
         for name, message in membership.take_control():
             links[name].send_control(message)
         records = membership.take_deliveries()
+        taken = self._reactor.seconds() if self._closing_since is not None else 0.0
         for record in records:
             if isinstance(record, ViewChange):
-                self._view_installed(record)
+                self._view_installed(record, taken)
             else:
                 self._deliver(record)
         if records and self.history.has_subscribers:
@@ -530,9 +531,13 @@ class MulticastNode(MultiService):
         self.membership.tick(self._reactor.seconds())
         self._schedule_turn()
 
-    def _view_installed(self, change: ViewChange) -> None:
-        now = self._reactor.seconds()
-        took = now - self._closing_since if self._closing_since is not None else 0.0
+    def _view_installed(self, change: ViewChange, installed: float) -> None:
+        # Timed to when the membership installed it, not to when the
+        # messages the view closed with were handed out: those waited for
+        # the member that left, and handing them out is the handlers' work.
+        took = (
+            installed - self._closing_since if self._closing_since is not None else 0.0
+        )
         self._closing_since = None
         self.last_flush = took
         left = [n for n in self._view_members if n not in change.members]
