@@ -12,7 +12,7 @@ asked for them.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -71,12 +71,20 @@ class DeliveryHistory:
         Keep one more record of the stream and pass it to the subscribers
         that want it.
         """
-        is_delivery = type(record) is Delivery
+        self.extend((record,))
+
+    def extend(self, records: Sequence[Record]) -> None:
+        """
+        Keep a turn's records of the stream and pass them, in order, to the
+        subscribers that want them.
+
+        One call per turn rather than per record: at saturation a node
+        delivers a hundred thousand records a second.
+        """
         if self._size:
             kept = self._kept
-            kept.append(record)
-            if is_delivery:
-                self._bytes += len(record.payload)  # type: ignore[union-attr]
+            kept.extend(records)
+            self._bytes += sum(len(r.payload) for r in records if type(r) is Delivery)
             while len(kept) > self._size or self._bytes > self._limit:
                 old = kept.popleft()
                 if type(old) is Delivery:
@@ -84,17 +92,19 @@ class DeliveryHistory:
         # Most nodes have no subscriber: spare them a copy per delivery.
         if not self._subscribers:
             return
-        for sub in list(self._subscribers.values()):
-            if record.index < sub.first or not (is_delivery or sub._views):
-                continue
-            try:
-                sub._callback(record)
-            except Exception:
-                self._log.failure(
-                    "subscriber failed on record {index}; unsubscribed it",
-                    index=record.index,
-                )
-                sub.cancel()
+        for record in records:
+            is_delivery = type(record) is Delivery
+            for sub in list(self._subscribers.values()):
+                if record.index < sub.first or not (is_delivery or sub._views):
+                    continue
+                try:
+                    sub._callback(record)
+                except Exception:
+                    self._log.failure(
+                        "subscriber failed on record {index}; unsubscribed it",
+                        index=record.index,
+                    )
+                    sub.cancel()
 
     def turn_done(self) -> None:
         """

@@ -471,8 +471,21 @@ class MulticastNode(MultiService):
                 self._view_installed(record, taken)
             else:
                 self._deliver(record)
-        if records and self.history.has_subscribers:
-            self.history.turn_done()
+        if records:
+            history = self.history
+            history.extend(records)
+            if history.has_subscribers:
+                history.turn_done()
+            # Last: a caller resumed by its multicast's Deferred finds the
+            # record already in the history and passed to every handler.
+            pending = self._pending
+            if pending:
+                me = self.me
+                for record in records:
+                    if type(record) is Delivery and record.sender == me:
+                        d = pending.pop(record.clock, None)
+                        if d is not None:
+                            d.callback(record)
         self._watch_membership()
         # Acknowledgements taken this turn may have made room that no link
         # reported (it never looked full, counting this turn's admissions).
@@ -573,7 +586,6 @@ class MulticastNode(MultiService):
                     handler=handler,
                     view=change.view,
                 )
-        self.history.add(change)
 
     def _detect(self, now: float) -> None:
         """
@@ -644,11 +656,6 @@ class MulticastNode(MultiService):
                     handler=handler,
                     index=record.index,
                 )
-        self.history.add(record)
-        if record.sender == self.me:
-            d = self._pending.pop(record.clock, None)
-            if d is not None:
-                d.callback(record)
 
     # -- subscriptions ----------------------------------------------------
 
