@@ -33,7 +33,7 @@ from twisted.plugin import IPlugin, getPlugins
 from zope.interface import implementer
 
 from isis_twisted.checker import record_to_json
-from isis_twisted.engine import Delivery, ViewChange
+from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import (
     IDeliveryHandler,
     IDeliveryHandlerFactory,
@@ -191,13 +191,7 @@ class JsonLinesHandler:
             written then.
         @raise OSError: If writing fails (a full disk, for example).
         """
-        if self._file is None:
-            raise RuntimeError(
-                f"JSON-lines handler for {self.path} is closed;"
-                f" delivery #{record.index} was not written"
-            )
-        self._file.write(record_to_json(record) + "\n")
-        self._file.flush()
+        self._write(record, f"delivery #{record.index}")
 
     def view_changed(self, change: ViewChange) -> None:
         """
@@ -208,12 +202,14 @@ class JsonLinesHandler:
             written then.
         @raise OSError: If writing fails (a full disk, for example).
         """
+        self._write(change, f"view {change.view}")
+
+    def _write(self, record: Record, what: str) -> None:
         if self._file is None:
             raise RuntimeError(
-                f"JSON-lines handler for {self.path} is closed;"
-                f" view {change.view} was not written"
+                f"JSON-lines handler for {self.path} is closed; {what} was not written"
             )
-        self._file.write(record_to_json(change) + "\n")
+        self._file.write(record_to_json(record) + "\n")
         self._file.flush()
 
     def close(self) -> None:

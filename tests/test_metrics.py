@@ -53,14 +53,24 @@ class Body(Protocol):
 class MetricsTests(TestCase):
     timeout = 60
 
+    async def watched(
+        self, names: list[str], **options: Any
+    ) -> tuple[LocalGroup, CollectorRegistry]:
+        """
+        A started group (stopped at cleanup) and a registry collecting its
+        first member's metrics.
+        """
+        group = LocalGroup(reactor, names, **options)
+        await group.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(group.stop()))
+        registry = CollectorRegistry()
+        registry.register(NodeCollector(group.nodes[names[0]]))
+        return group, registry
+
     def test_counters_follow_the_node(self) -> Deferred[None]:
         async def go() -> None:
-            group = LocalGroup(reactor, ["a", "b"])
-            await group.start()
-            self.addCleanup(lambda: Deferred.fromCoroutine(group.stop()))
+            group, registry = await self.watched(["a", "b"])
             a = group.nodes["a"]
-            registry = CollectorRegistry()
-            registry.register(NodeCollector(a))
             before = generate_latest(registry).decode()
             self.assertEqual(sample(before, "isis_multicasts_total", member="a"), 0)
             await gatherResults([a.multicast(b"x" * 10) for _ in range(5)])
@@ -89,19 +99,14 @@ class MetricsTests(TestCase):
         """
 
         async def go() -> None:
-            group = LocalGroup(
-                reactor,
+            group, registry = await self.watched(
                 ["a", "b", "c"],
                 heartbeat=0.1,
                 silence=1.0,
                 suspect_after=0.5,
                 flush_timeout=0.5,
             )
-            await group.start()
-            self.addCleanup(lambda: Deferred.fromCoroutine(group.stop()))
             a = group.nodes["a"]
-            registry = CollectorRegistry()
-            registry.register(NodeCollector(a))
             before = generate_latest(registry).decode()
             self.assertEqual(sample(before, "isis_view", member="a"), 0)
             self.assertEqual(sample(before, "isis_view_members", member="a"), 3)
