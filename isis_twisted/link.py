@@ -528,8 +528,8 @@ class PeerLink:
             return None
         return (
             f"member {self.name!r} came back as a new incarnation: it restarted"
-            " and lost its state, so it cannot rejoin without a membership"
-            " change (restart the whole group)"
+            " and lost its state, and a member cannot join a running group yet"
+            " (restart the whole group)"
         )
 
     def claimant(self, incarnation: int) -> str:
