@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from isis_twisted.certs import TLSIdentity, client_endpoint, server_factory
+from isis_twisted.detector import FailureDetector
 from isis_twisted.engine import (
     Delivery,
     Engine,
@@ -68,13 +69,6 @@ The default bound, in bytes, of each peer's resend buffer.
 MIN_SECRET = 16
 """
 The shortest group secret accepted, in bytes.
-"""
-
-
-STARTUP_GRACE = 10
-"""
-How many times C{suspect_after} a member never heard from since this node
-started is given before it is suspected.
 """
 
 
@@ -271,15 +265,14 @@ class MulticastNode(MultiService):
         self.silence = silence
         self._beat: LoopingCall | None = None
         self._started_at = reactor.seconds()
+        self.detector = FailureDetector(suspect_after, heartbeat, self._started_at)
         self._reported: dict[str, float] = {}
         self._dialers: list[ClientService] = []
         self._factories: list[PeerFactory] = []
         self._membership_call: IDelayedCall | None = None
         self._membership_deadline: float | None = None
-        self._suspected: dict[str, float] = {}
         self._closing_since: float | None = None
         self.last_flush: float | None = None
-        self.suspicions = 0
         self._told_removed = False
         self._view_members = self.members
 
@@ -422,8 +415,7 @@ class MulticastNode(MultiService):
         idle link carries one every heartbeat).
         """
         link = self.links.get(name)
-        heard = link.last_heard if link is not None else None
-        return heard is not None and now - heard < 2 * self.heartbeat
+        return self.detector.hears(link.last_heard if link else None, now)
 
     def link_has_room(self) -> None:
         """
@@ -560,9 +552,7 @@ class MulticastNode(MultiService):
             gone = set(left)
             for key in [k for k in self._arrived if k[1] in gone]:
                 del self._arrived[key]
-        for name in list(self._suspected):
-            if name not in change.members:
-                del self._suspected[name]
+        self.detector.keep_only(change.members)
         self._log.warn(
             "member {me!r} installed view {view} of {members}{left}, starting at"
             " index {index}; the view change took {ms:.0f} ms",
@@ -589,51 +579,33 @@ class MulticastNode(MultiService):
 
     def _detect(self, now: float) -> None:
         """
-        Suspect the members of the view that were silent on both
-        connections for L{suspect_after} seconds, and trust again the
-        suspected ones (whoever suspected them) heard from lately.
-
-        A member never heard from since this node started is suspected only
-        after L{STARTUP_GRACE} times L{suspect_after}: members started by
-        hand a little apart all make view 0, and one that never comes (or
-        was started with another member list) is still left out in the
-        end.
+        Ask the failure detector (L{isis_twisted.detector}) whom to suspect
+        and whom to trust again, say so, and tell the membership.
         """
         membership = self.membership
         if membership.state == REMOVED:
             return
-        suspects = membership.suspects
-        back: list[str] = []
-        silent: list[str] = []
-        for name in membership.peers:
-            link = self.links[name]
-            if link.last_heard is None:
-                quiet = now - self._started_at
-                if quiet < STARTUP_GRACE * self.suspect_after:
-                    continue
-            else:
-                quiet = now - link.last_heard
-            if name in suspects:
-                if self._hears(name, now):
-                    back.append(name)
-            elif quiet >= self.suspect_after and name not in self._suspected:
-                self._suspected[name] = now
-                self.suspicions += 1
-                self._log.warn(
-                    "member {me!r} suspects {peer!r}: silent for {seconds:.1f} s;"
-                    " starting a view change without it",
-                    me=self.me,
-                    peer=name,
-                    seconds=quiet,
-                )
-                silent.append(name)
+        links = self.links
+        verdict = self.detector.look(
+            now,
+            [(name, links[name].last_heard) for name in membership.peers],
+            membership.suspects,
+        )
+        for name, quiet in verdict.silent:
+            self._log.warn(
+                "member {me!r} suspects {peer!r}: silent for {seconds:.1f} s;"
+                " starting a view change without it",
+                me=self.me,
+                peer=name,
+                seconds=quiet,
+            )
+        silent = [name for name, _ in verdict.silent]
+        back = verdict.back
         if silent:
             # All at once too: one by one, the first would start a view
             # change without that one alone.
             membership.suspect(*silent, now=now)
         if back:
-            for name in back:
-                self._suspected.pop(name, None)
             self._log.info(
                 "member {me!r} hears from {peers} again and trusts them",
                 me=self.me,
@@ -732,6 +704,7 @@ class MulticastNode(MultiService):
             for name, link in self.links.items()
         }
         membership = self.membership
+        suspected = self.detector.suspected
         return NodeStatus(
             member=self.me,
             group=self.group,
@@ -741,13 +714,11 @@ class MulticastNode(MultiService):
             state=membership.state,
             removed_because=membership.reason,
             suspects={
-                name: round(now - self._suspected[name], 3)
-                if name in self._suspected
-                else None
+                name: round(now - suspected[name], 3) if name in suspected else None
                 for name in sorted(membership.suspects)
             },
             view_changes=membership.view_changes,
-            suspicions=self.suspicions,
+            suspicions=self.detector.suspicions,
             last_view_change_s=(
                 round(self.last_flush, 4) if self.last_flush is not None else None
             ),
@@ -831,6 +802,7 @@ class MulticastNode(MultiService):
         super().startService()  # type: ignore[no-untyped-call]
         self._start_listening()
         self._started_at = self._reactor.seconds()
+        self.detector.started = self._started_at
         # A node started again with its state gives its peers the time to
         # be heard from before it suspects them.
         for link in self.links.values():

@@ -124,9 +124,11 @@ class MetricsTests(TestCase):
             self.assertEqual(sample(text, "isis_view_changes_total", member="a"), 1)
             # a may have learned of the suspicion from b, which counts it.
             self.assertEqual(
-                sample(text, "isis_suspicions_total", member="a"), a.suspicions
+                sample(text, "isis_suspicions_total", member="a"), a.detector.suspicions
             )
-            self.assertGreaterEqual(a.suspicions + group.nodes["b"].suspicions, 1)
+            self.assertGreaterEqual(
+                a.detector.suspicions + group.nodes["b"].detector.suspicions, 1
+            )
             self.assertGreater(
                 sample(text, "isis_last_view_change_seconds", member="a"), 0
             )

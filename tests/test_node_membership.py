@@ -329,7 +329,7 @@ class DetectorTests(TestCase):
         self.addCleanup(node.stopService)
         for _ in range(48):
             clock.advance(0.1)
-        self.assertEqual(node.suspicions, 0)
+        self.assertEqual(node.detector.suspicions, 0)
         self.assertEqual(node.membership.suspects, set())
         node.links["b"].last_heard = clock.seconds()
         for _ in range(3):
@@ -339,6 +339,6 @@ class DetectorTests(TestCase):
         self.assertEqual(node.membership.suspects, {"c"})
         for _ in range(3):
             clock.advance(0.1)
-        self.assertEqual(node.suspicions, 2)
+        self.assertEqual(node.detector.suspicions, 2)
         self.assertEqual(node.membership.suspects, {"b", "c"})
         self.assertEqual(set(node.status().suspects), {"b", "c"})
