@@ -119,19 +119,29 @@ class CheckResult:
         """
         return tuple(v for v in self.violations if v.guarantee == guarantee)
 
+    def _head(self) -> str:
+        """
+        The start of the verdict line: what was checked over.
+        """
+        return (
+            f"{len(self.nodes)} nodes, {self.messages} messages, "
+            f"{self.deliveries} deliveries: "
+        )
+
+    def _checked(self) -> str:
+        """
+        The guarantees an OK verdict names.
+        """
+        return "total order, agreement, integrity, FIFO, causality, indices"
+
     def summary(self, limit: int = 20) -> str:
         """
         A human-readable report: a verdict line, then up to C{limit}
         violations.
         """
-        head = (
-            f"{len(self.nodes)} nodes, {self.messages} messages, "
-            f"{self.deliveries} deliveries: "
-        )
+        head = self._head()
         if self.ok:
-            return head + (
-                "OK (total order, agreement, integrity, FIFO, causality, indices)"
-            )
+            return head + f"OK ({self._checked()})"
         lines = [head + f"{len(self.violations)} violations"]
         lines.extend(f"  {v}" for v in self.violations[:limit])
         if len(self.violations) > limit:

@@ -133,29 +133,19 @@ class ViewCheckResult(CheckResult):
     final_view: int
     liveness: bool
 
-    def summary(self, limit: int = 20) -> str:
-        """
-        A human-readable report: a verdict line, then up to C{limit}
-        violations.
-        """
-        head = (
+    def _head(self) -> str:
+        return (
             f"{len(self.nodes)} nodes, {self.views} views (final {self.final_view}),"
             f" {self.messages} messages, {self.deliveries} deliveries: "
         )
-        if self.ok:
-            checked = (
-                "total order, integrity, FIFO, causality, indices, view agreement,"
-                " membership, primary component, same view, view synchrony,"
-                " uniformity"
-            )
-            if self.liveness:
-                checked += ", liveness"
-            return head + f"OK ({checked})"
-        lines = [head + f"{len(self.violations)} violations"]
-        lines.extend(f"  {v}" for v in self.violations[:limit])
-        if len(self.violations) > limit:
-            lines.append(f"  ... and {len(self.violations) - limit} more")
-        return "\n".join(lines)
+
+    def _checked(self) -> str:
+        checked = (
+            "total order, integrity, FIFO, causality, indices, view agreement,"
+            " membership, primary component, same view, view synchrony,"
+            " uniformity"
+        )
+        return checked + ", liveness" if self.liveness else checked
 
 
 @attrs.define
