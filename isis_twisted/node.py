@@ -381,9 +381,9 @@ class MulticastNode(MultiService):
         """
         if self._stopped:
             raise ProtocolError(peer, "this node is stopped")
-        self.membership.receive_data(peer, frame, self._reactor.seconds())
+        now = self._reactor.seconds()
+        self.membership.receive_data(peer, frame, now)
         if frame.messages and frame.view == self.membership.view.id:
-            now = self._reactor.seconds()
             arrived = self._arrived
             for stamp, _ in frame.messages:
                 arrived[(stamp, peer)] = now
