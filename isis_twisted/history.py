@@ -66,13 +66,6 @@ class DeliveryHistory:
         self._kept: deque[Record] = deque()
         self._subscribers: dict[int, Subscription] = {}
 
-    def add(self, record: Record) -> None:
-        """
-        Keep one more record of the stream and pass it to the subscribers
-        that want it.
-        """
-        self.extend((record,))
-
     def extend(self, records: Sequence[Record]) -> None:
         """
         Keep a turn's records of the stream and pass them, in order, to the

@@ -25,8 +25,7 @@ class DeliveryHistoryTests(SynchronousTestCase):
         and the error says where to resume.
         """
         history = DeliveryHistory("a", 3, 1 << 20)
-        for i in range(1, 6):
-            history.add(delivery(i))
+        history.extend([delivery(i) for i in range(1, 6)])
         got: list[Any] = []
         history.subscribe(3, 5, got.append)
         self.assertEqual([r.index for r in got], [3, 4, 5])
@@ -38,8 +37,7 @@ class DeliveryHistoryTests(SynchronousTestCase):
         Payload bytes bound what is kept too.
         """
         history = DeliveryHistory("a", 100, 25)
-        for i in range(1, 5):
-            history.add(delivery(i, 10))
+        history.extend([delivery(i, 10) for i in range(1, 5)])
         got: list[Any] = []
         history.subscribe(3, 4, got.append)
         self.assertEqual([r.index for r in got], [3, 4])
@@ -51,14 +49,14 @@ class DeliveryHistoryTests(SynchronousTestCase):
         asked for them, and to no one else.
         """
         history = DeliveryHistory("a", 10, 1 << 20)
-        history.add(delivery(1))
+        history.extend([delivery(1)])
         change = ViewChange(1, ("a", "b"), 2)
-        history.add(change)
+        history.extend([change])
         plain: list[Any] = []
         views: list[Any] = []
         history.subscribe(1, 1, plain.append)
         history.subscribe(1, 1, views.append, views=True)
-        history.add(delivery(2))
+        history.extend([delivery(2)])
         self.assertEqual(plain, [delivery(1), delivery(2)])
         self.assertEqual(views, [delivery(1), change, delivery(2)])
 
@@ -68,12 +66,12 @@ class DeliveryHistoryTests(SynchronousTestCase):
         callback runs after the replay and after every turn.
         """
         history = DeliveryHistory("a", 10, 1 << 20)
-        history.add(delivery(1))
+        history.extend([delivery(1)])
         got: list[Any] = []
         flushes: list[int] = []
         history.subscribe(None, 1, got.append, lambda: flushes.append(len(got)))
         self.assertEqual((got, flushes), ([], [0]))
-        history.add(delivery(2))
+        history.extend([delivery(2)])
         history.turn_done()
         self.assertEqual(([r.index for r in got], flushes), ([2], [0, 1]))
 
@@ -90,9 +88,9 @@ class DeliveryHistoryTests(SynchronousTestCase):
         history.subscribe(None, 0, boom)
         got: list[Any] = []
         sub = history.subscribe(None, 0, got.append)
-        history.add(delivery(1))
+        history.extend([delivery(1)])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        history.add(delivery(2))
+        history.extend([delivery(2)])
         self.assertEqual([r.index for r in got], [1, 2])
         sub.cancel()
         self.assertFalse(history.has_subscribers)
