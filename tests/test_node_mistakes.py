@@ -192,17 +192,25 @@ class SecondClaimantTests(TestCase):
         self.assertEqual(group.nodes["a"].rejections, 0)
         self.assertTrue(all(not d.called for d in group.pending["a2"]))
 
+    def with_claimant(self) -> tuple[Events, Group]:
+        """
+        Members a, b and c, and a claimant "a2" started as a with the same
+        peers, none of them started yet; and the log events to watch.
+        """
+        events = Events(self)
+        group = Group(self)
+        for name in "abc":
+            group.add(name, name, [p for p in "abc" if p != name])
+        group.add("a2", "a", "bc")
+        return events, group
+
     def test_claimant_after_the_group(self) -> Deferred[None]:
         """
         The claimant starts once the group is up: refused at once.
         """
 
         async def run() -> None:
-            events = Events(self)
-            group = Group(self)
-            for name in "abc":
-                group.add(name, name, [p for p in "abc" if p != name])
-            group.add("a2", "a", "bc")
+            events, group = self.with_claimant()
             await group.start("a", "b", "c")
             await group.until(
                 lambda: all(
@@ -229,11 +237,7 @@ class SecondClaimantTests(TestCase):
         """
 
         async def run() -> None:
-            events = Events(self)
-            group = Group(self)
-            for name in "abc":
-                group.add(name, name, [p for p in "abc" if p != name])
-            group.add("a2", "a", "bc")
+            events, group = self.with_claimant()
             await group.start("b", "c")
             await group.start("a2", reachable=False)
             await group.until(
