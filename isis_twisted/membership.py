@@ -414,7 +414,7 @@ class Membership:
 
     def _wait(self, now: float) -> None:
         if self._wait_until is None:
-            self._wait_until = now + 2 * self.flush_timeout
+            self.wait_for_coordinator(now)
 
     def _choose(self, members: tuple[str, ...], promises: list[Promise]) -> Proposal:
         """
@@ -473,7 +473,7 @@ class Membership:
             return
         self._promised = propose.ballot
         self._wedge()
-        self._wait_until = now + 2 * self.flush_timeout
+        self.wait_for_coordinator(now)
         holdings = self._holdings()
         if sender != self.me:
             # What the coordinator already holds (its receipt horizons, in
@@ -509,7 +509,7 @@ class Membership:
         self._promised = accept.ballot
         self._accepted = (accept.ballot, accept.proposal)
         self._wedge()
-        self._wait_until = now + 2 * self.flush_timeout
+        self.wait_for_coordinator(now)
         if sender == self.me:
             self._ballots.accepted(self.me, Accepted(self.view.id, accept.ballot), now)
         else:
