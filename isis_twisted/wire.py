@@ -49,8 +49,8 @@ HELLO, DATA, ACK, REFUSE, AUTH = 1, 2, 3, 4, 5
 CONTROL = 6
 """
 The type of CONTROL frames, the membership protocol's messages.  Their codec
-is L{isis_twisted.control}; L{decode_any} hands them to it, L{decode}
-refuses them until links carry them.
+is L{isis_twisted.control}; L{decode_any}, which links use, hands them to
+it, and L{decode} (the frames of this module only) refuses them.
 """
 
 _PREFIX = struct.Struct(">BB")
@@ -442,8 +442,8 @@ def decode(raw: bytes) -> WireFrame:
 
 def decode_any(raw: bytes) -> WireFrame | ControlFrame:
     """
-    Decode the bytes inside one length prefix, CONTROL frames included
-    (L{decode} refuses those until links carry them).
+    Decode the bytes inside one length prefix, CONTROL frames included:
+    what a link reads (L{decode} takes only this module's frames).
 
     @param raw: The frame's bytes.
     @return: The frame: a L{WireFrame}, or an
