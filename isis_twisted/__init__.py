@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from isis_twisted.checker import CheckResult, check
-    from isis_twisted.engine import Delivery, Engine, Frame, ViewChange
+    from isis_twisted.engine import Delivery, Engine, Frame, StreamPosition, ViewChange
     from isis_twisted.interfaces import (
         HistoryGoneError,
         IDeliveryHandler,
         IDeliveryHandlerFactory,
+        IDurableHandler,
         IOrderedMulticast,
+        IViewHandler,
     )
     from isis_twisted.membership import Membership, NotDeliveringError
     from isis_twisted.node import (
@@ -42,11 +44,14 @@ _WHERE = {
     "HistoryGoneError": "interfaces",
     "IDeliveryHandler": "interfaces",
     "IDeliveryHandlerFactory": "interfaces",
+    "IDurableHandler": "interfaces",
     "IOrderedMulticast": "interfaces",
+    "IViewHandler": "interfaces",
     "Membership": "membership",
     "MulticastNode": "node",
     "NodeStoppedError": "node",
     "NotDeliveringError": "membership",
+    "StreamPosition": "engine",
     "View": "views",
     "ViewChange": "engine",
     "check": "checker",
@@ -63,11 +68,14 @@ __all__ = [
     "HistoryGoneError",
     "IDeliveryHandler",
     "IDeliveryHandlerFactory",
+    "IDurableHandler",
     "IOrderedMulticast",
+    "IViewHandler",
     "Membership",
     "MulticastNode",
     "NodeStoppedError",
     "NotDeliveringError",
+    "StreamPosition",
     "View",
     "ViewChange",
     "check",

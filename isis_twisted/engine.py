@@ -118,6 +118,38 @@ What a delivery stream holds: deliveries, and view changes between them.
 
 
 @attrs.frozen
+class StreamPosition:
+    """
+    How far into a group's delivery stream a durable handler got: where a
+    member that restarts resumes.
+
+    A view change comes before the delivery whose index it carries, so the
+    last delivery's index alone does not say whether the view change after
+    it was recorded too; the last view id does.
+
+    @ivar index: The index of the last delivery recorded (0: none).
+    @ivar view: The id of the last view change recorded (0: none; view 0
+        is never a record of its own).
+    @ivar last: The sender and clock of the delivery at C{index}, which
+        tells a file of this group's stream from one of another group or
+        of an earlier life of this one; L{None} if C{index} is 0.
+    """
+
+    index: int = 0
+    view: int = 0
+    last: tuple[str, int] | None = None
+
+    def after(self, record: Record) -> bool:
+        """
+        Whether C{record} comes after this position in the stream (it has
+        not been recorded yet).
+        """
+        if isinstance(record, Delivery):
+            return record.index > self.index
+        return record.index > self.index and record.view > self.view
+
+
+@attrs.frozen
 class Message:
     """
     A message held by the engine and not yet delivered.

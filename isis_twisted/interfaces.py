@@ -37,7 +37,7 @@ from zope.interface import Attribute, Interface
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from isis_twisted.engine import Delivery, ViewChange
+    from isis_twisted.engine import Delivery, StreamPosition, ViewChange
 
 
 class IDeliveryHandler(Interface):
@@ -77,6 +77,29 @@ class IViewHandler(IDeliveryHandler):
 
         @param change: The new view's C{view} id, its C{members} in rank
             order and the C{index} its first delivery will carry.
+        """
+
+
+class IDurableHandler(IViewHandler):
+    """
+    A delivery handler that keeps what it was given (a file, a database):
+    when its member restarts, it says where it stopped, and the member
+    catches up from there before it delivers anything new, so that what the
+    handler holds ends identical to the other members'.
+
+    L{deliver} or L{view_changed} raising L{OSError} (a full disk) means the
+    record was not kept: the member stops handing out records at that one
+    and gives it again later, never skipping it.
+    """
+
+    def position() -> StreamPosition:
+        """
+        Where the handler stopped: the last delivery and view change it
+        kept, read when it opened (its own records from an earlier run) and
+        advanced by each record it keeps since.
+
+        A handler keeping a torn last record (the member crashed while
+        writing it) repairs it first: it is not part of the position.
         """
 
 
