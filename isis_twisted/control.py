@@ -4,7 +4,7 @@ The codec of CONTROL frames: the membership protocol's messages on a link.
 A CONTROL frame has the head of a DATA frame, C{version (u8) = 2, type (u8)
 = 6, seq (u64), ack (u64)}, because links number, acknowledge and resend
 control frames on the same sequence as DATA frames; then a C{kind (u8)}, 1
-to 9, naming one of the nine messages of L{isis_twisted.views}, and that
+to 15, naming one of the fifteen messages of L{isis_twisted.views}, and that
 message's fields::
 
     1 SUSPECT   view, names
@@ -17,6 +17,12 @@ message's fields::
     7 DECIDE    view, ballot, proposal, messages
     8 INQUIRE   view, held (stamps)
     9 GONE      view, latest (view id + members)
+   10 JOIN      view
+   11 WELCOME   view, latest (view id + members), first (u64), clock (u64)
+   12 LEAVE     view
+   13 FETCH     view, after (u64 index, u32 view, optional name + u64 stamp)
+   14 RECORDS   view, records, done (u8 0 or 1)
+   15 NORECORDS view, oldest (u64), reason (u16 length + UTF-8)
 
 with view ids u32; names as in L{isis_twisted.wire} (u16 length + 1 to 255
 bytes of UTF-8); a ballot u64 number + name, where the empty name (length
@@ -24,7 +30,10 @@ bytes of UTF-8); a ballot u64 number + name, where the empty name (length
 names, strictly increasing; stamps u16 count + (name, u64 stamp), names
 strictly increasing, stamps at most L{MAX_CLOCK}; messages u32 count +
 (sender name, u64 stamp, u32 length, payload); a proposal its members, cut
-and floor; an optional field a u8 flag, 0 (absent) or 1 (present).
+and floor; an optional field a u8 flag, 0 (absent) or 1 (present); records
+u32 count + each a u8 kind, 1 a delivery (u64 index, sender name, u64
+stamp, u32 length, payload) or 2 a view change (u32 view id, u64 index,
+members).
 
 The byte-by-byte description is in docs/wire.md.  Decoding is strict:
 every problem raises a L{WireError} subclass, and every value has exactly
@@ -39,7 +48,14 @@ from itertools import pairwise
 
 import attrs
 
-from isis_twisted.engine import MAX_CLOCK, Message
+from isis_twisted.engine import (
+    MAX_CLOCK,
+    Delivery,
+    Message,
+    Record,
+    StreamPosition,
+    ViewChange,
+)
 from isis_twisted.views import (
     NO_BALLOT,
     Accept,
@@ -47,15 +63,21 @@ from isis_twisted.views import (
     Ballot,
     Control,
     Decide,
+    Fetch,
     Gone,
     Inquire,
+    Join,
+    Leave,
+    NoRecords,
     Promise,
     Proposal,
     Propose,
+    Records,
     Reject,
     Stamps,
     Suspect,
     View,
+    Welcome,
 )
 from isis_twisted.wire import (
     CONTROL,
@@ -69,9 +91,23 @@ from isis_twisted.wire import (
     UnsupportedVersionError,
 )
 
-SUSPECT, PROPOSE, PROMISE, REJECT, ACCEPT, ACCEPTED, DECIDE, INQUIRE, GONE = range(
-    1, 10
-)
+(
+    SUSPECT,
+    PROPOSE,
+    PROMISE,
+    REJECT,
+    ACCEPT,
+    ACCEPTED,
+    DECIDE,
+    INQUIRE,
+    GONE,
+    JOIN,
+    WELCOME,
+    LEAVE,
+    FETCH,
+    RECORDS,
+    NORECORDS,
+) = range(1, 16)
 
 KINDS: dict[type[Control], int] = {
     Suspect: SUSPECT,
@@ -83,6 +119,12 @@ KINDS: dict[type[Control], int] = {
     Decide: DECIDE,
     Inquire: INQUIRE,
     Gone: GONE,
+    Join: JOIN,
+    Welcome: WELCOME,
+    Leave: LEAVE,
+    Fetch: FETCH,
+    Records: RECORDS,
+    NoRecords: NORECORDS,
 }
 """
 The kind byte of each control message class.
@@ -124,6 +166,12 @@ The longest payload of a message in a CONTROL frame.
 _MIN_NAME = 2
 _MIN_STAMP = _MIN_NAME + 8
 _MIN_MESSAGE = _MIN_NAME + 8 + 4
+_MIN_RECORD = 1 + 4 + 8 + 2
+_DELIVERY, _VIEW_CHANGE = 1, 2
+MAX_REASON = 0xFFFF
+"""
+The longest reason, in bytes of UTF-8, a NORECORDS message carries.
+"""
 
 
 @attrs.frozen
@@ -254,9 +302,58 @@ def _put_message(out: list[bytes], message: Control) -> None:
         _put_ballot(out, message.ballot, "the ballot")
     elif isinstance(message, Inquire):
         _put_stamps(out, message.held, "the held stamps")
-    else:
+    elif isinstance(message, Gone | Welcome):
         _put_view(out, message.latest.id)
         _put_names(out, message.latest.members, "the latest view's members")
+        if isinstance(message, Welcome):
+            _int(message.first, MAX_U64, "the first index")
+            _int(message.clock, MAX_CLOCK, "the clock")
+            out.append(_U64.pack(message.first) + _U64.pack(message.clock))
+    elif isinstance(message, Fetch):
+        _put_position(out, message.after)
+    elif isinstance(message, Records):
+        _put_records(out, message.records)
+        out.append(_U8.pack(1 if message.done else 0))
+    elif isinstance(message, NoRecords):
+        _int(message.oldest, MAX_U64, "the oldest index")
+        out.append(_U64.pack(message.oldest))
+        raw = message.reason.encode("utf-8")
+        _check(len(raw) <= MAX_REASON, "the reason is too long")
+        out.append(_U16.pack(len(raw)) + raw)
+    # JOIN and LEAVE carry their view id only.
+
+
+def _put_position(out: list[bytes], position: StreamPosition) -> None:
+    _int(position.index, MAX_U64, "the position's index")
+    out.append(_U64.pack(position.index))
+    _put_view(out, position.view)
+    if position.last is None:
+        out.append(_U8.pack(0))
+    else:
+        out.append(_U8.pack(1))
+        _put_name(out, position.last[0], "the last delivery's sender")
+        _int(position.last[1], MAX_CLOCK, "the last delivery's stamp")
+        out.append(_U64.pack(position.last[1]))
+
+
+def _put_records(out: list[bytes], records: tuple[Record, ...]) -> None:
+    _check(len(records) <= MAX_MESSAGES, "too many records for one frame")
+    out.append(_U32.pack(len(records)))
+    for r in records:
+        if isinstance(r, Delivery):
+            _int(r.index, MAX_U64, "a delivery's index")
+            out.append(_U8.pack(_DELIVERY) + _U64.pack(r.index))
+            _put_name(out, r.sender, "a delivery's sender")
+            _int(r.clock, MAX_CLOCK, "a delivery's stamp")
+            _check(len(r.payload) <= MAX_PAYLOAD, "a delivery's payload is too long")
+            out.append(_U64.pack(r.clock) + _U32.pack(len(r.payload)))
+            out.append(bytes(r.payload))
+        else:
+            out.append(_U8.pack(_VIEW_CHANGE))
+            _put_view(out, r.view)
+            _int(r.index, MAX_U64, "a view change's index")
+            out.append(_U64.pack(r.index))
+            _put_names(out, r.members, "a view change's members")
 
 
 def encode_control(frame: ControlFrame) -> bytes:
@@ -375,6 +472,45 @@ class _Reader:
             self.stamps("the proposal's floor"),
         )
 
+    def flag(self, what: str) -> bool:
+        flag = self.unpack(_U8, what)
+        if flag > 1:
+            raise BadFieldError(f"{what} is {flag}, not 0 or 1")
+        return flag == 1
+
+    def position(self) -> StreamPosition:
+        index = self.unpack(_U64, "the position's index")
+        view = self.view()
+        last = None
+        if self.flag("the last delivery flag"):
+            last = (
+                self.name("the last delivery's sender"),
+                self.clock("the last delivery's stamp"),
+            )
+        return StreamPosition(index, view, last)
+
+    def records(self) -> tuple[Record, ...]:
+        count = self.count(_U32, _MIN_RECORD, "records")
+        records: list[Record] = []
+        for _ in range(count):
+            kind = self.unpack(_U8, "a record's kind")
+            if kind == _DELIVERY:
+                index = self.unpack(_U64, "a delivery's index")
+                sender = self.name("a delivery's sender")
+                clock = self.clock("a delivery's stamp")
+                length = self.unpack(_U32, "a delivery's length")
+                payload = self.take(length, "a payload")
+                records.append(Delivery(index, sender, clock, payload))
+            elif kind == _VIEW_CHANGE:
+                view = self.view()
+                index = self.unpack(_U64, "a view change's index")
+                records.append(
+                    ViewChange(view, self.names("a view change's members"), index)
+                )
+            else:
+                raise BadFieldError(f"a record's kind is {kind}, not 1 or 2")
+        return tuple(records)
+
     def accepted(self) -> tuple[Ballot, Proposal] | None:
         flag = self.unpack(_U8, "the accepted flag")
         if flag == 0:
@@ -439,6 +575,39 @@ def _gone(r: _Reader, view: int) -> Control:
     return Gone(view, View(r.view(), r.names("the latest view's members")))
 
 
+def _join(r: _Reader, view: int) -> Control:
+    return Join(view)
+
+
+def _welcome(r: _Reader, view: int) -> Control:
+    latest = View(r.view(), r.names("the latest view's members"))
+    first = r.unpack(_U64, "the first index")
+    return Welcome(view, latest, first, r.clock("the clock"))
+
+
+def _leave(r: _Reader, view: int) -> Control:
+    return Leave(view)
+
+
+def _fetch(r: _Reader, view: int) -> Control:
+    return Fetch(view, r.position())
+
+
+def _records(r: _Reader, view: int) -> Control:
+    records = r.records()
+    return Records(view, records, r.flag("the done flag"))
+
+
+def _no_records(r: _Reader, view: int) -> Control:
+    oldest = r.unpack(_U64, "the oldest index")
+    size = r.unpack(_U16, "the reason's length")
+    try:
+        reason = r.take(size, "the reason").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadFieldError("the reason is not UTF-8") from e
+    return NoRecords(view, oldest, reason)
+
+
 _DECODERS: dict[int, Callable[[_Reader, int], Control]] = {
     SUSPECT: _suspect,
     PROPOSE: _propose,
@@ -449,6 +618,12 @@ _DECODERS: dict[int, Callable[[_Reader, int], Control]] = {
     DECIDE: _decide,
     INQUIRE: _inquire,
     GONE: _gone,
+    JOIN: _join,
+    WELCOME: _welcome,
+    LEAVE: _leave,
+    FETCH: _fetch,
+    RECORDS: _records,
+    NORECORDS: _no_records,
 }
 
 

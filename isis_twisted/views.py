@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import attrs
 
-from isis_twisted.engine import Message
+from isis_twisted.engine import Message, Record, StreamPosition
 
 Ballot = tuple[int, str]
 """
@@ -187,8 +187,99 @@ class Gone:
     latest: View
 
 
+@attrs.frozen
+class Join:
+    """
+    The sender, not a member of any view the receiver knows of (restarted
+    as a new incarnation, or left out), asks to be added.
+
+    @ivar view: The latest view id the sender knows of.
+    """
+
+    view: int
+
+
+@attrs.frozen
+class Welcome:
+    """
+    The receiver was added to C{latest}: it starts there, at index C{first}.
+
+    @ivar view: The id of C{latest} (every control message names a view).
+    @ivar latest: The view the receiver is a member of now.
+    @ivar first: The index of that view's first delivery.
+    @ivar clock: The sender's clock, for the receiver's engine to start at.
+    """
+
+    view: int
+    latest: View
+    first: int
+    clock: int
+
+
+@attrs.frozen
+class Leave:
+    """
+    The sender is stopping: leave it out of the next view now rather than
+    wait to find it silent.
+    """
+
+    view: int
+
+
+@attrs.frozen
+class Fetch:
+    """
+    A member added in view C{view} asks for the deliveries it lacks: every
+    record after C{after} and before the view change to C{view}.
+    """
+
+    view: int
+    after: StreamPosition
+
+
+@attrs.frozen
+class Records:
+    """
+    Part of the answer to a L{Fetch}: records of the stream, in order.
+
+    @ivar done: Whether these are the last ones.
+    """
+
+    view: int
+    records: tuple[Record, ...]
+    done: bool
+
+
+@attrs.frozen
+class NoRecords:
+    """
+    The answer to a L{Fetch} that the sender cannot give.
+
+    @ivar oldest: The index of the oldest delivery the sender still holds.
+    @ivar reason: Why, in plain words.
+    """
+
+    view: int
+    oldest: int
+    reason: str
+
+
 Control = (
-    Suspect | Propose | Promise | Reject | Accept | Accepted | Decide | Inquire | Gone
+    Suspect
+    | Propose
+    | Promise
+    | Reject
+    | Accept
+    | Accepted
+    | Decide
+    | Inquire
+    | Gone
+    | Join
+    | Welcome
+    | Leave
+    | Fetch
+    | Records
+    | NoRecords
 )
 """
 Every control message of the membership protocol.

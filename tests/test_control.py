@@ -29,7 +29,14 @@ from isis_twisted.control import (
     decode_control,
     encode_control,
 )
-from isis_twisted.engine import MAX_CLOCK, Frame, Message
+from isis_twisted.engine import (
+    MAX_CLOCK,
+    Delivery,
+    Frame,
+    Message,
+    StreamPosition,
+    ViewChange,
+)
 from isis_twisted.views import (
     NO_BALLOT,
     Accept,
@@ -37,15 +44,21 @@ from isis_twisted.views import (
     Ballot,
     Control,
     Decide,
+    Fetch,
     Gone,
     Inquire,
+    Join,
+    Leave,
+    NoRecords,
     Promise,
     Proposal,
     Propose,
+    Records,
     Reject,
     Stamps,
     Suspect,
     View,
+    Welcome,
 )
 from isis_twisted.wire import (
     CONTROL,
@@ -114,6 +127,22 @@ SAMPLES: list[Control] = [
     Decide(1, (2, "a"), PROPOSAL, MESSAGES),
     Inquire(1, (("a", 5), ("b", 7))),
     Gone(1, View(4, ("a", "b"))),
+    Join(3),
+    Welcome(4, View(4, ("a", "b", "c")), 81, 1200),
+    Leave(2),
+    Fetch(4, StreamPosition()),
+    Fetch(4, StreamPosition(80, 3, ("b", 77))),
+    Records(
+        4,
+        (
+            Delivery(79, "a", 70, b"x"),
+            ViewChange(3, ("a", "b"), 80),
+            Delivery(80, "b", 77, b""),
+        ),
+        False,
+    ),
+    Records(4, (), True),
+    NoRecords(4, 1001, "deliveries before index 1001 are no longer held by 'a'"),
 ]
 
 
@@ -159,9 +188,15 @@ class RoundTripTests(SynchronousTestCase):
                     Decide,
                     Inquire,
                     Gone,
+                    Join,
+                    Welcome,
+                    Leave,
+                    Fetch,
+                    Records,
+                    NoRecords,
                 ]
             ],
-            list(range(1, 10)),
+            list(range(1, 16)),
         )
         self.assertEqual(
             (SUSPECT, PROPOSE, PROMISE, REJECT, ACCEPT, ACCEPTED, DECIDE, INQUIRE),
@@ -454,7 +489,7 @@ class DecodeErrorTests(SynchronousTestCase):
                 self.assertWireError(raw + extra, TrailingBytesError)
 
     def test_unknown_kind(self) -> None:
-        for kind in [0, 10, 128, 255]:
+        for kind in [0, 16, 128, 255]:
             raw = u8(VERSION) + u8(CONTROL) + u64(1) + u64(0) + u8(kind)
             error = self.assertWireError(raw, UnknownFrameTypeError)
             self.assertIn(str(kind), str(error))
@@ -744,3 +779,30 @@ class PropertyTests(SynchronousTestCase):
         cut = data.draw(st.integers(min_value=0, max_value=len(raw) - 1), label="cut")
         with self.assertRaises(TruncatedFrameError):
             decode_control(raw[:cut])
+
+
+class JoinMessageTests(SynchronousTestCase):
+    """
+    The messages of joining and catching up refuse what they cannot carry.
+    """
+
+    def test_bad_record_kind(self) -> None:
+        raw = encode_control(frame(Records(4, (Delivery(1, "a", 1, b""),), True)))
+        kind_at = CONTROL_HEAD + 4 + 4
+        for bad in (0, 3, 255):
+            broken = raw[:kind_at] + u8(bad) + raw[kind_at + 1 :]
+            with self.assertRaises(BadFieldError):
+                decode_control(broken)
+
+    def test_bad_flags(self) -> None:
+        done = encode_control(frame(Records(4, (), True)))
+        with self.assertRaises(BadFieldError):
+            decode_control(done[:-1] + u8(2))
+        fetch = encode_control(frame(Fetch(4, StreamPosition())))
+        with self.assertRaises(BadFieldError):
+            decode_control(fetch[:-1] + u8(7))
+
+    def test_reason_not_utf8(self) -> None:
+        raw = encode_control(frame(NoRecords(4, 1, "ab")))
+        with self.assertRaises(BadFieldError):
+            decode_control(raw[:-2] + b"\xff\xfe")
