@@ -47,7 +47,9 @@ class RunningBallot:
     A ballot this member runs as coordinator.
 
     @ivar ballot: Its number and this member's name.
-    @ivar members: The next view's members it was proposed to.
+    @ivar members: The next view's members.
+    @ivar voters: Those of them in the current view: the ones it was
+        proposed to (the others are joining).
     @ivar deadline: When the step it is in times out.
     @ivar promises: The promises so far, by member.
     @ivar proposal: What it proposed, once every member promised.
@@ -57,6 +59,7 @@ class RunningBallot:
 
     ballot: Ballot
     members: tuple[str, ...]
+    voters: tuple[str, ...]
     deadline: float
     promises: dict[str, Promise] = attrs.Factory(dict)
     proposal: Proposal | None = None
@@ -68,7 +71,7 @@ class RunningBallot:
         The members that did not answer the step the ballot is in.
         """
         answered = set(self.promises) if self.proposal is None else self.accepted
-        return [n for n in self.members if n not in answered]
+        return [n for n in self.voters if n not in answered]
 
 
 def lacking(
@@ -122,9 +125,10 @@ class Coordinator:
         m = self._member
         self.last_number = max(self.last_number, promised[0]) + 1
         ballot = (self.last_number, m.me)
-        self.running = RunningBallot(ballot, members, now + m.flush_timeout)
+        voters = tuple(n for n in members if n in m.view.members)
+        self.running = RunningBallot(ballot, members, voters, now + m.flush_timeout)
         propose = Propose(m.view.id, ballot, members, stamps(m.engine.held()))
-        for name in members:
+        for name in voters:
             if name != m.me:
                 m.send(name, propose)
         m.on_propose(m.me, propose, now)
@@ -138,11 +142,11 @@ class Coordinator:
             running is None
             or promise.ballot != running.ballot
             or running.proposal is not None
-            or sender not in running.members
+            or sender not in running.voters
         ):
             return
         running.promises[sender] = promise
-        if len(running.promises) < len(running.members):
+        if len(running.promises) < len(running.voters):
             return
         m = self._member
         proposal = m._choose(running.members, list(running.promises.values()))
@@ -188,7 +192,7 @@ class Coordinator:
         m = self._member
         if not m._majority(running.accepted):
             return
-        for name in running.members:
+        for name in running.voters:
             if name != m.me:
                 # With what the member lacks again: it may have refused the
                 # Accept that carried it, having promised a later ballot.

@@ -1,8 +1,8 @@
 """
 Deterministic simulation of a group whose membership changes: every
 member's L{Membership} (engine included) over simulated links and time,
-with crashes, partitions that heal, and false suspicions, all drawn from
-one seed so that any schedule can be replayed exactly.
+with crashes, restarts, partitions that heal, and false suspicions, all
+drawn from one seed so that any schedule can be replayed exactly.
 
 Links are FIFO and, while the two ends are not cut apart, reliable (the
 link layer's promise): a partition holds frames back until it heals.  A
@@ -11,6 +11,12 @@ those in flight from it only a prefix arrives.  Each member's failure
 detector suspects a member it cannot hear (crashed, or across a
 partition) after C{suspect_after} simulated seconds, trusts it again once it
 can, and now and then suspects a live one for no reason.
+
+A crashed member may restart as a new incarnation with its history (a
+durable handler's): it asks to join, the members it can reach suspect its
+old incarnation at once (its links would say it restarted), and once
+welcomed it catches up with the records it lacks from the member that
+welcomed it, as the node's replay does.
 
 Run one seeded scenario, or many::
 
@@ -36,7 +42,7 @@ from isis_twisted.engine import (
     Record,
     ViewChange,
 )
-from isis_twisted.membership import REMOVED, Membership
+from isis_twisted.membership import JOINING, REMOVED, Membership
 from isis_twisted.viewcheck import ViewMulticast, check_views
 from isis_twisted.views import Control
 
@@ -110,7 +116,14 @@ class GroupSimulation:
     ) -> None:
         self.rng = rng
         self.names = tuple(names)
+        self._factory = factory
         self.members = {m: factory(m, names) for m in names}
+        self.restarts = 0
+        self._caught_up: set[int] = set()
+        # Per member, its incarnation; per (receiver, sender), the one the
+        # receiver's link takes frames from.
+        self.incarnation = dict.fromkeys(self.names, 0)
+        self._taken = {(d, s): 0 for s in self.names for d in self.names if s != d}
         self.histories: dict[str, list[Record]] = {m: [] for m in names}
         self.sent: list[Sent] = []
         self.crashed: set[str] = set()
@@ -143,8 +156,9 @@ class GroupSimulation:
         sender = self.members[other]
         return (
             self.reachable(other, name)
-            and sender.state != REMOVED
+            and sender.state not in (REMOVED, JOINING)
             and name in sender.view.members
+            and self._taken[(name, other)] == self.incarnation[other]
         )
 
     def partition(self, sides: list[set[str]]) -> None:
@@ -172,6 +186,33 @@ class GroupSimulation:
                 while len(frames) > keep:
                     frames.pop()
 
+    def restart(self, name: str) -> None:
+        """
+        Start crashed member C{name} again as a new incarnation that keeps
+        its history and asks to join.
+        """
+        self.crashed.discard(name)
+        self.restarts += 1
+        self.incarnation[name] += 1
+        for (src, dst), frames in self._links.items():
+            if name in (src, dst):
+                frames.clear()
+        member = self._factory(name, self.names)
+        self.members[name] = member
+        member.join(self.now)
+        for other in self.live():
+            peer = self.members[other]
+            if (
+                other != name
+                and self.reachable(name, other)
+                and name in peer.view.members
+                and peer.state != REMOVED
+            ):
+                # Its new incarnation's handshake tells the peer the old one
+                # is gone.
+                peer.suspect(name, now=self.now)
+                self._collect(other)
+
     def live(self) -> list[str]:
         """
         The members that have not crashed.
@@ -182,7 +223,28 @@ class GroupSimulation:
         """
         The links with frames in flight that can move now.
         """
-        return [k for k, q in self._links.items() if q and self.reachable(*k)]
+        return [
+            k
+            for k, q in self._links.items()
+            if q and self.reachable(*k) and not self._refused(*k)
+        ]
+
+    def _refused(self, src: str, dst: str) -> bool:
+        """
+        Whether C{dst}'s link refuses C{src}'s new incarnation for now, as
+        the node's does: while C{dst} still counts the old one a member of
+        its view.  It suspects the old one, which ends that.
+        """
+        if self._taken[(dst, src)] == self.incarnation[src]:
+            return False
+        peer = self.members[dst]
+        if src in peer.view.members and peer.state not in (REMOVED, JOINING):
+            if src not in peer.suspects:
+                peer.suspect(src, now=self.now)
+                self._collect(dst)
+            return True
+        self._taken[(dst, src)] = self.incarnation[src]
+        return False
 
     # -- members --------------------------------------------------------------
 
@@ -242,7 +304,30 @@ class GroupSimulation:
         return [m for m in self.live() if self.members[m].has_output]
 
     def _collect(self, name: str) -> None:
-        self.histories[name].extend(self.members[name].take_deliveries())
+        member = self.members[name]
+        records = member.take_deliveries()
+        if member.welcome is not None and id(member) not in self._caught_up:
+            self._caught_up.add(id(member))
+            self._catch_up(name, member.welcome[0])
+        self.histories[name].extend(records)
+
+    def _catch_up(self, name: str, giver: str) -> None:
+        """
+        Hand a member just added the records it lacks, from the history of
+        the member that welcomed it: every record after the last it holds
+        and before the view it was added to.
+        """
+        history = self.histories[name]
+        welcome = self.members[name].welcome
+        assert welcome is not None
+        index = max((r.index for r in history if isinstance(r, Delivery)), default=0)
+        view = max((r.view for r in history if isinstance(r, ViewChange)), default=0)
+        for rec in self.histories[giver]:
+            if isinstance(rec, Delivery):
+                if index < rec.index < welcome[1].first:
+                    history.append(rec)
+            elif view < rec.view < welcome[1].latest.id:
+                history.append(rec)
 
     def advance(self, dt: float, false_suspicion: float = 0.0) -> None:
         """
@@ -257,7 +342,7 @@ class GroupSimulation:
             due = [
                 (frames[0][0], link)
                 for link, frames in self._links.items()
-                if frames and self.reachable(*link)
+                if frames and self.reachable(*link) and not self._refused(*link)
             ]
             if not due:
                 break
@@ -269,7 +354,10 @@ class GroupSimulation:
         self.now = target
         for name in self.live():
             member = self.members[name]
-            if member.state == REMOVED:
+            if member.state in (REMOVED, JOINING):
+                if member.deadline is not None and member.deadline <= self.now:
+                    member.tick(self.now)
+                    self._collect(name)
                 continue
             back = []
             silent = []
@@ -305,6 +393,7 @@ class GroupSimulation:
         partitions: int = 0,
         false_suspicion: float = 0.0,
         max_steps: int = 200_000,
+        restarts: int = 0,
     ) -> bool:
         """
         Play C{plan} under a random schedule with faults, then let the
@@ -321,7 +410,7 @@ class GroupSimulation:
         weights = [rng.uniform(0.2, 1.0) for _ in range(4)]
         fault_weight = rng.uniform(0.002, 0.02)
         crashes = min(crashes, len(self.names) - 1)
-        faults_left = crashes + partitions
+        faults_left = crashes + partitions + restarts
         healing_at: float | None = None
         for _ in range(max_steps):
             if healing_at is not None and self.now >= healing_at:
@@ -367,7 +456,9 @@ class GroupSimulation:
             else:
                 faults_left -= 1
                 live = self.live()
-                if len(self.crashed) < crashes and (
+                if self.crashed and self.restarts < restarts and rng.random() < 0.5:
+                    self.restart(rng.choice(sorted(self.crashed)))
+                elif len(self.crashed) < crashes and (
                     rng.random() < 0.5 or faults_left < crashes - len(self.crashed)
                 ):
                     # Half the time, crash a member in the middle of
@@ -417,7 +508,11 @@ class GroupSimulation:
         prefix of what the members still in the group delivered or hold.
         """
         out: list[Problem] = []
-        final = [m for m in self.live() if self.members[m].state != REMOVED]
+        # A member still asking to join at the end is in no view: it is
+        # judged like one that departed.
+        final = [
+            m for m in self.live() if self.members[m].state not in (REMOVED, JOINING)
+        ]
         departed = set(self.names) - set(final)
         result = check_views(
             self.histories,
@@ -446,8 +541,15 @@ class GroupSimulation:
         ref = [_key(r) for r in reference if isinstance(r, Delivery)]
         for name in self.names:
             mine = [_key(r) for r in self.histories[name] if isinstance(r, Delivery)]
+            # By index: a member added back may hold nothing before the view
+            # it was added to.
             at = next(
-                (i for i, k in enumerate(mine) if i >= len(ref) or ref[i] != k), None
+                (
+                    i
+                    for i, k in enumerate(mine)
+                    if int(str(k[0])) - 1 >= len(ref) or ref[int(str(k[0])) - 1] != k
+                ),
+                None,
             )
             if at is not None:
                 out.append(
@@ -467,7 +569,10 @@ class GroupSimulation:
         Whether the members still in the group hold a majority of a view
         one of them is in: only then must the group go on.
         """
-        final = [m for m in self.live() if self.members[m].state != REMOVED]
+        # A member asking to join votes in no view yet.
+        final = [
+            m for m in self.live() if self.members[m].state not in (REMOVED, JOINING)
+        ]
         for name in final:
             view = self.members[name].view
             if view.majority(frozenset(final)):
@@ -528,6 +633,7 @@ class GroupOutcome:
     views: int
     crashed: tuple[str, ...]
     removed: tuple[str, ...]
+    restarts: int
     problems: tuple[Problem, ...]
     histories: dict[str, list[Record]] = attrs.field(repr=False)
     replay: str = ""
@@ -546,7 +652,7 @@ class GroupOutcome:
         lines = [
             f"seed {self.seed}: {len(self.members)} members, {self.sent} multicasts,"
             f" {self.views} view changes, crashed: {list(self.crashed)},"
-            f" removed: {list(self.removed)}",
+            f" restarts: {self.restarts}, removed: {list(self.removed)}",
         ]
         lines.extend(f"  {p}" for p in self.problems[:20])
         lines.append("OK" if self.ok else f"replay: {self.replay}")
@@ -574,7 +680,8 @@ def run_seed(
     crashes = rng.randint(0, (n - 1) // 2 + (1 if rng.random() < 0.2 else 0))
     partitions = rng.randint(0, 2)
     false_suspicion = rng.choice([0.0, 0.0, 0.002, 0.02])
-    settled = sim.run(plan, crashes, partitions, false_suspicion)
+    restarts = rng.randint(0, crashes)
+    settled = sim.run(plan, crashes, partitions, false_suspicion, restarts=restarts)
     problems = sim.problems(settled)
     return GroupOutcome(
         seed=seed,
@@ -582,6 +689,7 @@ def run_seed(
         sent=len(sim.sent),
         views=max(m.view.id for m in sim.members.values()),
         crashed=tuple(sorted(sim.crashed)),
+        restarts=sim.restarts,
         removed=tuple(sorted(m for m, s in sim.members.items() if s.state == REMOVED)),
         problems=tuple(problems),
         histories=sim.histories,

@@ -41,12 +41,15 @@ from isis_twisted.views import (
     Decide,
     Gone,
     Inquire,
+    Join,
+    Leave,
     Promise,
     Proposal,
     Propose,
     Reject,
     Suspect,
     View,
+    Welcome,
 )
 
 EngineFactory = Callable[..., Engine]
@@ -54,10 +57,16 @@ EngineFactory = Callable[..., Engine]
 Makes a view's engine: C{factory(me, members, view=, clock=, delivered=)}.
 """
 
-NORMAL, FLUSHING, BLOCKED, REMOVED = "normal", "flushing", "blocked", "removed"
+NORMAL, FLUSHING, BLOCKED, REMOVED, JOINING = (
+    "normal",
+    "flushing",
+    "blocked",
+    "removed",
+    "joining",
+)
 """
 The states of a member: delivering in its view; closing it; unable to close
-it without a majority; out of the group.
+it without a majority; out of the group; asking to be added to it.
 """
 
 DECISIONS_KEPT = 8
@@ -96,6 +105,9 @@ class Membership:
     @ivar suspects: The members of the view this member suspects, its own
         suspicions and those it heard of.
     @ivar reason: Why this member is out of the group, once it is.
+    @ivar joiners: The members not in the view that asked to be added.
+    @ivar leaving: The members of the view that said they are stopping.
+    @ivar welcome: Once a joining member is added: who told it, and how.
     """
 
     def __init__(
@@ -104,6 +116,7 @@ class Membership:
         members: Iterable[str],
         engine_factory: EngineFactory = Engine,
         flush_timeout: float = 1.0,
+        joining: bool = False,
     ) -> None:
         """
         @param me: This member's name.
@@ -112,6 +125,9 @@ class Membership:
         @param flush_timeout: Seconds a ballot may take before its
             coordinator gives up on the members that did not answer, and
             a wedged member waits before it gives up on its coordinator.
+        @param joining: Start by asking the others to be added (the member
+            restarted and holds records of the group's stream) rather than
+            as a member of view 0; see L{join}.
         """
         self.me = me
         self._factory = engine_factory
@@ -132,6 +148,13 @@ class Membership:
         self._future: list[tuple[str, Frame | Control]] = []
         self._inquired: set[tuple[str, int]] = set()
         self._decisions: deque[_Decision] = deque(maxlen=DECISIONS_KEPT)
+        self.joiners: set[str] = set()
+        self.leaving: set[str] = set()
+        self.welcome: tuple[str, Welcome] | None = None
+        self._first = 1
+        self._join_at: float | None = None
+        if joining:
+            self.state = JOINING
 
     @property
     def ballot_running(self) -> RunningBallot | None:
@@ -169,7 +192,7 @@ class Membership:
         """
         The data frames to send to every other member of the view.
         """
-        if self.state == REMOVED:
+        if self.state in (REMOVED, JOINING):
             return []
         return self.engine.flush(limit, overhead)
 
@@ -185,7 +208,7 @@ class Membership:
         The delivery stream since the last call: deliveries and view changes,
         in order.
         """
-        if self.state != REMOVED:
+        if self.state not in (REMOVED, JOINING):
             self._records.extend(self.engine.take_deliveries())
         out, self._records = self._records, []
         return out
@@ -206,7 +229,7 @@ class Membership:
             return True
         engine = self.engine
         return (
-            self.state != REMOVED
+            self.state not in (REMOVED, JOINING)
             and not engine.wedged
             and bool(engine.unsent or engine.ack_due)
         )
@@ -216,7 +239,7 @@ class Membership:
         """
         When to call L{tick} next, or L{None}.
         """
-        times = [t for t in (self._wait_until,) if t is not None]
+        times = [t for t in (self._wait_until, self._join_at) if t is not None]
         running = self._ballots.running
         if running is not None:
             times.append(running.deadline)
@@ -235,6 +258,11 @@ class Membership:
         """
         if self.state == REMOVED or frame.view < self.view.id:
             return
+        if self.state == JOINING:
+            # Frames of the view it is being added to can come before the
+            # welcome does.
+            self._future.append((sender, frame))
+            return
         if frame.view > self.view.id:
             self._future.append((sender, frame))
             self._inquire(sender)
@@ -248,6 +276,8 @@ class Membership:
         Give every member suspected at one time at once: suspected one by
         one, the first would start a view change without it alone.
         """
+        if self.state == JOINING:
+            return
         self._add_suspects(names)
         self._consider(now)
 
@@ -262,7 +292,7 @@ class Membership:
         from again at once: trusted one by one, the first one back could
         make a majority that leaves the others out.
         """
-        back = self.suspects.intersection(names)
+        back = self.suspects.intersection(names) - self.leaving
         if not back:
             return
         self.suspects -= back
@@ -278,6 +308,9 @@ class Membership:
         in vain for its coordinator gives up on it.
         """
         if self.state == REMOVED:
+            return
+        if self._join_at is not None and now >= self._join_at:
+            self._ask_to_join(now)
             return
         running = self._ballots.running
         if running is not None and now >= running.deadline:
@@ -305,6 +338,12 @@ class Membership:
         """
         if self.state == REMOVED:
             return
+        if self.state == JOINING:
+            self._while_joining(sender, message, now)
+            return
+        if isinstance(message, Join):
+            self._joined_by(sender, now)
+            return
         if isinstance(message, Inquire):
             if (
                 message.view == self.view.id
@@ -320,9 +359,14 @@ class Membership:
             return
         if isinstance(message, Gone):
             if message.view >= self.view.id:
-                self._removed(
-                    f"the group went on to view {message.latest.id} without it"
-                )
+                if self.fresh:
+                    # Nothing was delivered here yet: there is nothing this
+                    # member could disagree on, so it asks to be added.
+                    self.join(now, message.latest)
+                else:
+                    self._removed(
+                        f"the group went on to view {message.latest.id} without it"
+                    )
             return
         if message.view < self.view.id:
             if isinstance(message, Propose):
@@ -332,7 +376,12 @@ class Membership:
             self._future.append((sender, message))
             self._inquire(sender)
             return
-        if isinstance(message, Suspect):
+        if isinstance(message, Leave):
+            if sender in self.view.members:
+                self.leaving.add(sender)
+                self._add_suspects([sender])
+                self._consider(now)
+        elif isinstance(message, Suspect):
             fresh = {n for n in message.names if n != self.me} - self.suspects
             self.suspects |= fresh & set(self.view.members)
             self._consider(now)
@@ -348,6 +397,124 @@ class Membership:
             self._ballots.accepted(sender, message, now)
         elif isinstance(message, Decide):
             self.install(message.proposal, message.messages, message.ballot, now)
+
+    # -- joining and leaving ---------------------------------------------------
+
+    @property
+    def fresh(self) -> bool:
+        """
+        Whether this member has delivered nothing and installed no view: a
+        member in that state cannot disagree with the group on anything.
+        """
+        return self.view.id == 0 and self.engine.delivered == 0 and not self._records
+
+    def join(self, now: float, latest: View | None = None) -> None:
+        """
+        Ask to be added to the group: this member is not in the view the
+        others are in (it restarted, or was left out before it delivered
+        anything).  Multicasts wait until it is added (L{welcome}).
+
+        @param latest: The newest view it has heard of, whose members it
+            asks too.
+        """
+        self.state = JOINING
+        self.reason = None
+        self._ballots.running = None
+        self._wait_until = None
+        self.suspects = set()
+        # What it promised, accepted or was sent in a view it is not in
+        # now belongs to that view's ballots, never to the next one's.
+        self._promised = NO_BALLOT
+        self._accepted = None
+        self._store = {}
+        if latest is not None and latest.id >= self.view.id:
+            self.view = latest
+        self._ask_to_join(now)
+
+    def _ask_to_join(self, now: float) -> None:
+        # Asked again now and then: the member it asked may have crashed, or
+        # become coordinator only after it forgot the request.
+        self._join_at = now + 4 * self.flush_timeout
+        for name in self.view.members:
+            if name != self.me:
+                self._control.append((name, Join(self.view.id)))
+
+    def _while_joining(self, sender: str, message: Control, now: float) -> None:
+        """
+        A control message for a member that asked to be added: only its
+        welcome and news of later views concern it; messages of the view it
+        is being added to are kept for once it is.
+        """
+        if isinstance(message, Welcome):
+            if self.me in message.latest.members:
+                self._welcomed(sender, message, now)
+        elif isinstance(message, Gone):
+            if (
+                message.latest.id > self.view.id
+                and self.me not in message.latest.members
+            ):
+                self.view = message.latest
+                self._ask_to_join(now)
+        elif not isinstance(message, Join | Inquire | Leave):
+            self._future.append((sender, message))
+
+    def _welcomed(self, sender: str, welcome: Welcome, now: float) -> None:
+        """
+        Start in the view this member was added to, at its first index.
+        """
+        self.welcome = (sender, welcome)
+        self.view = welcome.latest
+        self.engine = self._factory(
+            self.me,
+            list(welcome.latest.members),
+            view=welcome.latest.id,
+            clock=welcome.clock,
+            delivered=welcome.first - 1,
+        )
+        self._first = welcome.first
+        self._records.append(
+            ViewChange(welcome.latest.id, welcome.latest.members, welcome.first)
+        )
+        self.view_changes += 1
+        self.state = NORMAL
+        self._join_at = None
+        waiting, self._future = self._future, []
+        for name, item in waiting:
+            if isinstance(item, Frame):
+                self.receive_data(name, item, now)
+            else:
+                self.receive_control(name, item, now)
+
+    def _joined_by(self, sender: str, now: float) -> None:
+        """
+        C{sender} asks to be added.
+        """
+        if sender in self.view.members:
+            # It was added, but missed its welcome (the member that sent it
+            # crashed first).  Nothing of this view can have been delivered
+            # without it, so the view still starts where it started.
+            if self.view.id > 0 and self.state == NORMAL:
+                self._welcome(sender)
+            return
+        self.joiners.add(sender)
+        if self._coordinator() != self.me:
+            # Tell it the view: it asks every member of it, the coordinator
+            # included (it may know only an older view's members).
+            self._control.append((sender, Gone(self.view.id, self.view)))
+        self._consider(now)
+
+    def _welcome(self, name: str) -> None:
+        self._control.append(
+            (name, Welcome(self.view.id, self.view, self._first, self.engine.clock))
+        )
+
+    def leave(self) -> None:
+        """
+        This member is stopping: tell the others, so that they go on without
+        it at once rather than once they find it silent.
+        """
+        if self.state in (NORMAL, FLUSHING, BLOCKED):
+            self._send_all(Leave(self.view.id))
 
     # -- the coordinator -------------------------------------------------------
 
@@ -366,9 +533,21 @@ class Membership:
         @param asked: Another member waits for a view change: consider one
             even if this member suspects nobody and is not wedged.
         """
-        if self.state == REMOVED or not (asked or self.suspects or self.engine.wedged):
+        if self.state in (REMOVED, JOINING):
             return
-        members = tuple(m for m in self.view.members if m not in self.suspects)
+        joiners = self.joiners - set(self.view.members)
+        # Joiners alone start a view change only at its coordinator: a
+        # member that waited for one on their account would give up on a
+        # coordinator that never heard of them.
+        if not (asked or self.suspects or self.engine.wedged) and (
+            not joiners or self._coordinator() != self.me
+        ):
+            return
+        members = tuple(
+            sorted(
+                [m for m in self.view.members if m not in self.suspects] + list(joiners)
+            )
+        )
         ballots = self._ballots
         if not self._majority(members):
             self.state = BLOCKED
@@ -563,12 +742,20 @@ class Membership:
         )
         self.view_changes += 1
         self.state = NORMAL
+        self._first = self.engine.delivered + 1
         for name in closing.members:
             if name not in proposal.members and name != self.me:
                 # Frames go to the view's members only, so a member left out
                 # (paused, cut off) would otherwise never hear of it and
                 # think itself in the old view for ever.
                 self._control.append((name, Gone(closing.id, self.view)))
+        for name in proposal.members:
+            if name not in closing.members:
+                # Every member welcomes it, so that it is welcomed even if
+                # the coordinator crashes now; it takes the first welcome.
+                self._welcome(name)
+        self.joiners -= set(proposal.members)
+        self.leaving &= set(proposal.members)
         self.suspects &= set(proposal.members)
         self._promised = NO_BALLOT
         self._accepted = None
@@ -583,8 +770,11 @@ class Membership:
                 self.receive_control(sender, item, now)
         if self.suspects:
             self._send_all(Suspect(self.view.id, tuple(sorted(self.suspects))))
+        if self.joiners:
+            self._consider(now)
 
     def _removed(self, why: str) -> None:
+        self._join_at = None
         self.state = REMOVED
         self.reason = why
         self._ballots.running = None

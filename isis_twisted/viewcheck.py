@@ -248,7 +248,15 @@ def check_views(
     violations.extend(v for v in base.violations if v.guarantee in _REUSED)
 
     views = _installed_views(histories, nodes, initial, violations)
-    stays = {node: _stays(node, histories[node], views, violations) for node in nodes}
+    installers: dict[int, set[str]] = {}
+    for node in nodes:
+        for rec in histories[node]:
+            if isinstance(rec, ViewChange):
+                installers.setdefault(rec.view, set()).add(node)
+    stays = {
+        node: _stays(node, histories[node], views, violations, installers)
+        for node in nodes
+    }
     final = max(views) if final_view is None else final_view
 
     violations.extend(_view_sequence(views))
@@ -360,10 +368,12 @@ def _stays(
     history: Sequence[Record],
     views: Mapping[int, ViewChange],
     violations: list[Violation],
+    installers: Mapping[int, Collection[str]],
 ) -> list[_Stay]:
     """
     Split one member's history into its stays in views, finding on the way
-    what one history shows alone: gaps in its indices, view steps that skip
+    what one history shows alone (and whether a view that adds a member
+    back was installed by another member too): gaps in its indices, view steps that skip
     or go back, deliveries outside its views and records after its removal.
     """
     records = list(history)
@@ -385,7 +395,9 @@ def _stays(
     expected: int | None = 1 if node in opening else None
     index_reported = False
     removed_by: int | None = None
-    removal_told = False
+    # The first view recorded after the one that removed it: a violation
+    # unless a later view adds it back (then it was caught up on).
+    after_removal: Violation | None = None
     outsider: dict[int, list[Delivery]] = {}
 
     def bad_index(detail: str) -> None:
@@ -394,21 +406,48 @@ def _stays(
             violations.append(Violation("index", node, detail))
             index_reported = True
 
+    if (
+        records
+        and isinstance(records[0], ViewChange)
+        and records[0].view > 0
+        and node in opening
+        and node in records[0].members
+        and set(installers.get(records[0].view, ())) - {node}
+        and any(
+            node not in views[v].members
+            for v in range(1, records[0].view)
+            if v in views
+        )
+    ):
+        # A member of view 0 whose history opens with a later view that
+        # holds it again: it was left out before it delivered anything
+        # (or restarted) and was added back; it starts there.
+        stays = [_Stay(0, tuple(m for m in opening if m != node), 1)]
+        expected = None
+    rejoins: list[int] = []
     for rec in records:
         current = stays[-1]
         if isinstance(rec, ViewChange):
+            if (
+                removed_by is not None
+                and node in rec.members
+                and set(installers.get(rec.view, ())) - {node}
+            ):
+                # Added back (a new incarnation, or the same one asking
+                # again): legal, and what it holds of the views it missed
+                # was handed to it to catch up.
+                removed_by = None
+                after_removal = None
+                rejoins.append(rec.view)
             if removed_by is not None:
                 # Told once: a member that carries on installs view after view.
-                if not removal_told:
-                    violations.append(
-                        Violation(
-                            "membership",
-                            node,
-                            f"installed view {rec.view} after view {removed_by},"
-                            " which removed it",
-                        )
+                if after_removal is None:
+                    after_removal = Violation(
+                        "membership",
+                        node,
+                        f"installed view {rec.view} after view {removed_by},"
+                        " which removed it",
                     )
-                removal_told = True
             elif rec.view <= current.view:
                 violations.append(
                     Violation(
@@ -422,6 +461,7 @@ def _stays(
                 current.includes(node)
                 and node in rec.members
                 and rec.view != current.view + 1
+                and rec.view not in rejoins
             ):
                 # A member that learns of a later view leaving it out may
                 # record that one, whatever it missed; one staying may not.
@@ -453,7 +493,13 @@ def _stays(
             current.deliveries.append(rec)
             if not current.includes(node):
                 outsider.setdefault(current.view, []).append(rec)
+    if after_removal is not None:
+        violations.append(after_removal)
+    last_rejoin = max(rejoins, default=-1)
     for view, recs in sorted(outsider.items()):
+        if view < last_rejoin:
+            # Caught up on when it was added back.
+            continue
         more = f" (and {len(recs) - 1} more there)" if len(recs) > 1 else ""
         violations.append(
             Violation(

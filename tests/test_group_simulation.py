@@ -302,6 +302,10 @@ class PitfallTests(SynchronousTestCase):
         knows is never delivered by the group.
         """
         sim = self.group("abc")
+        # c delivers something first: a member left out before it delivered
+        # anything asks to join instead (JoinPitfallTests).
+        sim.multicast("a", b"first")
+        drive(sim, 0.5)
         sim.partition([set("ab"), {"c"}])
         drive(sim, 3.0)
         self.assertEqual(sim.members["a"].view.members, ("a", "b"))
@@ -327,4 +331,112 @@ class PitfallTests(SynchronousTestCase):
             sim.members[n].view for n in "abcde" if sim.members[n].state != REMOVED
         }
         self.assertEqual(len(views), 1)
+        self.assertEqual(sim.problems(True), [])
+
+
+class JoinPitfallTests(SynchronousTestCase):
+    """
+    Joins and rejoins, played out on purpose: the checker must find every
+    joiner's history continuous (caught up to the view it was added to)
+    and in agreement with everyone else's.
+    """
+
+    def group(self, names: str) -> GroupSimulation:
+        return GroupSimulation(tuple(names), random.Random(0))
+
+    def assertWhole(self, sim: GroupSimulation, names: str) -> None:
+        self.assertEqual(sim.problems(True), [])
+
+        def same(name: str) -> list[object]:
+            # A delivery's `after` is known to its sender only.
+            return [
+                attrs.evolve(r, after=None) if isinstance(r, Delivery) else r
+                for r in sim.histories[name]
+            ]
+
+        for name in names:
+            self.assertEqual(sim.members[name].state, NORMAL, name)
+            self.assertEqual(same(name), same(names[0]), name)
+
+    def test_restart_under_traffic(self) -> None:
+        sim = self.group("abc")
+        for i in range(5):
+            sim.multicast("abc"[i % 3], b"before %d" % i)
+        drive(sim, 0.5)
+        sim.crash("c")
+        sim.multicast("a", b"while c is down")
+        drive(sim, 2.0)
+        self.assertEqual(sim.members["a"].view.members, ("a", "b"))
+        sim.restart("c")
+        sim.multicast("b", b"while c joins")
+        drive(sim, 3.0)
+        self.assertEqual(sim.members["c"].view.members, ("a", "b", "c"))
+        sim.multicast("c", b"from the new c")
+        drive(sim, 1.0)
+        self.assertIn(b"from the new c", deliveries(sim, "a"))
+        self.assertIn(b"while c is down", deliveries(sim, "c"))
+        self.assertWhole(sim, "abc")
+
+    def test_restart_before_it_was_suspected(self) -> None:
+        """
+        Restarted at once: the others learn from its links that its old
+        incarnation is gone, remove it and add it back.
+        """
+        sim = self.group("abc")
+        sim.multicast("a", b"one")
+        drive(sim, 0.3)
+        sim.crash("c")
+        sim.restart("c")
+        drive(sim, 3.0)
+        self.assertEqual(sim.members["a"].view.id, 2)
+        self.assertWhole(sim, "abc")
+
+    def test_join_during_a_flush(self) -> None:
+        """
+        c asks to join while a and b are removing d: it is added by the
+        next view change, after the one under way.
+        """
+        sim = self.group("abcd")
+        sim.multicast("a", b"one")
+        drive(sim, 0.3)
+        sim.crash("c")
+        drive(sim, 1.5)
+        sim.crash("d")
+        sim.members["a"].suspect("d", now=sim.now)
+        sim.restart("c")
+        drive(sim, 5.0)
+        self.assertEqual(sim.members["a"].view.members, ("a", "b", "c"))
+        self.assertWhole(sim, "abc")
+
+    def test_joiner_crashes_before_it_is_added(self) -> None:
+        sim = self.group("abc")
+        sim.multicast("a", b"one")
+        drive(sim, 0.3)
+        sim.crash("c")
+        drive(sim, 1.5)
+        sim.restart("c")
+        sim.end_turn("c")
+        sim.crash("c")
+        drive(sim, 5.0)
+        for name in "ab":
+            self.assertEqual(sim.members[name].view.members, ("a", "b"))
+        sim.multicast("b", b"after")
+        drive(sim, 1.0)
+        self.assertIn(b"after", deliveries(sim, "a"))
+        self.assertEqual(sim.problems(True), [])
+
+    def test_clean_leave(self) -> None:
+        sim = self.group("abc")
+        sim.multicast("a", b"one")
+        drive(sim, 0.3)
+        sim.members["b"].leave()
+        sim.end_turn("b")
+        # Its frames go out; then it stops, well before it could be
+        # suspected.
+        for link in sim.busy_links():
+            if link[0] == "b":
+                sim.transmit(*link)
+        sim.crash("b")
+        drive(sim, 0.2)
+        self.assertEqual(sim.members["a"].view.members, ("a", "c"))
         self.assertEqual(sim.problems(True), [])

@@ -13,6 +13,7 @@ from isis_twisted.engine import Delivery, Message, ViewChange
 from isis_twisted.membership import (
     BLOCKED,
     FLUSHING,
+    JOINING,
     NORMAL,
     REMOVED,
     Membership,
@@ -23,11 +24,14 @@ from isis_twisted.views import (
     Decide,
     Gone,
     Inquire,
+    Join,
+    Leave,
     Promise,
     Proposal,
     Propose,
     Reject,
     View,
+    Welcome,
 )
 
 
@@ -142,6 +146,10 @@ class CrashTests(SynchronousTestCase):
         so, the member stops at once.
         """
         a, c = self.a, self.group.members["c"]
+        # c has delivered something: it is not a fresh member that could
+        # just ask to be added (see JoinTests).
+        a.multicast(b"m1")
+        self.group.pump()
         self.group.down.add("c")
         a.suspect("c", now=5.0)
         self.group.pump(5.0)
@@ -264,7 +272,18 @@ class RemovalTests(SynchronousTestCase):
         self.assertEqual(gone, Gone(3, View(20, ("a", "b"))))
         c = Membership("c", "abc")
         c.receive_control("a", Gone(0, View(20, ("a", "b"))), 0.0)
-        self.assertEqual(c.state, REMOVED)
+        # Fresh (nothing delivered): it asks to be added to view 20's group.
+        self.assertEqual(c.state, JOINING)
+        self.assertEqual(c.view, View(20, ("a", "b")))
+        self.assertEqual(sorted(c.take_control()), [("a", Join(20)), ("b", Join(20))])
+        # One that delivered something is out for good.
+        group = Group("abc")
+        d = group.members["c"]
+        d.multicast(b"x")
+        group.pump()
+        self.assertEqual(d.engine.delivered, 1)
+        d.receive_control("a", Gone(0, View(20, ("a", "b"))), 0.0)
+        self.assertEqual(d.state, REMOVED)
 
 
 class BallotTests(SynchronousTestCase):
@@ -404,3 +423,145 @@ class StuckFlushTests(SynchronousTestCase):
         c.receive_control("b", Inquire(0, ()), 2.0)
         self.assertEqual([m for _, m in c.take_control() if isinstance(m, Propose)], [])
         self.assertIsNone(c.deadline)
+
+
+class JoinTests(SynchronousTestCase):
+    """
+    A member restarted as a new incarnation (a fresh L{Membership} that
+    starts joining) is added through a view change and starts at the first
+    index of the view it was added to.
+    """
+
+    def setUp(self) -> None:
+        self.group = Group("abc")
+        self.a, self.b, self.c = (self.group.members[n] for n in "abc")
+
+    def crash_and_remove_c(self) -> None:
+        self.a.multicast(b"m1")
+        self.group.pump()
+        self.group.down.add("c")
+        self.b.multicast(b"m2")
+        self.group.pump()
+        self.a.suspect("c", now=5.0)
+        self.group.pump(5.0)
+        self.assertEqual(self.a.view, View(1, ("a", "b")))
+
+    def restart_c(self, now: float) -> Membership:
+        c = Membership("c", "abc", flush_timeout=1.0, joining=True)
+        self.group.members["c"] = c
+        self.group.records["c"] = []
+        self.group.down.discard("c")
+        c.join(now)
+        return c
+
+    def test_restarted_member_is_added(self) -> None:
+        self.crash_and_remove_c()
+        c = self.restart_c(10.0)
+        self.assertEqual(c.state, JOINING)
+        self.assertFalse(c.delivering)
+        self.group.pump(10.0)
+        for m in self.group.members.values():
+            self.assertEqual(m.view, View(2, ("a", "b", "c")))
+            self.assertEqual(m.state, NORMAL)
+        welcomer, welcome = c.welcome or ("", None)
+        assert welcome is not None
+        self.assertIn(welcomer, "ab")
+        self.assertEqual(welcome.first, 3)
+        self.assertEqual(self.group.records["c"], [ViewChange(2, ("a", "b", "c"), 3)])
+        self.assertEqual(self.group.records["a"][-1], ViewChange(2, ("a", "b", "c"), 3))
+        # Only the members of view 1 voted.
+        proposes = [(s, d) for s, d, m in self.group.log if isinstance(m, Propose)]
+        self.assertNotIn("c", [d for _, d in proposes])
+        # The three deliver in one order from index 3 on.
+        c.multicast(b"from c")
+        self.a.multicast(b"from a")
+        self.group.pump(11.0)
+        tails = {
+            n: [(r.index, r.sender, r.payload) for r in recs if isinstance(r, Delivery)]
+            for n, recs in self.group.records.items()
+        }
+        self.assertEqual(tails["c"], tails["a"][-2:])
+        self.assertEqual(tails["c"], tails["b"][-2:])
+        self.assertEqual([i for i, _, _ in tails["c"]], [3, 4])
+
+    def test_restarted_before_it_was_removed(self) -> None:
+        """
+        A member that restarts before the others removed it asks to join
+        and is added once they have gone on without its old incarnation.
+        """
+        self.a.multicast(b"m1")
+        self.group.pump()
+        self.group.down.add("c")
+        c = self.restart_c(3.0)
+        # The others learn c restarted (its links say so) and suspect it.
+        self.a.suspect("c", now=3.0)
+        self.b.suspect("c", now=3.0)
+        self.group.pump(3.0)
+        self.assertEqual(self.a.view, View(2, ("a", "b", "c")))
+        self.assertEqual(c.view, View(2, ("a", "b", "c")))
+        self.assertEqual(c.engine.delivered, 1)
+
+    def test_fresh_member_left_out_asks_to_join(self) -> None:
+        """
+        A member left out before it delivered anything (it started late)
+        asks to be added when told it is gone, rather than stop.
+        """
+        c = self.c
+        self.group.down.add("c")
+        self.a.suspect("c", now=5.0)
+        self.group.pump(5.0)
+        self.group.down.discard("c")
+        self.assertTrue(c.fresh)
+        c.receive_control("a", Gone(0, self.a.view), 6.0)
+        self.assertEqual(c.state, JOINING)
+        self.group.pump(6.0)
+        self.assertEqual(c.state, NORMAL)
+        self.assertEqual(c.view, View(2, ("a", "b", "c")))
+
+    def test_join_asked_again(self) -> None:
+        """
+        A joiner asks again after a while; a member already holding it in
+        its view welcomes it again at the view's first index.
+        """
+        self.crash_and_remove_c()
+        c = self.restart_c(10.0)
+        self.assertEqual(c.deadline, 14.0)
+        for _, message in c.take_control():
+            self.assertEqual(message, Join(0))
+        c.tick(14.0)
+        asked = c.take_control()
+        self.assertEqual(sorted(d for d, _ in asked), ["a", "b"])
+        for dst, message in asked:
+            self.group.members[dst].receive_control("c", message, 14.0)
+        self.group.pump(14.0)
+        self.assertEqual(c.view.id, 2)
+        # Asked again once it is in: welcomed again, the same way.
+        self.a.receive_control("c", Join(1), 15.0)
+        again = [m for d, m in self.a.take_control() if d == "c"]
+        self.assertEqual(
+            again, [Welcome(2, View(2, ("a", "b", "c")), 3, self.a.engine.clock)]
+        )
+
+    def test_leave(self) -> None:
+        """
+        A member that stops says so, and the others go on without it at
+        once; being heard from again does not bring it back.
+        """
+        self.b.leave()
+        for dst, message in self.b.take_control():
+            self.group.log.append(("b", dst, message))
+            self.group.members[dst].receive_control("b", message, 1.0)
+        self.group.down.add("b")
+        self.group.pump(1.0)
+        self.assertEqual(self.a.view, View(1, ("a", "c")))
+        self.assertEqual(self.c.view, View(1, ("a", "c")))
+        self.assertIn(Leave(0), [m for _, _, m in self.group.log])
+
+    def test_leaving_member_not_trusted_again(self) -> None:
+        self.b.leave()
+        for dst, message in self.b.take_control():
+            if dst == "c":
+                self.c.receive_control("b", message, 1.0)
+        self.assertIn("b", self.c.suspects)
+        self.c.trust("b", now=1.5)
+        self.assertIn("b", self.c.suspects)

@@ -485,6 +485,24 @@ class MembershipTests(ViewCheckTestCase):
         # Once: a member that carries on is not told again at every view.
         self.assertEqual(len(result.by_guarantee("membership")), 1, result.summary())
 
+    def test_rejoinCaughtUp(self) -> None:
+        """
+        A member removed and added back by a view the others installed too,
+        holding what it missed (it was caught up), is no violation; one
+        that holds something else there is found.
+        """
+        v2 = NewView(2, ("a", "b", "c"))
+        survivor = records(*VIEW0, V1, *VIEW1, v2, ("c", 9))
+        histories = {"a": survivor, "b": list(survivor), "c": list(survivor)}
+        result = check_views(histories, initial=("a", "b", "c"))
+        self.assertTrue(result.ok, result.summary())
+        # Added back without catching up: its history opens with view 2.
+        histories["c"] = records(v2, ("c", 9), start=6)
+        self.assertTrue(check_views(histories, initial=("a", "b", "c")).ok)
+        # Caught up on something else.
+        histories["c"] = records(*VIEW0, V1, ("a", 4), ("b", 77), v2, ("c", 9))
+        self.assertFalse(check_views(histories, initial=("a", "b", "c")).ok)
+
     def test_joinerBeforeJoining(self) -> None:
         """
         A member not in the initial view that delivers before it installs a
