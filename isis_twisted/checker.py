@@ -23,7 +23,9 @@ import base64
 import binascii
 import json
 import sys
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import attrs
@@ -371,10 +373,22 @@ def _causality(
     if not deps:
         return
     prefix: dict[tuple[str, str], list[int]] = {}
+    # `after` counts deliveries up to an index: a member added to a later
+    # view holds none before that view's first index, so it is turned into
+    # a count of the records the sender's history holds up to there.
+    indices: dict[str, list[int] | None] = {}
+    for node in nodes:
+        got = [r.index for r in histories[node]]
+        indices[node] = got if all(a < b for a, b in pairwise(got)) else None
     for mid, after in deps:
         sender = mid[0]
         if sender not in positions or after <= 0:
             continue
+        held = indices.get(sender)
+        if held is not None:
+            after = bisect_right(held, after)
+            if after <= 0:
+                continue
         for node in nodes:
             pos = positions[node].get(mid)
             if pos is None:

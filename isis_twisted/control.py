@@ -17,7 +17,7 @@ message's fields::
     7 DECIDE    view, ballot, proposal, messages
     8 INQUIRE   view, held (stamps)
     9 GONE      view, latest (view id + members)
-   10 JOIN      view
+   10 JOIN      view, incarnation (u64)
    11 WELCOME   view, latest (view id + members), first (u64), clock (u64)
    12 LEAVE     view
    13 FETCH     view, after (u64 index, u32 view, optional name + u64 stamp)
@@ -30,7 +30,8 @@ bytes of UTF-8); a ballot u64 number + name, where the empty name (length
 names, strictly increasing; stamps u16 count + (name, u64 stamp), names
 strictly increasing, stamps at most L{MAX_CLOCK}; messages u32 count +
 (sender name, u64 stamp, u32 length, payload); a proposal its members, cut
-and floor; an optional field a u8 flag, 0 (absent) or 1 (present); records
+and floor and joined (u16 count + (name, u64 incarnation), names strictly
+increasing); an optional field a u8 flag, 0 (absent) or 1 (present); records
 u32 count + each a u8 kind, 1 a delivery (u64 index, sender name, u64
 stamp, u32 length, payload) or 2 a view change (u32 view id, u64 index,
 members).
@@ -271,6 +272,17 @@ def _put_proposal(out: list[bytes], proposal: Proposal) -> None:
     _put_names(out, proposal.members, "the proposal's members")
     _put_stamps(out, proposal.cut, "the proposal's cut")
     _put_stamps(out, proposal.floor, "the proposal's floor")
+    joined = proposal.joined
+    _check(len(joined) <= MAX_LIST, f"the joined list holds more than {MAX_LIST}")
+    _check(
+        all(a[0] < b[0] for a, b in pairwise(joined)),
+        f"the joined list must be sorted by name, each name once: {joined!r}",
+    )
+    out.append(_U16.pack(len(joined)))
+    for name, incarnation in joined:
+        _put_name(out, name, "a joined member's name")
+        _int(incarnation, MAX_U64, "a joined member's incarnation")
+        out.append(_U64.pack(incarnation))
 
 
 def _put_message(out: list[bytes], message: Control) -> None:
@@ -320,7 +332,10 @@ def _put_message(out: list[bytes], message: Control) -> None:
         raw = message.reason.encode("utf-8")
         _check(len(raw) <= MAX_REASON, "the reason is too long")
         out.append(_U16.pack(len(raw)) + raw)
-    # JOIN and LEAVE carry their view id only.
+    elif isinstance(message, Join):
+        _int(message.incarnation, MAX_U64, "the incarnation")
+        out.append(_U64.pack(message.incarnation))
+    # LEAVE carries its view id only.
 
 
 def _put_position(out: list[bytes], position: StreamPosition) -> None:
@@ -466,11 +481,19 @@ class _Reader:
         return tuple(messages)
 
     def proposal(self) -> Proposal:
-        return Proposal(
-            self.names("the proposal's members"),
-            self.stamps("the proposal's cut"),
-            self.stamps("the proposal's floor"),
+        members = self.names("the proposal's members")
+        cut = self.stamps("the proposal's cut")
+        floor = self.stamps("the proposal's floor")
+        count = self.count(_U16, _MIN_STAMP, "joined members")
+        joined = tuple(
+            (
+                self.name("a joined member's name"),
+                self.unpack(_U64, "a joined member's incarnation"),
+            )
+            for _ in range(count)
         )
+        _sorted(tuple(name for name, _ in joined), "the joined list")
+        return Proposal(members, cut, floor, joined)
 
     def flag(self, what: str) -> bool:
         flag = self.unpack(_U8, what)
@@ -576,7 +599,7 @@ def _gone(r: _Reader, view: int) -> Control:
 
 
 def _join(r: _Reader, view: int) -> Control:
-    return Join(view)
+    return Join(view, r.unpack(_U64, "the incarnation"))
 
 
 def _welcome(r: _Reader, view: int) -> Control:

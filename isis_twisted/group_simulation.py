@@ -198,6 +198,7 @@ class GroupSimulation:
             if name in (src, dst):
                 frames.clear()
         member = self._factory(name, self.names)
+        member.incarnation = self.incarnation[name]
         self.members[name] = member
         member.join(self.now)
         for other in self.live():
@@ -238,7 +239,11 @@ class GroupSimulation:
         if self._taken[(dst, src)] == self.incarnation[src]:
             return False
         peer = self.members[dst]
-        if src in peer.view.members and peer.state not in (REMOVED, JOINING):
+        if (
+            src in peer.view.members
+            and peer.state not in (REMOVED, JOINING)
+            and peer.joined_as.get(src) != self.incarnation[src]
+        ):
             if src not in peer.suspects:
                 peer.suspect(src, now=self.now)
                 self._collect(dst)

@@ -113,6 +113,12 @@ class DeliveryHistory:
                 self._log.failure("subscriber failed to flush; unsubscribed it")
                 sub.cancel()
 
+    def kept(self) -> list[Record]:
+        """
+        The records kept, oldest first (a copy: the history goes on).
+        """
+        return list(self._kept)
+
     @property
     def has_subscribers(self) -> bool:
         """

@@ -287,6 +287,19 @@ class LinkOwner(Protocol):
         A connection was refused or dropped for breaking the protocol.
         """
 
+    def new_incarnation(
+        self, name: str, incarnation: int, untouched: bool
+    ) -> str | None:
+        """
+        Member C{name} came back as another incarnation, C{incarnation} (it
+        restarted and lost its state): whether to take its connection now.
+
+        @param untouched: Nothing was ever exchanged with the incarnation
+            before it.
+        @return: L{None} to take it (the link then starts afresh with it),
+            or the reason to refuse it for now.
+        """
+
 
 class LinkError(Exception):
     """
@@ -523,14 +536,29 @@ class PeerLink:
         if self.incarnation is None or self.incarnation == incarnation:
             self.incarnation = incarnation
             return None
-        if self.next_seq == 1 and self.received == 0:
-            self.incarnation = incarnation
-            return None
-        return (
-            f"member {self.name!r} came back as a new incarnation: it restarted"
-            " and lost its state, and a member cannot join a running group yet"
-            " (restart the whole group)"
-        )
+        untouched = self.next_seq == 1 and self.received == 0
+        problem = self.owner.new_incarnation(self.name, incarnation, untouched)
+        if problem is None:
+            self.restart(incarnation)
+        return problem
+
+    def restart(self, incarnation: int) -> None:
+        """
+        Start the link afresh with another incarnation of the peer: what
+        was numbered, sent or held for the one before is for a process that
+        is gone.
+        """
+        self.incarnation = incarnation
+        self.next_seq = 1
+        self.unacked.clear()
+        self.unacked_bytes = 0
+        self.received = 0
+        self._told = 0
+        self._cancel_ack()
+        for proto in (self.outbound, self.inbound):
+            if proto is not None:
+                proto.close()
+        self.outbound = self.inbound = None
 
     def claimant(self, incarnation: int) -> str:
         """

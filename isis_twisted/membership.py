@@ -105,7 +105,11 @@ class Membership:
     @ivar suspects: The members of the view this member suspects, its own
         suspicions and those it heard of.
     @ivar reason: Why this member is out of the group, once it is.
-    @ivar joiners: The members not in the view that asked to be added.
+    @ivar joiners: The members not in the view that asked to be added, each
+        with the incarnation that asked.
+    @ivar joined_as: The members added to the group since it started, each
+        with the incarnation that was added: the process under that name
+        that links let in.
     @ivar leaving: The members of the view that said they are stopping.
     @ivar welcome: Once a joining member is added: who told it, and how.
     """
@@ -117,6 +121,7 @@ class Membership:
         engine_factory: EngineFactory = Engine,
         flush_timeout: float = 1.0,
         joining: bool = False,
+        incarnation: int = 0,
     ) -> None:
         """
         @param me: This member's name.
@@ -128,8 +133,11 @@ class Membership:
         @param joining: Start by asking the others to be added (the member
             restarted and holds records of the group's stream) rather than
             as a member of view 0; see L{join}.
+        @param incarnation: This member's incarnation, which its requests
+            to join carry.
         """
         self.me = me
+        self.incarnation = incarnation
         self._factory = engine_factory
         self.engine = engine_factory(me, list(members))
         self.view = View(0, self.engine.members)
@@ -148,7 +156,8 @@ class Membership:
         self._future: list[tuple[str, Frame | Control]] = []
         self._inquired: set[tuple[str, int]] = set()
         self._decisions: deque[_Decision] = deque(maxlen=DECISIONS_KEPT)
-        self.joiners: set[str] = set()
+        self.joiners: dict[str, int] = {}
+        self.joined_as: dict[str, int] = {}
         self.leaving: set[str] = set()
         self.welcome: tuple[str, Welcome] | None = None
         self._first = 1
@@ -342,7 +351,7 @@ class Membership:
             self._while_joining(sender, message, now)
             return
         if isinstance(message, Join):
-            self._joined_by(sender, now)
+            self._joined_by(sender, message.incarnation, now)
             return
         if isinstance(message, Inquire):
             if (
@@ -377,10 +386,7 @@ class Membership:
             self._inquire(sender)
             return
         if isinstance(message, Leave):
-            if sender in self.view.members:
-                self.leaving.add(sender)
-                self._add_suspects([sender])
-                self._consider(now)
+            self.gone_for_good(sender, now)
         elif isinstance(message, Suspect):
             fresh = {n for n in message.names if n != self.me} - self.suspects
             self.suspects |= fresh & set(self.view.members)
@@ -437,7 +443,7 @@ class Membership:
         self._join_at = now + 4 * self.flush_timeout
         for name in self.view.members:
             if name != self.me:
-                self._control.append((name, Join(self.view.id)))
+                self._control.append((name, Join(self.view.id, self.incarnation)))
 
     def _while_joining(self, sender: str, message: Control, now: float) -> None:
         """
@@ -485,9 +491,9 @@ class Membership:
             else:
                 self.receive_control(name, item, now)
 
-    def _joined_by(self, sender: str, now: float) -> None:
+    def _joined_by(self, sender: str, incarnation: int, now: float) -> None:
         """
-        C{sender} asks to be added.
+        C{sender}'s C{incarnation} asks to be added.
         """
         if sender in self.view.members:
             # It was added, but missed its welcome (the member that sent it
@@ -496,7 +502,7 @@ class Membership:
             if self.view.id > 0 and self.state == NORMAL:
                 self._welcome(sender)
             return
-        self.joiners.add(sender)
+        self.joiners[sender] = incarnation
         if self._coordinator() != self.me:
             # Tell it the view: it asks every member of it, the coordinator
             # included (it may know only an older view's members).
@@ -507,6 +513,24 @@ class Membership:
         self._control.append(
             (name, Welcome(self.view.id, self.view, self._first, self.engine.clock))
         )
+
+    def gone_for_good(self, name: str, now: float) -> None:
+        """
+        Member C{name} is known to be gone (it said it is stopping, or it
+        restarted as a new incarnation): suspect it, and never trust it
+        again in this view.
+        """
+        if name in self.view.members and name != self.me:
+            self.leaving.add(name)
+            self._add_suspects([name])
+            self._consider(now)
+
+    def stop(self, why: str) -> None:
+        """
+        Take this member out of the group on its own account: it delivers
+        nothing more.
+        """
+        self._removed(why)
 
     def leave(self) -> None:
         """
@@ -535,7 +559,7 @@ class Membership:
         """
         if self.state in (REMOVED, JOINING):
             return
-        joiners = self.joiners - set(self.view.members)
+        joiners = set(self.joiners) - set(self.view.members)
         # Joiners alone start a view change only at its coordinator: a
         # member that waited for one on their account would give up on a
         # coordinator that never heard of them.
@@ -613,7 +637,10 @@ class Membership:
                 # every member holds it).
                 cut[name] = max(cut.get(name, 0), stamp)
                 floor[name] = min(floor.get(name, stamp), stamp)
-        return Proposal(members, stamps(cut), stamps(floor))
+        joined = tuple(
+            sorted((n, self.joiners[n]) for n in members if n in self.joiners)
+        )
+        return Proposal(members, stamps(cut), stamps(floor), joined)
 
     def _majority(self, names: Iterable[str]) -> bool:
         """
@@ -754,7 +781,12 @@ class Membership:
                 # Every member welcomes it, so that it is welcomed even if
                 # the coordinator crashes now; it takes the first welcome.
                 self._welcome(name)
-        self.joiners -= set(proposal.members)
+        self.joined_as = {
+            n: i for n, i in self.joined_as.items() if n in proposal.members
+        }
+        self.joined_as.update(proposal.joined)
+        for name in proposal.members:
+            self.joiners.pop(name, None)
         self.leaving &= set(proposal.members)
         self.suspects &= set(proposal.members)
         self._promised = NO_BALLOT

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail, gatherResults
@@ -40,19 +41,38 @@ from isis_twisted.engine import (
     Engine,
     Frame,
     ProtocolError,
+    Record,
+    StreamPosition,
     Timestamp,
     ViewChange,
 )
 from isis_twisted.history import DeliveryHistory, Subscription
 from isis_twisted.interfaces import (
     IDeliveryHandler,
+    IDurableHandler,
     IOrderedMulticast,
     IViewHandler,
 )
 from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
-from isis_twisted.membership import NORMAL, REMOVED, EngineFactory, Membership
+from isis_twisted.membership import (
+    JOINING,
+    NORMAL,
+    REMOVED,
+    EngineFactory,
+    Membership,
+)
 from isis_twisted.status import NodeStatus, OldestUndelivered, PeerStatus
-from isis_twisted.views import Control, Suspect, View
+from isis_twisted.transfer import CatchingUp, Giving, give
+from isis_twisted.views import (
+    Control,
+    Fetch,
+    Gone,
+    Leave,
+    NoRecords,
+    Records,
+    Suspect,
+    View,
+)
 from isis_twisted.wire import MESSAGE_OVERHEAD, data_overhead, encode_body
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
@@ -100,6 +120,10 @@ class BackPressureError(Exception):
     has been away long enough to fill it): the message was not taken.  Try
     again once the peer is back.
     """
+
+
+def _order(position: StreamPosition) -> tuple[int, int]:
+    return (position.index, position.view)
 
 
 @implementer(IOrderedMulticast)
@@ -219,21 +243,32 @@ class MulticastNode(MultiService):
         self.group = group
         self.clock = reactor
         self._reactor = reactor
-        self.membership = Membership(
-            me, [me, *peers], engine_factory, flush_timeout=flush_timeout
-        )
-        self.members = self.membership.view.members
-        self.suspect_after = suspect_after
+        self.handlers = list(handlers)
+        self._durable = [h for h in self.handlers if IDurableHandler.providedBy(h)]
+        # A member whose durable handlers hold records of the group's stream
+        # was in the group before: it asks to be added back and catches up,
+        # rather than start view 0 afresh.
+        positions = [h.position() for h in self._durable]
+        resume = min(positions, key=_order) if positions else None
         self.incarnation = (
             incarnation
             if incarnation is not None
             else int.from_bytes(os.urandom(8), "big")
         )
+        self.membership = Membership(
+            me,
+            [me, *peers],
+            engine_factory,
+            flush_timeout=flush_timeout,
+            joining=resume is not None and (resume.index > 0 or resume.view > 0),
+            incarnation=self.incarnation,
+        )
+        self.members = self.membership.view.members
+        self.suspect_after = suspect_after
         self.max_frame = max_frame
         self._frame_room = max_frame - overhead
         self.max_payload = self._frame_room - MESSAGE_OVERHEAD
         self.handshake_timeout = handshake_timeout
-        self.handlers = list(handlers)
         self.links = {
             name: PeerLink(self, name, max_buffer, ack_delay) for name in sorted(peers)
         }
@@ -274,7 +309,21 @@ class MulticastNode(MultiService):
         self._closing_since: float | None = None
         self.last_flush: float | None = None
         self._told_removed = False
+        # Started joining: said so at start.
+        self._told_joining = self.membership.state == JOINING
         self._view_members = self.members
+        self._catching_up: CatchingUp | None = None
+        # The last records handed out in this life, and whether this node
+        # left the group when it was stopped (then it asks to be added back
+        # when started again, from there).
+        self._handed = StreamPosition()
+        self._left = False
+        self._replay_to: list[tuple[IDeliveryHandler, StreamPosition]] = []
+        self._behind: list[Record] | None = None
+        self._giving: dict[str, Giving] = {}
+        self.caught_up = 0
+        self.cannot_catch_up: str | None = None
+        self.on_fatal: Callable[[str], None] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -395,7 +444,15 @@ class MulticastNode(MultiService):
         """
         if self._stopped:
             return
+        if isinstance(message, Fetch | Records | NoRecords):
+            self._transfer(peer, message)
+            return
         now = self._reactor.seconds()
+        if isinstance(message, Leave) and message.view == self.view.id:
+            self._log.warn(
+                "member {peer!r} is stopping; the group goes on without it",
+                peer=peer,
+            )
         if isinstance(message, Suspect):
             # A suspicion of a member this node hears from is not taken up:
             # it may be old (sent while links were down, delivered once
@@ -422,6 +479,8 @@ class MulticastNode(MultiService):
         Admit the multicasts that waited for room in the resend buffers (or
         for the view change to end).
         """
+        for peer in list(self._giving):
+            self._give(peer)
         membership = self.membership
         while self._waiting and membership.delivering and not self._full():
             payload, d = self._waiting.popleft()
@@ -446,8 +505,15 @@ class MulticastNode(MultiService):
         self._turn = None
         self._unflushed = 0
         membership = self.membership
-        frames = membership.flush(self._frame_room, MESSAGE_OVERHEAD)
         links = self.links
+        for name, incarnation in membership.joined_as.items():
+            to = links.get(name)
+            if to is not None and to.incarnation != incarnation:
+                # A view change added this incarnation, maybe before its
+                # connection reached this member: what the view sends it
+                # from now on is for it, on a link started afresh.
+                to.restart(incarnation)
+        frames = membership.flush(self._frame_room, MESSAGE_OVERHEAD)
         if frames:
             peers = [links[name] for name in membership.peers]
             for frame in frames:
@@ -455,29 +521,17 @@ class MulticastNode(MultiService):
                 for link in peers:
                     link.send(frame, body)
         for name, message in membership.take_control():
-            links[name].send_control(message)
+            to = links.get(name)
+            if to is not None:
+                to.send_control(message)
         records = membership.take_deliveries()
-        taken = self._reactor.seconds() if self._closing_since is not None else 0.0
-        for record in records:
-            if isinstance(record, ViewChange):
-                self._view_installed(record, taken)
-            else:
-                self._deliver(record)
-        if records:
-            history = self.history
-            history.extend(records)
-            if history.has_subscribers:
-                history.turn_done()
-            # Last: a caller resumed by its multicast's Deferred finds the
-            # record already in the history and passed to every handler.
-            pending = self._pending
-            if pending:
-                me = self.me
-                for record in records:
-                    if type(record) is Delivery and record.sender == me:
-                        d = pending.pop(record.clock, None)
-                        if d is not None:
-                            d.callback(record)
+        if membership.welcome is not None and self._catching_up is None:
+            self._welcomed()
+        if self._behind is not None:
+            # Caught up first: what the view it was added to delivers waits.
+            self._behind.extend(records)
+        elif records:
+            self._hand_out(records)
         self._watch_membership()
         # Acknowledgements taken this turn may have made room that no link
         # reported (it never looked full, counting this turn's admissions).
@@ -485,6 +539,259 @@ class MulticastNode(MultiService):
             self.link_has_room()
         if membership.has_output:
             self._schedule_turn()
+
+    def _hand_out(self, records: list[Record], replayed: bool = False) -> None:
+        """
+        Pass a turn's records to the handlers, the history and its
+        subscribers, then fire the multicasts' Deferreds.
+
+        @param replayed: They are what a member added to a view lacked,
+            from another member: only durable handlers that lack them get
+            them.
+        """
+        taken = self._reactor.seconds() if self._closing_since is not None else 0.0
+        for record in records:
+            if replayed:
+                self._replay(record)
+            elif isinstance(record, ViewChange):
+                self._view_installed(record, taken)
+            else:
+                self._deliver(record)
+        handed = self._handed
+        for record in reversed(records):
+            if isinstance(record, Delivery):
+                self._handed = StreamPosition(
+                    record.index,
+                    max(handed.view, self._handed.view),
+                    (record.sender, record.clock),
+                )
+                break
+        for record in reversed(records):
+            if isinstance(record, ViewChange):
+                self._handed = attrs.evolve(
+                    self._handed, view=max(self._handed.view, record.view)
+                )
+                break
+        history = self.history
+        history.extend(records)
+        if history.has_subscribers:
+            history.turn_done()
+        # Last: a caller resumed by its multicast's Deferred finds the
+        # record already in the history and passed to every handler.
+        pending = self._pending
+        if pending:
+            me = self.me
+            for record in records:
+                if type(record) is Delivery and record.sender == me:
+                    d = pending.pop(record.clock, None)
+                    if d is not None:
+                        d.callback(record)
+
+    # -- joining and catching up ----------------------------------------
+
+    def _resume_point(self) -> StreamPosition | None:
+        """
+        Where this member's handlers stopped, so that a member added to a
+        view catches up from there: the earliest of the durable handlers'
+        positions, or (started again after it left) where it stopped
+        handing out records; L{None} if no handler needs catching up.
+
+        Sets who is given the records caught up on (L{_replay}).
+        """
+        handed = self._handed
+        if handed.index or handed.view:
+            # Every handler was given everything up to there in this life.
+            self._replay_to = [(h, handed) for h in self.handlers]
+        else:
+            self._replay_to = [(h, h.position()) for h in self._durable]
+        if not self._replay_to:
+            return None
+        return min((p for _, p in self._replay_to), key=_order)
+
+    def new_incarnation(
+        self, name: str, incarnation: int, untouched: bool
+    ) -> str | None:
+        """
+        Member C{name} restarted as C{incarnation}: take its connection if
+        its old incarnation is out of this member's view (the link starts
+        afresh, and the new one is told the view so it asks to join) or if
+        this is the incarnation a view change added, else leave the old one
+        out now and refuse the connection until then.
+        """
+        membership = self.membership
+        if membership.joined_as.get(name) == incarnation:
+            return None
+        if (
+            membership.state in (REMOVED, JOINING)
+            or name not in membership.view.members
+        ):
+            if membership.state not in (REMOVED, JOINING):
+                membership.send(name, Gone(membership.view.id, membership.view))
+                self._schedule_turn()
+            return None
+        if membership.view.id == 0 and untouched:
+            return None
+        if name not in membership.leaving:
+            self._log.warn(
+                "member {peer!r} restarted (a new incarnation): its old one is"
+                " gone, so the group goes on without it and then adds it back",
+                peer=name,
+            )
+            membership.gone_for_good(name, self._reactor.seconds())
+            self._schedule_turn()
+        return (
+            f"member {name!r} restarted as a new incarnation; it is let in once"
+            " the group has gone on without its old one"
+        )
+
+    def _welcomed(self) -> None:
+        """
+        This member was added to a view: catch up before handing out
+        anything of it, if its durable handlers lack records.
+        """
+        membership = self.membership
+        assert membership.welcome is not None
+        welcomer, welcome = membership.welcome
+        resume = self._resume_point()
+        self._log.warn(
+            "member {me!r} was added to view {view} of {members} by {by!r},"
+            " starting at index {index}{behind}",
+            me=self.me,
+            view=welcome.latest.id,
+            members=", ".join(welcome.latest.members),
+            by=welcomer,
+            index=welcome.first,
+            behind=(
+                f"; it catches up from index {resume.index + 1} first"
+                if resume is not None
+                else ""
+            ),
+        )
+        others = [n for n in welcome.latest.members if n not in (self.me, welcomer)]
+        self._catching_up = CatchingUp(
+            welcome,
+            resume if resume is not None else StreamPosition(),
+            [welcomer, *others],
+        )
+        if resume is None:
+            return
+        self._behind = []
+        self._ask_next()
+
+    def _ask_next(self) -> None:
+        catching = self._catching_up
+        assert catching is not None
+        nxt = catching.next_fetch()
+        if nxt is None:
+            self._cannot_catch_up(catching.why_not())
+            return
+        name, fetch = nxt
+        link = self.links.get(name)
+        if link is None:
+            catching.refusals.append((name, "no link to it"))
+            self._ask_next()
+            return
+        link.send_control(fetch)
+
+    def _caught_up(self) -> None:
+        behind, self._behind = self._behind, None
+        catching = self._catching_up
+        assert catching is not None
+        self._log.info(
+            "member {me!r} caught up: {count} records from {giver!r}",
+            me=self.me,
+            count=catching.got,
+            giver=catching.asking,
+        )
+        if behind:
+            self._hand_out(behind)
+
+    def _cannot_catch_up(self, why: str) -> None:
+        """
+        Nobody can give what this member lacks: it leaves the group and
+        says so, once.
+        """
+        self.cannot_catch_up = why
+        self._behind = None
+        membership = self.membership
+        membership.leave()
+        membership.stop(f"it cannot catch up: {why}")
+        self._log.error(
+            "member {me!r} cannot rejoin: {why}. Start it with a handler file"
+            " that is a prefix of the group's (or an empty one), or raise"
+            " --retain on the other members so that they keep what it lacks",
+            me=self.me,
+            why=why,
+        )
+        self._schedule_turn()
+        if self.on_fatal is not None:
+            self.on_fatal(why)
+
+    def _replay(self, record: Record) -> None:
+        """
+        Hand a record this member lacked to every durable handler that
+        lacks it.
+        """
+        for handler, position in self._replay_to:
+            if not position.after(record):
+                continue
+            try:
+                if isinstance(record, ViewChange):
+                    if IViewHandler.providedBy(handler):
+                        handler.view_changed(record)
+                else:
+                    handler.deliver(record)
+            except Exception:
+                self.handler_errors += 1
+                self._log.failure(
+                    "delivery handler {handler!r} failed on replayed record {index}",
+                    handler=handler,
+                    index=record.index,
+                )
+
+    def _transfer(self, peer: str, message: Fetch | Records | NoRecords) -> None:
+        """
+        A message of catching up: give, take, or ask someone else.
+        """
+        if isinstance(message, Fetch):
+            answer = give(self.me, message, self.history.kept(), self.engine.delivered)
+            if isinstance(answer, NoRecords):
+                self.links[peer].send_control(answer)
+            else:
+                self._giving[peer] = answer
+                self._give(peer)
+            return
+        catching = self._catching_up
+        if catching is None or peer != catching.asking or self._behind is None:
+            return
+        if isinstance(message, NoRecords):
+            catching.refusals.append((peer, message.reason))
+            self._ask_next()
+            return
+        records = list(message.records)
+        if records:
+            self._hand_out(records, replayed=True)
+            catching.took(records)
+            self.caught_up += len(records)
+        if message.done:
+            self._caught_up()
+            self._schedule_turn()
+
+    def _give(self, peer: str) -> None:
+        """
+        Send the joiner C{peer} what it lacks, as fast as its link takes it.
+        """
+        giving = self._giving.get(peer)
+        link = self.links[peer]
+        while giving is not None and not link.full:
+            chunk = giving.next_chunk(min(self.max_frame // 4, 1 << 20))
+            if chunk is None:
+                del self._giving[peer]
+                return
+            link.send_control(chunk)
+            if chunk.done:
+                del self._giving[peer]
+                return
 
     # -- membership -------------------------------------------------------
 
@@ -509,6 +816,22 @@ class MulticastNode(MultiService):
                     f"{self.me!r} was removed from the group after multicasting"
                     " the message but before delivering it; the other members"
                     " may still deliver it"
+                )
+        elif membership.state == JOINING:
+            if not self._told_joining:
+                self._told_joining = True
+                self._log.warn(
+                    "member {me!r} was left out of view {view} before it"
+                    " delivered anything (it was paused, cut off or started"
+                    " late); it asks to be added back",
+                    me=self.me,
+                    view=membership.view.id,
+                )
+            if self._pending:
+                self._fail_sent(
+                    f"{self.me!r} was left out of the group after multicasting the"
+                    " message but before delivering it, and asks to be added"
+                    " back; the other members may still deliver it"
                 )
         elif membership.state != NORMAL or membership.suspects:
             if self._closing_since is None:
@@ -808,6 +1131,25 @@ class MulticastNode(MultiService):
         for link in self.links.values():
             if link.last_heard is not None:
                 link.last_heard = self._started_at
+        if self.membership.state == JOINING:
+            self._log.warn(
+                "member {me!r} holds records of the group up to index {index}"
+                " and asks to be added back",
+                me=self.me,
+                index=(self._resume_point() or StreamPosition()).index,
+            )
+            self.membership.join(self._reactor.seconds())
+        elif self._left:
+            self._left = False
+            self._log.warn(
+                "member {me!r} left the group when it stopped; it asks to be"
+                " added back, from index {index}",
+                me=self.me,
+                index=self._handed.index,
+            )
+            self._catching_up = None
+            self.membership.join(self._reactor.seconds())
+            self._told_joining = True
         # A stop may have cut a turn short: what it owed goes out now.
         self._schedule_turn()
         if self.links:
@@ -893,6 +1235,15 @@ class MulticastNode(MultiService):
         Stop listening, close every connection and fail the multicasts not
         yet delivered with L{NodeStoppedError}.
         """
+        if not self._stopped:
+            # Tell the others, so that they go on at once; the connections
+            # are closed gracefully, with this written first.
+            membership = self.membership
+            self._left = membership.state not in (REMOVED, JOINING) and bool(
+                membership.peers
+            )
+            membership.leave()
+            self._end_turn()
         self._stopped = True
         if self._beat is not None and self._beat.running:
             self._beat.stop()

@@ -31,8 +31,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from isis_twisted.checker import CheckResult, check
-from isis_twisted.engine import Delivery, Record, ViewChange
-from isis_twisted.interfaces import IViewHandler
+from isis_twisted.engine import Delivery, Record, StreamPosition, ViewChange
+from isis_twisted.interfaces import IDurableHandler, IViewHandler
 from isis_twisted.node import MulticastNode
 
 
@@ -251,6 +251,27 @@ class RecordingHandler:
         self.closed = True
 
 
+@implementer(IDurableHandler)
+class DurableRecorder(RecordingHandler):
+    """
+    A L{RecordingHandler} that says where it stopped, as a durable handler
+    does: given to a member's next incarnation, it is that member's file
+    surviving a restart.
+    """
+
+    def position(self) -> StreamPosition:
+        """
+        The last delivery and view change recorded.
+        """
+        last = self.records[-1] if self.records else None
+        views = [r.view for r in self.stream if isinstance(r, ViewChange)]
+        return StreamPosition(
+            last.index if last is not None else 0,
+            max(views, default=0),
+            (last.sender, last.clock) if last is not None else None,
+        )
+
+
 class LocalGroup:
     """
     A group of nodes in one reactor, on loopback TCP.
@@ -267,6 +288,7 @@ class LocalGroup:
         reactor: Any,
         names: Sequence[str],
         proxied: bool = False,
+        durable: bool = False,
         **options: Any,
     ) -> None:
         """
@@ -275,14 +297,17 @@ class LocalGroup:
         @param names: The members' names.
         @param proxied: Route every member's dials through a L{LinkProxy} of
             its own, so that tests can cut and stall single links.
+        @param durable: Record with L{DurableRecorder}s.
         @param options: Passed to every L{MulticastNode}.
         """
         self.reactor = reactor
+        self._options = options
         self.ports: dict[str, int] = {}
         self.proxied = proxied
         self.proxies: dict[tuple[str, str], LinkProxy] = {}
         self._dial_ports: dict[str, int] = {} if proxied else self.ports
-        self.recorders = {name: RecordingHandler() for name in names}
+        kind = DurableRecorder if durable else RecordingHandler
+        self.recorders: dict[str, RecordingHandler] = {name: kind() for name in names}
         self.nodes = {
             name: MulticastNode(
                 name,
@@ -334,6 +359,40 @@ class LocalGroup:
         """
         for proxy in self.proxies.values():
             proxy.heal()
+
+    async def restart(
+        self, name: str, handler: RecordingHandler | None = None, **options: Any
+    ) -> MulticastNode:
+        """
+        Stop member C{name} and start it again as a new incarnation at the
+        same address, with C{handler} (by default a new recorder) and the
+        group's options overridden by C{options}.
+        """
+        old = self.nodes[name]
+        await old.stopService()
+        recorder = handler if handler is not None else RecordingHandler()
+        self.recorders[name] = recorder
+        peers = {
+            peer: LateBoundEndpoint(
+                self.reactor,
+                self._dial_ports,
+                f"{name}>{peer}" if self.proxied else peer,
+            )
+            for peer in self.nodes
+            if peer != name
+        }
+        node = MulticastNode(
+            name,
+            peers,
+            f"tcp:{self.ports[name]}:interface=127.0.0.1",
+            self.reactor,
+            handlers=[recorder],
+            **{**self._options, **options},
+        )
+        self.nodes[name] = node
+        node.startService()
+        await node.listening
+        return node
 
     async def stop(self) -> None:
         """

@@ -63,11 +63,14 @@ class Proposal:
     @ivar floor: Per member of the closing view, the stamp up to which every
         member of the next view already held its messages: what lies above
         it is the ragged edge that some members had to be sent.
+    @ivar joined: The members it adds, each with the incarnation that asked
+        (sorted by name): the process every member lets in under that name.
     """
 
     members: tuple[str, ...]
     cut: Stamps
     floor: Stamps
+    joined: tuple[tuple[str, int], ...] = ()
 
 
 @attrs.frozen
@@ -194,9 +197,11 @@ class Join:
     as a new incarnation, or left out), asks to be added.
 
     @ivar view: The latest view id the sender knows of.
+    @ivar incarnation: The sender's incarnation.
     """
 
     view: int
+    incarnation: int
 
 
 @attrs.frozen

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -127,7 +128,10 @@ SAMPLES: list[Control] = [
     Decide(1, (2, "a"), PROPOSAL, MESSAGES),
     Inquire(1, (("a", 5), ("b", 7))),
     Gone(1, View(4, ("a", "b"))),
-    Join(3),
+    Join(3, 0xFEEDFACECAFEBEEF),
+    Decide(
+        4, (5, "a"), attrs.evolve(PROPOSAL, joined=(("c", 7), ("d", 2**64 - 1))), ()
+    ),
     Welcome(4, View(4, ("a", "b", "c")), 81, 1200),
     Leave(2),
     Fetch(4, StreamPosition()),
@@ -381,6 +385,7 @@ GOLDEN_DECIDE_BYTES = bytes.fromhex(
     "0001"  # length 1
     "63"  # "c"
     "0000000000000008"  # stamp 8
+    "0000"  # joined: none
     "00000001"  # messages: 1
     "0001"  # sender length 1
     "63"  # "c"
@@ -433,7 +438,7 @@ class GoldenTests(SynchronousTestCase):
         self.assertGolden(GOLDEN_PROPOSE, GOLDEN_PROPOSE_BYTES)
 
     def test_decide(self) -> None:
-        self.assertEqual(len(GOLDEN_DECIDE_BYTES), 111)
+        self.assertEqual(len(GOLDEN_DECIDE_BYTES), 113)
         self.assertGolden(GOLDEN_DECIDE, GOLDEN_DECIDE_BYTES)
 
     def test_promise(self) -> None:
@@ -535,6 +540,7 @@ class DecodeErrorTests(SynchronousTestCase):
             + names()
             + stamps()
             + stamps()
+            + u16(0)
             + u32(1)
             + name(b"a")
             + u64(1)

@@ -99,6 +99,7 @@ class FakeOwner:
         self.refuse: ProtocolError | None = None
         self.room = 0
         self.rejections: list[tuple[str, str | None, str]] = []
+        self.restarted: list[tuple[str, bool]] = []
 
     def link_for(self, name: str) -> PeerLink | None:
         return self.links.get(name)
@@ -116,6 +117,15 @@ class FakeOwner:
 
     def rejected(self, address: str, peer: str | None, reason: str) -> None:
         self.rejections.append((address, peer, reason))
+
+    def new_incarnation(
+        self, name: str, incarnation: int, untouched: bool
+    ) -> str | None:
+        # As a member that still counts the old incarnation in its view.
+        self.restarted.append((name, untouched))
+        if untouched:
+            return None
+        return f"member {name!r} restarted as a new incarnation"
 
     @property
     def reasons(self) -> list[str]:
@@ -1653,7 +1663,7 @@ class IncarnationTests(SynchronousTestCase):
         assert isinstance(refuse, Refuse)
         self.assertEqual(refuse.reason, dial_refuse.reason)
         self.assertIn("new incarnation", refuse.reason)
-        self.assertIn("lost its state", refuse.reason)
+        self.assertIn("restarted as a new incarnation", refuse.reason)
         self.assertTrue(closing(transport))
         self.assertEqual(owner.rejections, [(PEER, "bob", refuse.reason)] * 2)
         self.assertIs(link.inbound, old)

@@ -275,7 +275,9 @@ class RemovalTests(SynchronousTestCase):
         # Fresh (nothing delivered): it asks to be added to view 20's group.
         self.assertEqual(c.state, JOINING)
         self.assertEqual(c.view, View(20, ("a", "b")))
-        self.assertEqual(sorted(c.take_control()), [("a", Join(20)), ("b", Join(20))])
+        self.assertEqual(
+            sorted(c.take_control()), [("a", Join(20, 0)), ("b", Join(20, 0))]
+        )
         # One that delivered something is out for good.
         group = Group("abc")
         d = group.members["c"]
@@ -527,7 +529,7 @@ class JoinTests(SynchronousTestCase):
         c = self.restart_c(10.0)
         self.assertEqual(c.deadline, 14.0)
         for _, message in c.take_control():
-            self.assertEqual(message, Join(0))
+            self.assertEqual(message, Join(0, 0))
         c.tick(14.0)
         asked = c.take_control()
         self.assertEqual(sorted(d for d, _ in asked), ["a", "b"])
@@ -536,7 +538,7 @@ class JoinTests(SynchronousTestCase):
         self.group.pump(14.0)
         self.assertEqual(c.view.id, 2)
         # Asked again once it is in: welcomed again, the same way.
-        self.a.receive_control("c", Join(1), 15.0)
+        self.a.receive_control("c", Join(1, 0), 15.0)
         again = [m for d, m in self.a.take_control() if d == "c"]
         self.assertEqual(
             again, [Welcome(2, View(2, ("a", "b", "c")), 3, self.a.engine.clock)]

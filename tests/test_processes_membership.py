@@ -360,7 +360,8 @@ class UntoldTests(ProcessMembershipTestCase):
     def test_paused_while_idle(self) -> Deferred[None]:
         """
         SIGSTOP a member of an idle group past --suspect-after, then
-        SIGCONT: it was left out, and must say so.
+        SIGCONT: it was left out before it delivered anything, so it finds
+        out and asks to be added back, and is.
         """
 
         async def run() -> None:
@@ -373,7 +374,19 @@ class UntoldTests(ProcessMembershipTestCase):
                 "a and b to leave c out",
             )
             group.signal("c", signal.SIGCONT)
-            await self.told(group, "c")
+            back = await self.until(
+                group,
+                ["a", "b", "c"],
+                lambda s: all(
+                    x["view_members"] == ["a", "b", "c"] and x["state"] == "normal"
+                    for x in s.values()
+                ),
+                "c to be added back",
+            )
+            self.assertGreaterEqual(back["c"]["view"], 2)
+            record = await group.clients["c"].multicast(b"from the member back")
+            self.assertEqual(record.sender, "c")
+            self.assertIn("asks to be added", group.log("c") + group.log("a"))
 
         return deferred(run())
 
