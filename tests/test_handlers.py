@@ -8,16 +8,18 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import subprocess
 import sys
 import textwrap
 import types
 import uuid
 from pathlib import Path
 
+import attrs
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.plugin import IPlugin
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -41,6 +43,7 @@ from isis_twisted.interfaces import (
     IDurableHandler,
     IViewHandler,
 )
+from isis_twisted.pump import HandlerPump, HandlerResumed, HandlerStopped, Pumped, Stuck
 
 RECORDS = (
     Delivery(1, "a", 7, b"text"),
@@ -1319,3 +1322,98 @@ class JsonLinesFailedWriteTests(SynchronousTestCase):
         self.handler.deliver(RECORDS[1])
         self.assertEqual(Path(self.path).read_text(), "".join(EXPECTED_LINES[:2]))
         self.assertEqual(calls, [len(EXPECTED_LINES[0])] * 2)
+
+
+class JsonLinesFullDiskTests(SynchronousTestCase):
+    """
+    L{JsonLinesHandler}, fed by a L{HandlerPump}, on a real file system that
+    fills up: a 64 KiB tmpfs, which needs root to mount.
+    """
+
+    def setUp(self) -> None:
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
+            raise SkipTest("mounting a tiny tmpfs to fill needs root")
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        try:
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", self.directory],
+                capture_output=True,
+                text=True,
+            )
+        except OSError as e:
+            raise SkipTest(f"cannot run mount: {e}") from e
+        if mounted.returncode != 0:
+            raise SkipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        self.addCleanup(
+            subprocess.run, ["umount", "-l", self.directory], capture_output=True
+        )
+        self.path = os.path.join(self.directory, "log.jsonl")
+        self.filler = os.path.join(self.directory, "filler")
+
+    def fill(self, size: int) -> None:
+        """
+        Take C{size} bytes of the file system with a file of its own.
+        """
+        Path(self.filler).write_bytes(b"\0" * size)
+
+    def test_full_then_room(self) -> None:
+        """
+        When the disk fills, the file keeps only whole lines, the position
+        stays at the last one and the pump is stuck at the next record,
+        reported once; once there is room again, the file continues at
+        exactly that record and ends holding every record, byte for byte as
+        if the disk had never filled.
+        """
+        self.fill(32 * 1024)
+        handler = JsonLinesHandler(self.path)
+        self.addCleanup(handler.close)
+        pump = HandlerPump([handler], retry_initial=1.0, retry_max=1.0)
+        records: list[Delivery | ViewChange] = [
+            Delivery(i, "ab"[i % 2], 100 + i, (b"%d " % i * 400)[:800])
+            for i in range(1, 60)
+        ]
+        records.insert(20, ViewChange(1, ("a", "b"), 21))
+        expected = "".join(record_to_json(r) + "\n" for r in records).encode()
+        self.assertGreater(len(expected), 40 * 1024)
+        pump.put(records)
+
+        first = pump.run(0.0)
+        stuck = pump.stuck
+        assert stuck is not None
+        done = len(first.records)
+        self.assertGreater(done, 1)
+        self.assertLess(done, len(records))
+        self.assertEqual(first.records, records[:done])
+        self.assertEqual(stuck.record, records[done])
+        self.assertIn("No space left on device", stuck.reason)
+        self.assertEqual(first.events, [HandlerStopped(stuck)])
+        on_disk = Path(self.path).read_bytes()
+        self.assertEqual(on_disk, expected[: len(on_disk)])
+        self.assertEqual(load_records(self.path), records[:done])
+        last = [r for r in records[:done] if isinstance(r, Delivery)][-1]
+        self.assertEqual(handler.position().index, last.index)
+        self.assertEqual(handler.position().last, (last.sender, last.clock))
+
+        # Still full: the retry fails, changes nothing and says nothing.
+        again = pump.run(1.0)
+        self.assertEqual(again, Pumped([], []))
+        self.assertEqual(Path(self.path).read_bytes(), on_disk)
+        self.assertEqual(handler.position().index, last.index)
+
+        os.remove(self.filler)
+        resumed = pump.run(2.0)
+        self.assertEqual(resumed.records, records[done:])
+        self.assertEqual(resumed.events, [HandlerResumed(pump_stuck(stuck, 2), 2.0)])
+        self.assertEqual(Path(self.path).read_bytes(), expected)
+        self.assertEqual(load_records(self.path), records)
+        self.assertEqual(handler.position(), StreamPosition(59, 1, ("b", 159)))
+        handler.close()
+        self.assertEqual(JsonLinesHandler(self.path).position(), handler.position())
+
+
+def pump_stuck(stuck: Stuck, attempts: int) -> Stuck:
+    """
+    C{stuck} as it stands after C{attempts} failures.
+    """
+    return attrs.evolve(stuck, attempts=attempts)
