@@ -203,29 +203,31 @@ class JsonLinesHandler:
             reason = e.strerror or str(e)
             raise ValueError(f"cannot open {self.path} for appending: {reason}") from e
         try:
-            self._size, self._position = self._recover(fd)
+            self._size, self._last, self._view = self._recover(fd)
         except Exception as e:
             os.close(fd)
             if isinstance(e, OSError):
                 reason = e.strerror or str(e)
                 raise ValueError(f"cannot read {self.path}: {reason}") from e
             raise
+        self._position: StreamPosition | None = None
         self._fd: int | None = fd
         # Set when a failed write could not be cut back: the next write (or
         # close) cuts the file to _size before anything else.
         self._dirty = False
 
-    def _recover(self, fd: int) -> tuple[int, StreamPosition]:
+    def _recover(self, fd: int) -> tuple[int, Delivery | None, int]:
         """
         Cut a torn last line off the file and find where it stopped.
 
         @param fd: The open file.
-        @return: The file's length once repaired, and its position.
+        @return: The file's length once repaired, its last delivery (or
+            L{None}) and its last view id (or 0).
         @raise ValueError: If the file is not a log of delivery records.
         """
         size = os.fstat(fd).st_size
         if size == 0:
-            return 0, StreamPosition()
+            return 0, None, 0
         end, dropped = _repair(self.path, fd, size)
         if dropped:
             os.ftruncate(fd, end)
@@ -237,7 +239,7 @@ class JsonLinesHandler:
                 end=end,
             )
         if end == 0:
-            return 0, StreamPosition()
+            return 0, None, 0
         # Every line this handler writes starts with one of these two, so a
         # backwards search for them finds the records without parsing the
         # lines in between.
@@ -249,14 +251,11 @@ class JsonLinesHandler:
                 " (it holds no delivery or view record); give another file"
             )
         _check_first_line(self.path, fd, end)
-        position = StreamPosition()
-        if isinstance(delivery, Delivery):
-            position = StreamPosition(
-                delivery.index, 0, (delivery.sender, delivery.clock)
-            )
-        if isinstance(view, ViewChange):
-            position = attrs.evolve(position, view=view.view)
-        return end, position
+        return (
+            end,
+            delivery if isinstance(delivery, Delivery) else None,
+            view.view if isinstance(view, ViewChange) else 0,
+        )
 
     def position(self) -> StreamPosition:
         """
@@ -266,7 +265,17 @@ class JsonLinesHandler:
 
         @return: The position.
         """
-        return self._position
+        position = self._position
+        if position is None:
+            # Made when asked for, not per record written: most records are
+            # written with nobody asking.
+            last = self._last
+            position = self._position = StreamPosition(
+                last.index if last is not None else 0,
+                self._view,
+                (last.sender, last.clock) if last is not None else None,
+            )
+        return position
 
     def deliver(self, record: Delivery) -> None:
         """
@@ -278,10 +287,9 @@ class JsonLinesHandler:
         @raise OSError: If writing fails (a full disk, for example); the file
             and the position are as they were before.
         """
-        self._write(record, f"delivery #{record.index}")
-        self._position = StreamPosition(
-            record.index, self._position.view, (record.sender, record.clock)
-        )
+        self._write(record)
+        self._last = record
+        self._position = None
 
     def view_changed(self, change: ViewChange) -> None:
         """
@@ -293,12 +301,18 @@ class JsonLinesHandler:
         @raise OSError: If writing fails (a full disk, for example); the file
             and the position are as they were before.
         """
-        self._write(change, f"view {change.view}")
-        self._position = attrs.evolve(self._position, view=change.view)
+        self._write(change)
+        self._view = change.view
+        self._position = None
 
-    def _write(self, record: Record, what: str) -> None:
+    def _write(self, record: Record) -> None:
         fd = self._fd
         if fd is None:
+            what = (
+                f"view {record.view}"
+                if isinstance(record, ViewChange)
+                else f"delivery #{record.index}"
+            )
             raise RuntimeError(
                 f"JSON-lines handler for {self.path} is closed; {what} was not written"
             )
@@ -306,13 +320,13 @@ class JsonLinesHandler:
         if self._dirty:
             os.ftruncate(fd, self._size)
             self._dirty = False
-        view = memoryview(data)
         written = 0
         try:
+            written = os.write(fd, data)
             # One write() nearly always takes the whole line; a full disk can
             # take part of it and refuse the rest.
             while written < len(data):
-                written += os.write(fd, view[written:])
+                written += os.write(fd, memoryview(data)[written:])
         except OSError:
             if written:
                 try:

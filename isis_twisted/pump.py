@@ -34,6 +34,7 @@ The rules:
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
@@ -149,6 +150,10 @@ class _Cursor:
         provide L{IViewHandler}.
     @ivar position: Its C{position}, or L{None} if it does not provide
         L{IDurableHandler}.
+    @ivar check: Its C{position} while it may still be given records it
+        holds already (until it takes one, and again after a L{hold
+        <HandlerPump.hold>}); L{None} once every record it is given is new
+        to it, since the stream is in order.
     @ivar at: How many records (counted from the pump's start) the handler
         has taken or skipped.
     @ivar stuck: Where it is stuck, or L{None}.
@@ -159,6 +164,7 @@ class _Cursor:
 
     __slots__ = (
         "at",
+        "check",
         "delay",
         "deliver",
         "failed",
@@ -184,6 +190,7 @@ class _Cursor:
             if IDurableHandler.providedBy(handler)
             else None
         )
+        self.check = self.position
         self.at = 0
         self.stuck: Stuck | None = None
         self.retry_at = 0.0
@@ -263,9 +270,14 @@ class HandlerPump:
     def hold(self) -> None:
         """
         Give nothing until L{release}: the member is catching up, and what
-        it has queued must wait for what it lacks to come first.
+        it has queued must wait for what it lacks to come first.  Durable
+        handlers' positions are checked again from here on, so that a
+        catch-up that starts behind one of them does not give it what it
+        holds.
         """
         self._held = True
+        for cursor in self._cursors:
+            cursor.check = cursor.position
 
     def release(self) -> None:
         """
@@ -309,65 +321,92 @@ class HandlerPump:
         # A stuck handler whose retry is not due waits where it is; so does
         # one that fails in this run, until its next retry.
         ready = [c for c in self._cursors if c.stuck is None or c.retry_at <= now]
-        for position in range(min(c.at for c in ready) if ready else end, end):
-            if not ready:
-                break
-            record = queue[position - base]
-            for cursor in ready:
-                if cursor.at != position:
-                    continue
-                if self._give(cursor, record, now, events):
-                    cursor.at += 1
-            ready = [c for c in ready if c.at > position]
+        if ready:
+            start = min(c.at for c in ready)
+            # Iterated, not indexed: a deque's middle is slow to index, and
+            # a stuck handler can leave a long one.
+            for position, record in enumerate(
+                itertools.islice(queue, start - base, None), start
+            ):
+                lagging = False
+                for cursor in ready:
+                    if cursor.at != position:
+                        continue
+                    # Inline rather than a method per record: this is the
+                    # member's hot path.
+                    try:
+                        if cursor.check is not None and not (
+                            cursor.check().after(record)
+                        ):
+                            pass  # it holds this one already
+                        elif type(record) is ViewChange:
+                            if cursor.view_changed is not None:
+                                cursor.view_changed(record)
+                                cursor.check = None
+                        else:
+                            cursor.deliver(record)  # type: ignore[arg-type]
+                            cursor.check = None
+                    except OSError as e:
+                        self._stopped(cursor, record, e, now, events)
+                        lagging = True
+                        continue
+                    except Exception as e:
+                        self._failed(cursor, record, e, events)
+                    if cursor.stuck is not None:
+                        events.append(HandlerResumed(cursor.stuck, now))
+                        cursor.stuck = None
+                    cursor.at = position + 1
+                if lagging:
+                    ready = [c for c in ready if c.at > position]
+                    if not ready:
+                        break
         done = min((c.at for c in self._cursors), default=end)
         taken = [queue.popleft() for _ in range(done - base)]
         self._base = done
         return Pumped(taken, events)
 
-    def _give(
-        self, cursor: _Cursor, record: Record, now: float, events: list[PumpEvent]
-    ) -> bool:
+    def _stopped(
+        self,
+        cursor: _Cursor,
+        record: Record,
+        error: OSError,
+        now: float,
+        events: list[PumpEvent],
+    ) -> None:
         """
-        Give one handler one record.
+        A handler could not keep C{record}: it is stuck there until its
+        next retry, which is due after a longer back-off each time.
+        """
+        self.handler_errors += 1
+        stuck = cursor.stuck
+        if stuck is None:
+            cursor.delay = self.retry_initial
+            stuck = Stuck(cursor.name, record.index, record, _describe(error), now)
+            events.append(HandlerStopped(stuck))
+        else:
+            cursor.delay = min(cursor.delay * 2, self.retry_max)
+            stuck = attrs.evolve(
+                stuck, reason=_describe(error), attempts=stuck.attempts + 1
+            )
+        cursor.stuck = stuck
+        cursor.retry_at = now + cursor.delay
 
-        @return: Whether the handler is done with it (took it, skipped it
-            for a bug, holds it already, or does not take records of its
-            kind); C{False} if it is stuck at it.
+    def _failed(
+        self,
+        cursor: _Cursor,
+        record: Record,
+        error: Exception,
+        events: list[PumpEvent],
+    ) -> None:
         """
-        try:
-            if cursor.position is not None and not cursor.position().after(record):
-                pass
-            elif isinstance(record, ViewChange):
-                if cursor.view_changed is None:
-                    return True
-                cursor.view_changed(record)
-            else:
-                cursor.deliver(record)
-        except OSError as e:
-            self.handler_errors += 1
-            stuck = cursor.stuck
-            if stuck is None:
-                cursor.delay = self.retry_initial
-                stuck = Stuck(cursor.name, record.index, record, _describe(e), now)
-                events.append(HandlerStopped(stuck))
-            else:
-                cursor.delay = min(cursor.delay * 2, self.retry_max)
-                stuck = attrs.evolve(
-                    stuck, reason=_describe(e), attempts=stuck.attempts + 1
-                )
-            cursor.stuck = stuck
-            cursor.retry_at = now + cursor.delay
-            return False
-        except Exception as e:
-            self.handler_errors += 1
-            self.skipped += 1
-            if not cursor.failed:
-                cursor.failed = True
-                events.append(HandlerFailed(cursor.name, record, e))
-        if cursor.stuck is not None:
-            events.append(HandlerResumed(cursor.stuck, now))
-            cursor.stuck = None
-        return True
+        A handler has a bug: C{record} is skipped for it, and the first
+        such failure of each handler is reported.
+        """
+        self.handler_errors += 1
+        self.skipped += 1
+        if not cursor.failed:
+            cursor.failed = True
+            events.append(HandlerFailed(cursor.name, record, error))
 
     # -- inspecting ---------------------------------------------------------
 

@@ -443,6 +443,22 @@ class PumpTests(SynchronousTestCase):
         self.assertEqual(behind.taken, records)
         self.assertEqual(ahead.position(), StreamPosition(5, 2, ("b", 15)))
 
+    def test_hold_checks_positions_again(self) -> None:
+        """
+        A catch-up put after L{HandlerPump.hold} that starts behind a
+        durable handler gives it only what it lacks, even though it had
+        taken records before.
+        """
+        handler = DurableRecorder(StreamPosition())
+        pump = HandlerPump([handler])
+        pump.put(deliveries(1, 3))
+        pump.run(0.0)
+        pump.hold()
+        pump.put(deliveries(2, 5))
+        pump.release()
+        self.assertEqual(pump.run(1.0).records, deliveries(2, 5))
+        self.assertEqual(handler.taken, deliveries(1, 5))
+
     def test_positions(self) -> None:
         """
         L{HandlerPump.positions} gives each durable handler's position, in
