@@ -29,7 +29,11 @@ The rules:
     provider of L{IDurableHandler} is not given a record its own
     L{position<IDurableHandler.position>} says it holds already, so a
     member that catches up from the least position of its handlers gives
-    each only what it lacks.
+    each only what it lacks.  The pump asks a handler's position until the
+    handler takes a record (after that every record is new to it, the
+    stream being in order) and again after L{HandlerPump.hold}: a member
+    puts a catch-up between L{HandlerPump.hold} and
+    L{HandlerPump.release}.
 """
 
 from __future__ import annotations
