@@ -229,6 +229,23 @@ class JsonLinesHandler:
         if size == 0:
             return 0, None, 0
         end, dropped = _repair(self.path, fd, size)
+        delivery: Record | None = None
+        view: Record | None = None
+        if end > 0:
+            # Every line this handler writes starts with one of these two,
+            # so a backwards search for them finds the records without
+            # parsing the lines in between.
+            delivery = _last_record(self.path, fd, end, _DELIVERY_START)
+            view = _last_record(self.path, fd, end, _VIEW_START)
+            if delivery is None and view is None:
+                raise ValueError(
+                    f"{self.path} is not a delivery log written by the jsonl"
+                    " handler (it holds no delivery or view record); give"
+                    " another file"
+                )
+            _check_first_line(self.path, fd, end)
+        # Only once the file is known to be one of ours: a file that is
+        # refused is left exactly as it was.
         if dropped:
             os.ftruncate(fd, end)
             self._log.warn(
@@ -238,19 +255,6 @@ class JsonLinesHandler:
                 dropped=dropped,
                 end=end,
             )
-        if end == 0:
-            return 0, None, 0
-        # Every line this handler writes starts with one of these two, so a
-        # backwards search for them finds the records without parsing the
-        # lines in between.
-        delivery = _last_record(self.path, fd, end, _DELIVERY_START)
-        view = _last_record(self.path, fd, end, _VIEW_START)
-        if delivery is None and view is None:
-            raise ValueError(
-                f"{self.path} is not a delivery log written by the jsonl handler"
-                " (it holds no delivery or view record); give another file"
-            )
-        _check_first_line(self.path, fd, end)
         return (
             end,
             delivery if isinstance(delivery, Delivery) else None,

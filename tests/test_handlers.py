@@ -1202,6 +1202,13 @@ class JsonLinesOpenTests(SynchronousTestCase):
         """
         self.assertRefused(b"# notes\n" + self.written(RECORDS[0]), "first line")
 
+    def test_refused_before_cut(self) -> None:
+        """
+        A file that is refused is not cut first, even when its end looks
+        like a torn record.
+        """
+        self.assertRefused(b"# notes\n" + self.written(RECORDS[0])[:20])
+
     def test_refuses_binary(self) -> None:
         """
         A binary file is refused.
