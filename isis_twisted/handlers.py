@@ -20,23 +20,26 @@ handler and L{available_handlers} lists the names it knows.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import types
 from collections.abc import Callable, Iterator
-from typing import IO, ClassVar
+from typing import ClassVar
 
 import attrs
 from twisted.logger import Logger
 from twisted.plugin import IPlugin, getPlugins
 from zope.interface import implementer
 
-from isis_twisted.checker import record_to_json
-from isis_twisted.engine import Delivery, Record, ViewChange
+from isis_twisted.checker import _record_from_json, _view_from_json, record_to_json
+from isis_twisted.engine import Delivery, Record, StreamPosition, ViewChange
 from isis_twisted.interfaces import (
     IDeliveryHandler,
     IDeliveryHandlerFactory,
+    IDurableHandler,
     IViewHandler,
 )
 
@@ -140,11 +143,11 @@ class LogHandler:
         """
 
 
-@implementer(IViewHandler)
+@implementer(IDurableHandler)
 class JsonLinesHandler:
     """
-    A delivery handler that appends every delivered message, and every view
-    change, to a file as one line of JSON, the format
+    A durable delivery handler that appends every delivered message, and
+    every view change, to a file as one line of JSON, the format
     L{isis_twisted.checker.load_records} reads.
 
     Each line is exactly C{record_to_json(record) + "\\n"}, for example
@@ -153,73 +156,385 @@ class JsonLinesHandler:
     C{after} field when the record has one.  A view change is a line of its
     own where it falls among the deliveries, with no C{sender} key (which
     is how a reader tells it apart): C{{"view": 1, "members": ["a", "b"],
-    "index": 81}}, C{index} being that of the view's first delivery.  The
-    file is flushed after every
-    line, so that the history checker can read it while the member runs
-    (flushed to the operating system, not synced to disk).
+    "index": 81}}, C{index} being that of the view's first delivery.  Each
+    line goes to the operating system as it is written, so that the history
+    checker can read the file while the member runs (it is not synced to
+    disk).
 
-    The file is opened for appending: an existing log is kept and extended,
-    and missing parent directories are not created.
+    An existing file is kept and extended.  Opening it reads it from the end
+    (so a file of millions of lines opens in milliseconds): a torn last line
+    (the member died while writing it, or the disk filled) is cut off and
+    logged once, and L{position} says where the file stopped.  A file that
+    is not a log of this format is refused rather than appended to.  A
+    write that fails (L{OSError}: a full disk) leaves the file as it was
+    before that record and the position unchanged, so the same record can
+    be given again.  The handler must be the file's only writer.
 
     @ivar path: The file written to.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], logger: Logger | None = None
+    ) -> None:
         """
-        Open the file.
+        Open the file, repair a torn last line, and read where it stopped.
 
-        @param path: The file to append to; created if missing.
-        @raise ValueError: If the file cannot be opened for appending; the
-            message names the path and the operating system's reason.
+        @param path: The file to append to; created if missing (its parent
+            directory is not).
+        @param logger: Where to say that a torn line was cut; by default a
+            L{Logger} in the namespace C{isis_twisted.handlers.JsonLinesHandler}.
+        @raise ValueError: If the file cannot be opened for appending, or it
+            holds something other than delivery records; the message is one
+            sentence naming the path and the reason.
         """
         self.path = os.fspath(path)
+        self._log = (
+            logger
+            if logger is not None
+            else Logger(namespace=f"{__name__}.{type(self).__name__}", source=self)
+        )
         try:
-            # newline="" writes "\n" as it is on every platform.
-            self._file: IO[str] | None = open(  # noqa: SIM115
-                self.path, "a", encoding="utf-8", newline=""
+            fd = os.open(
+                self.path,
+                os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0),
+                0o666,
             )
         except OSError as e:
             reason = e.strerror or str(e)
             raise ValueError(f"cannot open {self.path} for appending: {reason}") from e
+        try:
+            self._size, self._last, self._view = self._recover(fd)
+        except Exception as e:
+            os.close(fd)
+            if isinstance(e, OSError):
+                reason = e.strerror or str(e)
+                raise ValueError(f"cannot read {self.path}: {reason}") from e
+            raise
+        self._position: StreamPosition | None = None
+        self._fd: int | None = fd
+        # Set when a failed write could not be cut back: the next write (or
+        # close) cuts the file to _size before anything else.
+        self._dirty = False
+
+    def _recover(self, fd: int) -> tuple[int, Delivery | None, int]:
+        """
+        Cut a torn last line off the file and find where it stopped.
+
+        @param fd: The open file.
+        @return: The file's length once repaired, its last delivery (or
+            L{None}) and its last view id (or 0).
+        @raise ValueError: If the file is not a log of delivery records.
+        """
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0, None, 0
+        end, dropped = _repair(self.path, fd, size)
+        delivery: Record | None = None
+        view: Record | None = None
+        if end > 0:
+            # Every line this handler writes starts with one of these two,
+            # so a backwards search for them finds the records without
+            # parsing the lines in between.
+            delivery = _last_record(self.path, fd, end, _DELIVERY_START)
+            view = _last_record(self.path, fd, end, _VIEW_START)
+            if delivery is None and view is None:
+                raise ValueError(
+                    f"{self.path} is not a delivery log written by the jsonl"
+                    " handler (it holds no delivery or view record); give"
+                    " another file"
+                )
+            _check_first_line(self.path, fd, end)
+        # Only once the file is known to be one of ours: a file that is
+        # refused is left exactly as it was.
+        if dropped:
+            os.ftruncate(fd, end)
+            self._log.warn(
+                "{path} ended in a torn line ({dropped} bytes without a whole"
+                " record); cut it off, the file now ends at byte {end}",
+                path=self.path,
+                dropped=dropped,
+                end=end,
+            )
+        return (
+            end,
+            delivery if isinstance(delivery, Delivery) else None,
+            view.view if isinstance(view, ViewChange) else 0,
+        )
+
+    def position(self) -> StreamPosition:
+        """
+        Where the file stopped: its last delivery (index, sender and clock)
+        and its last view change, as read when it was opened and advanced by
+        every record written since.
+
+        @return: The position.
+        """
+        position = self._position
+        if position is None:
+            # Made when asked for, not per record written: most records are
+            # written with nobody asking.
+            last = self._last
+            position = self._position = StreamPosition(
+                last.index if last is not None else 0,
+                self._view,
+                (last.sender, last.clock) if last is not None else None,
+            )
+        return position
 
     def deliver(self, record: Delivery) -> None:
         """
-        Append one delivered message to the file and flush it.
+        Append one delivered message to the file.
 
         @param record: The message.
         @raise RuntimeError: If the handler has been closed; nothing is
             written then.
-        @raise OSError: If writing fails (a full disk, for example).
+        @raise OSError: If writing fails (a full disk, for example); the file
+            and the position are as they were before.
         """
-        self._write(record, f"delivery #{record.index}")
+        self._write(record)
+        self._last = record
+        self._position = None
 
     def view_changed(self, change: ViewChange) -> None:
         """
-        Append one view change to the file and flush it.
+        Append one view change to the file.
 
         @param change: The view installed.
         @raise RuntimeError: If the handler has been closed; nothing is
             written then.
-        @raise OSError: If writing fails (a full disk, for example).
+        @raise OSError: If writing fails (a full disk, for example); the file
+            and the position are as they were before.
         """
-        self._write(change, f"view {change.view}")
+        self._write(change)
+        self._view = change.view
+        self._position = None
 
-    def _write(self, record: Record, what: str) -> None:
-        if self._file is None:
+    def _write(self, record: Record) -> None:
+        fd = self._fd
+        if fd is None:
+            what = (
+                f"view {record.view}"
+                if isinstance(record, ViewChange)
+                else f"delivery #{record.index}"
+            )
             raise RuntimeError(
                 f"JSON-lines handler for {self.path} is closed; {what} was not written"
             )
-        self._file.write(record_to_json(record) + "\n")
-        self._file.flush()
+        data = (record_to_json(record) + "\n").encode("utf-8")
+        if self._dirty:
+            os.ftruncate(fd, self._size)
+            self._dirty = False
+        written = 0
+        try:
+            written = os.write(fd, data)
+            # One write() nearly always takes the whole line; a full disk can
+            # take part of it and refuse the rest.
+            while written < len(data):
+                written += os.write(fd, memoryview(data)[written:])
+        except OSError:
+            if written:
+                try:
+                    os.ftruncate(fd, self._size)
+                except OSError:
+                    self._dirty = True
+            raise
+        self._size += len(data)
 
     def close(self) -> None:
         """
         Close the file.  Closing again does nothing; delivering afterwards
         raises L{RuntimeError}.
         """
-        if self._file is not None:
-            f, self._file = self._file, None
-            f.close()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                if self._dirty:
+                    # Best effort: a torn line left here is cut when the
+                    # file is next opened.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, self._size)
+            finally:
+                os.close(fd)
+
+
+_DELIVERY_START = b'{"index": '
+_VIEW_START = b'{"view": '
+_CHUNK = 1 << 16
+"""
+How much of a file's end is read at a time, looking for its last line.
+"""
+_SCAN_CHUNK = 1 << 20
+"""
+How much is read at a time, searching back for the last line of a kind.
+"""
+
+
+def _read_at(fd: int, offset: int, length: int) -> bytes:
+    """
+    Read C{length} bytes of C{fd} from C{offset} (fewer at the end).
+    """
+    os.lseek(fd, offset, os.SEEK_SET)
+    parts: list[bytes] = []
+    while length > 0:
+        part = os.read(fd, length)
+        if not part:
+            break
+        parts.append(part)
+        length -= len(part)
+    return b"".join(parts)
+
+
+def _parse(line: bytes) -> Record | None:
+    """
+    One line of a log as a record.
+
+    @return: The record, or L{None} if the line is not one.
+    """
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    try:
+        if "sender" in obj:
+            return _record_from_json(obj)
+        return _view_from_json(obj)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _is_json(line: bytes) -> bool:
+    """
+    Whether C{line} is one JSON value.
+    """
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _could_be_torn(tail: bytes) -> bool:
+    """
+    Whether C{tail}, the end of a file, can be a record cut short: the start
+    of a line this handler writes, or the zero bytes some file systems leave
+    where a crash interrupted a write.
+    """
+    if not tail.replace(b"\0", b"").strip():
+        return True
+    for start in (_DELIVERY_START, _VIEW_START):
+        if tail.startswith(start) or start.startswith(tail):
+            return True
+    return False
+
+
+def _repair(path: str, fd: int, size: int) -> tuple[int, int]:
+    """
+    Find where a file's last whole record ends.
+
+    @return: That offset, and how many bytes after it are a torn record.
+    @raise ValueError: If the file's end is not a record nor a torn one.
+    """
+    # The torn part is at most the last line: search back for the newline
+    # before it (the file's final byte may be the one that ends it).
+    line_start = 0
+    position = size - 1
+    while position > 0:
+        offset = max(0, position - _CHUNK)
+        found = _read_at(fd, offset, position - offset).rfind(b"\n")
+        if found >= 0:
+            line_start = offset + found + 1
+            break
+        position = offset
+    last = _read_at(fd, line_start, size - line_start)
+    if last.endswith(b"\n"):
+        if _parse(last) is not None:
+            return size, 0
+        # A whole line that is JSON but not a record was written on purpose,
+        # by someone else: not a torn write of ours.
+        torn = not _is_json(last) and _could_be_torn(last)
+    else:
+        torn = _could_be_torn(last)
+    if not torn:
+        raise ValueError(
+            f"{path} is not a delivery log written by the jsonl handler (its"
+            f" last line is {_show(last)}); give another file"
+        )
+    return line_start, size - line_start
+
+
+def _last_record(path: str, fd: int, end: int, start: bytes) -> Record | None:
+    """
+    The last record of the file before C{end} whose line begins with
+    C{start}.
+
+    @raise ValueError: If that line is not a whole record.
+    """
+    needle = b"\n" + start
+    # A line can hold the needle across two reads: each read keeps the
+    # first bytes of the one after it.
+    carry = b""
+    position = end
+    while position > 0:
+        offset = max(0, position - _SCAN_CHUNK)
+        buffer = _read_at(fd, offset, position - offset) + carry
+        found = buffer.rfind(needle)
+        if found >= 0:
+            line_at = offset + found + 1
+        elif offset == 0 and buffer.startswith(start):
+            line_at = 0
+        else:
+            carry = buffer[: len(needle) - 1]
+            position = offset
+            continue
+        line = _line_at(fd, line_at, end)
+        record = _parse(line)
+        if record is None:
+            raise ValueError(
+                f"{path} is not a delivery log written by the jsonl handler"
+                f" (the line at byte {line_at} is {_show(line)}); give another file"
+            )
+        return record
+    return None
+
+
+def _line_at(fd: int, offset: int, end: int) -> bytes:
+    """
+    The line of C{fd} starting at C{offset}, newline included.
+    """
+    parts: list[bytes] = []
+    while offset < end:
+        block = _read_at(fd, offset, min(_CHUNK, end - offset))
+        cut = block.find(b"\n")
+        if cut >= 0:
+            parts.append(block[: cut + 1])
+            break
+        parts.append(block)
+        offset += len(block)
+    return b"".join(parts)
+
+
+def _check_first_line(path: str, fd: int, end: int) -> None:
+    """
+    Refuse a file whose first line is not a record: another file that
+    happens to end with a line of ours.
+    """
+    line = _line_at(fd, 0, end)
+    if _parse(line) is None:
+        raise ValueError(
+            f"{path} is not a delivery log written by the jsonl handler (its"
+            f" first line is {_show(line)}); give another file"
+        )
+
+
+def _show(line: bytes) -> str:
+    """
+    The start of a line, for a message.
+    """
+    text = line.rstrip(b"\n")[:PREVIEW_BYTES]
+    shown = repr(text.decode("utf-8", "backslashreplace"))
+    return shown + "..." if len(line.rstrip(b"\n")) > PREVIEW_BYTES else shown
 
 
 @implementer(IPlugin, IDeliveryHandlerFactory)

@@ -5,24 +5,27 @@ building handlers from specifications.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+import subprocess
 import sys
 import textwrap
 import types
 import uuid
 from pathlib import Path
 
+import attrs
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.plugin import IPlugin
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from isis_twisted import testing
 from isis_twisted.checker import load_jsonl, load_records, record_to_json
-from isis_twisted.engine import Delivery, ViewChange
+from isis_twisted.engine import Delivery, StreamPosition, ViewChange
 from isis_twisted.handlers import (
     BUILTIN_FACTORIES,
     PREVIEW_BYTES,
@@ -37,8 +40,10 @@ from isis_twisted.handlers import (
 from isis_twisted.interfaces import (
     IDeliveryHandler,
     IDeliveryHandlerFactory,
+    IDurableHandler,
     IViewHandler,
 )
+from isis_twisted.pump import HandlerPump, HandlerResumed, HandlerStopped, Pumped, Stuck
 
 RECORDS = (
     Delivery(1, "a", 7, b"text"),
@@ -963,3 +968,459 @@ class HelperTests(SynchronousTestCase):
         handler.close()
         self.assertEqual(handler.records, [RECORDS[0]])
         self.assertTrue(handler.closed)
+
+
+class JsonLinesOpenTests(SynchronousTestCase):
+    """
+    Tests for what L{JsonLinesHandler} does with an existing file when it
+    opens it: the position it reads, the torn line it repairs, and the files
+    it refuses.
+    """
+
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        self.observer = EventLoggingObserver()
+        self.log = Logger(observer=self.observer)
+
+    def open(self) -> JsonLinesHandler:
+        """
+        Open the file with a handler that logs to C{self.observer}, and close
+        it when the test ends.
+        """
+        handler = JsonLinesHandler(self.path, logger=self.log)
+        self.addCleanup(handler.close)
+        return handler
+
+    def write(self, data: bytes) -> None:
+        """
+        Replace the file's content with C{data}.
+        """
+        Path(self.path).write_bytes(data)
+
+    def written(self, *records: Delivery | ViewChange) -> bytes:
+        """
+        What the handler writes for C{records}.
+        """
+        return "".join(record_to_json(r) + "\n" for r in records).encode()
+
+    def test_provides(self) -> None:
+        """
+        L{JsonLinesHandler} provides L{IDurableHandler}.
+        """
+        self.assertTrue(verifyObject(IDurableHandler, self.open()))
+
+    def test_new_file(self) -> None:
+        """
+        A new file has the empty position, and opening it logs nothing.
+        """
+        self.assertEqual(self.open().position(), StreamPosition())
+        self.assertEqual(len(self.observer), 0)
+
+    def test_position_of_existing_file(self) -> None:
+        """
+        An existing file's position is its last delivery's index, sender
+        and clock, and its last view's id, wherever they are.
+        """
+        self.write(
+            self.written(
+                RECORDS[0], ViewChange(1, ("a", "b"), 2), RECORDS[1], VIEW, RECORDS[2]
+            )
+        )
+        self.assertEqual(self.open().position(), StreamPosition(3, 1, ("a", 9)))
+        self.assertEqual(len(self.observer), 0)
+
+    def test_position_view_last(self) -> None:
+        """
+        A view line after the last delivery counts: the position has that
+        view and the delivery before it.
+        """
+        self.write(self.written(RECORDS[0], RECORDS[1], VIEW))
+        self.assertEqual(self.open().position(), StreamPosition(2, 1, ("b", 8)))
+
+    def test_position_views_only(self) -> None:
+        """
+        A file of view lines alone has index 0 and no last delivery.
+        """
+        self.write(self.written(ViewChange(1, ("a",), 1), ViewChange(2, ("a", "b"), 1)))
+        self.assertEqual(self.open().position(), StreamPosition(0, 2, None))
+
+    def test_position_far_back(self) -> None:
+        """
+        The last view line is found however far back it is: more than the
+        reads' size, with long lines in between.
+        """
+        filler = [Delivery(i, "a", i, b"x" * 5000) for i in range(1, 600)]
+        self.write(self.written(VIEW, *filler))
+        self.assertGreater(os.path.getsize(self.path), 2 << 20)
+        self.assertEqual(self.open().position(), StreamPosition(599, 1, ("a", 599)))
+
+    def test_position_advances(self) -> None:
+        """
+        The position follows each record written.
+        """
+        self.write(self.written(RECORDS[0]))
+        handler = self.open()
+        handler.deliver(RECORDS[1])
+        self.assertEqual(handler.position(), StreamPosition(2, 0, ("b", 8)))
+        handler.view_changed(VIEW)
+        self.assertEqual(handler.position(), StreamPosition(2, 1, ("b", 8)))
+        handler.deliver(RECORDS[2])
+        self.assertEqual(handler.position(), StreamPosition(3, 1, ("a", 9)))
+        handler.close()
+        self.assertEqual(handler.position(), StreamPosition(3, 1, ("a", 9)))
+        self.assertEqual(
+            JsonLinesHandler(self.path, logger=self.log).position(), handler.position()
+        )
+
+    def assertCut(self, whole: bytes, torn: bytes) -> JsonLinesHandler:
+        """
+        A file of C{whole} then C{torn} is cut back to C{whole} when it is
+        opened, and one warning names the file and the bytes dropped.
+        """
+        self.write(whole + torn)
+        handler = self.open()
+        self.assertEqual(Path(self.path).read_bytes(), whole)
+        self.assertEqual(len(self.observer), 1)
+        event = self.observer[0]
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(event["dropped"], len(torn))
+        text = formatEvent(event)
+        self.assertIn(self.path, text)
+        self.assertIn(f"{len(torn)} bytes", text)
+        return handler
+
+    def test_torn_line_cut(self) -> None:
+        """
+        A last line without its newline is cut off; the position is that of
+        the line before, and the next record follows it on a line of its
+        own.
+        """
+        whole = self.written(RECORDS[0], RECORDS[1])
+        handler = self.assertCut(whole, self.written(RECORDS[2])[:30])
+        self.assertEqual(handler.position(), StreamPosition(2, 0, ("b", 8)))
+        handler.deliver(RECORDS[2])
+        self.assertEqual(load_records(self.path), list(RECORDS))
+
+    def test_whole_record_without_newline_cut(self) -> None:
+        """
+        A last record without its newline was not completely written: it is
+        cut too, so it is not part of the position and is written again.
+        """
+        whole = self.written(RECORDS[0])
+        handler = self.assertCut(whole, self.written(RECORDS[1])[:-1])
+        self.assertEqual(handler.position(), StreamPosition(1, 0, ("a", 7)))
+
+    def test_torn_view_line_cut(self) -> None:
+        """
+        A torn view line is cut like a torn delivery.
+        """
+        whole = self.written(RECORDS[0])
+        handler = self.assertCut(whole, b'{"view": 1, "memb')
+        self.assertEqual(handler.position(), StreamPosition(1, 0, ("a", 7)))
+
+    def test_short_torn_line_cut(self) -> None:
+        """
+        A torn line shorter than a record's first key is cut.
+        """
+        self.assertCut(self.written(RECORDS[0]), b'{"in')
+
+    def test_torn_invalid_json_with_newline_cut(self) -> None:
+        """
+        A last line that ends in a newline but is not JSON, and starts as a
+        record does, is cut.
+        """
+        self.assertCut(self.written(RECORDS[0]), b'{"index": 2, "sen\n')
+
+    def test_zero_bytes_cut(self) -> None:
+        """
+        Zero bytes at the end (left by a crash on some file systems) are
+        cut.
+        """
+        self.assertCut(self.written(RECORDS[0]), b"\0" * 100)
+
+    def test_only_torn_line(self) -> None:
+        """
+        A file that holds only a torn first record is cut to nothing.
+        """
+        handler = self.assertCut(b"", self.written(RECORDS[0])[:-5])
+        self.assertEqual(handler.position(), StreamPosition())
+
+    def test_long_torn_line(self) -> None:
+        """
+        A torn line longer than the reads is cut whole.
+        """
+        big = Delivery(2, "a", 8, b"y" * 200_000)
+        self.assertCut(self.written(RECORDS[0]), self.written(big)[:150_000])
+
+    def assertRefused(self, content: bytes, *words: str) -> None:
+        """
+        A file holding C{content} is refused with a L{ValueError} of one
+        sentence naming the file (and C{words}), and is left as it was.
+        """
+        self.write(content)
+        e = self.assertRaises(ValueError, JsonLinesHandler, self.path, self.log)
+        message = str(e)
+        self.assertIn(self.path, message)
+        self.assertIn("is not a delivery log", message)
+        self.assertNotIn("\n", message)
+        for word in words:
+            self.assertIn(word, message)
+        self.assertEqual(Path(self.path).read_bytes(), content)
+        self.assertEqual(len(self.observer), 0)
+
+    def test_refuses_text(self) -> None:
+        """
+        A text file is refused, quoting its last line.
+        """
+        self.assertRefused(b"hello\nworld\n", "'world'")
+
+    def test_refuses_text_without_newline(self) -> None:
+        """
+        A text file whose last line has no newline is refused, not cut.
+        """
+        self.assertRefused(b"hello\nworld", "'world'")
+
+    def test_refuses_other_json(self) -> None:
+        """
+        JSON lines that are not records are refused.
+        """
+        self.assertRefused(b'{"level": "info"}\n{"level": "warn"}\n')
+
+    def test_refuses_bad_record(self) -> None:
+        """
+        A whole last line that is JSON but not a valid record is refused,
+        not cut as if it were torn.
+        """
+        self.assertRefused(
+            self.written(RECORDS[0]) + b'{"view": 1, "members": 5, "index": 2}\n'
+        )
+
+    def test_refuses_other_start(self) -> None:
+        """
+        A file that ends with records of ours but starts with something else
+        is refused, quoting its first line.
+        """
+        self.assertRefused(b"# notes\n" + self.written(RECORDS[0]), "first line")
+
+    def test_refused_before_cut(self) -> None:
+        """
+        A file that is refused is not cut first, even when its end looks
+        like a torn record.
+        """
+        self.assertRefused(b"# notes\n" + self.written(RECORDS[0])[:20])
+
+    def test_refuses_binary(self) -> None:
+        """
+        A binary file is refused.
+        """
+        self.assertRefused(bytes(range(256)) * 4)
+
+    def test_refused_by_build_handler(self) -> None:
+        """
+        Through L{build_handler} (what the tap calls) the refusal is one
+        sentence naming the handler's specification.
+        """
+        self.write(b"hello\n")
+        e = self.assertRaises(HandlerSpecError, build_handler, f"jsonl:{self.path}")
+        self.assertEqual(
+            str(e),
+            f"Handler 'jsonl:{self.path}': {self.path} is not a delivery log"
+            " written by the jsonl handler (its last line is 'hello'); give"
+            " another file.",
+        )
+
+
+class FailingWrites:
+    """
+    Makes C{os.write} fail as a full disk does: it writes at most C{room}
+    more bytes, then raises L{OSError} C{ENOSPC}.  It is patched for the
+    whole test (the handler calls C{os.write} through the module), but
+    limits nothing until a test sets C{room}.
+
+    @ivar room: How many bytes may still be written, or L{None} for no
+        limit.
+    """
+
+    def __init__(self, case: SynchronousTestCase) -> None:
+        self.room: int | None = None
+        self._write = os.write
+        case.patch(os, "write", self.write)
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        if self.room is None:
+            return self._write(fd, data)
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        taken = self._write(fd, bytes(data[: self.room]))
+        self.room -= taken
+        return taken
+
+
+class JsonLinesFailedWriteTests(SynchronousTestCase):
+    """
+    A write that fails leaves L{JsonLinesHandler}'s file and position as
+    they were, so that the same record can be given again.
+    """
+
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        self.disk = FailingWrites(self)
+        self.handler = JsonLinesHandler(self.path)
+        self.addCleanup(self.handler.close)
+        self.handler.deliver(RECORDS[0])
+
+    def test_partial_write_undone(self) -> None:
+        """
+        A record the disk took part of is cut back: the file holds only the
+        whole lines before it and the position did not move.
+        """
+        self.disk.room = 10
+        self.assertRaises(OSError, self.handler.deliver, RECORDS[1])
+        self.assertEqual(Path(self.path).read_text(), EXPECTED_LINES[0])
+        self.assertEqual(self.handler.position(), StreamPosition(1, 0, ("a", 7)))
+
+    def test_nothing_written(self) -> None:
+        """
+        A record the disk took none of leaves the file and position as they
+        were.
+        """
+        self.disk.room = 0
+        e = self.assertRaises(OSError, self.handler.deliver, RECORDS[1])
+        self.assertEqual(e.errno, errno.ENOSPC)
+        self.assertRaises(OSError, self.handler.view_changed, VIEW)
+        self.assertEqual(Path(self.path).read_text(), EXPECTED_LINES[0])
+        self.assertEqual(self.handler.position(), StreamPosition(1, 0, ("a", 7)))
+
+    def test_given_again(self) -> None:
+        """
+        Once there is room, the same record is written after the last whole
+        line, and the file reads back with no hole and no torn line.
+        """
+        self.disk.room = 25
+        self.assertRaises(OSError, self.handler.deliver, RECORDS[1])
+        self.disk.room = None
+        self.handler.deliver(RECORDS[1])
+        self.handler.view_changed(VIEW)
+        self.handler.deliver(RECORDS[2])
+        self.assertEqual(
+            load_records(self.path), [RECORDS[0], RECORDS[1], VIEW, RECORDS[2]]
+        )
+        self.assertEqual(self.handler.position(), StreamPosition(3, 1, ("a", 9)))
+
+    def test_cut_fails(self) -> None:
+        """
+        When cutting the partial write back fails too, the next write cuts
+        it first, so the torn line still does not stay.
+        """
+        self.disk.room = 10
+        truncate = os.ftruncate
+        calls: list[int] = []
+
+        def failing(fd: int, size: int) -> None:
+            calls.append(size)
+            if len(calls) == 1:
+                raise OSError(errno.EIO, "I/O error")
+            truncate(fd, size)
+
+        self.patch(os, "ftruncate", failing)
+        self.assertRaises(OSError, self.handler.deliver, RECORDS[1])
+        self.assertEqual(len(Path(self.path).read_bytes()), len(EXPECTED_LINES[0]) + 10)
+        self.disk.room = None
+        self.handler.deliver(RECORDS[1])
+        self.assertEqual(Path(self.path).read_text(), "".join(EXPECTED_LINES[:2]))
+        self.assertEqual(calls, [len(EXPECTED_LINES[0])] * 2)
+
+
+class JsonLinesFullDiskTests(SynchronousTestCase):
+    """
+    L{JsonLinesHandler}, fed by a L{HandlerPump}, on a real file system that
+    fills up: a 64 KiB tmpfs, which needs root to mount.
+    """
+
+    def setUp(self) -> None:
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
+            raise SkipTest("mounting a tiny tmpfs to fill needs root")
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        try:
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", self.directory],
+                capture_output=True,
+                text=True,
+            )
+        except OSError as e:
+            raise SkipTest(f"cannot run mount: {e}") from e
+        if mounted.returncode != 0:
+            raise SkipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        self.addCleanup(
+            subprocess.run, ["umount", "-l", self.directory], capture_output=True
+        )
+        self.path = os.path.join(self.directory, "log.jsonl")
+        self.filler = os.path.join(self.directory, "filler")
+
+    def fill(self, size: int) -> None:
+        """
+        Take C{size} bytes of the file system with a file of its own.
+        """
+        Path(self.filler).write_bytes(b"\0" * size)
+
+    def test_full_then_room(self) -> None:
+        """
+        When the disk fills, the file keeps only whole lines, the position
+        stays at the last one and the pump is stuck at the next record,
+        reported once; once there is room again, the file continues at
+        exactly that record and ends holding every record, byte for byte as
+        if the disk had never filled.
+        """
+        self.fill(32 * 1024)
+        handler = JsonLinesHandler(self.path)
+        self.addCleanup(handler.close)
+        pump = HandlerPump([handler], retry_initial=1.0, retry_max=1.0)
+        records: list[Delivery | ViewChange] = [
+            Delivery(i, "ab"[i % 2], 100 + i, (b"%d " % i * 400)[:800])
+            for i in range(1, 60)
+        ]
+        records.insert(20, ViewChange(1, ("a", "b"), 21))
+        expected = "".join(record_to_json(r) + "\n" for r in records).encode()
+        self.assertGreater(len(expected), 40 * 1024)
+        pump.put(records)
+
+        first = pump.run(0.0)
+        stuck = pump.stuck
+        assert stuck is not None
+        done = len(first.records)
+        self.assertGreater(done, 1)
+        self.assertLess(done, len(records))
+        self.assertEqual(first.records, records[:done])
+        self.assertEqual(stuck.record, records[done])
+        self.assertIn("No space left on device", stuck.reason)
+        self.assertEqual(first.events, [HandlerStopped(stuck)])
+        on_disk = Path(self.path).read_bytes()
+        self.assertEqual(on_disk, expected[: len(on_disk)])
+        self.assertEqual(load_records(self.path), records[:done])
+        last = [r for r in records[:done] if isinstance(r, Delivery)][-1]
+        self.assertEqual(handler.position().index, last.index)
+        self.assertEqual(handler.position().last, (last.sender, last.clock))
+
+        # Still full: the retry fails, changes nothing and says nothing.
+        again = pump.run(1.0)
+        self.assertEqual(again, Pumped([], []))
+        self.assertEqual(Path(self.path).read_bytes(), on_disk)
+        self.assertEqual(handler.position().index, last.index)
+
+        os.remove(self.filler)
+        resumed = pump.run(2.0)
+        self.assertEqual(resumed.records, records[done:])
+        self.assertEqual(resumed.events, [HandlerResumed(pump_stuck(stuck, 2), 2.0)])
+        self.assertEqual(Path(self.path).read_bytes(), expected)
+        self.assertEqual(load_records(self.path), records)
+        self.assertEqual(handler.position(), StreamPosition(59, 1, ("b", 159)))
+        handler.close()
+        self.assertEqual(JsonLinesHandler(self.path).position(), handler.position())
+
+
+def pump_stuck(stuck: Stuck, attempts: int) -> Stuck:
+    """
+    C{stuck} as it stands after C{attempts} failures.
+    """
+    return attrs.evolve(stuck, attempts=attempts)
