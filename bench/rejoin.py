@@ -1,0 +1,154 @@
+"""
+Rejoin and catch-up by replay, in one process: a member of a three-member
+group stops (it leaves), the other two deliver C{N} messages without it,
+and it is started again as a new incarnation whose durable handler kept
+what it had delivered.  Measured:
+
+  - the rejoin time: from the restart to the member added to a view;
+  - the catch-up time and rate: from being added to having handed every
+    record it lacked to its handler (deliveries a second);
+  - the group's own delivery rate while the member catches up, beside its
+    rate with the member away (the other two multicast all the time);
+  - the process's peak RSS (all three members share it).
+
+    .venv/bin/python bench/rejoin.py --lacking 100000 1000000
+
+All three members run in one reactor, so the giver, the joiner and the
+load share one core: a pessimistic figure for separate machines.  Prints
+a table and writes C{bench/results/rejoin.json} and C{rejoin.md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from isis_twisted.testing import LocalGroup, wait_until
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PAYLOAD = b"x" * 100
+BATCH = 2000
+
+
+async def pump(nodes: list[Any], count: int) -> None:
+    """
+    Multicast C{count} messages from C{nodes} in turn, C{BATCH} at a time.
+    """
+    sent = 0
+    while sent < count:
+        batch = min(BATCH, count - sent)
+        await defer.gatherResults(
+            [nodes[i % len(nodes)].multicast(PAYLOAD) for i in range(batch)]
+        )
+        sent += batch
+
+
+async def run_one(lacking: int) -> dict[str, Any]:
+    group = LocalGroup(
+        reactor,
+        list("abc"),
+        durable=True,
+        history=lacking + 1000,
+        history_bytes=(lacking + 1000) * (len(PAYLOAD) + 64),
+        max_buffer=256 * 1024 * 1024,
+    )
+    await group.start()
+    a, b, c = (group.nodes[n] for n in "abc")
+    try:
+        await pump([a, b, c], 300)
+        kept = group.recorders["c"]
+        await wait_until(reactor, lambda: len(kept.records) == 300, 30, "c at 300")
+        await c.stopService()
+        await wait_until(reactor, lambda: a.view.id == 1, 30, "view 1")
+        started = time.perf_counter()
+        await pump([a, b], lacking)
+        away_rate = lacking / (time.perf_counter() - started)
+        target = len(group.recorders["a"].records)
+        restarted = time.perf_counter()
+        c2 = await group.restart("c", kept)
+        load: Deferred[None] = defer.ensureDeferred(pump([a, b], 10**9))
+        base = len(group.recorders["a"].records)
+        await wait_until(
+            reactor, lambda: c2.membership.welcome is not None, 60, "c added"
+        )
+        added = time.perf_counter()
+        delivered_at_add = len(group.recorders["a"].records)
+        await wait_until(
+            reactor, lambda: len(kept.records) >= target, 600, "c caught up"
+        )
+        done = time.perf_counter()
+        during = len(group.recorders["a"].records) - delivered_at_add
+        load.cancel()
+        load.addErrback(lambda _: None)
+        return {
+            "lacking": lacking,
+            "caught_up": c2.caught_up,
+            "rejoin_s": round(added - restarted, 3),
+            "catch_up_s": round(done - added, 3),
+            "replay_per_s": round(c2.caught_up / max(done - added, 1e-9)),
+            "group_away_per_s": round(away_rate),
+            "group_during_per_s": round(during / max(done - added, 1e-9)),
+            "before_restart": base - target,
+            "peak_rss_mib": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            ),
+        }
+    finally:
+        await group.stop()
+
+
+async def main(lackings: list[int]) -> None:
+    rows = []
+    for lacking in lackings:
+        row = await run_one(lacking)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "rejoin.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = [
+        "| lacking | rejoin s | catch-up s | replay/s | group/s away |"
+        " group/s during | peak RSS MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['lacking']:,} | {r['rejoin_s']} | {r['catch_up_s']} |"
+        f" {r['replay_per_s']:,} | {r['group_away_per_s']:,} |"
+        f" {r['group_during_per_s']:,} | {r['peak_rss_mib']} |"
+        for r in rows
+    ]
+    (RESULTS / "rejoin.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--lacking", type=int, nargs="+", default=[100_000])
+    args = parser.parse_args()
+    failed: list[BaseException] = []
+
+    def done(result: object) -> None:
+        if isinstance(result, Failure) and result.value is not None:
+            failed.append(result.value)
+        reactor.stop()
+
+    def go() -> None:
+        defer.ensureDeferred(main(args.lacking)).addBoth(done)
+
+    reactor.callWhenRunning(go)
+    reactor.run()
+    if failed:
+        print(f"error: {failed[0]}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    _main()
