@@ -338,9 +338,9 @@ class PeerLink:
     @ivar fatal: The code and reason of the peer's last refusal of a dial
         that no retry can change (wrong group or secret, see
         L{FATAL_REFUSALS}), until it serves one.
-    @ivar on_locked_out: Called once, with the sentence that says so, when
-        most of the configured members refused this member for such a
-        reason (see L{locked_out}).
+    @ivar on_locked_out: Called with the sentence that says so whenever a
+        refusal finds most of the configured members refusing this member
+        for such a reason (see L{locked_out}); the node acts on the first.
     """
 
     def __init__(
@@ -708,9 +708,9 @@ class PeerLink:
 def locked_out(owner: LinkOwner) -> str | None:
     """
     Whether C{owner} can never be let in as it was started, and why: most
-    of its configured members (a majority counting itself, so at least
-    M{n // 2 + 1} distinct peers of M{n} members) refused it for a reason
-    in L{FATAL_REFUSALS}.
+    of its configured members (at least M{n // 2 + 1} distinct peers of a
+    group of M{n}, itself counted in M{n}) refused it for a reason in
+    L{FATAL_REFUSALS}.
 
     A majority, so that one mistaken peer cannot shut a healthy member out,
     and neither member of a pair can shut out the other.

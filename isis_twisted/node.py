@@ -115,6 +115,11 @@ class MulticastNode(MultiService):
     @ivar links: The link to every peer, by name.
     @ivar listening: Fires with the listening port once the node listens
         (or fails if it cannot).
+    @ivar refused_for_good: Fires, once, with the sentence that says why
+        this member can never be let in (most of its group refused it for
+        its group name or secret); the node itself goes on redialling,
+        backed off, and whoever runs it decides (C{twistd isis} exits).
+    @ivar refused_because: That sentence, once it is known.
     """
 
     _log = Logger()
@@ -247,9 +252,6 @@ class MulticastNode(MultiService):
             jitter=lambda: random.uniform(0, 0.05),
         )
         self._retry_max_delay = retry_max_delay
-        # Fires, once, with the sentence that says why this member can never
-        # be let in (see link.locked_out); whoever runs the node decides what
-        # to do (twistd isis exits).
         self.refused_for_good: Deferred[str] = Deferred()
         self.refused_because: str | None = None
         for link in self.links.values():
