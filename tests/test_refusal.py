@@ -616,3 +616,47 @@ class ServiceTests(SynchronousTestCase):
         )
         self.assertEqual(result.returncode, 78, result.stderr)
         self.assertEqual(result.stdout, "still written\n")
+
+
+class NodeRedialTests(SynchronousTestCase):
+    """
+    A started L{MulticastNode} redials a refusing peer through its link's
+    policy, capped at its C{retry_max_delay}.
+    """
+
+    def test_node_backs_off(self) -> None:
+        reactor = MemoryReactorClock()
+        node = MulticastNode(
+            "c",
+            {"a": "tcp:host=127.0.0.1:port=9001", "b": "tcp:host=127.0.0.1:port=9002"},
+            None,
+            reactor,
+            retry_max_delay=1.0,
+        )
+        node.startService()
+        self.addCleanup(node.stopService)
+        dials: list[float] = []
+        refused: list[float] = []
+        seen = 0
+        while reactor.seconds() < 8.0:
+            for _, port, factory, *_ in reactor.tcpClients[seen:]:
+                if port != 9001:
+                    continue
+                dials.append(reactor.seconds())
+                proto = factory.buildProtocol(PEER_ADDRESS)
+                assert proto is not None
+                proto.makeConnection(StringTransport(peerAddress=PEER_ADDRESS))
+                proto.dataReceived(prefixed(Refuse("go away")))
+                proto.connectionLost(Failure(ConnectionDone()))
+                refused.append(reactor.seconds())
+            seen = len(reactor.tcpClients)
+            reactor.advance(0.001)
+        gaps = [
+            round(dial - gone, 2)
+            for gone, dial in zip(refused, dials[1:], strict=False)
+        ]
+        # The node's own policy (0.075 s and up to 0.05 s of jitter) may be
+        # the longer after the first refusal.
+        self.assertTrue(0.1 <= gaps[0] <= 0.13, gaps)
+        self.assertEqual(gaps[1:6], [0.2, 0.4, 0.8, 1.0, 1.0])
+        self.assertEqual(node.status().peers["a"].refused, len(dials))
