@@ -1183,6 +1183,7 @@ _SUMMARISED = (
     "view_members",
     "state",
     "removed_because",
+    "refused_because",
     "suspects",
     "view_changes",
     "last_view_change_s",
@@ -1192,7 +1193,8 @@ _SUMMARISED = (
 def status_lines(status: Mapping[str, object]) -> list[str]:
     """
     The node's status as C{isis status} prints it: first what holds up
-    delivery (C{blocked: ...}, or C{blocked: no}), then the view (id,
+    delivery (C{blocked: ...}, or C{blocked: no}), then, for a member that
+    can never be let in, why (C{refused: ...}), then the view (id,
     members and state), the suspects with how long each has been
     suspected, the view changes and how long the last took, then every
     other entry as L{format_status} shows it.
@@ -1212,6 +1214,9 @@ def status_lines(status: Mapping[str, object]) -> list[str]:
         lines.append(f"blocked: {waiting_for(view)}{age}")
     else:
         lines.append("blocked: no")
+    refused = status.get("refused_because")
+    if isinstance(refused, str):
+        lines.append(f"refused: {refused}")
     if view.view is not None:
         members = f" of {', '.join(view.view_members)}" if view.view_members else ""
         state = f" ({view.state})" if view.state is not None else ""

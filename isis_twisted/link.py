@@ -29,6 +29,7 @@ import hmac
 import os
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from twisted.application.internet import ClientService
@@ -49,7 +50,13 @@ from isis_twisted.control import ControlFrame, encode_control
 from isis_twisted.engine import Frame, ProtocolError
 from isis_twisted.views import Control, View
 from isis_twisted.wire import (
+    FATAL_REFUSALS,
     REFUSE,
+    REFUSED_GROUP,
+    REFUSED_MEMBERS,
+    REFUSED_NAME,
+    REFUSED_OTHER,
+    REFUSED_SECRET,
     Ack,
     Auth,
     Data,
@@ -93,6 +100,13 @@ REPEAT_INTERVAL = 60.0
 """
 Seconds during which a refusal like one already logged (same peer, host and
 reason) is only counted; the next one after that is logged with the count.
+"""
+
+REFUSAL_FIRST_DELAY = 0.1
+"""
+Seconds before the redial that follows a first refused dial; each further
+refusal in a row doubles it, up to the node's longest redial wait (see
+L{PeerLink.retry_policy}).
 """
 
 WRONG_PORT_CODE = b"ISIS_PEER_PORT"
@@ -329,6 +343,17 @@ class PeerLink:
     @ivar held: Accepted connections whose HELLO claims the peer's name and
         that wait for a dial to the peer's configured address to say whether
         they come from the process there.
+    @ivar refusals: This member's dials to the peer refused in a row (a
+        REFUSE received, or the connection closed before its handshake
+        completed); the next redial waits the longer for them (see
+        L{retry_policy}).  Back to 0 once the peer serves a dial.
+    @ivar refused: Every REFUSE the peer answered this member's dials with.
+    @ivar fatal: The code and reason of the peer's last refusal of a dial
+        that no retry can change (wrong group or secret, see
+        L{FATAL_REFUSALS}), until it serves one.
+    @ivar on_locked_out: Called with the sentence that says so whenever a
+        refusal finds most of the configured members refusing this member
+        for such a reason (see L{locked_out}); the node acts on the first.
     """
 
     def __init__(
@@ -375,6 +400,10 @@ class PeerLink:
         self.connects = 0
         self.last_heard: float | None = None
         self.last_progress = owner.clock.seconds()
+        self.refusals = 0
+        self.refused = 0
+        self.fatal: tuple[int, str] | None = None
+        self.on_locked_out: Callable[[str], None] | None = None
         size = len(encode_hello(_hello_of(owner, name, 0, b"n" * NONCE_SIZE)))
         if size > HANDSHAKE_MAX_FRAME:
             raise ValueError(
@@ -644,6 +673,102 @@ class PeerLink:
         """
         self._cancel_ack()
 
+    # -- refused dials ------------------------------------------------------
+
+    def retry_policy(
+        self, base: Callable[[int], float], longest: float
+    ) -> Callable[[int], float]:
+        """
+        The redial policy of this link's L{PeerDialer}.
+
+        L{ClientService} counts failed attempts only until a TCP connection
+        is made, so a dial that connects and is then refused would be
+        redialled after C{base(1)} (a twentieth of a second) for ever: a
+        refusal storm.  This policy also waits L{REFUSAL_FIRST_DELAY}
+        seconds after the first refusal in a row, twice that after the
+        second, and so on up to C{longest}.
+
+        @param base: The policy for dials that fail to connect.
+        @param longest: The longest wait after refusals (seconds).
+        """
+
+        def delay(attempt: int) -> float:
+            wait = base(attempt)
+            if self.refusals:
+                backoff = REFUSAL_FIRST_DELAY * 2.0 ** min(self.refusals - 1, 60)
+                wait = max(wait, min(backoff, longest))
+            return wait
+
+        return delay
+
+    def dial_refused(self, code: int, reason: str) -> None:
+        """
+        The peer answered a dial of this member's with REFUSE.
+        """
+        self.refusals += 1
+        self.refused += 1
+        if code not in FATAL_REFUSALS:
+            return
+        self.fatal = (code, reason)
+        sentence = locked_out(self.owner)
+        if sentence is not None and self.on_locked_out is not None:
+            self.on_locked_out(sentence)
+
+    def dial_failed(self) -> None:
+        """
+        A dial of this member's closed before its handshake completed,
+        without a REFUSE (this side refused the answer, or the handshake
+        broke or timed out): redial later, as after a refusal.
+        """
+        self.refusals += 1
+
+    def dial_served(self) -> None:
+        """
+        The peer served a dial of this member's: it answered after the
+        handshake with something other than a REFUSE.  (Completing the
+        handshake is not enough: an acceptor may answer it and then refuse
+        the connection, once it knows which process holds the name.)
+        """
+        self.refusals = 0
+        self.fatal = None
+
+
+def locked_out(owner: LinkOwner) -> str | None:
+    """
+    Whether C{owner} can never be let in as it was started, and why: most
+    of its configured members (at least M{n // 2 + 1} distinct peers of a
+    group of M{n}, itself counted in M{n}) refused it for a reason in
+    L{FATAL_REFUSALS}.
+
+    A majority, so that one mistaken peer cannot shut a healthy member out,
+    and neither member of a pair can shut out the other.
+
+    @return: One sentence that says what is wrong and what to do, or
+        L{None}.
+    """
+    members = owner.members
+    refusing = [
+        link
+        for name in sorted(members)
+        if (link := owner.link_for(name)) is not None and link.fatal is not None
+    ]
+    if len(refusing) < len(members) // 2 + 1:
+        return None
+    codes = {link.fatal[0] for link in refusing if link.fatal is not None}
+    advice = []
+    if REFUSED_GROUP in codes:
+        advice.append("start it with the --group of the other members")
+    if REFUSED_SECRET in codes:
+        advice.append("give it the same --secret-file as the other members")
+    first = refusing[0]
+    assert first.fatal is not None
+    return (
+        f"member {owner.me!r} can never be let in:"
+        f" {_names([link.name for link in refusing])}"
+        f" of its {len(members) - 1} peers refused it ({first.name}: {first.fatal[1]});"
+        f" {' and '.join(advice)}"
+    )
+
 
 def _hello_of(owner: LinkOwner, peer: str, received: int, nonce: bytes) -> Hello:
     """
@@ -746,6 +871,10 @@ class PeerProtocol(Int32StringReceiver):
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._wanted = _LENGTH.size
+        # For a dialed connection: whether its link has counted it as
+        # refused, and whether the peer has served it (see PeerLink.refusals).
+        self._refusal_counted = False
+        self._served = False
 
     @property
     def address(self) -> str:
@@ -826,6 +955,10 @@ class PeerProtocol(Int32StringReceiver):
         self._unhold()
         if self.link is not None:
             self.link.connection_lost(self)
+        dialed = self._dialed
+        if dialed is not None and not self._open and not self._refusal_counted:
+            self._refusal_counted = True
+            dialed.dial_failed()
 
     # -- sending ------------------------------------------------------------
 
@@ -882,7 +1015,13 @@ class PeerProtocol(Int32StringReceiver):
             link.bytes_out += len(head) + len(body) + 4
         return True
 
-    def drop(self, reason: str, refuse: bool = False, count: bool = True) -> None:
+    def drop(
+        self,
+        reason: str,
+        refuse: bool = False,
+        count: bool = True,
+        code: int = REFUSED_OTHER,
+    ) -> None:
         """
         Log why this connection is dropped, count it and close it.
 
@@ -891,6 +1030,7 @@ class PeerProtocol(Int32StringReceiver):
             abort at once, reading nothing more.
         @param count: Count it as a rejected connection (not for a
             connection that merely went quiet).
+        @param code: The REFUSE's code (C{REFUSED_*} in L{isis_twisted.wire}).
         """
         if self._closed:
             return
@@ -912,7 +1052,7 @@ class PeerProtocol(Int32StringReceiver):
         if count:
             self.owner.rejected(self.address, self.peer, reason)
         if refuse:
-            refusal = encode_refuse(Refuse(reason))
+            refusal = encode_refuse(Refuse(reason, code))
             self.transport.writeSequence([_LENGTH.pack(len(refusal)), refusal])
             self.close()
         else:
@@ -1053,7 +1193,7 @@ class PeerProtocol(Int32StringReceiver):
             return
         try:
             if isinstance(frame, Refuse):
-                self._refused(frame.reason)
+                self._refused(frame)
             elif not self._open:
                 self._handshake(frame)
             elif isinstance(frame, Data):
@@ -1063,14 +1203,22 @@ class PeerProtocol(Int32StringReceiver):
             elif isinstance(frame, Ack):
                 assert self.link is not None
                 self.link.acknowledged(frame.ack)
+                if not self._served and self._dialed is not None:
+                    self._served = True
+                    self._dialed.dial_served()
             else:
                 kind = "HELLO" if isinstance(frame, Hello) else "AUTH"
                 self.drop(f"a second {kind} on an open connection")
         except (LinkError, ProtocolError) as e:
             self.drop(str(e))
 
-    def _refused(self, reason: str) -> None:
+    def _refused(self, frame: Refuse) -> None:
+        reason = frame.reason
         self.close()
+        dialed = self._dialed
+        if dialed is not None and not self._refusal_counted:
+            self._refusal_counted = True
+            dialed.dial_refused(frame.code, reason)
         who = f"member {self.peer!r}" if self.peer else "a peer"
         skipped = self._repeats.admit("refused", who, _host(self.address), reason)
         if skipped is not None:
@@ -1080,6 +1228,7 @@ class PeerProtocol(Int32StringReceiver):
                 who=who,
                 address=self.address,
                 reason=reason,
+                code=frame.code,
                 more=_more(skipped),
                 repeats=skipped,
             )
@@ -1143,6 +1292,7 @@ class PeerProtocol(Int32StringReceiver):
             self.drop(
                 f"group {frame.group!r} is not this node's group {owner.group!r}",
                 refuse=True,
+                code=REFUSED_GROUP,
             )
             return
         if self._dialed is not None and frame.member != self._dialed.name:
@@ -1150,6 +1300,7 @@ class PeerProtocol(Int32StringReceiver):
                 f"dialed member {self._dialed.name!r} but {frame.member!r}"
                 " answered: check the peer addresses",
                 refuse=True,
+                code=REFUSED_NAME,
             )
             return
         if frame.peer != owner.me:
@@ -1157,6 +1308,7 @@ class PeerProtocol(Int32StringReceiver):
                 f"{frame.member!r} meant to reach member {frame.peer!r}, but this"
                 f" is {owner.me!r}: check the peer addresses of {frame.member!r}",
                 refuse=True,
+                code=REFUSED_NAME,
             )
             return
         # Members exchange nothing unless they were given the same members:
@@ -1174,7 +1326,7 @@ class PeerProtocol(Int32StringReceiver):
                 if frame.member == owner.me
                 else f"not a member (members: {', '.join(owner.members)})"
             )
-            self.drop(f"{frame.member!r} is {what}", refuse=True)
+            self.drop(f"{frame.member!r} is {what}", refuse=True, code=REFUSED_NAME)
             return
         if frame.members != mine:
             self._differ(frame, mine)
@@ -1192,6 +1344,7 @@ class PeerProtocol(Int32StringReceiver):
                     f"{frame.member!r} presented {what}: a member's certificate"
                     " must name it",
                     refuse=True,
+                    code=REFUSED_NAME,
                 )
                 return
         if owner.secret is None:
@@ -1200,6 +1353,7 @@ class PeerProtocol(Int32StringReceiver):
                     "the peer uses a group secret but this node has none"
                     " (give every member the same --secret-file)",
                     refuse=True,
+                    code=REFUSED_SECRET,
                 )
                 return
             self._open_link(link, frame)
@@ -1209,6 +1363,7 @@ class PeerProtocol(Int32StringReceiver):
                 "this group requires the group secret, and the peer has none"
                 " (give every member the same --secret-file)",
                 refuse=True,
+                code=REFUSED_SECRET,
             )
             return
         # Nothing of the link is touched until the peer has proved it holds
@@ -1221,7 +1376,11 @@ class PeerProtocol(Int32StringReceiver):
             self.send_raw(encode_auth(Auth(self._mac(b"dialer"))))
 
     def _differ(self, frame: Hello, mine: tuple[str, ...]) -> None:
-        self.drop(members_differ(frame, self.owner.me, mine), refuse=True)
+        self.drop(
+            members_differ(frame, self.owner.me, mine),
+            refuse=True,
+            code=REFUSED_MEMBERS,
+        )
 
     def _mac(self, role: bytes) -> bytes:
         """
@@ -1278,7 +1437,7 @@ class PeerProtocol(Int32StringReceiver):
             return
         theirs = b"acceptor" if self._dialed is not None else b"dialer"
         if not hmac.compare_digest(frame.mac, self._mac(theirs)):
-            self.drop("failed the group secret check", refuse=True)
+            self.drop("failed the group secret check", refuse=True, code=REFUSED_SECRET)
             return
         link = self.owner.link_for(hello.member)
         assert link is not None

@@ -139,6 +139,11 @@ class MulticastNode(MultiService):
     @ivar links: The link to every peer, by name.
     @ivar listening: Fires with the listening port once the node listens
         (or fails if it cannot).
+    @ivar refused_for_good: Fires, once, with the sentence that says why
+        this member can never be let in (most of its group refused it for
+        its group name or secret); the node itself goes on redialling,
+        backed off, and whoever runs it decides (C{twistd isis} exits).
+    @ivar refused_because: That sentence, once it is known.
     """
 
     _log = Logger()
@@ -281,6 +286,11 @@ class MulticastNode(MultiService):
             maxDelay=retry_max_delay,
             jitter=lambda: random.uniform(0, 0.05),
         )
+        self._retry_max_delay = retry_max_delay
+        self.refused_for_good: Deferred[str] = Deferred()
+        self.refused_because: str | None = None
+        for link in self.links.values():
+            link.on_locked_out = self._locked_out
         self._port: IListeningPort | None = None
         self._listen_started = False
         self.listening: Deferred[IListeningPort] = Deferred()
@@ -494,6 +504,13 @@ class MulticastNode(MultiService):
         self.rejections += 1
         who = f"{peer!r} " if peer else ""
         self.last_rejection = f"{who}from {address}: {reason}"
+
+    def _locked_out(self, sentence: str) -> None:
+        if self.refused_because is not None:
+            return
+        self.refused_because = sentence
+        self._log.error("{sentence}", sentence=sentence)
+        self.refused_for_good.callback(sentence)
 
     # -- turns ------------------------------------------------------------
 
@@ -1018,6 +1035,7 @@ class MulticastNode(MultiService):
                 resent=link.resent,
                 duplicates=link.duplicates,
                 connections=link.connects,
+                refused=link.refused,
                 silent_s=(
                     round(now - link.last_heard, 3)
                     if link.last_heard is not None
@@ -1063,6 +1081,7 @@ class MulticastNode(MultiService):
             rejected_connections=self.rejections,
             last_rejection=self.last_rejection,
             handler_errors=self.handler_errors,
+            refused_because=self.refused_because,
         )
 
     def _fail_sent(self, why: str) -> None:
@@ -1116,7 +1135,9 @@ class MulticastNode(MultiService):
                 service: ClientService = PeerDialer(
                     endpoint,
                     dialing,
-                    retryPolicy=self._retry,
+                    retryPolicy=self.links[name].retry_policy(
+                        self._retry, self._retry_max_delay
+                    ),
                     clock=self._reactor,
                 )
                 service.setName(f"peer {name}")

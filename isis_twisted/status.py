@@ -35,6 +35,7 @@ class PeerStatus:
     @ivar connections: Connections made to the peer.
     @ivar silent_s: Seconds since the peer was last heard, or L{None} if
         never.
+    @ivar refused: Times the peer refused a connection this member dialed.
     """
 
     connected_out: bool
@@ -51,6 +52,7 @@ class PeerStatus:
     duplicates: int
     connections: int
     silent_s: float | None
+    refused: int = 0
 
 
 @attrs.frozen
@@ -106,6 +108,8 @@ class NodeStatus:
     @ivar rejected_connections: Connections refused or dropped.
     @ivar last_rejection: Who, from where and why, for the last of them.
     @ivar handler_errors: Handler calls that raised.
+    @ivar refused_because: Why this member can never be let in (most of
+        its group refused it for its group name or secret), once it knows.
     """
 
     member: str
@@ -130,6 +134,7 @@ class NodeStatus:
     rejected_connections: int
     last_rejection: str | None
     handler_errors: int
+    refused_because: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """

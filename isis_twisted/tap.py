@@ -12,6 +12,8 @@ C{tls:host=b.example:port=9002:...}).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import re
 import sys
@@ -22,6 +24,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as _global_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python import usage
@@ -52,6 +55,12 @@ EX_CANNOT_LISTEN = 1
 """
 The exit status of a start stopped because the member cannot listen (a port
 in use, an address it may not bind).
+"""
+
+EX_REFUSED = 78
+"""
+The exit status of a member that can never be let in: most of its group
+refused it for its group name or secret (sysexits.h's C{EX_CONFIG}).
 """
 
 TWISTD_PIDFILE = "twistd.pid"
@@ -397,6 +406,29 @@ class Options(usage.Options):
             runner["logfile"] = f"isis-{me}.log"
 
 
+def exit_when_done(status: int) -> None:
+    """
+    Make this process exit with C{status} once its runner is done.
+
+    Neither C{twistd} nor C{twist} has a way for a plugin to choose its
+    exit status (checked on Twisted 26.10): once the reactor stops,
+    C{twistd} removes its pidfile, stops logging and returns to its
+    console script, which exits with C{sys.exit(None)}, status 0; an
+    exception raised in a reactor callback or shutdown trigger is logged,
+    not passed on.  So an C{atexit} function, which runs after all that,
+    flushes the standard streams and ends the process with C{os._exit}.
+    """
+
+    def end() -> None:
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.flush()
+        os._exit(status)
+
+    atexit.register(end)
+
+
 class Listener(Service):
     """
     Listens on an endpoint description while running (from
@@ -452,6 +484,8 @@ class NodeService(MultiService):
         C{sys.stderr}, which C{twistd} turns into log lines.
     @ivar runner: The runner's options (C{twistd}'s, with its pidfile and,
         in the background, its status pipe), or L{None}.
+    @ivar exit: Called with the exit status the process is to end with,
+        once its runner is done (L{exit_when_done}).
     """
 
     _log = Logger()
@@ -464,7 +498,9 @@ class NodeService(MultiService):
         self._checked = False
         self.stderr: IO[str] = sys.__stderr__ or sys.stderr
         self.runner: Mapping[str, Any] | None = None
+        self.exit: Callable[[int], None] = exit_when_done
         node.setServiceParent(self)  # type: ignore[no-untyped-call]
+        node.refused_for_good.addCallback(self._refused_for_good)
 
     def add_listener(self, listener: Listener) -> None:
         """
@@ -543,6 +579,21 @@ class NodeService(MultiService):
         )
         if self._reactor.running:
             self._reactor.stop()
+        else:
+            self._reactor.callWhenRunning(self._reactor.stop)
+
+    def _refused_for_good(self, sentence: str) -> None:
+        """
+        The node can never be let in (its log says why, once): say so on
+        stderr too, stop and exit with L{EX_REFUSED} rather than redial for
+        ever.
+        """
+        self.stderr.write(f"isis: {sentence}\n")
+        self.stderr.flush()
+        self.exit(EX_REFUSED)
+        if self._reactor.running:
+            with contextlib.suppress(ReactorNotRunning):  # already stopping
+                self._reactor.stop()
         else:
             self._reactor.callWhenRunning(self._reactor.stop)
 

@@ -16,7 +16,8 @@ C{version (u8) = 2, type (u8)}, and goes on by type::
                 payload (length bytes); then receipts (u16), then that
                 many receipt horizons (u64 each)
     ACK    (3): ack (u64)
-    REFUSE (4): reason (u16 length + UTF-8)
+    REFUSE (4): reason (u16 length + UTF-8), code (u8; a REFUSE without
+                it, as nodes before the code sent, decodes as code 0)
     AUTH   (5): mac (32 bytes)
     CONTROL (6): seq (u64), ack (u64), kind (u8), the control message's
                 fields (L{isis_twisted.control})
@@ -46,6 +47,41 @@ horizons to DATA frames.
 """
 
 HELLO, DATA, ACK, REFUSE, AUTH = 1, 2, 3, 4, 5
+
+REFUSED_OTHER = 0
+"""
+A REFUSE code: any reason not coded below (a restarted member, a second
+process with a member's name, a broken handshake), and what a REFUSE
+without a code means.
+"""
+
+REFUSED_GROUP = 1
+"""
+A REFUSE code: the connection's HELLO names another group.
+"""
+
+REFUSED_SECRET = 2
+"""
+A REFUSE code: the group-secret check failed, or one side has a secret and
+the other none.
+"""
+
+REFUSED_NAME = 3
+"""
+A REFUSE code: a name is wrong: no member of the group, the receiver's own,
+meant for another member, or not the one its certificate names.
+"""
+
+REFUSED_MEMBERS = 4
+"""
+A REFUSE code: the two sides were given different member lists.
+"""
+
+FATAL_REFUSALS = frozenset({REFUSED_GROUP, REFUSED_SECRET})
+"""
+The REFUSE codes that no retry can change: a member refused for one of them
+by most of its group can never be let in as it was started.
+"""
 CONTROL = 6
 """
 The type of CONTROL frames, the membership protocol's messages.  Their codec
@@ -223,9 +259,13 @@ class Refuse:
     The last frame before a side drops a connection it will not serve.
 
     @ivar reason: Why, in plain words.
+    @ivar code: Why, for the receiver to act on: one of the C{REFUSED_*}
+        codes (a receiver takes a code it does not know as
+        L{REFUSED_OTHER}).
     """
 
     reason: str
+    code: int = REFUSED_OTHER
 
 
 WireFrame = Hello | Data | Ack | Refuse | Auth
@@ -332,9 +372,15 @@ def encode_ack(ack: Ack) -> bytes:
 def encode_refuse(refuse: Refuse) -> bytes:
     """
     Encode a L{Refuse}; a reason longer than 1,000 bytes is cut.
+
+    @raise ValueError: If the code is not 0 to 255.
     """
+    if not 0 <= refuse.code <= 0xFF:
+        raise ValueError(f"a REFUSE code is 0 to 255, not {refuse.code}")
     raw = refuse.reason.encode("utf-8")[:1000]
-    return _PREFIX.pack(VERSION, REFUSE) + _U16.pack(len(raw)) + raw
+    return (
+        _PREFIX.pack(VERSION, REFUSE) + _U16.pack(len(raw)) + raw + bytes([refuse.code])
+    )
 
 
 def encode(frame: WireFrame) -> bytes:
@@ -426,8 +472,12 @@ def decode(raw: bytes) -> WireFrame:
         (size,) = _U16.unpack_from(raw, 2)
         if 4 + size > len(raw):
             raise TruncatedFrameError("frame ends inside the REFUSE reason")
-        _expect_end(raw, 4 + size, "REFUSE")
-        return Refuse(raw[4 : 4 + size].decode("utf-8", "replace"))
+        reason = raw[4 : 4 + size].decode("utf-8", "replace")
+        if 4 + size == len(raw):
+            # Sent by a node from before the code: the reason is all.
+            return Refuse(reason)
+        _expect_end(raw, 5 + size, "REFUSE")
+        return Refuse(reason, raw[4 + size])
     if kind == AUTH:
         if len(raw) < 2 + MAC_SIZE:
             raise TruncatedFrameError("AUTH frame is too short")

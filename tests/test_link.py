@@ -32,6 +32,10 @@ from isis_twisted.link import (
 )
 from isis_twisted.views import Control, View
 from isis_twisted.wire import (
+    REFUSED_GROUP,
+    REFUSED_MEMBERS,
+    REFUSED_NAME,
+    REFUSED_OTHER,
     Ack,
     Data,
     Hello,
@@ -877,12 +881,13 @@ class RefuseTests(SynchronousTestCase):
         transport: StringTransport,
         reason: str,
         peer: str | None = None,
+        code: int = REFUSED_OTHER,
     ) -> None:
         """
-        The connection was answered with REFUSE(C{reason}) and is closing
-        after it; the rejection was counted.
+        The connection was answered with REFUSE(C{reason}, C{code}) and is
+        closing after it; the rejection was counted.
         """
-        self.assertEqual(written(transport), [Refuse(reason)])
+        self.assertEqual(written(transport), [Refuse(reason, code)])
         self.assertTrue(closing(transport))
         self.assertEqual(owner.rejections, [(PEER, peer, reason)])
 
@@ -891,7 +896,10 @@ class RefuseTests(SynchronousTestCase):
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("bob", group="other")))
         self.assertRefused(
-            owner, transport, "group 'other' is not this node's group 'chat'"
+            owner,
+            transport,
+            "group 'other' is not this node's group 'chat'",
+            code=REFUSED_GROUP,
         )
         self.assertIsNone(owner.links["bob"].inbound)
         self.assertIsNone(owner.links["bob"].incarnation)
@@ -904,6 +912,7 @@ class RefuseTests(SynchronousTestCase):
             owner,
             transport,
             "'mallory' is not a member (members: alice, bob, carol)",
+            code=REFUSED_NAME,
         )
 
     def test_own_name(self) -> None:
@@ -914,7 +923,9 @@ class RefuseTests(SynchronousTestCase):
         owner = FakeOwner()
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("alice", to="alice")))
-        self.assertRefused(owner, transport, "'alice' is this node's own name")
+        self.assertRefused(
+            owner, transport, "'alice' is this node's own name", code=REFUSED_NAME
+        )
 
     def test_meant_for_another_member(self) -> None:
         """
@@ -932,6 +943,7 @@ class RefuseTests(SynchronousTestCase):
             transport,
             "'alice' meant to reach member 'bob', but this is 'carol': check the"
             " peer addresses of 'alice'",
+            code=REFUSED_NAME,
         )
         self.assertIsNone(proto.peer)
         self.assertIsNone(link.inbound)
@@ -951,6 +963,7 @@ class RefuseTests(SynchronousTestCase):
             transport,
             "'mallory' meant to reach member 'bob', but this is 'alice': check the"
             " peer addresses of 'mallory'",
+            code=REFUSED_NAME,
         )
 
     def test_answer_meant_for_another_member(self) -> None:
@@ -967,6 +980,7 @@ class RefuseTests(SynchronousTestCase):
             "'bob' meant to reach member 'carol', but this is 'alice': check the"
             " peer addresses of 'bob'",
             peer="bob",
+            code=REFUSED_NAME,
         )
         self.assertIsNone(owner.links["bob"].outbound)
         self.assertIsNone(owner.links["bob"].incarnation)
@@ -985,6 +999,7 @@ class RefuseTests(SynchronousTestCase):
             transport,
             "dialed member 'bob' but 'carol' answered: check the peer addresses",
             peer="bob",
+            code=REFUSED_NAME,
         )
         self.assertIsNone(owner.links["bob"].outbound)
         self.assertIsNone(owner.links["carol"].incarnation)
@@ -1000,6 +1015,7 @@ class RefuseTests(SynchronousTestCase):
             transport,
             "group 'chat2' is not this node's group 'chat'",
             peer="bob",
+            code=REFUSED_GROUP,
         )
 
     def test_first_frame_not_hello(self) -> None:
@@ -1890,7 +1906,7 @@ class MemberListTests(SynchronousTestCase):
         reach(owner)
         proto, transport = accepted(owner)
         proto.dataReceived(prefixed(hello("bob", members=("alice", "bob"))))
-        self.assertEqual(written(transport), [Refuse(DIFFERENT)])
+        self.assertEqual(written(transport), [Refuse(DIFFERENT, REFUSED_MEMBERS)])
         self.assertTrue(closing(transport))
         self.assertEqual(owner.rejections, [(PEER, None, DIFFERENT)])
         link = owner.links["bob"]
@@ -1973,7 +1989,7 @@ class MemberListTests(SynchronousTestCase):
         proto, transport = dialed(owner)
         written(transport)
         proto.dataReceived(prefixed(hello("bob", to="alice", members=("alice", "bob"))))
-        self.assertEqual(written(transport), [Refuse(DIFFERENT)])
+        self.assertEqual(written(transport), [Refuse(DIFFERENT, REFUSED_MEMBERS)])
         link = owner.links["bob"]
         self.assertIsNone(link.outbound)
         self.assertIsNone(link.incarnation)

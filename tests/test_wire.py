@@ -25,6 +25,8 @@ from isis_twisted.wire import (
     MESSAGE_OVERHEAD,
     RECEIPT_SIZE,
     REFUSE,
+    REFUSED_GROUP,
+    REFUSED_SECRET,
     VERSION,
     Ack,
     Auth,
@@ -217,7 +219,25 @@ class RoundTripTests(SynchronousTestCase):
 
     def test_refuse(self) -> None:
         for reason in ["", "no", "gruppe ≠ group 🙂", "x" * 1000]:
-            self.assertRoundTrips(Refuse(reason))
+            for code in [0, REFUSED_GROUP, REFUSED_SECRET, 255]:
+                self.assertRoundTrips(Refuse(reason, code))
+
+    def test_refuse_code_out_of_range(self) -> None:
+        """
+        A code must fit its byte.
+        """
+        for code in [-1, 256]:
+            with self.assertRaises(ValueError):
+                encode(Refuse("r", code))
+
+    def test_refuse_without_code(self) -> None:
+        """
+        A REFUSE that ends after its reason (as nodes sent before the code)
+        decodes with code 0.
+        """
+        raw = u8(VERSION) + u8(REFUSE) + u16(2) + b"no"
+        self.assertEqual(decode(raw), Refuse("no", 0))
+        self.assertEqual(encode(Refuse("no")), raw + b"\x00")
 
     def test_refuse_long_reason_cut(self) -> None:
         """
@@ -225,7 +245,7 @@ class RoundTripTests(SynchronousTestCase):
         frame still decodes.
         """
         raw = encode(Refuse("y" * 5000))
-        self.assertEqual(len(raw), 4 + 1000)
+        self.assertEqual(len(raw), 5 + 1000)
         self.assertEqual(decode(raw), Refuse("y" * 1000))
 
     def test_refuse_cut_inside_character(self) -> None:
@@ -234,7 +254,7 @@ class RoundTripTests(SynchronousTestCase):
         broken character becomes U+FFFD.
         """
         raw = encode(Refuse("a" + "é" * 600))
-        self.assertEqual(len(raw), 4 + 1000)
+        self.assertEqual(len(raw), 5 + 1000)
         self.assertEqual(decode(raw), Refuse("a" + "é" * 499 + "\ufffd"))
 
     def test_encode_dispatch(self) -> None:
@@ -343,12 +363,13 @@ GOLDEN_ACK_BYTES = bytes.fromhex(
     "0000000000000102"  # ack
 )
 
-GOLDEN_REFUSE = Refuse("né")
+GOLDEN_REFUSE = Refuse("né", REFUSED_SECRET)
 GOLDEN_REFUSE_BYTES = bytes.fromhex(
     "02"  # version
     "04"  # type: REFUSE
     "0003"  # reason length: 3
     "6ec3a9"  # reason: "né"
+    "02"  # code: REFUSED_SECRET
 )
 
 
@@ -470,6 +491,10 @@ class DecodeErrorTests(SynchronousTestCase):
         for frame in SAMPLES:
             raw = encode(frame)
             for cut in range(len(raw)):
+                if isinstance(frame, Refuse) and cut == len(raw) - 1:
+                    # Without its code, a REFUSE is one of an older node.
+                    self.assertEqual(decode(raw[:cut]), Refuse(frame.reason))
+                    continue
                 self.assertWireError(raw[:cut], TruncatedFrameError)
 
     def test_truncated_large_data(self) -> None:
@@ -491,7 +516,10 @@ class DecodeErrorTests(SynchronousTestCase):
                 self.assertWireError(raw + extra, TrailingBytesError)
 
     def test_refuse_length_short_of_end(self) -> None:
-        raw = u8(VERSION) + u8(REFUSE) + u16(2) + b"abc"
+        """
+        One byte after the reason is its code; two are one too many.
+        """
+        raw = u8(VERSION) + u8(REFUSE) + u16(2) + b"abcd"
         self.assertWireError(raw, TrailingBytesError)
 
     def test_absurd_message_count(self) -> None:
@@ -721,7 +749,7 @@ nonce_hellos = st.builds(
 )
 datas = st.builds(Data, u64s, u64s, frames)
 acks = st.builds(Ack, u64s)
-refuses = st.builds(Refuse, reasons)
+refuses = st.builds(Refuse, reasons, st.integers(min_value=0, max_value=255))
 wire_frames: st.SearchStrategy[WireFrame] = st.one_of(hellos, datas, acks, refuses)
 
 # One change to a byte string: flip bits of a byte, cut it, insert bytes, or
@@ -821,6 +849,10 @@ class PropertyTests(SynchronousTestCase):
     def test_everyCut(self, frame: WireFrame, data: st.DataObject) -> None:
         raw = encode(frame)
         cut = data.draw(st.integers(min_value=0, max_value=len(raw) - 1), label="cut")
+        if isinstance(frame, Refuse) and cut == len(raw) - 1:
+            # Without its code, a REFUSE is one of an older node.
+            self.assertEqual(decode(raw[:cut]), Refuse(frame.reason))
+            return
         with self.assertRaises(TruncatedFrameError):
             decode(raw[:cut])
 
