@@ -86,6 +86,12 @@ The default bound, in bytes, of each peer's resend buffer.
 """
 
 
+GIVE_CHUNKS_PER_TURN = 2
+"""
+How many chunks of records a member gives a member catching up per reactor
+turn, at most.
+"""
+
 MIN_SECRET = 16
 """
 The shortest group secret accepted, in bytes.
@@ -331,6 +337,7 @@ class MulticastNode(MultiService):
         self._replay_to: list[tuple[IDeliveryHandler, StreamPosition]] = []
         self._behind: list[Record] | None = None
         self._giving: dict[str, Giving] = {}
+        self._give_call: dict[str, IDelayedCall] = {}
         self.caught_up = 0
         self.cannot_catch_up: str | None = None
         self.on_fatal: Callable[[str], None] | None = None
@@ -490,7 +497,8 @@ class MulticastNode(MultiService):
         for the view change to end).
         """
         for peer in list(self._giving):
-            self._give(peer)
+            if peer not in self._give_call:
+                self._give(peer)
         membership = self.membership
         while self._waiting and membership.delivering and not self._full():
             payload, d = self._waiting.popleft()
@@ -798,9 +806,14 @@ class MulticastNode(MultiService):
         """
         Send the joiner C{peer} what it lacks, as fast as its link takes it.
         """
+        self._give_call.pop(peer, None)
         giving = self._giving.get(peer)
         link = self.links[peer]
-        while giving is not None and not link.full:
+        # A few chunks a turn, then the reactor's other work: the group's
+        # own traffic goes on while a member catches up.
+        for _ in range(GIVE_CHUNKS_PER_TURN):
+            if giving is None or link.full:
+                return
             chunk = giving.next_chunk(min(self.max_frame // 4, 1 << 20))
             if chunk is None:
                 del self._giving[peer]
@@ -809,6 +822,8 @@ class MulticastNode(MultiService):
             if chunk.done:
                 del self._giving[peer]
                 return
+        if not self._stopped:
+            self._give_call[peer] = self._reactor.callLater(0, self._give, peer)
 
     # -- membership -------------------------------------------------------
 
@@ -1275,6 +1290,10 @@ class MulticastNode(MultiService):
         if self._membership_call is not None and self._membership_call.active():
             self._membership_call.cancel()
         self._membership_call = None
+        for call in self._give_call.values():
+            if call.active():
+                call.cancel()
+        self._give_call.clear()
         for link in self.links.values():
             link.close()
         for factory in self._factories:
