@@ -484,12 +484,7 @@ class Membership:
         self.view_changes += 1
         self.state = NORMAL
         self._join_at = None
-        waiting, self._future = self._future, []
-        for name, item in waiting:
-            if isinstance(item, Frame):
-                self.receive_data(name, item, now)
-            else:
-                self.receive_control(name, item, now)
+        self._take_held(now)
 
     def _joined_by(self, sender: str, incarnation: int, now: float) -> None:
         """
@@ -794,16 +789,22 @@ class Membership:
         self._store = {}
         self._ballots.running = None
         self._wait_until = None
+        self._take_held(now)
+        if self.suspects:
+            self._send_all(Suspect(self.view.id, tuple(sorted(self.suspects))))
+        if self.joiners:
+            self._consider(now)
+
+    def _take_held(self, now: float) -> None:
+        """
+        A view was installed: take in what arrived for it before it was.
+        """
         waiting, self._future = self._future, []
         for sender, item in waiting:
             if isinstance(item, Frame):
                 self.receive_data(sender, item, now)
             else:
                 self.receive_control(sender, item, now)
-        if self.suspects:
-            self._send_all(Suspect(self.view.id, tuple(sorted(self.suspects))))
-        if self.joiners:
-            self._consider(now)
 
     def _removed(self, why: str) -> None:
         self._join_at = None

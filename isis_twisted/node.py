@@ -760,19 +760,10 @@ class MulticastNode(MultiService):
         for handler, position in self._replay_to:
             if not position.after(record):
                 continue
-            try:
-                if isinstance(record, ViewChange):
-                    if IViewHandler.providedBy(handler):
-                        handler.view_changed(record)
-                else:
-                    handler.deliver(record)
-            except Exception:
-                self.handler_errors += 1
-                self._log.failure(
-                    "delivery handler {handler!r} failed on replayed record {index}",
-                    handler=handler,
-                    index=record.index,
-                )
+            if isinstance(record, Delivery):
+                self._call(handler, handler.deliver, record, f"record {record.index}")
+            elif IViewHandler.providedBy(handler):
+                self._call(handler, handler.view_changed, record, f"view {record.view}")
 
     def _transfer(self, peer: str, message: Fetch | Records | NoRecords) -> None:
         """
@@ -920,17 +911,29 @@ class MulticastNode(MultiService):
             flush_s=took,
         )
         for handler in self.handlers:
-            if not IViewHandler.providedBy(handler):
-                continue
-            try:
-                handler.view_changed(change)
-            except Exception:
-                self.handler_errors += 1
-                self._log.failure(
-                    "delivery handler {handler!r} failed on view {view}",
-                    handler=handler,
-                    view=change.view,
-                )
+            if IViewHandler.providedBy(handler):
+                self._call(handler, handler.view_changed, change, f"view {change.view}")
+
+    def _call(
+        self,
+        handler: IDeliveryHandler,
+        method: Callable[[Any], None],
+        record: Record,
+        what: str,
+    ) -> None:
+        """
+        Give a handler one record; a handler that raises is counted and
+        logged, and the member goes on.
+        """
+        try:
+            method(record)
+        except Exception:
+            self.handler_errors += 1
+            self._log.failure(
+                "delivery handler {handler!r} failed on {what}",
+                handler=handler,
+                what=what,
+            )
 
     def _detect(self, now: float) -> None:
         """

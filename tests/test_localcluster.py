@@ -213,8 +213,98 @@ class ProcessClusterTests(TestCase):
         return deferred(go())
 
 
+class _Restarting:
+    """
+    Three C{twistd} members for the restart tests.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.names = ["a", "b", "c"]
+        ports = free_ports(6)
+        self.peer_ports = dict(zip(self.names, ports[:3], strict=True))
+        self.client_ports = dict(zip(self.names, ports[3:], strict=True))
+        self.procs: dict[str, NodeProcess] = {}
+
+    def start(self, name: str, tag: str = "", jsonl: bool = True) -> NodeProcess:
+        """
+        Start member C{name}; with C{tag}, its log file (and, with
+        C{jsonl}, its jsonl file) get the tag in their names.
+        """
+        proc = NodeProcess(name)
+        command = twistd_command(
+            name,
+            self.names,
+            self.peer_ports,
+            self.client_ports[name],
+            self.workdir,
+            "restart",
+        )
+        if tag:
+            command = [
+                arg.replace(f"{name}.log", f"{name}{tag}.log") for arg in command
+            ]
+            if jsonl:
+                command = [
+                    arg.replace(f"{name}.jsonl", f"{name}{tag}.jsonl")
+                    for arg in command
+                ]
+        reactor.spawnProcess(
+            proc, command[0], command, env=dict(os.environ), path=str(self.workdir)
+        )
+        self.procs[name + tag] = proc
+        return proc
+
+    def start_keeping_jsonl(self, name: str, tag: str = "") -> NodeProcess:
+        """
+        As L{start}, with the member's own jsonl file whatever the tag.
+        """
+        return self.start(name, tag, jsonl=False)
+
+
 class RestartTests(TestCase):
     timeout = 120
+
+    async def started(self) -> _Restarting:
+        """
+        Start three members and have each multicast two messages that all
+        three deliver.
+        """
+        run = _Restarting(Path(self.mktemp()).resolve())
+        run.workdir.mkdir(parents=True)
+        names, client_ports, procs = run.names, run.client_ports, run.procs
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop_processes(reactor, procs)))
+        for name in names:
+            run.start(name)
+        sends = [
+            isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
+            for n in names
+        ]
+        # The nodes may still be starting: retry each client until it
+        # reaches its node.
+        deadline = reactor.seconds() + 60
+        results = await gatherResults(sends)
+        while any(code == 2 for _, _, code in results):
+            self.assertLess(reactor.seconds(), deadline, results)
+            results = await gatherResults(
+                [
+                    isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
+                    if code == 2
+                    else Deferred.fromCoroutine(_done(out, err, code))
+                    for n, (out, err, code) in zip(names, results, strict=True)
+                ]
+            )
+        for _, err, code in results:
+            self.assertEqual(code, 0, err)
+        for name in names:
+            while True:
+                out, _, code = await isis(
+                    "--node", str(client_ports[name]), "status", "--json"
+                )
+                if code == 0 and json.loads(out)["delivered"] == 6:
+                    break
+                self.assertLess(reactor.seconds(), deadline, out)
+        return run
 
     def test_killed_member_restarted_joins_again(self) -> Deferred[None]:
         """
@@ -225,66 +315,14 @@ class RestartTests(TestCase):
         """
 
         async def go() -> None:
-            workdir = Path(self.mktemp()).resolve()
-            workdir.mkdir(parents=True)
-            names = ["a", "b", "c"]
-            ports = free_ports(6)
-            peer_ports = dict(zip(names, ports[:3], strict=True))
-            client_ports = dict(zip(names, ports[3:], strict=True))
-            procs: dict[str, NodeProcess] = {}
-
-            def start(name: str, tag: str = "") -> NodeProcess:
-                proc = NodeProcess(name)
-                command = twistd_command(
-                    name, names, peer_ports, client_ports[name], workdir, "restart"
-                )
-                if tag:
-                    command = [
-                        arg.replace(f"{name}.log", f"{name}{tag}.log").replace(
-                            f"{name}.jsonl", f"{name}{tag}.jsonl"
-                        )
-                        for arg in command
-                    ]
-                reactor.spawnProcess(
-                    proc, command[0], command, env=dict(os.environ), path=str(workdir)
-                )
-                procs[name + tag] = proc
-                return proc
-
-            self.addCleanup(
-                lambda: Deferred.fromCoroutine(stop_processes(reactor, procs))
+            run = await self.started()
+            workdir, names, client_ports, procs = (
+                run.workdir,
+                run.names,
+                run.client_ports,
+                run.procs,
             )
-            for name in names:
-                start(name)
-            sends = [
-                isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
-                for n in names
-            ]
-            # The nodes may still be starting: retry each client until it
-            # reaches its node.
-            deadline = reactor.seconds() + 60
-            results = await gatherResults(sends)
-            while any(code == 2 for _, _, code in results):
-                self.assertLess(reactor.seconds(), deadline, results)
-                results = await gatherResults(
-                    [
-                        isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
-                        if code == 2
-                        else Deferred.fromCoroutine(_done(out, err, code))
-                        for n, (out, err, code) in zip(names, results, strict=True)
-                    ]
-                )
-            for _, err, code in results:
-                self.assertEqual(code, 0, err)
-            for name in names:
-                while True:
-                    out, _, code = await isis(
-                        "--node", str(client_ports[name]), "status", "--json"
-                    )
-                    if code == 0 and json.loads(out)["delivered"] == 6:
-                        break
-                    self.assertLess(reactor.seconds(), deadline, out)
-
+            start = run.start
             procs["b"].transport.signalProcess("KILL")  # type: ignore[union-attr]
             await procs["b"].ended
             start("b", "-again")
@@ -347,65 +385,14 @@ class RestartTests(TestCase):
         """
 
         async def go() -> None:
-            workdir = Path(self.mktemp()).resolve()
-            workdir.mkdir(parents=True)
-            names = ["a", "b", "c"]
-            ports = free_ports(6)
-            peer_ports = dict(zip(names, ports[:3], strict=True))
-            client_ports = dict(zip(names, ports[3:], strict=True))
-            procs: dict[str, NodeProcess] = {}
-
-            def start(name: str, tag: str = "") -> NodeProcess:
-                proc = NodeProcess(name)
-                command = twistd_command(
-                    name, names, peer_ports, client_ports[name], workdir, "restart"
-                )
-                if tag:
-                    command = [
-                        # Its own log file; the same jsonl file.
-                        arg.replace(f"{name}.log", f"{name}{tag}.log")
-                        for arg in command
-                    ]
-                reactor.spawnProcess(
-                    proc, command[0], command, env=dict(os.environ), path=str(workdir)
-                )
-                procs[name + tag] = proc
-                return proc
-
-            self.addCleanup(
-                lambda: Deferred.fromCoroutine(stop_processes(reactor, procs))
+            run = await self.started()
+            workdir, names, client_ports, procs = (
+                run.workdir,
+                run.names,
+                run.client_ports,
+                run.procs,
             )
-            for name in names:
-                start(name)
-            sends = [
-                isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
-                for n in names
-            ]
-            # The nodes may still be starting: retry each client until it
-            # reaches its node.
-            deadline = reactor.seconds() + 60
-            results = await gatherResults(sends)
-            while any(code == 2 for _, _, code in results):
-                self.assertLess(reactor.seconds(), deadline, results)
-                results = await gatherResults(
-                    [
-                        isis("--node", str(client_ports[n]), "send", f"{n}-1", f"{n}-2")
-                        if code == 2
-                        else Deferred.fromCoroutine(_done(out, err, code))
-                        for n, (out, err, code) in zip(names, results, strict=True)
-                    ]
-                )
-            for _, err, code in results:
-                self.assertEqual(code, 0, err)
-            for name in names:
-                while True:
-                    out, _, code = await isis(
-                        "--node", str(client_ports[name]), "status", "--json"
-                    )
-                    if code == 0 and json.loads(out)["delivered"] == 6:
-                        break
-                    self.assertLess(reactor.seconds(), deadline, out)
-
+            start = run.start_keeping_jsonl
             procs["b"].transport.signalProcess("KILL")  # type: ignore[union-attr]
             await procs["b"].ended
             for n in ("a", "c"):
