@@ -87,3 +87,30 @@ def whole_number(option: str, value: object, least: int) -> int:
     if number < least:
         raise usage.UsageError(f"{option} must be {least} or more, not {number}")
     return number
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def byte_size(option: str, value: object, least: int) -> int:
+    """
+    Read a command-line size in bytes: a whole number, or one followed by
+    C{k}, C{M} or C{G} (or C{KiB}, C{MiB}, C{GiB}), powers of 1024.
+
+    @param option: The option's name as typed, for messages.
+    @raise usage.UsageError: If C{value} is not such a size, of at least
+        C{least} bytes.
+    """
+    text = str(value).strip().replace("_", "")
+    lowered = text.lower().removesuffix("ib").removesuffix("b")
+    digits = lowered.rstrip("kmg")
+    unit = lowered[len(digits) :]
+    if not digits.isdecimal() or unit not in _UNITS:
+        raise usage.UsageError(
+            f"{option} takes a size in bytes (such as 65536, 64MiB or 2G),"
+            f" not {value!r}"
+        )
+    size = int(digits) * _UNITS[unit]
+    if size < least:
+        raise usage.UsageError(f"{option} must be {least} bytes or more, not {text}")
+    return size

@@ -40,7 +40,12 @@ from isis_twisted.node import (
     MIN_SECRET,
     MulticastNode,
 )
-from isis_twisted.options import dial_description, listen_description, whole_number
+from isis_twisted.options import (
+    byte_size,
+    dial_description,
+    listen_description,
+    whole_number,
+)
 
 _NAME = re.compile(r"^[^\s=,]{1,255}$")
 _UNRECOGNIZED = re.compile(r"^option (-{1,2}[^\s=]+) not recognized$")
@@ -219,10 +224,18 @@ class Options(usage.Options):
             " did not answer are left out too.",
         ],
         [
-            "history",
+            "retain",
             None,
             100_000,
-            "Recent deliveries kept for clients that resume from an index.",
+            "Recent deliveries kept for members that catch up when they rejoin"
+            " and for clients that resume from an index.",
+        ],
+        [
+            "retain-bytes",
+            None,
+            "64MiB",
+            "The most payload bytes those deliveries may hold (k, M, G: powers"
+            " of 1024); the oldest go first.",
         ],
     ]
 
@@ -340,8 +353,9 @@ class Options(usage.Options):
         self["peer_map"] = peers
         if not self["group"] or not _NAME.match(self["group"]):
             raise usage.UsageError("--group must be a non-empty name without spaces")
-        for key, least in (("max-frame", 1024), ("buffer", 1), ("history", 0)):
+        for key, least in (("max-frame", 1024), ("buffer", 1), ("retain", 0)):
             self[key] = whole_number(f"--{key}", self[key], least)
+        self["retain-bytes"] = byte_size("--retain-bytes", self["retain-bytes"], 0)
         for key in (
             "handshake-timeout",
             "heartbeat",
@@ -617,7 +631,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         max_frame=options["max-frame"],
         max_buffer=options["buffer"],
         handshake_timeout=options["handshake-timeout"],
-        history=options["history"],
+        history=options["retain"],
+        history_bytes=options["retain-bytes"],
         heartbeat=options["heartbeat"],
         silence=options["silence"],
         suspect_after=options["suspect-after"],

@@ -8,7 +8,12 @@ from __future__ import annotations
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.options import dial_description, listen_description, whole_number
+from isis_twisted.options import (
+    byte_size,
+    dial_description,
+    listen_description,
+    whole_number,
+)
 
 
 class ListenTests(SynchronousTestCase):
@@ -73,3 +78,26 @@ class WholeNumberTests(SynchronousTestCase):
         with self.assertRaises(UsageError) as caught:
             whole_number("--window", "0", 1)
         self.assertEqual(str(caught.exception), "--window must be 1 or more, not 0")
+
+
+class ByteSizeTests(SynchronousTestCase):
+    def test_sizes(self) -> None:
+        for text, size in [
+            ("65536", 65536),
+            ("64MiB", 64 << 20),
+            ("64M", 64 << 20),
+            ("2G", 2 << 30),
+            ("512k", 512 << 10),
+            ("1_000", 1000),
+            ("3gib", 3 << 30),
+        ]:
+            self.assertEqual(byte_size("--retain-bytes", text, 0), size, text)
+
+    def test_mistakes_are_one_sentence(self) -> None:
+        for text in ("", "lots", "-1", "1.5G", "3T", "MiB"):
+            with self.assertRaises(UsageError) as e:
+                byte_size("--retain-bytes", text, 0)
+            self.assertIn("--retain-bytes takes a size in bytes", str(e.exception))
+        with self.assertRaises(UsageError) as e:
+            byte_size("--retain-bytes", "1k", 4096)
+        self.assertIn("4096 bytes or more", str(e.exception))
