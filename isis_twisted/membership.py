@@ -425,6 +425,7 @@ class Membership:
         """
         self.state = JOINING
         self.reason = None
+        self.welcome = None
         self._ballots.running = None
         self._wait_until = None
         self.suspects = set()
@@ -452,7 +453,10 @@ class Membership:
         is being added to are kept for once it is.
         """
         if isinstance(message, Welcome):
-            if self.me in message.latest.members:
+            # Only to a view after every one it knows of: a welcome sent to
+            # an earlier request (answered twice, or before a restart in the
+            # same process) would put it back in a view the group closed.
+            if self.me in message.latest.members and message.latest.id > self.view.id:
                 self._welcomed(sender, message, now)
         elif isinstance(message, Gone):
             if (

@@ -338,6 +338,7 @@ class MulticastNode(MultiService):
         self._behind: list[Record] | None = None
         self._giving: dict[str, Giving] = {}
         self._give_call: dict[str, IDelayedCall] = {}
+        self._giving_to: dict[str, int | None] = {}
         self.caught_up = 0
         self.cannot_catch_up: str | None = None
         self.on_fatal: Callable[[str], None] | None = None
@@ -775,10 +776,18 @@ class MulticastNode(MultiService):
                 self.links[peer].send_control(answer)
             else:
                 self._giving[peer] = answer
+                self._giving_to[peer] = self.links[peer].incarnation
                 self._give(peer)
             return
         catching = self._catching_up
-        if catching is None or peer != catching.asking or self._behind is None:
+        if (
+            catching is None
+            or peer != catching.asking
+            or self._behind is None
+            or message.view != catching.welcome.latest.id
+        ):
+            # An answer to another request: another view's, or before a
+            # restart.
             return
         if isinstance(message, NoRecords):
             catching.refusals.append((peer, message.reason))
@@ -800,6 +809,10 @@ class MulticastNode(MultiService):
         self._give_call.pop(peer, None)
         giving = self._giving.get(peer)
         link = self.links[peer]
+        if giving is not None and link.incarnation != self._giving_to.get(peer):
+            # It restarted since it asked: that process is gone.
+            del self._giving[peer]
+            return
         # A few chunks a turn, then the reactor's other work: the group's
         # own traffic goes on while a member catches up.
         for _ in range(GIVE_CHUNKS_PER_TURN):
@@ -840,6 +853,16 @@ class MulticastNode(MultiService):
                     " the message but before delivering it; the other members"
                     " may still deliver it"
                 )
+        elif (
+            self._behind is not None
+            and self._catching_up is not None
+            and self._catching_up.asking not in membership.view.members
+        ):
+            # The member giving the records left the view: ask another.
+            self._catching_up.refusals.append(
+                (str(self._catching_up.asking), "it left the group")
+            )
+            self._ask_next()
         elif membership.state == JOINING:
             if not self._told_joining:
                 self._told_joining = True

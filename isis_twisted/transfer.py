@@ -92,10 +92,12 @@ def give(
     oldest: int | None = None
     wanted: list[Record] = []
     found_last = after.last is None
+    reached = False
     for record in kept:
         if oldest is None and isinstance(record, Delivery):
             oldest = record.index
         if isinstance(record, ViewChange) and record.view >= fetch.view:
+            reached = record.view == fetch.view
             break
         if isinstance(record, Delivery) and record.index == after.index:
             if after.last is not None and (record.sender, record.clock) != after.last:
@@ -111,6 +113,15 @@ def give(
         if after.after(record):
             wanted.append(record)
     first = oldest if oldest is not None else delivered + 1
+    if not reached:
+        # Without that view change it cannot tell where the records the
+        # joiner lacks end (it has not installed the view, or is catching up
+        # itself).
+        return NoRecords(
+            fetch.view,
+            first,
+            f"{me!r} has not handed out view {fetch.view}'s start yet",
+        )
     if after.index >= delivered + 1 and after.index > 0:
         return NoRecords(
             fetch.view,

@@ -567,3 +567,27 @@ class JoinTests(SynchronousTestCase):
         self.assertIn("b", self.c.suspects)
         self.c.trust("b", now=1.5)
         self.assertIn("b", self.c.suspects)
+
+
+class StaleWelcomeTests(SynchronousTestCase):
+    def test_welcome_to_a_view_it_knows_is_ignored(self) -> None:
+        """
+        A joiner that knows of view 2 takes no welcome to view 2 (an answer
+        to an earlier request): only to a later view.
+        """
+        c = Membership("c", "abc", joining=True)
+        c.join(0.0, View(2, ("a", "b")))
+        c.receive_control("a", Welcome(2, View(2, ("a", "b", "c")), 5, 9), 1.0)
+        self.assertEqual(c.state, JOINING)
+        self.assertIsNone(c.welcome)
+        c.receive_control("a", Welcome(3, View(3, ("a", "b", "c")), 7, 9), 1.0)
+        self.assertEqual(c.state, NORMAL)
+        self.assertEqual(c.view, View(3, ("a", "b", "c")))
+
+    def test_join_forgets_the_last_welcome(self) -> None:
+        c = Membership("c", "abc", joining=True)
+        c.join(0.0, View(1, ("a", "b")))
+        c.receive_control("a", Welcome(2, View(2, ("a", "b", "c")), 5, 9), 1.0)
+        self.assertIsNotNone(c.welcome)
+        c.join(2.0, View(3, ("a", "b")))
+        self.assertIsNone(c.welcome)

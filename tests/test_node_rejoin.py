@@ -165,6 +165,18 @@ class StopStartTests(MembershipTestCase):
             self.assertEqual(len(views["c"]), 2)
             self.assertEqual(c.caught_up, 7)
             self.assertTrue(logs.matching("left the group when it stopped"))
+            # And once more: a second stop and start catches up on what the
+            # second absence missed, from its own view on.
+            await c.stopService()
+            await self.settled(group, "ab", 3)
+            await self.send([a, b], 3)
+            c.startService()
+            group.ports["c"] = (await c.listening).getHost().port  # type: ignore[attr-defined]
+            await self.settled(group, "abc", 4)
+            await self.send([a, b, c], 1)
+            await group.all_delivered(33)
+            self.assertEqual(same(records["c"].records), same(records["a"].records))
+            self.assertEqual(c.caught_up, 7 + 7)
             streams = {n: r.stream for n, r in records.items()}
             result = check_views(streams, initial=["a", "b", "c"], liveness=True)
             self.assertTrue(result.ok, result.summary())
