@@ -380,6 +380,11 @@ class Membership:
         if message.view < self.view.id:
             if isinstance(message, Propose):
                 self._answer_laggard(sender, message.view, dict(message.held))
+            elif isinstance(message, Leave):
+                # Sent while a view change was under way that kept it: it
+                # stopped all the same (links are FIFO, so nothing it sent
+                # after stopping can come before this).
+                self.gone_for_good(sender, now)
             return
         if message.view > self.view.id:
             self._future.append((sender, message))

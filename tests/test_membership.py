@@ -591,3 +591,22 @@ class StaleWelcomeTests(SynchronousTestCase):
         self.assertIsNotNone(c.welcome)
         c.join(2.0, View(3, ("a", "b")))
         self.assertIsNone(c.welcome)
+
+
+class LateLeaveTests(SynchronousTestCase):
+    def test_leave_of_an_earlier_view_still_leaves(self) -> None:
+        """
+        A LEAVE sent in view 0 that arrives once view 1 (which kept its
+        sender) is installed still has the sender left out.
+        """
+        group = Group("abcd")
+        a = group.members["a"]
+        group.down.add("d")
+        a.suspect("d", now=1.0)
+        group.pump(1.0)
+        self.assertEqual(a.view, View(1, ("a", "b", "c")))
+        a.receive_control("c", Leave(0), 2.0)
+        self.assertIn("c", a.leaving)
+        group.down.add("c")
+        group.pump(2.0)
+        self.assertEqual(a.view, View(2, ("a", "b")))
