@@ -23,7 +23,7 @@ connections invisible is the link layer's job.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -138,6 +138,25 @@ class StreamPosition:
     index: int = 0
     view: int = 0
     last: tuple[str, int] | None = None
+
+    def advanced(self, records: Sequence[Record]) -> StreamPosition:
+        """
+        The position once C{records}, the next of the stream, are kept too.
+        """
+        position = self
+        for record in reversed(records):
+            if isinstance(record, Delivery):
+                position = attrs.evolve(
+                    position,
+                    index=record.index,
+                    last=(record.sender, record.clock),
+                )
+                break
+        for record in reversed(records):
+            if isinstance(record, ViewChange):
+                position = attrs.evolve(position, view=max(position.view, record.view))
+                break
+        return position
 
     def after(self, record: Record) -> bool:
         """

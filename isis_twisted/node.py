@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import attrs
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail, gatherResults
@@ -261,6 +260,7 @@ class MulticastNode(MultiService):
         # rather than start view 0 afresh.
         positions = [h.position() for h in self._durable]
         resume = min(positions, key=_order) if positions else None
+        self._started_from = resume
         self.incarnation = (
             incarnation
             if incarnation is not None
@@ -336,9 +336,10 @@ class MulticastNode(MultiService):
         self._left = False
         self._replay_to: list[tuple[IDeliveryHandler, StreamPosition]] = []
         self._behind: list[Record] | None = None
-        self._giving: dict[str, Giving] = {}
+        # Per member catching up from this one: what is left to give it, and
+        # the incarnation that asked.
+        self._giving: dict[str, tuple[Giving, int | None]] = {}
         self._give_call: dict[str, IDelayedCall] = {}
-        self._giving_to: dict[str, int | None] = {}
         self.caught_up = 0
         self.cannot_catch_up: str | None = None
         self.on_fatal: Callable[[str], None] | None = None
@@ -583,21 +584,7 @@ class MulticastNode(MultiService):
                 self._view_installed(record, taken)
             else:
                 self._deliver(record)
-        handed = self._handed
-        for record in reversed(records):
-            if isinstance(record, Delivery):
-                self._handed = StreamPosition(
-                    record.index,
-                    max(handed.view, self._handed.view),
-                    (record.sender, record.clock),
-                )
-                break
-        for record in reversed(records):
-            if isinstance(record, ViewChange):
-                self._handed = attrs.evolve(
-                    self._handed, view=max(self._handed.view, record.view)
-                )
-                break
+        self._handed = self._handed.advanced(records)
         history = self.history
         history.extend(records)
         if history.has_subscribers:
@@ -647,13 +634,11 @@ class MulticastNode(MultiService):
         membership = self.membership
         if membership.joined_as.get(name) == incarnation:
             return None
-        if (
-            membership.state in (REMOVED, JOINING)
-            or name not in membership.view.members
-        ):
-            if membership.state not in (REMOVED, JOINING):
-                membership.send(name, Gone(membership.view.id, membership.view))
-                self._schedule_turn()
+        if membership.state in (REMOVED, JOINING):
+            return None
+        if name not in membership.view.members:
+            membership.send(name, Gone(membership.view.id, membership.view))
+            self._schedule_turn()
             return None
         if membership.view.id == 0 and untouched:
             return None
@@ -762,9 +747,9 @@ class MulticastNode(MultiService):
             if not position.after(record):
                 continue
             if isinstance(record, Delivery):
-                self._call(handler, handler.deliver, record, f"record {record.index}")
+                self._call(handler, handler.deliver, record)
             elif IViewHandler.providedBy(handler):
-                self._call(handler, handler.view_changed, record, f"view {record.view}")
+                self._call(handler, handler.view_changed, record)
 
     def _transfer(self, peer: str, message: Fetch | Records | NoRecords) -> None:
         """
@@ -775,8 +760,7 @@ class MulticastNode(MultiService):
             if isinstance(answer, NoRecords):
                 self.links[peer].send_control(answer)
             else:
-                self._giving[peer] = answer
-                self._giving_to[peer] = self.links[peer].incarnation
+                self._giving[peer] = (answer, self.links[peer].incarnation)
                 self._give(peer)
             return
         catching = self._catching_up
@@ -807,16 +791,18 @@ class MulticastNode(MultiService):
         Send the joiner C{peer} what it lacks, as fast as its link takes it.
         """
         self._give_call.pop(peer, None)
-        giving = self._giving.get(peer)
+        if peer not in self._giving:
+            return
+        giving, asked_by = self._giving[peer]
         link = self.links[peer]
-        if giving is not None and link.incarnation != self._giving_to.get(peer):
+        if link.incarnation != asked_by:
             # It restarted since it asked: that process is gone.
             del self._giving[peer]
             return
         # A few chunks a turn, then the reactor's other work: the group's
         # own traffic goes on while a member catches up.
         for _ in range(GIVE_CHUNKS_PER_TURN):
-            if giving is None or link.full:
+            if link.full:
                 return
             chunk = giving.next_chunk(min(self.max_frame // 4, 1 << 20))
             if chunk is None:
@@ -853,16 +839,6 @@ class MulticastNode(MultiService):
                     " the message but before delivering it; the other members"
                     " may still deliver it"
                 )
-        elif (
-            self._behind is not None
-            and self._catching_up is not None
-            and self._catching_up.asking not in membership.view.members
-        ):
-            # The member giving the records left the view: ask another.
-            self._catching_up.refusals.append(
-                (str(self._catching_up.asking), "it left the group")
-            )
-            self._ask_next()
         elif membership.state == JOINING:
             if not self._told_joining:
                 self._told_joining = True
@@ -886,6 +862,15 @@ class MulticastNode(MultiService):
             # The suspicions were dropped before any view change began: the
             # next one is timed from its own start.
             self._closing_since = None
+        catching = self._catching_up
+        if (
+            self._behind is not None
+            and catching is not None
+            and catching.asking not in membership.view.members
+        ):
+            # The member giving the records left the view: ask another.
+            catching.refusals.append((str(catching.asking), "it left the group"))
+            self._ask_next()
         deadline = membership.deadline
         call = self._membership_call
         if call is not None and call.active():
@@ -935,14 +920,13 @@ class MulticastNode(MultiService):
         )
         for handler in self.handlers:
             if IViewHandler.providedBy(handler):
-                self._call(handler, handler.view_changed, change, f"view {change.view}")
+                self._call(handler, handler.view_changed, change)
 
     def _call(
         self,
         handler: IDeliveryHandler,
         method: Callable[[Any], None],
         record: Record,
-        what: str,
     ) -> None:
         """
         Give a handler one record; a handler that raises is counted and
@@ -955,7 +939,11 @@ class MulticastNode(MultiService):
             self._log.failure(
                 "delivery handler {handler!r} failed on {what}",
                 handler=handler,
-                what=what,
+                what=(
+                    f"message {record.index}"
+                    if isinstance(record, Delivery)
+                    else f"view {record.view}"
+                ),
             )
 
     def _detect(self, now: float) -> None:
@@ -1000,15 +988,7 @@ class MulticastNode(MultiService):
     def _deliver(self, record: Delivery) -> None:
         self._arrived.pop((record.clock, record.sender), None)
         for handler in self.handlers:
-            try:
-                handler.deliver(record)
-            except Exception:
-                self.handler_errors += 1
-                self._log.failure(
-                    "delivery handler {handler!r} failed on message {index}",
-                    handler=handler,
-                    index=record.index,
-                )
+            self._call(handler, handler.deliver, record)
 
     # -- subscriptions ----------------------------------------------------
 
@@ -1198,7 +1178,7 @@ class MulticastNode(MultiService):
                 "member {me!r} holds records of the group up to index {index}"
                 " and asks to be added back",
                 me=self.me,
-                index=(self._resume_point() or StreamPosition()).index,
+                index=(self._started_from or StreamPosition()).index,
             )
             self.membership.join(self._reactor.seconds())
         elif self._left:

@@ -263,13 +263,7 @@ class DurableRecorder(RecordingHandler):
         """
         The last delivery and view change recorded.
         """
-        last = self.records[-1] if self.records else None
-        views = [r.view for r in self.stream if isinstance(r, ViewChange)]
-        return StreamPosition(
-            last.index if last is not None else 0,
-            max(views, default=0),
-            (last.sender, last.clock) if last is not None else None,
-        )
+        return StreamPosition().advanced(self.stream)
 
 
 class LocalGroup:

@@ -173,15 +173,7 @@ class CatchingUp:
         C{records} arrived and were handed out: the next ask (if the giver
         goes away) starts after them.
         """
-        for record in records:
-            if isinstance(record, Delivery):
-                self.after = StreamPosition(
-                    record.index, self.after.view, (record.sender, record.clock)
-                )
-            else:
-                self.after = StreamPosition(
-                    self.after.index, record.view, self.after.last
-                )
+        self.after = self.after.advanced(records)
         self.got += len(records)
 
     def why_not(self) -> str:

@@ -17,7 +17,10 @@ from isis_twisted.engine import (
     MalformedFrameError,
     Message,
     ProtocolError,
+    Record,
+    StreamPosition,
     UnknownMemberError,
+    ViewChange,
     WrongViewError,
 )
 
@@ -431,3 +434,24 @@ class FrameOverheadTests(SynchronousTestCase):
             a.multicast(b"")
         frames = a.flush(limit=30, overhead=12)
         self.assertEqual([len(f.messages) for f in frames], [2, 2, 2, 2, 2])
+
+
+class StreamPositionTests(SynchronousTestCase):
+    def test_advanced_by_records(self) -> None:
+        start = StreamPosition(4, 1, ("a", 4))
+        records: list[Record] = [
+            Delivery(5, "b", 6, b""),
+            ViewChange(2, ("a", "b"), 6),
+            Delivery(6, "a", 9, b""),
+            ViewChange(3, ("a",), 7),
+        ]
+        self.assertEqual(start.advanced(records), StreamPosition(6, 3, ("a", 9)))
+        self.assertEqual(start.advanced(records[:1]), StreamPosition(5, 1, ("b", 6)))
+        self.assertEqual(start.advanced([]), start)
+        # A view change alone moves the view only.
+        self.assertEqual(
+            start.advanced([ViewChange(2, ("a",), 5)]), StreamPosition(4, 2, ("a", 4))
+        )
+        for record in records:
+            self.assertTrue(start.after(record))
+            self.assertFalse(start.advanced(records).after(record))

@@ -265,6 +265,24 @@ class _Restarting:
 class RestartTests(TestCase):
     timeout = 120
 
+    async def added_back(self, run: _Restarting, name: str, deadline: float) -> None:
+        """
+        Poll member C{name}'s status until it delivers in a view of all
+        three (before C{deadline}).
+        """
+        while True:
+            out, _, code = await isis(
+                "--node", str(run.client_ports[name]), "status", "--json"
+            )
+            if code == 0:
+                said = json.loads(out)
+                if said["state"] == "normal" and said["view_members"] == run.names:
+                    return
+            self.assertLess(reactor.seconds(), deadline, out)
+            pause: Deferred[None] = Deferred()
+            reactor.callLater(0.1, pause.callback, None)
+            await pause
+
     async def started(self) -> _Restarting:
         """
         Start three members and have each multicast two messages that all
@@ -328,18 +346,7 @@ class RestartTests(TestCase):
             start("b", "-again")
             logs = {n: workdir / f"{n}.log" for n in ("a", "c")}
             deadline = reactor.seconds() + 60
-            while True:
-                out, _, code = await isis(
-                    "--node", str(client_ports["b"]), "status", "--json"
-                )
-                if code == 0:
-                    said = json.loads(out)
-                    if said["state"] == "normal" and said["view_members"] == names:
-                        break
-                self.assertLess(reactor.seconds(), deadline, out)
-                pause: Deferred[None] = Deferred()
-                reactor.callLater(0.1, pause.callback, None)
-                await pause
+            await self.added_back(run, "b", deadline)
             # The first of a and c to hear from the new incarnation says so
             # (the other may have gone on without the old one by then).
             self.assertTrue(
@@ -362,7 +369,7 @@ class RestartTests(TestCase):
                 if lines[0] == lines[2] == lines[3] == 11:
                     break
                 self.assertLess(reactor.seconds(), deadline, lines)
-                pause = Deferred()
+                pause: Deferred[None] = Deferred()
                 reactor.callLater(0.1, pause.callback, None)
                 await pause
             # What a and c delivered, what b delivered before it died and
@@ -402,18 +409,7 @@ class RestartTests(TestCase):
                 self.assertEqual(code, 0, err)
             start("b", "-again-same")
             deadline = reactor.seconds() + 60
-            while True:
-                out, _, code = await isis(
-                    "--node", str(client_ports["b"]), "status", "--json"
-                )
-                if code == 0:
-                    said = json.loads(out)
-                    if said["state"] == "normal" and said["view_members"] == names:
-                        break
-                self.assertLess(reactor.seconds(), deadline, out)
-                pause: Deferred[None] = Deferred()
-                reactor.callLater(0.1, pause.callback, None)
-                await pause
+            await self.added_back(run, "b", deadline)
             # a and c went on without it while it was down (the messages
             # sent then waited for that).
             for n in names:
@@ -441,7 +437,7 @@ class RestartTests(TestCase):
                 ):
                     break
                 self.assertLess(reactor.seconds(), deadline, [len(g) for g in got])
-                pause = Deferred()
+                pause: Deferred[None] = Deferred()
                 reactor.callLater(0.1, pause.callback, None)
                 await pause
             self.assertEqual(got[1], got[0])
