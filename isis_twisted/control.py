@@ -243,7 +243,12 @@ def _put_names(out: list[bytes], names: tuple[str, ...], what: str) -> None:
         _put_name(out, name, f"a name in {what}")
 
 
-def _put_stamps(out: list[bytes], stamps: Stamps, what: str) -> None:
+def _put_stamps(
+    out: list[bytes], stamps: Stamps, what: str, top: int = MAX_CLOCK
+) -> None:
+    """
+    Names with stamps, or (with C{top} the whole u64 range) with any number.
+    """
     _check(len(stamps) <= MAX_LIST, f"{what} holds more than {MAX_LIST} entries")
     names = [name for name, _ in stamps]
     _check(
@@ -251,9 +256,10 @@ def _put_stamps(out: list[bytes], stamps: Stamps, what: str) -> None:
         f"{what} must be sorted by name, each name once: {stamps!r}",
     )
     out.append(_U16.pack(len(stamps)))
+    entry = f"a stamp in {what}" if top == MAX_CLOCK else f"a number in {what}"
     for name, stamp in stamps:
         _put_name(out, name, f"a name in {what}")
-        _int(stamp, MAX_CLOCK, f"a stamp in {what}")
+        _int(stamp, top, entry)
         out.append(_U64.pack(stamp))
 
 
@@ -272,17 +278,8 @@ def _put_proposal(out: list[bytes], proposal: Proposal) -> None:
     _put_names(out, proposal.members, "the proposal's members")
     _put_stamps(out, proposal.cut, "the proposal's cut")
     _put_stamps(out, proposal.floor, "the proposal's floor")
-    joined = proposal.joined
-    _check(len(joined) <= MAX_LIST, f"the joined list holds more than {MAX_LIST}")
-    _check(
-        all(a[0] < b[0] for a, b in pairwise(joined)),
-        f"the joined list must be sorted by name, each name once: {joined!r}",
-    )
-    out.append(_U16.pack(len(joined)))
-    for name, incarnation in joined:
-        _put_name(out, name, "a joined member's name")
-        _int(incarnation, MAX_U64, "a joined member's incarnation")
-        out.append(_U64.pack(incarnation))
+    # Names with incarnations: laid out as stamps, with the whole u64 range.
+    _put_stamps(out, proposal.joined, "the joined list", MAX_U64)
 
 
 def _put_message(out: list[bytes], message: Control) -> None:
@@ -461,10 +458,18 @@ class _Reader:
         _sorted(names, what)
         return names
 
-    def stamps(self, what: str) -> Stamps:
+    def stamps(self, what: str, clocks: bool = True) -> Stamps:
+        """
+        Names with stamps (or, not C{clocks}, with any u64: incarnations).
+        """
         count = self.count(_U16, _MIN_STAMP, what)
         stamps = tuple(
-            (self.name(f"a name in {what}"), self.clock(f"a stamp in {what}"))
+            (
+                self.name(f"a name in {what}"),
+                self.clock(f"a stamp in {what}")
+                if clocks
+                else self.unpack(_U64, f"a number in {what}"),
+            )
             for _ in range(count)
         )
         _sorted(tuple(name for name, _ in stamps), what)
@@ -484,15 +489,7 @@ class _Reader:
         members = self.names("the proposal's members")
         cut = self.stamps("the proposal's cut")
         floor = self.stamps("the proposal's floor")
-        count = self.count(_U16, _MIN_STAMP, "joined members")
-        joined = tuple(
-            (
-                self.name("a joined member's name"),
-                self.unpack(_U64, "a joined member's incarnation"),
-            )
-            for _ in range(count)
-        )
-        _sorted(tuple(name for name, _ in joined), "the joined list")
+        joined = self.stamps("the joined list", clocks=False)
         return Proposal(members, cut, floor, joined)
 
     def flag(self, what: str) -> bool:
