@@ -59,6 +59,7 @@ from isis_twisted.client import (
     connect,
 )
 from isis_twisted.engine import Delivery, Record, ViewChange
+from isis_twisted.forcing import run_force_view
 from isis_twisted.options import dial_description, whole_number
 
 __all__ = [
@@ -307,6 +308,43 @@ class StatusOptions(_Options):
     optParameters: ClassVar[_Table] = _node_parameters(default=False)
 
 
+class ForceViewOptions(_Options):
+    """
+    Options of C{isis force-view}.
+    """
+
+    synopsis = "--yes-i-know [--without MEMBER,MEMBER...]"
+    longdesc = (
+        "Close this member's blocked view without the members that are gone for"
+        " good, when most of the view is lost and the rest cannot go on. Read"
+        " 'Losing the majority' in docs/operating.md first."
+    )
+    optFlags: ClassVar[_Table] = [
+        ["yes-i-know", None, "Confirm that the members left out are gone for good."],
+    ]
+    optParameters: ClassVar[_Table] = [
+        *_node_parameters(default=False),
+        [
+            "without",
+            "w",
+            None,
+            "The members to leave out, comma-separated (default: every member"
+            " this one suspects).",
+        ],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Split C{--without} into names.
+        """
+        without = self["without"]
+        if without is not None:
+            names = [n.strip() for n in without.split(",") if n.strip()]
+            if not names:
+                raise usage.UsageError("--without needs at least one member name")
+            self["without"] = names
+
+
 class CheckOptions(_Options):
     """
     Options of C{isis check}.
@@ -379,6 +417,12 @@ class IsisOptions(_Options):
         ["send", None, SendOptions, "Multicast messages."],
         ["tail", None, TailOptions, "Print deliveries as they happen."],
         ["status", None, StatusOptions, "Show the node's state."],
+        [
+            "force-view",
+            None,
+            ForceViewOptions,
+            "Go on without members gone for good, when most of the view is lost.",
+        ],
         ["check", None, CheckOptions, "Check delivery logs."],
         ["certs", None, CertsOptions, "Create TLS certificates for a group."],
     ]
@@ -1277,6 +1321,7 @@ _COMMANDS: dict[str, _Command] = {
     "send": run_send,
     "tail": run_tail,
     "status": run_status,
+    "force-view": run_force_view,
 }
 
 

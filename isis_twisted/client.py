@@ -50,6 +50,7 @@ from zope.interface import implementer
 
 from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
+from isis_twisted.membership import CannotForceError
 from isis_twisted.options import dial_description
 from isis_twisted.status import NodeStatus
 from isis_twisted.wire import VERSION, Refuse, encode_refuse
@@ -365,6 +366,10 @@ def _unicode() -> amp.Argument:
     return amp.Unicode()  # type: ignore[no-untyped-call]
 
 
+def _names(optional: bool = False) -> amp.Argument:
+    return amp.ListOf(_unicode(), optional=optional)  # type: ignore[no-untyped-call]
+
+
 def _boolean() -> amp.Argument:
     return amp.Boolean(optional=True)  # type: ignore[no-untyped-call]
 
@@ -611,6 +616,32 @@ class Status(amp.Command):
 
     response: ClassVar[_Schema] = [(b"status", LongText())]
     errors: ClassVar[_Errors] = {
+        NodeError: b"NODE_ERROR",
+        NotAuthenticatedError: b"NOT_AUTHENTICATED",
+    }
+
+
+class CannotForceViewError(ClientAPIError):
+    """
+    The node would not force a view change: it is not blocked, or the
+    members named are wrong.  The message says which, in one sentence.
+    """
+
+
+class ForceView(amp.Command):
+    """
+    Close a view that lost its majority for good, without the members named
+    (all the node suspects, if none are): see
+    L{MulticastNode.force_view<isis_twisted.node.MulticastNode.force_view>}.
+    Answered with the members of the view proposed.
+    """
+
+    arguments: ClassVar[_Schema] = [
+        (b"without", _names(optional=True)),
+    ]
+    response: ClassVar[_Schema] = [(b"members", _names())]
+    errors: ClassVar[_Errors] = {
+        CannotForceViewError: b"CANNOT_FORCE",
         NodeError: b"NODE_ERROR",
         NotAuthenticatedError: b"NOT_AUTHENTICATED",
     }
@@ -974,6 +1005,29 @@ class ClientAPIProtocol(amp.AMP):
         except Exception as e:
             raise _node_error(e, "status") from None
         return {"status": text}
+
+    @ForceView.responder
+    def force_view(self, without: list[str] | None = None) -> dict[str, object]:
+        """
+        Force a view change on the node (C{isis force-view}).
+
+        @raise CannotForceViewError: If the node refuses, with why.
+        @raise NotAuthenticatedError: If a token is required and not given.
+        """
+        self._require_token()
+        # Not part of NodeControl: only a whole node has a membership.
+        force: Callable[[list[str] | None], Sequence[str]] | None = getattr(
+            self.node, "force_view", None
+        )
+        if force is None:
+            raise CannotForceViewError("this node has no views to force")
+        try:
+            members = force(without)
+        except CannotForceError as e:
+            raise CannotForceViewError(str(e)) from None
+        except Exception as e:
+            raise _node_error(e, "force a view change") from None
+        return {"members": list(members)}
 
     def _push(self, record: Record) -> None:
         if self._dropped:
@@ -1359,6 +1413,19 @@ class ClientProtocol(amp.AMP):
             with L{NotAuthenticatedError}.
         """
         return _call_remote(self, Authenticate, token=token).addCallback(lambda _: None)
+
+    def force_view(self, without: Sequence[str] | None = None) -> Deferred[list[str]]:
+        """
+        Ask the node to close its blocked view without the members named
+        (or every member it suspects): see L{ForceView}.
+
+        @return: A L{Deferred} that fires with the members of the view it
+            proposed, or fails with L{CannotForceViewError}.
+        """
+        kwargs = {} if without is None else {"without": list(without)}
+        return _call_remote(self, ForceView, **kwargs).addCallback(
+            lambda fields: list(fields["members"])
+        )
 
     def status(self) -> Deferred[dict[str, object]]:
         """

@@ -82,6 +82,13 @@ class NotDeliveringError(Exception):
     """
 
 
+class CannotForceError(Exception):
+    """
+    A forced view change (L{Membership.force}) was asked for when it cannot
+    or need not be made; the message says why in one sentence.
+    """
+
+
 @attrs.frozen
 class _Decision:
     """
@@ -112,6 +119,10 @@ class Membership:
         that links let in.
     @ivar leaving: The members of the view that said they are stopping.
     @ivar welcome: Once a joining member is added: who told it, and how.
+    @ivar waived: The members an operator declared lost for good
+        (L{force}): until the next view is installed, a majority is counted
+        without them, and this member runs the view change.
+    @ivar forced: The ids of the views this member installed by force.
     """
 
     def __init__(
@@ -162,6 +173,8 @@ class Membership:
         self.welcome: tuple[str, Welcome] | None = None
         self._first = 1
         self._join_at: float | None = None
+        self.waived: frozenset[str] = frozenset()
+        self.forced: list[int] = []
         if joining:
             self.state = JOINING
 
@@ -544,9 +557,71 @@ class Membership:
         if self.state in (NORMAL, FLUSHING, BLOCKED):
             self._send_all(Leave(self.view.id))
 
+    def force(
+        self, now: float, without: Iterable[str] | None = None
+    ) -> tuple[str, ...]:
+        """
+        An operator's way out when most of the view is gone for good and the
+        rest are blocked: close the view without C{without}, counting a
+        majority of the members left rather than of the whole view, with
+        this member running the view change.
+
+        Safe only if the members left out are really gone: if they are alive
+        on the other side of a partition and a majority of the view, they
+        may go on too, and there are two groups.  Nothing any member
+        delivered is lost (a message is delivered only once every member
+        holds it, so the members left hold it too); a message multicast but
+        held only by members left out is.
+
+        @param now: The time.
+        @param without: The members to leave out; by default every member
+            this one suspects.
+        @return: The members of the view it proposes.
+        @raise CannotForceError: If this member is not blocked, or
+            C{without} is empty, names itself or a member not in the view.
+        """
+        if self.state != BLOCKED:
+            raise CannotForceError(
+                f"member {self.me!r} is {self.state}, not blocked: a view change"
+                " needs no force"
+                + (
+                    " (it waits for its own to finish)"
+                    if self.state == FLUSHING
+                    else ""
+                )
+            )
+        lost = set(self.suspects if without is None else without)
+        unknown = sorted(lost - set(self.view.members))
+        if unknown:
+            verb = "is" if len(unknown) == 1 else "are"
+            raise CannotForceError(
+                f"{', '.join(map(repr, unknown))} {verb} not in view {self.view.id}"
+                f" ({', '.join(self.view.members)})"
+            )
+        if self.me in lost:
+            raise CannotForceError(
+                f"member {self.me!r} cannot force a view without itself"
+            )
+        if not lost:
+            raise CannotForceError(
+                f"member {self.me!r} suspects no member: name the members that are gone"
+            )
+        self.waived = frozenset(lost)
+        self._add_suspects(lost)
+        self._consider(now, force=True)
+        return tuple(
+            sorted(
+                [m for m in self.view.members if m not in self.suspects]
+                + [j for j in self.joiners if j not in self.view.members]
+            )
+        )
+
     # -- the coordinator -------------------------------------------------------
 
     def _coordinator(self) -> str | None:
+        if self.waived:
+            # The operator chose this member to close the view.
+            return self.me
         for name in self.view.members:
             if name not in self.suspects:
                 return name
@@ -648,8 +723,12 @@ class Membership:
 
     def _majority(self, names: Iterable[str]) -> bool:
         """
-        Whether C{names} are a majority of the current view.
+        Whether C{names} are a majority of the current view (of its members
+        not L{waived}).
         """
+        if self.waived:
+            base = [m for m in self.view.members if m not in self.waived]
+            return 2 * len(set(names).intersection(base)) > len(base)
         return self.view.majority(frozenset(names))
 
     # -- every member ----------------------------------------------------------
@@ -761,6 +840,9 @@ class Membership:
             )
         )
         self.view = View(closing.id + 1, proposal.members)
+        if self.waived:
+            self.forced.append(self.view.id)
+            self.waived = frozenset()
         self.engine = self._factory(
             self.me,
             list(proposal.members),

@@ -884,6 +884,33 @@ class MulticastNode(MultiService):
                 max(0.0, deadline - now), self._membership_tick
             )
 
+    def force_view(self, without: Iterable[str] | None = None) -> tuple[str, ...]:
+        """
+        Close a view that lost its majority for good, without the members
+        that are gone (see L{Membership.force}, and "Losing the majority" in
+        docs/operating.md for when this is safe).
+
+        @param without: The members to leave out; by default every member
+            this one suspects.
+        @return: The members of the view proposed.
+        @raise CannotForceError: If the member is not blocked, or the names
+            are wrong.
+        """
+        membership = self.membership
+        closing = membership.view
+        members = membership.force(self._reactor.seconds(), without)
+        self._log.warn(
+            "member {me!r} forces a view change to {members}, without {lost}, on"
+            " an operator's word that they are gone for good: a majority of view"
+            " {view} is not needed for it",
+            me=self.me,
+            members=", ".join(members),
+            lost=", ".join(n for n in closing.members if n not in members),
+            view=closing.id,
+        )
+        self._schedule_turn()
+        return members
+
     def _membership_tick(self) -> None:
         self._membership_call = None
         self._membership_deadline = None
@@ -1103,6 +1130,7 @@ class MulticastNode(MultiService):
             last_rejection=self.last_rejection,
             handler_errors=self.handler_errors,
             refused_because=self.refused_because,
+            forced_views=tuple(membership.forced),
         )
 
     def _fail_sent(self, why: str) -> None:

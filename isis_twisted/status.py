@@ -76,6 +76,10 @@ def _tuple(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _ints(value: Any) -> tuple[int, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class NodeStatus:
     """
@@ -110,6 +114,8 @@ class NodeStatus:
     @ivar handler_errors: Handler calls that raised.
     @ivar refused_because: Why this member can never be let in (most of
         its group refused it for its group name or secret), once it knows.
+    @ivar forced_views: The views this member installed by force, on an
+        operator's word (C{isis force-view}).
     """
 
     member: str
@@ -135,6 +141,7 @@ class NodeStatus:
     last_rejection: str | None
     handler_errors: int
     refused_because: str | None = None
+    forced_views: tuple[int, ...] = attrs.field(default=(), converter=_ints)
 
     def to_json(self) -> dict[str, Any]:
         """

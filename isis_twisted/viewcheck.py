@@ -206,6 +206,7 @@ def check_views(
     departed: Collection[str] = (),
     final_view: int | None = None,
     liveness: bool = False,
+    forced: Collection[int] = (),
 ) -> ViewCheckResult:
     """
     Check histories with view changes in them against every guarantee.
@@ -230,6 +231,9 @@ def check_views(
         highest view id anyone installed.
     @param liveness: Whether to check liveness: only for a run in which
         faults stopped and the group had time to deliver everything.
+    @param forced: The ids of views an operator installed by force
+        (L{Membership.force<isis_twisted.membership.Membership.force>}):
+        they need not keep a majority of the view before.
     @return: The result, listing every violation found.
     """
     nodes = tuple(sorted(histories))
@@ -260,7 +264,7 @@ def check_views(
     final = max(views) if final_view is None else final_view
 
     violations.extend(_view_sequence(views))
-    violations.extend(_primary_component(views))
+    violations.extend(_primary_component(views, frozenset(forced)))
     violations.extend(_indices_agree(nodes, deliveries))
     violations.extend(_same_view(nodes, stays, sent))
     if sent is not None:
@@ -522,10 +526,12 @@ def _view_sequence(views: Mapping[int, ViewChange]) -> Iterable[Violation]:
             )
 
 
-def _primary_component(views: Mapping[int, ViewChange]) -> Iterable[Violation]:
+def _primary_component(
+    views: Mapping[int, ViewChange], forced: frozenset[int]
+) -> Iterable[Violation]:
     for v in sorted(views):
         before = views.get(v - 1)
-        if v == 0 or before is None:
+        if v == 0 or before is None or v in forced:
             continue
         kept = set(before.members).intersection(views[v].members)
         if 2 * len(kept) <= len(before.members):

@@ -16,9 +16,11 @@ from isis_twisted.membership import (
     JOINING,
     NORMAL,
     REMOVED,
+    CannotForceError,
     Membership,
     NotDeliveringError,
 )
+from isis_twisted.viewcheck import check_views
 from isis_twisted.views import (
     Accept,
     Decide,
@@ -610,3 +612,142 @@ class LateLeaveTests(SynchronousTestCase):
         group.down.add("c")
         group.pump(2.0)
         self.assertEqual(a.view, View(2, ("a", "b")))
+
+
+def _records(group: Group, name: str) -> list[Delivery | ViewChange]:
+    return [r for r in group.records[name] if isinstance(r, Delivery | ViewChange)]
+
+
+class ForceTests(SynchronousTestCase):
+    """
+    L{Membership.force}: an operator closes a view that lost its majority
+    for good, from one of the members left.
+    """
+
+    def blocked_pair(self) -> Group:
+        """
+        A group of five that loses c, d and e while a multicast of b waits
+        for their acknowledgements; a and b are blocked.
+        """
+        group = Group("abcde")
+        group.members["a"].multicast(b"m1")
+        group.pump()
+        group.down.update("cde")
+        group.members["b"].multicast(b"m2")
+        group.pump(1.0)
+        for name in "ab":
+            group.members[name].suspect("c", "d", "e", now=2.0)
+        group.pump(2.0)
+        for name in "ab":
+            self.assertEqual(group.members[name].state, BLOCKED)
+        return group
+
+    def test_forced_view_installs_and_delivers(self) -> None:
+        """
+        Forced on b (not the member that would coordinate), the view of a
+        and b is installed on both, the message that waited is delivered,
+        and multicasts go on in the new view.
+        """
+        group = self.blocked_pair()
+        a, b = group.members["a"], group.members["b"]
+        self.assertEqual(b.force(3.0), ("a", "b"))
+        group.pump(3.0)
+        for m in (a, b):
+            self.assertEqual((m.view, m.state), (View(1, ("a", "b")), NORMAL))
+            self.assertEqual(m.waived, frozenset())
+        self.assertEqual(b.forced, [1])
+        a.multicast(b"m3")
+        group.pump(4.0)
+        for name in "ab":
+            payloads = [
+                r.payload for r in group.records[name] if isinstance(r, Delivery)
+            ]
+            self.assertEqual(payloads, [b"m1", b"m2", b"m3"])
+        result = check_views(
+            {n: _records(group, n) for n in "ab"},
+            initial=tuple("abcde"),
+            departed="cde",
+            forced=b.forced,
+        )
+        self.assertEqual(result.violations, ())
+
+    def test_checker_catches_an_unforced_minority_view(self) -> None:
+        """
+        The same histories fail the primary-component check when the view
+        is not declared forced: the checker is what proves the waiver is
+        confined to that one view.
+        """
+        group = self.blocked_pair()
+        group.members["b"].force(3.0)
+        group.pump(3.0)
+        result = check_views(
+            {n: _records(group, n) for n in "ab"},
+            initial=tuple("abcde"),
+            departed="cde",
+        )
+        self.assertEqual(
+            [v.guarantee for v in result.violations], ["primary component"]
+        )
+
+    def test_next_view_needs_a_majority_again(self) -> None:
+        """
+        The waiver ends with the forced view: a view of three later losing
+        two blocks again.
+        """
+        group = self.blocked_pair()
+        group.members["a"].force(3.0)
+        group.pump(3.0)
+        c = Membership("c", "abcde", flush_timeout=1.0, joining=True)
+        group.members["c"] = c
+        group.records["c"] = []
+        group.down.discard("c")
+        c.join(5.0)
+        group.pump(5.0)
+        self.assertEqual(c.view, View(2, ("a", "b", "c")))
+        group.down.update("bc")
+        a = group.members["a"]
+        a.suspect("b", "c", now=7.0)
+        self.assertEqual(a.state, BLOCKED)
+
+    def test_lost_members_that_return_are_out(self) -> None:
+        """
+        A member forced out that was only cut off learns it is out of the
+        group when it is heard from again (it does not go on in the old
+        view).
+        """
+        group = self.blocked_pair()
+        group.members["a"].force(3.0)
+        group.pump(3.0)
+        c = group.members["c"]
+        # Cut off, c found a and b silent; when its wait for a view change
+        # runs out it asks them, and they answer with the forced decision.
+        c.suspect("a", "b", now=2.0)
+        group.down.discard("c")
+        for _ in range(5):
+            deadline = c.deadline
+            if c.state == REMOVED or deadline is None:
+                break
+            c.tick(deadline)
+            group.pump(deadline)
+        self.assertEqual(c.state, REMOVED)
+        self.assertIn("view 1 was decided without it", c.reason or "")
+        self.assertFalse(c.delivering)
+
+    def test_refused_when_not_blocked(self) -> None:
+        group = Group("abc")
+        with self.assertRaises(CannotForceError) as caught:
+            group.members["a"].force(1.0, ["c"])
+        self.assertIn("not blocked", str(caught.exception))
+
+    def test_refused_for_bad_names(self) -> None:
+        group = self.blocked_pair()
+        b = group.members["b"]
+        for without, words in [
+            (["x"], "'x' is not in view 0"),
+            (["b", "c"], "without itself"),
+            ([], "suspects no member"),
+        ]:
+            with self.assertRaises(CannotForceError) as caught:
+                b.force(3.0, without)
+            self.assertIn(words, str(caught.exception))
+        self.assertEqual(b.state, BLOCKED)
