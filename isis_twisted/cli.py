@@ -1039,6 +1039,9 @@ class StatusView:
         member has suspected it, or L{None} for one only others suspect.
     @ivar view_changes: How many view changes the member has installed.
     @ivar last_view_change: How many seconds the last one took.
+    @ivar stuck: The delivery handlers that cannot keep a record, longest
+        stuck first: each handler, the record's index, why, and for how
+        many seconds.
     """
 
     member: str
@@ -1054,6 +1057,26 @@ class StatusView:
     suspects: dict[str, float | None] = attrs.Factory(dict)
     view_changes: int | None = None
     last_view_change: float | None = None
+    stuck: list[tuple[str, int, str, float]] = attrs.Factory(list)
+
+
+def _stuck_handlers(value: object) -> list[tuple[str, int, str, float]]:
+    if not isinstance(value, list):
+        return []
+    found = []
+    for item in value:
+        if isinstance(item, Mapping):
+            seconds = _seconds_or_none(item.get("stuck_s"))
+            index = item.get("index")
+            found.append(
+                (
+                    str(item.get("handler", "?")),
+                    index if type(index) is int else 0,
+                    str(item.get("reason", "")),
+                    seconds if seconds is not None else 0.0,
+                )
+            )
+    return found
 
 
 def _names(value: object) -> list[str]:
@@ -1110,6 +1133,7 @@ def read_status(status: Mapping[str, object]) -> StatusView:
         suspects=suspects,
         view_changes=changes if type(changes) is int else None,
         last_view_change=_seconds_or_none(status.get("last_view_change_s")),
+        stuck=_stuck_handlers(status.get("stuck_handlers")),
     )
 
 
@@ -1133,8 +1157,17 @@ def waiting_for(view: StatusView) -> str:
     """
     In a few words, what holds up delivery at the node: first a membership
     state that stops it (out of the group, no majority, a view being
-    closed), then the members the oldest message waits for.
+    closed), then the members the oldest message waits for.  A delivery
+    handler that cannot keep a record comes before all of them: it holds
+    up this member whatever the group does.
     """
+    if view.stuck:
+        handler, index, reason, seconds = view.stuck[0]
+        more = f" (and {len(view.stuck) - 1} more)" if len(view.stuck) > 1 else ""
+        return (
+            f"delivery handler {handler}{more} cannot keep record {index}"
+            f" ({reason}) for {seconds:g} s; nothing from there is handed out"
+        )
     if view.state == "removed":
         why = f": {view.removed_because}" if view.removed_because else ""
         return (
@@ -1248,7 +1281,7 @@ def status_lines(status: Mapping[str, object]) -> list[str]:
     """
     view = read_status(status)
     lines = []
-    stopped = view.state in ("removed", "blocked", "flushing")
+    stopped = view.state in ("removed", "blocked", "flushing") or bool(view.stuck)
     if stopped or view.waiting_for or view.disconnected:
         age = (
             f", its oldest message for {view.oldest_age:g} s"

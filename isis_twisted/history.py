@@ -48,6 +48,7 @@ class DeliveryHistory:
     The recent records of a node's delivery stream, and its subscribers.
 
     @ivar member: The member's name, for messages.
+    @ivar size: How many recent deliveries it keeps.
     """
 
     _log = Logger()
@@ -60,6 +61,7 @@ class DeliveryHistory:
             older ones are dropped first.
         """
         self.member = member
+        self.size = size
         self._size = size
         self._limit = limit
         self._bytes = 0

@@ -37,6 +37,11 @@ _NODE_COUNTERS = {
         "Connections refused or dropped for breaking the protocol.",
     ),
     "handler_errors": ("isis_handler_errors", "Delivery handler calls that raised."),
+    "handler_give_ups": (
+        "isis_handler_give_ups",
+        "Times this member left the group because a delivery handler stayed"
+        " stuck past --handler-give-up.",
+    ),
     "view_changes": ("isis_view_changes", "Views this member installed."),
     "suspicions": (
         "isis_suspicions",
@@ -52,6 +57,11 @@ _NODE_GAUGES = {
         " change to end.",
     ),
     "view": ("isis_view", "The id of the view this member is in."),
+    "undelivered_records": (
+        "isis_undelivered_records",
+        "Records delivered by the group that a stuck delivery handler holds"
+        " back on this member.",
+    ),
     "last_view_change_s": (
         "isis_last_view_change_seconds",
         "How long the last view change took, from the first suspicion to the"

@@ -45,12 +45,12 @@ from isis_twisted.engine import (
     Timestamp,
     ViewChange,
 )
+from isis_twisted.feed import HandlerFeed
 from isis_twisted.history import DeliveryHistory, Subscription
 from isis_twisted.interfaces import (
     IDeliveryHandler,
     IDurableHandler,
     IOrderedMulticast,
-    IViewHandler,
 )
 from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
 from isis_twisted.membership import (
@@ -60,7 +60,13 @@ from isis_twisted.membership import (
     EngineFactory,
     Membership,
 )
-from isis_twisted.status import NodeStatus, OldestUndelivered, PeerStatus
+from isis_twisted.pump import HandlerPump
+from isis_twisted.status import (
+    NodeStatus,
+    OldestUndelivered,
+    PeerStatus,
+    StuckHandler,
+)
 from isis_twisted.transfer import CatchingUp, Giving, give
 from isis_twisted.views import (
     Control,
@@ -176,6 +182,7 @@ class MulticastNode(MultiService):
         engine_factory: EngineFactory = Engine,
         suspect_after: float = 3.0,
         flush_timeout: float = 1.0,
+        handler_give_up: float = 60.0,
     ) -> None:
         """
         @param me: This member's name.
@@ -221,6 +228,10 @@ class MulticastNode(MultiService):
             view change without it.  Must be more than twice the heartbeat.
         @param flush_timeout: Seconds a step of a view change may take before
             the members that did not answer are left out too.
+        @param handler_give_up: Seconds a handler may fail to keep a record
+            (raise L{OSError}) before this member leaves the group rather
+            than hold it; it rejoins and catches up once the handler keeps
+            the record.
 
         @raise ValueError: If the names are unusable (see L{Engine}) or a
             limit is not positive.
@@ -253,7 +264,11 @@ class MulticastNode(MultiService):
         self.group = group
         self.clock = reactor
         self._reactor = reactor
-        self.handlers = list(handlers)
+        self.pump = HandlerPump(handlers, give_up_after=handler_give_up)
+        self.handlers = self.pump.handlers
+        self.feed = HandlerFeed(
+            me, self.pump, reactor, self._pass_on, self._watch_handlers
+        )
         self._durable = [h for h in self.handlers if IDurableHandler.providedBy(h)]
         # A member whose durable handlers hold records of the group's stream
         # was in the group before: it asks to be added back and catches up,
@@ -309,7 +324,10 @@ class MulticastNode(MultiService):
         self.history = DeliveryHistory(me, history, history_bytes)
         self.multicasts = 0
         self.rejections = 0
-        self.handler_errors = 0
+        self.handler_give_ups = 0
+        # Left the group because a handler could not keep a record; it asks
+        # to be added back once the handler keeps it.
+        self._gave_up = False
         self.last_rejection: str | None = None
         self._stopped = False
         self.heartbeat = heartbeat
@@ -334,7 +352,6 @@ class MulticastNode(MultiService):
         # when started again, from there).
         self._handed = StreamPosition()
         self._left = False
-        self._replay_to: list[tuple[IDeliveryHandler, StreamPosition]] = []
         self._behind: list[Record] | None = None
         # Per member catching up from this one: what is left to give it, and
         # the incarnation that asked.
@@ -569,28 +586,37 @@ class MulticastNode(MultiService):
 
     def _hand_out(self, records: list[Record], replayed: bool = False) -> None:
         """
-        Pass a turn's records to the handlers, the history and its
-        subscribers, then fire the multicasts' Deferreds.
+        Give a turn's records to the handlers, through the pump: each
+        handler takes them at its own pace, and what every handler took is
+        passed on (L{_pass_on}).
 
         @param replayed: They are what a member added to a view lacked,
-            from another member: only durable handlers that lack them get
-            them.
+            from another member; the pump gives a durable handler only what
+            it lacks.
         """
-        taken = self._reactor.seconds() if self._closing_since is not None else 0.0
-        for record in records:
-            if replayed:
-                self._replay(record)
-            elif isinstance(record, ViewChange):
-                self._view_installed(record, taken)
-            else:
-                self._deliver(record)
+        if not replayed:
+            taken = self._reactor.seconds() if self._closing_since is not None else 0.0
+            arrived = self._arrived
+            for record in records:
+                if isinstance(record, Delivery):
+                    if arrived:
+                        arrived.pop((record.clock, record.sender), None)
+                else:
+                    self._view_installed(record, taken)
         self._handed = self._handed.advanced(records)
+        self.feed.put(records)
+
+    def _pass_on(self, records: list[Record]) -> None:
+        """
+        Every handler took these records: pass them to the history and its
+        subscribers, then fire the multicasts' Deferreds.
+        """
         history = self.history
         history.extend(records)
         if history.has_subscribers:
             history.turn_done()
         # Last: a caller resumed by its multicast's Deferred finds the
-        # record already in the history and passed to every handler.
+        # record already in the history and taken by every handler.
         pending = self._pending
         if pending:
             me = self.me
@@ -600,26 +626,106 @@ class MulticastNode(MultiService):
                     if d is not None:
                         d.callback(record)
 
+    @property
+    def handler_errors(self) -> int:
+        """
+        How many times handlers raised, every retry counted.
+        """
+        return self.pump.handler_errors
+
+    def add_handler(self, handler: IDeliveryHandler) -> None:
+        """
+        Give every record from now on to C{handler} too, after the others.
+        """
+        self.pump.add(handler)
+        self.handlers = self.pump.handlers
+        if IDurableHandler.providedBy(handler):
+            self._durable.append(handler)
+
+    def _watch_handlers(self, now: float) -> None:
+        """
+        After each run of the pump: leave the group if a handler has been
+        stuck too long, and ask to be added back once none is.
+        """
+        pump = self.pump
+        if self._gave_up:
+            self._rejoin_after_handlers()
+            return
+        stuck = pump.stuck
+        if stuck is None:
+            return
+        membership = self.membership
+        if membership.state in (REMOVED, JOINING) or not membership.peers:
+            return
+        if not (pump.given_up(now) or pump.pending > self._most_pending):
+            return
+        self._gave_up = True
+        self.handler_give_ups += 1
+        self._log.error(
+            "member {me!r} leaves the group: delivery handler {handler} has not"
+            " kept record {index} for {seconds:.0f} s ({reason}) and {pending}"
+            " records wait for it; it asks to be added back, and catches up,"
+            " once the handler keeps it",
+            me=self.me,
+            handler=stuck.handler,
+            index=stuck.index,
+            seconds=now - stuck.since,
+            reason=stuck.reason,
+            pending=pump.pending,
+        )
+        membership.leave()
+        self._schedule_turn()
+
+    @property
+    def _most_pending(self) -> int:
+        # As many records as the history keeps, so that a member that left
+        # can still be given what it lacks when it rejoins.
+        return max(self.history.size, 10_000)
+
+    def _rejoin_after_handlers(self) -> None:
+        """
+        This member left because a handler was stuck: once none is and the
+        group went on without it, ask to be added back.
+        """
+        pump = self.pump
+        membership = self.membership
+        if (
+            pump.stuck is not None
+            or pump.pending
+            or membership.state != REMOVED
+            or self._stopped
+        ):
+            return
+        self._gave_up = False
+        self._told_removed = False
+        self._log.warn(
+            "member {me!r}: its delivery handlers keep records again; it asks"
+            " to be added back, from index {index}",
+            me=self.me,
+            index=self._handed.index,
+        )
+        self._catching_up = None
+        self._told_joining = True
+        membership.join(self._reactor.seconds())
+        self._schedule_turn()
+
     # -- joining and catching up ----------------------------------------
 
     def _resume_point(self) -> StreamPosition | None:
         """
         Where this member's handlers stopped, so that a member added to a
-        view catches up from there: the earliest of the durable handlers'
-        positions, or (started again after it left) where it stopped
-        handing out records; L{None} if no handler needs catching up.
-
-        Sets who is given the records caught up on (L{_replay}).
+        view catches up from there: where it stopped handing records to the
+        pump if it handed any in this life (the pump gives what it still
+        holds first), else the earliest of the durable handlers' positions;
+        L{None} if no handler needs catching up.
         """
         handed = self._handed
         if handed.index or handed.view:
-            # Every handler was given everything up to there in this life.
-            self._replay_to = [(h, handed) for h in self.handlers]
-        else:
-            self._replay_to = [(h, h.position()) for h in self._durable]
-        if not self._replay_to:
+            return handed
+        positions = [h.position() for h in self._durable]
+        if not positions:
             return None
-        return min((p for _, p in self._replay_to), key=_order)
+        return min(positions, key=_order)
 
     def new_incarnation(
         self, name: str, incarnation: int, untouched: bool
@@ -686,6 +792,12 @@ class MulticastNode(MultiService):
         )
         if resume is None:
             return
+        if not (self._handed.index or self._handed.view):
+            # Started afresh: handlers that keep nothing of their own begin
+            # with the view it was added to, as a new member's do.
+            self.pump.start_after(
+                StreamPosition(welcome.first - 1, welcome.latest.id - 1)
+            )
         self._behind = []
         self._ask_next()
 
@@ -737,19 +849,6 @@ class MulticastNode(MultiService):
         self._schedule_turn()
         if self.on_fatal is not None:
             self.on_fatal(why)
-
-    def _replay(self, record: Record) -> None:
-        """
-        Hand a record this member lacked to every durable handler that
-        lacks it.
-        """
-        for handler, position in self._replay_to:
-            if not position.after(record):
-                continue
-            if isinstance(record, Delivery):
-                self._call(handler, handler.deliver, record)
-            elif IViewHandler.providedBy(handler):
-                self._call(handler, handler.view_changed, record)
 
     def _transfer(self, peer: str, message: Fetch | Records | NoRecords) -> None:
         """
@@ -825,7 +924,23 @@ class MulticastNode(MultiService):
         membership = self.membership
         now = self._reactor.seconds()
         if membership.state == REMOVED:
-            if not self._told_removed:
+            if self._gave_up:
+                if not self._told_removed:
+                    self._told_removed = True
+                    self._log.warn(
+                        "member {me!r} is out of the group until its delivery"
+                        " handlers keep what they hold: {reason}",
+                        me=self.me,
+                        reason=membership.reason,
+                    )
+                    self._fail_unsent(self._removed_error())
+                    self._fail_sent(
+                        f"{self.me!r} left the group, its delivery handler"
+                        " stuck, after multicasting the message but before"
+                        " delivering it; the other members may still deliver it"
+                    )
+                self._rejoin_after_handlers()
+            elif not self._told_removed:
                 self._told_removed = True
                 self._log.error(
                     "member {me!r} is out of the group: {reason}; it delivers"
@@ -945,33 +1060,6 @@ class MulticastNode(MultiService):
             ms=took * 1000,
             flush_s=took,
         )
-        for handler in self.handlers:
-            if IViewHandler.providedBy(handler):
-                self._call(handler, handler.view_changed, change)
-
-    def _call(
-        self,
-        handler: IDeliveryHandler,
-        method: Callable[[Any], None],
-        record: Record,
-    ) -> None:
-        """
-        Give a handler one record; a handler that raises is counted and
-        logged, and the member goes on.
-        """
-        try:
-            method(record)
-        except Exception:
-            self.handler_errors += 1
-            self._log.failure(
-                "delivery handler {handler!r} failed on {what}",
-                handler=handler,
-                what=(
-                    f"message {record.index}"
-                    if isinstance(record, Delivery)
-                    else f"view {record.view}"
-                ),
-            )
 
     def _detect(self, now: float) -> None:
         """
@@ -1011,11 +1099,6 @@ class MulticastNode(MultiService):
             # a majority that leaves the others out.
             membership.trust(*back, now=now)
         self._schedule_turn()
-
-    def _deliver(self, record: Delivery) -> None:
-        self._arrived.pop((record.clock, record.sender), None)
-        for handler in self.handlers:
-            self._call(handler, handler.deliver, record)
 
     # -- subscriptions ----------------------------------------------------
 
@@ -1131,6 +1214,18 @@ class MulticastNode(MultiService):
             handler_errors=self.handler_errors,
             refused_because=self.refused_because,
             forced_views=tuple(membership.forced),
+            stuck_handlers=tuple(
+                StuckHandler(
+                    s.handler,
+                    s.index,
+                    s.reason,
+                    round(now - s.since, 3),
+                    s.attempts,
+                )
+                for s in sorted(self.pump.all_stuck, key=lambda s: s.since)
+            ),
+            handler_give_ups=self.handler_give_ups,
+            undelivered_records=self.pump.pending,
         )
 
     def _fail_sent(self, why: str) -> None:
@@ -1222,6 +1317,8 @@ class MulticastNode(MultiService):
             self._told_joining = True
         # A stop may have cut a turn short: what it owed goes out now.
         self._schedule_turn()
+        if self.feed.stopped:
+            self.feed.start()
         if self.links:
             self._beat = LoopingCall(self._tick)
             self._beat.clock = self._reactor
@@ -1324,6 +1421,7 @@ class MulticastNode(MultiService):
         if self._membership_call is not None and self._membership_call.active():
             self._membership_call.cancel()
         self._membership_call = None
+        self.feed.stop()
         for call in self._give_call.values():
             if call.active():
                 call.cancel()

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -248,7 +248,7 @@ class HandlerPump:
                 f"the time before giving up on a handler cannot be negative,"
                 f" got {give_up_after}"
             )
-        self.handlers: Sequence[IDeliveryHandler] = tuple(handlers)
+        self.handlers: tuple[IDeliveryHandler, ...] = tuple(handlers)
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.give_up_after = give_up_after
@@ -270,6 +270,32 @@ class HandlerPump:
         @param records: The records, in stream order.
         """
         self._queue.extend(records)
+
+    def add(self, handler: IDeliveryHandler) -> None:
+        """
+        Give every record queued from now on to C{handler} too, after the
+        other handlers.
+
+        @param handler: The handler.
+        """
+        cursor = _Cursor(handler)
+        cursor.at = self._base + len(self._queue)
+        self._cursors.append(cursor)
+        self.handlers = (*self.handlers, handler)
+
+    def start_after(self, floor: StreamPosition) -> None:
+        """
+        Handlers that keep nothing of their own (no
+        L{position<IDurableHandler.position>}) and have taken nothing yet
+        are given only records after C{floor}: a member started afresh that
+        catches up gives them nothing of what it catches up on, but begins
+        them where a new member would.
+
+        @param floor: The position they are taken to hold already.
+        """
+        for cursor in self._cursors:
+            if cursor.position is None and cursor.check is None and cursor.at == 0:
+                cursor.check = lambda: floor
 
     def hold(self) -> None:
         """

@@ -72,6 +72,31 @@ class OldestUndelivered:
     waiting_for: tuple[str, ...]
 
 
+@attrs.frozen
+class StuckHandler:
+    """
+    A delivery handler that cannot keep a record (it raises L{OSError}: a
+    full disk, a lost database): the member hands out nothing from that
+    record on until it does.
+
+    @ivar handler: The handler's C{repr}.
+    @ivar index: The index of the record it is stuck at.
+    @ivar reason: The last failure, in one line.
+    @ivar stuck_s: Seconds since it first failed on that record.
+    @ivar attempts: How many times it failed on it.
+    """
+
+    handler: str
+    index: int
+    reason: str
+    stuck_s: float
+    attempts: int
+
+
+def _stuck(value: Any) -> tuple[StuckHandler, ...]:
+    return tuple(v if isinstance(v, StuckHandler) else StuckHandler(**v) for v in value)
+
+
 def _tuple(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
@@ -116,6 +141,12 @@ class NodeStatus:
         its group refused it for its group name or secret), once it knows.
     @ivar forced_views: The views this member installed by force, on an
         operator's word (C{isis force-view}).
+    @ivar stuck_handlers: The handlers that cannot keep a record, longest
+        stuck first: what this member hands out waits for them.
+    @ivar handler_give_ups: Times this member left the group because a
+        handler stayed stuck past C{--handler-give-up}.
+    @ivar undelivered_records: Records delivered by the group and not yet
+        taken by every handler.
     """
 
     member: str
@@ -142,6 +173,9 @@ class NodeStatus:
     handler_errors: int
     refused_because: str | None = None
     forced_views: tuple[int, ...] = attrs.field(default=(), converter=_ints)
+    stuck_handlers: tuple[StuckHandler, ...] = attrs.field(default=(), converter=_stuck)
+    handler_give_ups: int = 0
+    undelivered_records: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """

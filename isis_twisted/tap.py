@@ -224,6 +224,14 @@ class Options(usage.Options):
             " did not answer are left out too.",
         ],
         [
+            "handler-give-up",
+            None,
+            60.0,
+            "Seconds a delivery handler may fail to keep a record (a full disk)"
+            " before this member leaves the group rather than hold it; it"
+            " rejoins and catches up once the handler keeps it.",
+        ],
+        [
             "retain",
             None,
             100_000,
@@ -362,6 +370,7 @@ class Options(usage.Options):
             "silence",
             "suspect-after",
             "flush-timeout",
+            "handler-give-up",
         ):
             self[key] = _seconds(key, self[key])
         for key in ("silence", "suspect-after"):
@@ -637,6 +646,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         silence=options["silence"],
         suspect_after=options["suspect-after"],
         flush_timeout=options["flush-timeout"],
+        handler_give_up=options["handler-give-up"],
         secret=options["secret"],
         tls=options["tls"],
     )

@@ -807,6 +807,28 @@ class StatusTests(NodeCommandTests):
         )
         self.assertEqual(lines[1], "view: 2 of a, b, c (removed)")
 
+    async def test_stuck_handler_first(self) -> None:
+        """
+        A delivery handler that cannot keep a record holds up the member
+        whatever the group does: it comes first, even before a removal.
+        """
+        stuck = {
+            "handler": "<jsonl c.jsonl>",
+            "index": 612,
+            "reason": "OSError: [Errno 28] No space left on device",
+            "stuck_s": 12.5,
+            "attempts": 7,
+        }
+        lines = await self.status_of(
+            self.membership(state="removed", stuck_handlers=[stuck, stuck])
+        )
+        self.assertEqual(
+            lines[0],
+            "blocked: delivery handler <jsonl c.jsonl> (and 1 more) cannot keep"
+            " record 612 (OSError: [Errno 28] No space left on device) for 12.5 s;"
+            " nothing from there is handed out",
+        )
+
     async def test_blocked_without_majority(self) -> None:
         """
         A member without a majority says so first, naming the suspects and

@@ -79,6 +79,8 @@ class MetricsTests(TestCase):
             self.assertEqual(sample(text, "isis_multicasts_total", member="a"), 5)
             self.assertEqual(sample(text, "isis_deliveries_total", member="a"), 5)
             self.assertEqual(sample(text, "isis_queue_depth", member="a"), 0)
+            self.assertEqual(sample(text, "isis_handler_give_ups_total", member="a"), 0)
+            self.assertEqual(sample(text, "isis_undelivered_records", member="a"), 0)
             self.assertGreater(
                 sample(text, "isis_peer_frames_out_total", member="a", peer="b"), 0
             )

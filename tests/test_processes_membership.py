@@ -31,7 +31,8 @@ from tests.test_node import deferred
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from failover import Load, ProcessGroup, failover_run, judge, resumed_after
+from failover import Load, failover_run, judge, resumed_after
+from failover import ProcessGroup as ProcessGroup
 
 reactor: Any = _reactor
 

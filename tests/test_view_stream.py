@@ -56,7 +56,7 @@ class ViewStreamTests(TestCase):
         timing: dict[str, Any] = dict(FAST)
         group = LocalGroup(reactor, ["a", "b", "c"], **timing)
         for name, node in group.nodes.items():
-            node.handlers.append(JsonLinesHandler(logs / f"{name}.jsonl"))
+            node.add_handler(JsonLinesHandler(logs / f"{name}.jsonl"))
         await group.start()
         self.addCleanup(lambda: deferred(group.stop()))
         a, b, c = (group.nodes[n] for n in "abc")
