@@ -116,6 +116,8 @@ class ProcessGroup:
         self.clients: dict[str, ClientProtocol] = {}
         self.proxies: dict[tuple[str, str], LinkProxy] = {}
         self._stopped = False
+        self._commands: dict[str, list[str]] = {}
+        self._client_ports: dict[str, int] = {}
 
     async def start(self, timeout: float = 60.0) -> None:
         """
@@ -134,38 +136,24 @@ class ProcessGroup:
         # Chosen once the proxies hold their ports (as faults.py does).
         ports = free_ports(2 * len(self.names))
         peer_ports.update(zip(self.names, ports, strict=False))
-        client_ports = dict(zip(self.names, ports[len(self.names) :], strict=True))
+        self._client_ports = dict(
+            zip(self.names, ports[len(self.names) :], strict=True)
+        )
         for name in self.names:
-            proc = NodeProcess(name)
-            command = twistd_command(
+            self._commands[name] = twistd_command(
                 name,
                 self.names,
                 peer_ports,
-                client_ports[name],
+                self._client_ports[name],
                 self.workdir,
                 self.group,
                 dial=(lambda s, d: proxy_ports[(s, d)]) if self.proxied else None,
                 extra=self.options,
             )
-            self.reactor.spawnProcess(
-                proc, command[0], command, env=dict(os.environ), path=str(self.workdir)
-            )
-            self.processes[name] = proc
+            self._spawn(name)
         deadline = self.reactor.seconds() + timeout
         for name in self.names:
-            while name not in self.clients:
-                proc = self.processes[name]
-                if proc.ended.called:
-                    said = proc.output.decode(errors="replace")
-                    raise RuntimeError(f"member {name} exited at start:\n{said}")
-                try:
-                    self.clients[name] = await connect(
-                        self.reactor, str(client_ports[name])
-                    )
-                except Exception:
-                    if self.reactor.seconds() > deadline:
-                        raise
-                    await pause(self.reactor, 0.1)
+            await self._connect(name, deadline)
 
         async def connected() -> bool:
             answers: list[bool] = await gatherResults(
@@ -192,6 +180,48 @@ class ProcessGroup:
                 f"the group changed view while starting (its members started"
                 f" further apart than --suspect-after): {changed}"
             )
+
+    def _spawn(self, name: str) -> None:
+        proc = NodeProcess(name)
+        command = self._commands[name]
+        self.reactor.spawnProcess(
+            proc, command[0], command, env=dict(os.environ), path=str(self.workdir)
+        )
+        self.processes[name] = proc
+
+    async def _connect(self, name: str, deadline: float) -> None:
+        """
+        Connect a client to member C{name}'s client API, retrying until it
+        listens or C{deadline}.
+        """
+        while True:
+            proc = self.processes[name]
+            if proc.ended.called:
+                said = proc.output.decode(errors="replace")
+                raise RuntimeError(f"member {name} exited at start:\n{said}")
+            try:
+                self.clients[name] = await connect(
+                    self.reactor, str(self._client_ports[name])
+                )
+                return
+            except Exception:
+                if self.reactor.seconds() > deadline:
+                    raise
+                await pause(self.reactor, 0.1)
+
+    async def restart(self, name: str, timeout: float = 60.0) -> None:
+        """
+        Start member C{name} again, after it ended, with the very command it
+        was first started with, and connect a new client to it (in
+        L{clients}, where a L{Load} made over them finds it).
+        """
+        if not self.processes[name].ended.called:
+            raise RuntimeError(f"member {name} is still running")
+        old = self.clients.pop(name, None)
+        if old is not None:
+            await old.close()
+        self._spawn(name)
+        await self._connect(name, self.reactor.seconds() + timeout)
 
     async def status(self, name: str) -> dict[str, Any]:
         """

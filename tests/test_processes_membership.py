@@ -31,8 +31,9 @@ from tests.test_node import deferred
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from failover import Load, failover_run, judge, resumed_after
+from failover import Load as Load
 from failover import ProcessGroup as ProcessGroup
+from failover import failover_run, judge, resumed_after
 
 reactor: Any = _reactor
 
