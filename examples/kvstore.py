@@ -28,7 +28,7 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from io import BytesIO
 from typing import Any
 
@@ -45,7 +45,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from isis_twisted.engine import Delivery
-from isis_twisted.interfaces import IDeliveryHandler, IOrderedMulticast
+from isis_twisted.interfaces import IOrderedMulticast, IStateHandler
 from isis_twisted.node import MulticastNode
 from isis_twisted.options import dial_description, listen_description
 
@@ -57,13 +57,18 @@ def encode_command(op: str, key: str, value: str | None = None) -> bytes:
     return json.dumps({"op": op, "key": key, "value": value}).encode()
 
 
-@implementer(IDeliveryHandler)
+@implementer(IStateHandler)
 class KVStore:
     """
     The replicated state: applies commands in delivery order.
 
     A command that cannot be understood is skipped, on every replica alike
     (they all see the same bytes), and counted.
+
+    A replica restarted after a crash gets the whole store from another
+    replica as a snapshot (L{IStateHandler}): JSON lines, first
+    C{{"applied": N, "skipped": K}}, then one C{[key, value]} per key,
+    streamed in chunks of about 64 KiB.
 
     @ivar data: The store.
     @ivar applied: The index of the last command applied.
@@ -76,6 +81,9 @@ class KVStore:
         self.data: dict[str, str] = {}
         self.applied = 0
         self.skipped = 0
+        self.restored = 0
+        self._partial = bytearray()
+        self._header = False
 
     def deliver(self, record: Delivery) -> None:
         """
@@ -107,6 +115,61 @@ class KVStore:
         Nothing to release: the store lives in memory.
         """
 
+    def take_snapshot(self) -> Iterator[bytes]:
+        """
+        The store as of now, in chunks; later commands do not change it
+        (the values are immutable strings, so a shallow copy is enough).
+        """
+        items = list(self.data.items())
+        header = {"applied": self.applied, "skipped": self.skipped}
+        return _chunks(header, items)
+
+    def begin_restore(self) -> None:
+        """
+        Forget the store: another replica's follows.
+        """
+        self.data = {}
+        self._partial = bytearray()
+        self._header = False
+
+    def restore_chunk(self, data: bytes) -> None:
+        """
+        Apply the whole lines of C{data}; keep a line cut in two for the
+        next chunk.
+        """
+        partial = self._partial
+        partial += data
+        end = partial.rfind(b"\n")
+        if end < 0:
+            return
+        lines = bytes(partial[:end]).split(b"\n")
+        del partial[: end + 1]
+        for line in lines:
+            self._restore_line(line)
+
+    def end_restore(self) -> None:
+        """
+        The snapshot is whole.
+
+        @raise ValueError: If it was cut short.
+        """
+        if self._partial:
+            self._restore_line(bytes(self._partial))
+            self._partial = bytearray()
+        if not self._header:
+            raise ValueError("the snapshot has no header line")
+        self.restored += 1
+
+    def _restore_line(self, line: bytes) -> None:
+        value = json.loads(line)
+        if not self._header:
+            self.applied = int(value["applied"])
+            self.skipped = int(value["skipped"])
+            self._header = True
+        else:
+            key, text = value
+            self.data[key] = text
+
     def digest(self) -> str:
         """
         A short fingerprint of the data, equal on replicas that agree.
@@ -124,6 +187,22 @@ class KVStore:
             "skipped": self.skipped,
             "data": dict(sorted(self.data.items())),
         }
+
+
+def _chunks(
+    header: dict[str, int], items: list[tuple[str, str]], size: int = 64 * 1024
+) -> Iterator[bytes]:
+    out = [json.dumps(header).encode()]
+    held = len(out[0])
+    for item in items:
+        line = json.dumps(item, ensure_ascii=False).encode()
+        out.append(line)
+        held += len(line) + 1
+        if held >= size:
+            yield b"\n".join(out) + b"\n"
+            out, held = [], 0
+    if out:
+        yield b"\n".join(out) + b"\n"
 
 
 class KeyResource(Resource):
@@ -237,9 +316,11 @@ class Replica:
         """
         Stop both.
         """
-        if self.port is not None:
-            await self.port.stopListening()
-        await self.node.stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            await port.stopListening()
+        if self.node.running:
+            await self.node.stopService()
 
 
 class _Body(Protocol):

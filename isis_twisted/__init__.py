@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         IDeliveryHandlerFactory,
         IDurableHandler,
         IOrderedMulticast,
+        IStateHandler,
         IViewHandler,
     )
     from isis_twisted.membership import Membership, NotDeliveringError
@@ -46,6 +47,7 @@ _WHERE = {
     "IDeliveryHandlerFactory": "interfaces",
     "IDurableHandler": "interfaces",
     "IOrderedMulticast": "interfaces",
+    "IStateHandler": "interfaces",
     "IViewHandler": "interfaces",
     "Membership": "membership",
     "MulticastNode": "node",
@@ -70,6 +72,7 @@ __all__ = [
     "IDeliveryHandlerFactory",
     "IDurableHandler",
     "IOrderedMulticast",
+    "IStateHandler",
     "IViewHandler",
     "Membership",
     "MulticastNode",

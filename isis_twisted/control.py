@@ -4,7 +4,7 @@ The codec of CONTROL frames: the membership protocol's messages on a link.
 A CONTROL frame has the head of a DATA frame, C{version (u8) = 2, type (u8)
 = 6, seq (u64), ack (u64)}, because links number, acknowledge and resend
 control frames on the same sequence as DATA frames; then a C{kind (u8)}, 1
-to 15, naming one of the fifteen messages of L{isis_twisted.views}, and that
+to 18, naming one of the eighteen messages of L{isis_twisted.views}, and that
 message's fields::
 
     1 SUSPECT   view, names
@@ -23,6 +23,10 @@ message's fields::
    13 FETCH     view, after (u64 index, u32 view, optional name + u64 stamp)
    14 RECORDS   view, records, done (u8 0 or 1)
    15 NORECORDS view, oldest (u64), reason (u16 length + UTF-8)
+   16 FETCHSTATE view, parts (u16)
+   17 STATE     view, position (as in FETCH), part (u16), data (u32 length
+                + bytes), done (u8 0 or 1)
+   18 NOSTATE   view, reason (u16 length + UTF-8)
 
 with view ids u32; names as in L{isis_twisted.wire} (u16 length + 1 to 255
 bytes of UTF-8); a ballot u64 number + name, where the empty name (length
@@ -65,17 +69,20 @@ from isis_twisted.views import (
     Control,
     Decide,
     Fetch,
+    FetchState,
     Gone,
     Inquire,
     Join,
     Leave,
     NoRecords,
+    NoState,
     Promise,
     Proposal,
     Propose,
     Records,
     Reject,
     Stamps,
+    StateChunk,
     Suspect,
     View,
     Welcome,
@@ -108,7 +115,10 @@ from isis_twisted.wire import (
     FETCH,
     RECORDS,
     NORECORDS,
-) = range(1, 16)
+    FETCHSTATE,
+    STATE,
+    NOSTATE,
+) = range(1, 19)
 
 KINDS: dict[type[Control], int] = {
     Suspect: SUSPECT,
@@ -126,6 +136,9 @@ KINDS: dict[type[Control], int] = {
     Fetch: FETCH,
     Records: RECORDS,
     NoRecords: NORECORDS,
+    FetchState: FETCHSTATE,
+    StateChunk: STATE,
+    NoState: NOSTATE,
 }
 """
 The kind byte of each control message class.
@@ -326,13 +339,29 @@ def _put_message(out: list[bytes], message: Control) -> None:
     elif isinstance(message, NoRecords):
         _int(message.oldest, MAX_U64, "the oldest index")
         out.append(_U64.pack(message.oldest))
-        raw = message.reason.encode("utf-8")
-        _check(len(raw) <= MAX_REASON, "the reason is too long")
-        out.append(_U16.pack(len(raw)) + raw)
+        _put_reason(out, message.reason)
+    elif isinstance(message, FetchState):
+        _int(message.parts, 0xFFFF, "the number of state handlers")
+        out.append(_U16.pack(message.parts))
+    elif isinstance(message, StateChunk):
+        _put_position(out, message.position)
+        _int(message.part, 0xFFFF, "the state handler's place")
+        _check(len(message.data) <= MAX_PAYLOAD, "a state chunk is too long")
+        out.append(_U16.pack(message.part) + _U32.pack(len(message.data)))
+        out.append(bytes(message.data))
+        out.append(_U8.pack(1 if message.done else 0))
+    elif isinstance(message, NoState):
+        _put_reason(out, message.reason)
     elif isinstance(message, Join):
         _int(message.incarnation, MAX_U64, "the incarnation")
         out.append(_U64.pack(message.incarnation))
     # LEAVE carries its view id only.
+
+
+def _put_reason(out: list[bytes], reason: str) -> None:
+    raw = reason.encode("utf-8")
+    _check(len(raw) <= MAX_REASON, "the reason is too long")
+    out.append(_U16.pack(len(raw)) + raw)
 
 
 def _put_position(out: list[bytes], position: StreamPosition) -> None:
@@ -618,14 +647,33 @@ def _records(r: _Reader, view: int) -> Control:
     return Records(view, records, r.flag("the done flag"))
 
 
-def _no_records(r: _Reader, view: int) -> Control:
-    oldest = r.unpack(_U64, "the oldest index")
+def _reason(r: _Reader) -> str:
     size = r.unpack(_U16, "the reason's length")
     try:
-        reason = r.take(size, "the reason").decode("utf-8")
+        return r.take(size, "the reason").decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadFieldError("the reason is not UTF-8") from e
-    return NoRecords(view, oldest, reason)
+
+
+def _no_records(r: _Reader, view: int) -> Control:
+    oldest = r.unpack(_U64, "the oldest index")
+    return NoRecords(view, oldest, _reason(r))
+
+
+def _fetch_state(r: _Reader, view: int) -> Control:
+    return FetchState(view, r.unpack(_U16, "the number of state handlers"))
+
+
+def _state(r: _Reader, view: int) -> Control:
+    position = r.position()
+    part = r.unpack(_U16, "the state handler's place")
+    size = r.unpack(_U32, "the state chunk's length")
+    data = r.take(size, "the state chunk")
+    return StateChunk(view, position, part, data, r.flag("the done flag"))
+
+
+def _no_state(r: _Reader, view: int) -> Control:
+    return NoState(view, _reason(r))
 
 
 _DECODERS: dict[int, Callable[[_Reader, int], Control]] = {
@@ -644,6 +692,9 @@ _DECODERS: dict[int, Callable[[_Reader, int], Control]] = {
     FETCH: _fetch,
     RECORDS: _records,
     NORECORDS: _no_records,
+    FETCHSTATE: _fetch_state,
+    STATE: _state,
+    NOSTATE: _no_state,
 }
 
 

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from twisted.internet.defer import Deferred
 
     from isis_twisted.engine import Delivery, StreamPosition, ViewChange
@@ -100,6 +102,49 @@ class IDurableHandler(IViewHandler):
 
         A handler keeping a torn last record (the member crashed while
         writing it) repairs it first: it is not part of the position.
+        """
+
+
+class IStateHandler(IDeliveryHandler):
+    """
+    A delivery handler with state of its own (a replicated store): a
+    member added to a view in a new life gets that state from another
+    member, as a snapshot streamed in chunks, instead of replaying the
+    whole stream.
+
+    The giver takes a snapshot between two records and says where in the
+    stream it is; the joiner restores it, then is given only the records
+    after that point.  Both members must run the same state handlers, in
+    the same order.
+    """
+
+    def take_snapshot() -> Iterator[bytes]:
+        """
+        The handler's state as of now, as chunks of bytes.
+
+        Called between two records.  The chunks are taken one at a time,
+        as fast as the link to the joiner takes them, while the handler
+        goes on being given records: the iterator must yield the state as
+        it was at the call (copy what later records may change: a shallow
+        copy of a dictionary of immutable values, a database snapshot).
+        Chunks of any size are fine; the member cuts and joins them.
+        """
+
+    def begin_restore() -> None:
+        """
+        Forget the current state: a snapshot follows.  Called again if a
+        transfer is cut off and another member's snapshot follows instead.
+        """
+
+    def restore_chunk(data: bytes) -> None:
+        """
+        The next bytes of the snapshot, in the order L{take_snapshot}
+        yielded them.
+        """
+
+    def end_restore() -> None:
+        """
+        The snapshot is whole: the records given from now on follow it.
         """
 
 

@@ -386,6 +386,9 @@ class PeerLink:
         self.received = 0
         self._told = 0
         self._ack_call: IDelayedCall | None = None
+        # Set while the node is stopped: a frame that still arrives on a
+        # closing connection must not start a timer that outlives it.
+        self.closed = False
         self.outbound: PeerProtocol | None = None
         self.inbound: PeerProtocol | None = None
         self.reached: int | None = None
@@ -529,6 +532,8 @@ class PeerLink:
         The engine took DATA frame C{seq}: it is held.
         """
         self.received = seq
+        if self.closed:
+            return
         if self.received - self._told >= self.ack_every:
             self.send_ack()
         elif self._ack_call is None:
@@ -671,6 +676,7 @@ class PeerLink:
         """
         Stop timers; the node is stopping.
         """
+        self.closed = True
         self._cancel_ack()
 
     # -- refused dials ------------------------------------------------------

@@ -60,7 +60,13 @@ from isis_twisted.membership import (
     EngineFactory,
     Membership,
 )
-from isis_twisted.pump import HandlerPump
+from isis_twisted.pump import HandlerPump, describe
+from isis_twisted.snapshots import (
+    SNAPSHOT_CHUNK,
+    FetchingState,
+    SnapshotGiving,
+    state_handlers,
+)
 from isis_twisted.status import (
     NodeStatus,
     OldestUndelivered,
@@ -71,10 +77,13 @@ from isis_twisted.transfer import CatchingUp, Giving, give
 from isis_twisted.views import (
     Control,
     Fetch,
+    FetchState,
     Gone,
     Leave,
     NoRecords,
+    NoState,
     Records,
+    StateChunk,
     Suspect,
     View,
 )
@@ -355,7 +364,9 @@ class MulticastNode(MultiService):
         self._behind: list[Record] | None = None
         # Per member catching up from this one: what is left to give it, and
         # the incarnation that asked.
-        self._giving: dict[str, tuple[Giving, int | None]] = {}
+        self._giving: dict[str, tuple[Giving | SnapshotGiving, int | None]] = {}
+        self._fetching_state: FetchingState | None = None
+        self.restored_bytes = 0
         self._give_call: dict[str, IDelayedCall] = {}
         self.caught_up = 0
         self.cannot_catch_up: str | None = None
@@ -482,6 +493,9 @@ class MulticastNode(MultiService):
             return
         if isinstance(message, Fetch | Records | NoRecords):
             self._transfer(peer, message)
+            return
+        if isinstance(message, FetchState | StateChunk | NoState):
+            self._state_transfer(peer, message)
             return
         now = self._reactor.seconds()
         if isinstance(message, Leave) and message.view == self.view.id:
@@ -790,9 +804,19 @@ class MulticastNode(MultiService):
             resume if resume is not None else StreamPosition(),
             [welcomer, *others],
         )
+        fresh = not (self._handed.index or self._handed.view)
+        states = state_handlers(self.handlers)
+        self._fetching_state = (
+            FetchingState(welcome.latest.id, len(states), [welcomer, *others])
+            if fresh and states and welcome.first > 1
+            else None
+        )
         if resume is None:
+            if self._fetching_state is not None:
+                self._behind = []
+                self._ask_state_next()
             return
-        if not (self._handed.index or self._handed.view):
+        if fresh:
             # Started afresh: handlers that keep nothing of their own begin
             # with the view it was added to, as a new member's do.
             self.pump.start_after(
@@ -817,7 +841,6 @@ class MulticastNode(MultiService):
         link.send_control(fetch)
 
     def _caught_up(self) -> None:
-        behind, self._behind = self._behind, None
         catching = self._catching_up
         assert catching is not None
         self._log.info(
@@ -826,25 +849,43 @@ class MulticastNode(MultiService):
             count=catching.got,
             giver=catching.asking,
         )
+        # Done with records: nobody is asked for them any more.
+        catching.asking = None
+        if self._fetching_state is not None:
+            self._ask_state_next()
+        else:
+            self._done_catching_up()
+
+    def _done_catching_up(self) -> None:
+        """
+        Every handler holds what it lacked: what the view it was added to
+        delivered meanwhile is handed out now.
+        """
+        behind, self._behind = self._behind, None
         if behind:
             self._hand_out(behind)
 
-    def _cannot_catch_up(self, why: str) -> None:
+    def _cannot_catch_up(self, why: str, advice: str | None = None) -> None:
         """
         Nobody can give what this member lacks: it leaves the group and
         says so, once.
         """
         self.cannot_catch_up = why
         self._behind = None
+        self._fetching_state = None
         membership = self.membership
         membership.leave()
         membership.stop(f"it cannot catch up: {why}")
         self._log.error(
-            "member {me!r} cannot rejoin: {why}. Start it with a handler file"
-            " that is a prefix of the group's (or an empty one), or raise"
-            " --retain on the other members so that they keep what it lacks",
+            "member {me!r} cannot rejoin: {why}. {advice}",
             me=self.me,
             why=why,
+            advice=advice
+            or (
+                "Start it with a handler file that is a prefix of the group's (or"
+                " an empty one), or raise --retain on the other members so that"
+                " they keep what it lacks"
+            ),
         )
         self._schedule_turn()
         if self.on_fatal is not None:
@@ -903,7 +944,32 @@ class MulticastNode(MultiService):
         for _ in range(GIVE_CHUNKS_PER_TURN):
             if link.full:
                 return
-            chunk = giving.next_chunk(min(self.max_frame // 4, 1 << 20))
+            try:
+                chunk = giving.next_chunk(
+                    min(
+                        self.max_frame // 4,
+                        SNAPSHOT_CHUNK
+                        if isinstance(giving, SnapshotGiving)
+                        else 1 << 20,
+                    )
+                )
+            except Exception as e:
+                # Only a state handler's snapshot can raise: the joiner asks
+                # another member.
+                del self._giving[peer]
+                self._log.failure(
+                    "member {me!r} could not give its state to {peer!r}",
+                    failure=Failure(e),  # type: ignore[no-untyped-call]
+                    me=self.me,
+                    peer=peer,
+                )
+                link.send_control(
+                    NoState(
+                        giving.view,
+                        f"{self.me!r} could not take a snapshot: {describe(e)}",
+                    )
+                )
+                return
             if chunk is None:
                 del self._giving[peer]
                 return
@@ -913,6 +979,142 @@ class MulticastNode(MultiService):
                 return
         if not self._stopped:
             self._give_call[peer] = self._reactor.callLater(0, self._give, peer)
+
+    def _ask_state_next(self) -> None:
+        fetching = self._fetching_state
+        assert fetching is not None
+        while True:
+            nxt = fetching.next_fetch()
+            if nxt is None:
+                self._cannot_catch_up(
+                    fetching.why_not(),
+                    "Start it once another member of its view runs the same state"
+                    " handlers and is up to date",
+                )
+                return
+            name, fetch = nxt
+            link = self.links.get(name)
+            if link is not None:
+                link.send_control(fetch)
+                return
+            fetching.refused(name, "no link to it")
+
+    def _state_transfer(
+        self, peer: str, message: FetchState | StateChunk | NoState
+    ) -> None:
+        """
+        A message of state transfer: give a snapshot, take one, or ask
+        someone else.
+        """
+        if isinstance(message, FetchState):
+            self._give_state(peer, message)
+            return
+        fetching = self._fetching_state
+        if fetching is None or peer != fetching.asking or message.view != fetching.view:
+            return
+        if isinstance(message, NoState):
+            fetching.refused(peer, message.reason)
+            self._ask_state_next()
+            return
+        handlers = state_handlers(self.handlers)
+        if message.part >= len(handlers):
+            fetching.refused(
+                peer,
+                f"it sent the state of handler {message.part + 1}; this member runs"
+                f" {len(handlers)}",
+            )
+            self._ask_state_next()
+            return
+        try:
+            if not fetching.started:
+                fetching.started = True
+                for handler in handlers:
+                    handler.begin_restore()
+            if message.data:
+                handlers[message.part].restore_chunk(message.data)
+            fetching.received += len(message.data)
+            if message.done:
+                for handler in handlers:
+                    handler.end_restore()
+        except Exception as e:
+            self._log.failure(
+                "member {me!r}: a state handler failed to restore a snapshot",
+                failure=Failure(e),  # type: ignore[no-untyped-call]
+                me=self.me,
+            )
+            self._cannot_catch_up(
+                f"a state handler could not restore the snapshot: {describe(e)}",
+                "Fix the handler's restore and start it again",
+            )
+            self._schedule_turn()
+            return
+        if not message.done:
+            return
+        for handler in handlers:
+            # The snapshot holds everything up to where it was taken.
+            self.pump.skip_through(handler, message.position)
+        self.restored_bytes += fetching.received
+        self._fetching_state = None
+        self._log.info(
+            "member {me!r} restored the state of {count} handler(s) from {giver!r}:"
+            " {size} bytes, as of index {index}",
+            me=self.me,
+            count=len(handlers),
+            giver=peer,
+            size=fetching.received,
+            index=message.position.index,
+        )
+        self._done_catching_up()
+        self._schedule_turn()
+
+    def _give_state(self, peer: str, fetch: FetchState) -> None:
+        """
+        A member added to view C{fetch.view} asks for its state handlers'
+        state: snapshot them now, if this member can, and give it.
+        """
+        link = self.links[peer]
+        handlers = state_handlers(self.handlers)
+        reason: str | None = None
+        if len(handlers) != fetch.parts:
+            reason = (
+                f"{self.me!r} runs {len(handlers)} state handler(s) and the joiner"
+                f" {fetch.parts}: start every member with the same handlers"
+            )
+        elif self._behind is not None or self._fetching_state is not None:
+            reason = f"{self.me!r} is catching up itself"
+        elif self.pump.pending:
+            reason = f"{self.me!r} holds records its own handlers have not taken"
+        elif self._handed.view < fetch.view:
+            reason = f"{self.me!r} has not handed out view {fetch.view}'s start yet"
+        if reason is not None:
+            link.send_control(NoState(fetch.view, reason))
+            return
+        try:
+            parts = [handler.take_snapshot() for handler in handlers]
+        except Exception as e:
+            self._log.failure(
+                "member {me!r} could not take a snapshot for {peer!r}",
+                failure=Failure(e),  # type: ignore[no-untyped-call]
+                me=self.me,
+                peer=peer,
+            )
+            link.send_control(
+                NoState(
+                    fetch.view, f"{self.me!r} could not take a snapshot: {describe(e)}"
+                )
+            )
+            return
+        self._log.info(
+            "member {me!r} gives its state to {peer!r}, as of index {index}",
+            me=self.me,
+            peer=peer,
+            index=self._handed.index,
+        )
+        self._giving[peer] = (
+            SnapshotGiving(fetch.view, self._handed, parts),
+            link.incarnation,
+        )
+        self._give(peer)
 
     # -- membership -------------------------------------------------------
 
@@ -981,11 +1183,20 @@ class MulticastNode(MultiService):
         if (
             self._behind is not None
             and catching is not None
+            and catching.asking is not None
             and catching.asking not in membership.view.members
         ):
             # The member giving the records left the view: ask another.
             catching.refusals.append((str(catching.asking), "it left the group"))
             self._ask_next()
+        fetching = self._fetching_state
+        if (
+            fetching is not None
+            and fetching.asking is not None
+            and fetching.asking not in membership.view.members
+        ):
+            fetching.refused(fetching.asking, "it left the group")
+            self._ask_state_next()
         deadline = membership.deadline
         call = self._membership_call
         if call is not None and call.active():
@@ -1294,6 +1505,7 @@ class MulticastNode(MultiService):
         # A node started again with its state gives its peers the time to
         # be heard from before it suspects them.
         for link in self.links.values():
+            link.closed = False
             if link.last_heard is not None:
                 link.last_heard = self._started_at
         if self.membership.state == JOINING:

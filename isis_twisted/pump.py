@@ -135,7 +135,7 @@ class Pumped:
     events: list[PumpEvent]
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     """
     An exception in one line: its type and message.
     """
@@ -297,6 +297,20 @@ class HandlerPump:
             if cursor.position is None and cursor.check is None and cursor.at == 0:
                 cursor.check = lambda: floor
 
+    def skip_through(self, handler: IDeliveryHandler, position: StreamPosition) -> None:
+        """
+        C{handler} holds every record up to C{position} already (it was
+        restored from a snapshot taken there): give it only those after,
+        until it takes one.
+
+        @raise ValueError: If C{handler} is not one of the pump's.
+        """
+        for cursor in self._cursors:
+            if cursor.handler is handler:
+                cursor.check = lambda: position
+                return
+        raise ValueError(f"{handler!r} is not a handler of this pump")
+
     def hold(self) -> None:
         """
         Give nothing until L{release}: the member is catching up, and what
@@ -411,12 +425,12 @@ class HandlerPump:
         stuck = cursor.stuck
         if stuck is None:
             cursor.delay = self.retry_initial
-            stuck = Stuck(cursor.name, record.index, record, _describe(error), now)
+            stuck = Stuck(cursor.name, record.index, record, describe(error), now)
             events.append(HandlerStopped(stuck))
         else:
             cursor.delay = min(cursor.delay * 2, self.retry_max)
             stuck = attrs.evolve(
-                stuck, reason=_describe(error), attempts=stuck.attempts + 1
+                stuck, reason=describe(error), attempts=stuck.attempts + 1
             )
         cursor.stuck = stuck
         cursor.retry_at = now + cursor.delay

@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from isis_twisted.checker import CheckResult, check
 from isis_twisted.engine import Delivery, Record, StreamPosition, ViewChange
-from isis_twisted.interfaces import IDurableHandler, IViewHandler
+from isis_twisted.interfaces import IDeliveryHandler, IDurableHandler, IViewHandler
 from isis_twisted.node import MulticastNode
 
 
@@ -355,12 +355,17 @@ class LocalGroup:
             proxy.heal()
 
     async def restart(
-        self, name: str, handler: RecordingHandler | None = None, **options: Any
+        self,
+        name: str,
+        handler: RecordingHandler | None = None,
+        more: Sequence[IDeliveryHandler] = (),
+        **options: Any,
     ) -> MulticastNode:
         """
         Stop member C{name} and start it again as a new incarnation at the
-        same address, with C{handler} (by default a new recorder) and the
-        group's options overridden by C{options}.
+        same address, with C{handler} (by default a new recorder) and then
+        the handlers C{more}, and the group's options overridden by
+        C{options}.
         """
         old = self.nodes[name]
         await old.stopService()
@@ -380,7 +385,7 @@ class LocalGroup:
             peers,
             f"tcp:{self.ports[name]}:interface=127.0.0.1",
             self.reactor,
-            handlers=[recorder],
+            handlers=[recorder, *more],
             **{**self._options, **options},
         )
         self.nodes[name] = node

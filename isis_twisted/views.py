@@ -269,6 +269,52 @@ class NoRecords:
     reason: str
 
 
+@attrs.frozen
+class FetchState:
+    """
+    A member added in view C{view} in a new life asks for the state of its
+    L{state handlers<isis_twisted.interfaces.IStateHandler>}.
+
+    @ivar parts: How many state handlers it runs: the giver must run as
+        many.
+    """
+
+    view: int
+    parts: int
+
+
+@attrs.frozen
+class StateChunk:
+    """
+    Part of the answer to a L{FetchState}: bytes of one state handler's
+    snapshot.
+
+    @ivar position: Where in the stream the snapshot was taken: the joiner
+        is given only the records after it.
+    @ivar part: Which state handler (its place among them, from 0).
+    @ivar data: The next bytes of that handler's snapshot.
+    @ivar done: Whether these are the last bytes of the last handler's.
+    """
+
+    view: int
+    position: StreamPosition
+    part: int
+    data: bytes
+    done: bool
+
+
+@attrs.frozen
+class NoState:
+    """
+    The answer to a L{FetchState} that the sender cannot give.
+
+    @ivar reason: Why, in plain words.
+    """
+
+    view: int
+    reason: str
+
+
 Control = (
     Suspect
     | Propose
@@ -285,6 +331,9 @@ Control = (
     | Fetch
     | Records
     | NoRecords
+    | FetchState
+    | StateChunk
+    | NoState
 )
 """
 Every control message of the membership protocol.

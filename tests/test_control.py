@@ -46,17 +46,20 @@ from isis_twisted.views import (
     Control,
     Decide,
     Fetch,
+    FetchState,
     Gone,
     Inquire,
     Join,
     Leave,
     NoRecords,
+    NoState,
     Promise,
     Proposal,
     Propose,
     Records,
     Reject,
     Stamps,
+    StateChunk,
     Suspect,
     View,
     Welcome,
@@ -147,6 +150,10 @@ SAMPLES: list[Control] = [
     ),
     Records(4, (), True),
     NoRecords(4, 1001, "deliveries before index 1001 are no longer held by 'a'"),
+    FetchState(4, 1),
+    StateChunk(4, StreamPosition(90, 4, ("a", 81)), 0, b"\x00state", False),
+    StateChunk(4, StreamPosition(), 2, b"", True),
+    NoState(4, "'a' has 2 state handlers, the joiner 1"),
 ]
 
 
@@ -198,9 +205,12 @@ class RoundTripTests(SynchronousTestCase):
                     Fetch,
                     Records,
                     NoRecords,
+                    FetchState,
+                    StateChunk,
+                    NoState,
                 ]
             ],
-            list(range(1, 16)),
+            list(range(1, 19)),
         )
         self.assertEqual(
             (SUSPECT, PROPOSE, PROMISE, REJECT, ACCEPT, ACCEPTED, DECIDE, INQUIRE),
@@ -494,7 +504,7 @@ class DecodeErrorTests(SynchronousTestCase):
                 self.assertWireError(raw + extra, TrailingBytesError)
 
     def test_unknown_kind(self) -> None:
-        for kind in [0, 16, 128, 255]:
+        for kind in [0, 19, 128, 255]:
             raw = u8(VERSION) + u8(CONTROL) + u64(1) + u64(0) + u8(kind)
             error = self.assertWireError(raw, UnknownFrameTypeError)
             self.assertIn(str(kind), str(error))
@@ -809,6 +819,18 @@ class JoinMessageTests(SynchronousTestCase):
             decode_control(fetch[:-1] + u8(7))
 
     def test_reason_not_utf8(self) -> None:
-        raw = encode_control(frame(NoRecords(4, 1, "ab")))
+        for message in (NoRecords(4, 1, "ab"), NoState(4, "ab")):
+            raw = encode_control(frame(message))
+            with self.assertRaises(BadFieldError):
+                decode_control(raw[:-2] + b"\xff\xfe")
+
+    def test_state_chunk_cut_short(self) -> None:
+        """
+        A STATE message whose data is shorter than its length says is
+        truncated; a done flag other than 0 or 1 is refused.
+        """
+        raw = encode_control(frame(StateChunk(4, StreamPosition(), 0, b"abcdef", True)))
+        with self.assertRaises(TruncatedFrameError):
+            decode_control(raw[:-3])
         with self.assertRaises(BadFieldError):
-            decode_control(raw[:-2] + b"\xff\xfe")
+            decode_control(raw[:-1] + u8(2))
