@@ -112,8 +112,16 @@ class KVStore:
 
     def close(self) -> None:
         """
-        Nothing to release: the store lives in memory.
+        Nothing to release: the store lives in memory.  Say what it holds,
+        so that replicas stopped at the same index can be compared from
+        their logs.
         """
+        self._log.info(
+            "kvstore: {keys} keys, applied {applied}, digest {digest}",
+            keys=len(self.data),
+            applied=self.applied,
+            digest=self.digest(),
+        )
 
     def take_snapshot(self) -> Iterator[bytes]:
         """
@@ -187,6 +195,14 @@ class KVStore:
             "skipped": self.skipped,
             "data": dict(sorted(self.data.items())),
         }
+
+
+def handler(argument: str | None) -> KVStore:
+    """
+    The store as a C{twistd isis} handler: C{--handler kvstore:handler},
+    with this directory on C{PYTHONPATH}.
+    """
+    return KVStore()
 
 
 def _chunks(

@@ -8,8 +8,10 @@ history checker.  It needs a running reactor (trial's, or pytest-twisted's).
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -474,3 +476,16 @@ async def wait_until(
         d: Deferred[None] = Deferred()
         clock.callLater(0.01, d.callback, None)
         await d
+
+
+def agreed_records(path: Path) -> list[dict[str, Any]]:
+    """
+    A C{jsonl:} file's records, each without C{after} (which only its
+    sender has): what every member's file must hold alike.
+    """
+    out = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        record.pop("after", None)
+        out.append(record)
+    return out

@@ -27,7 +27,7 @@ from isis_twisted.localcluster import (
     stop_processes,
     twistd_command,
 )
-from isis_twisted.testing import free_ports
+from isis_twisted.testing import agreed_records, free_ports
 
 reactor: Any = _reactor
 
@@ -419,16 +419,8 @@ class RestartTests(TestCase):
                 self.assertEqual(code, 0, err)
             files = [workdir / f"{n}.jsonl" for n in names]
 
-            def records(path: Path) -> list[dict[str, object]]:
-                out = []
-                for line in path.read_text().splitlines():
-                    obj = json.loads(line)
-                    obj.pop("after", None)
-                    out.append(obj)
-                return out
-
             while True:
-                got = [records(f) for f in files]
+                got = [agreed_records(f) for f in files]
                 if (
                     len(got[0]) == len(got[1]) == len(got[2])
                     and got[0][-1:]

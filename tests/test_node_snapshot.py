@@ -107,6 +107,23 @@ class SnapshotTests(MembershipTestCase):
             logs[name] = log
         return logs
 
+    async def restart_with_breaking_givers(
+        self, breaking: int
+    ) -> tuple[dict[str, PayloadLog], MulticastNode, PayloadLog]:
+        """
+        A group whose a and b run L{PayloadLog}s of which the first
+        C{breaking} snapshots taken break half-way, filled by L{send_big};
+        then c restarted with an empty one.
+
+        @return: The givers' handlers, c's new node and its handler.
+        """
+        shared = [breaking]
+        states = await self.stateful_group(a=PayloadLog(shared), b=PayloadLog(shared))
+        group = self.groups
+        await self.send_big([group.nodes[n] for n in "abc"])
+        fresh = PayloadLog()
+        return states, await group.restart("c", fresh), fresh
+
     def test_restarted_member_restores_the_state(self) -> Deferred[None]:
         """
         c's next life restores its state handler from a snapshot (no record
@@ -156,13 +173,8 @@ class SnapshotTests(MembershipTestCase):
         """
 
         async def run() -> None:
-            breaking = [2]
-            await self.stateful_group(a=PayloadLog(breaking), b=PayloadLog(breaking))
+            _, c2, fresh = await self.restart_with_breaking_givers(2)
             group = self.groups
-            a, b, c = (group.nodes[n] for n in "abc")
-            await self.send_big([a, b, c])
-            fresh = PayloadLog()
-            c2 = await group.restart("c", fresh)
             await group.wait_until(
                 lambda: (
                     c2.membership.state == REMOVED
@@ -188,15 +200,9 @@ class SnapshotTests(MembershipTestCase):
         """
 
         async def run() -> None:
-            breaking = [1]
-            states = await self.stateful_group(
-                a=PayloadLog(breaking), b=PayloadLog(breaking)
-            )
+            states, c2, fresh = await self.restart_with_breaking_givers(1)
             group = self.groups
-            a, b, c = (group.nodes[n] for n in "abc")
-            await self.send_big([a, b, c])
-            fresh = PayloadLog()
-            c2 = await group.restart("c", fresh)
+            a, b = group.nodes["a"], group.nodes["b"]
             # Whichever is asked first breaks half-way; the other gives.
             await group.wait_until(
                 lambda: c2._fetching_state is None, what="c restoring"

@@ -11,13 +11,13 @@ Needs root (to mount the tmpfs); skipped otherwise.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 from pathlib import Path
 
 from twisted.internet.defer import Deferred
 
+from isis_twisted.testing import agreed_records
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     FAST,
@@ -43,19 +43,6 @@ def fill(directory: Path) -> Path:
             if e.errno != errno.ENOSPC:
                 raise
     return filler
-
-
-def records(path: Path) -> list[dict[str, object]]:
-    """
-    A C{jsonl:} file's records without C{after}, which is the sender's
-    own: what every member must agree on.
-    """
-    out = []
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        record.pop("after", None)
-        out.append(record)
-    return out
 
 
 class FullDiskTests(ProcessMembershipTestCase):
@@ -129,7 +116,7 @@ class FullDiskTests(ProcessMembershipTestCase):
             await self.settle(group, load, ["a", "b", "c"])
             await group.stop()
             self.assert_judged(group, load, [])
-            files = {n: records(workdir / f"{n}.jsonl") for n in "abc"}
+            files = {n: agreed_records(workdir / f"{n}.jsonl") for n in "abc"}
             self.assertEqual(files["c"], files["a"])
             self.assertEqual(files["b"], files["a"])
             log = group.log("c")

@@ -9,15 +9,14 @@ delivered is in them.
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 from pathlib import Path
-from typing import Any
 
 from twisted.internet.defer import Deferred
 
 from isis_twisted import checker
+from isis_twisted.testing import agreed_records
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     FAST,
@@ -28,19 +27,6 @@ from tests.test_processes_membership import (
 )
 
 CYCLES = 10
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    """
-    A C{jsonl:} file's records without C{after}, which is the sender's
-    own: what every member must agree on.
-    """
-    out = []
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        record.pop("after", None)
-        out.append(record)
-    return out
 
 
 class RestartTests(ProcessMembershipTestCase):
@@ -113,10 +99,10 @@ class RestartTests(ProcessMembershipTestCase):
             await self.settle(group, load, everyone)
             await group.stop()
             files = [workdir / f"{n}.jsonl" for n in everyone]
-            first = records(files[0])
+            first = agreed_records(files[0])
             self.assertGreater(len(first), 1000)
             for path in files[1:]:
-                self.assertEqual(records(path), first, path.name)
+                self.assertEqual(agreed_records(path), first, path.name)
             self.assertEqual(checker.main([str(p) for p in files]), 0)
             # Every multicast confirmed to a client is in the logs.
             held = {(r["sender"], r["clock"]) for r in first if "sender" in r}
