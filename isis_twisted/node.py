@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from isis_twisted.catchup import CatchUp
 from isis_twisted.certs import TLSIdentity, client_endpoint, server_factory
 from isis_twisted.detector import FailureDetector
 from isis_twisted.engine import (
@@ -60,20 +61,13 @@ from isis_twisted.membership import (
     EngineFactory,
     Membership,
 )
-from isis_twisted.pump import HandlerPump, describe
-from isis_twisted.snapshots import (
-    SNAPSHOT_CHUNK,
-    FetchingState,
-    SnapshotGiving,
-    state_handlers,
-)
+from isis_twisted.pump import HandlerPump
 from isis_twisted.status import (
     NodeStatus,
     OldestUndelivered,
     PeerStatus,
     StuckHandler,
 )
-from isis_twisted.transfer import CatchingUp, Giving, give
 from isis_twisted.views import (
     Control,
     Fetch,
@@ -99,12 +93,6 @@ DEFAULT_BUFFER = 64 * 1024 * 1024
 The default bound, in bytes, of each peer's resend buffer.
 """
 
-
-GIVE_CHUNKS_PER_TURN = 2
-"""
-How many chunks of records a member gives a member catching up per reactor
-turn, at most.
-"""
 
 MIN_SECRET = 16
 """
@@ -338,7 +326,7 @@ class MulticastNode(MultiService):
         # to be added back once the handler keeps it.
         self._gave_up = False
         self.last_rejection: str | None = None
-        self._stopped = False
+        self.stopped = False
         self.heartbeat = heartbeat
         self.silence = silence
         self._beat: LoopingCall | None = None
@@ -355,22 +343,34 @@ class MulticastNode(MultiService):
         # Started joining: said so at start.
         self._told_joining = self.membership.state == JOINING
         self._view_members = self.members
-        self._catching_up: CatchingUp | None = None
         # The last records handed out in this life, and whether this node
         # left the group when it was stopped (then it asks to be added back
         # when started again, from there).
-        self._handed = StreamPosition()
+        self.handed = StreamPosition()
         self._left = False
-        self._behind: list[Record] | None = None
-        # Per member catching up from this one: what is left to give it, and
-        # the incarnation that asked.
-        self._giving: dict[str, tuple[Giving | SnapshotGiving, int | None]] = {}
-        self._fetching_state: FetchingState | None = None
-        self.restored_bytes = 0
-        self._give_call: dict[str, IDelayedCall] = {}
-        self.caught_up = 0
-        self.cannot_catch_up: str | None = None
+        self.catchup = CatchUp(self)
         self.on_fatal: Callable[[str], None] | None = None
+
+    @property
+    def caught_up(self) -> int:
+        """
+        Records this member was given by replay when it was added back.
+        """
+        return self.catchup.caught_up
+
+    @property
+    def restored_bytes(self) -> int:
+        """
+        Bytes of snapshots this member restored when it was added back.
+        """
+        return self.catchup.restored_bytes
+
+    @property
+    def cannot_catch_up(self) -> str | None:
+        """
+        Why this member could not catch up, once it could not.
+        """
+        return self.catchup.cannot_catch_up
 
     @property
     def engine(self) -> Engine:
@@ -413,7 +413,7 @@ class MulticastNode(MultiService):
                 f"payload of {len(payload)} bytes is over the limit of"
                 f" {self.max_payload} bytes (raise --max-frame)"
             )
-        if self._stopped:
+        if self.stopped:
             return fail(NodeStoppedError("the node is stopped"))
         if self.membership.state == REMOVED:
             return fail(self._removed_error())
@@ -440,7 +440,7 @@ class MulticastNode(MultiService):
         self._pending[stamp[0]] = d
         self._arrived[stamp] = self._reactor.seconds()
         self.multicasts += 1
-        self._schedule_turn()
+        self.schedule_turn()
 
     def _full(self) -> bool:
         # What this turn admitted is not in any buffer yet but will be in
@@ -475,7 +475,7 @@ class MulticastNode(MultiService):
         @raise ProtocolError: If the engine rejects it (or the node is
             stopped and takes nothing more).
         """
-        if self._stopped:
+        if self.stopped:
             raise ProtocolError(peer, "this node is stopped")
         now = self._reactor.seconds()
         self.membership.receive_data(peer, frame, now)
@@ -483,19 +483,19 @@ class MulticastNode(MultiService):
             arrived = self._arrived
             for stamp, _ in frame.messages:
                 arrived[(stamp, peer)] = now
-        self._schedule_turn()
+        self.schedule_turn()
 
     def control_received(self, peer: str, message: Control) -> None:
         """
         Feed a membership control message from C{peer} to the membership.
         """
-        if self._stopped:
+        if self.stopped:
             return
         if isinstance(message, Fetch | Records | NoRecords):
-            self._transfer(peer, message)
+            self.catchup.transfer(peer, message)
             return
         if isinstance(message, FetchState | StateChunk | NoState):
-            self._state_transfer(peer, message)
+            self.catchup.state_transfer(peer, message)
             return
         now = self._reactor.seconds()
         if isinstance(message, Leave) and message.view == self.view.id:
@@ -514,7 +514,7 @@ class MulticastNode(MultiService):
                 return
             message = Suspect(message.view, names)
         self.membership.receive_control(peer, message, now)
-        self._schedule_turn()
+        self.schedule_turn()
 
     def _hears(self, name: str, now: float) -> bool:
         """
@@ -529,9 +529,7 @@ class MulticastNode(MultiService):
         Admit the multicasts that waited for room in the resend buffers (or
         for the view change to end).
         """
-        for peer in list(self._giving):
-            if peer not in self._give_call:
-                self._give(peer)
+        self.catchup.give_more()
         membership = self.membership
         while self._waiting and membership.delivering and not self._full():
             payload, d = self._waiting.popleft()
@@ -555,8 +553,8 @@ class MulticastNode(MultiService):
 
     # -- turns ------------------------------------------------------------
 
-    def _schedule_turn(self) -> None:
-        if self._turn is None and not self._stopped:
+    def schedule_turn(self) -> None:
+        if self._turn is None and not self.stopped:
             self._turn = self._reactor.callLater(0, self._end_turn)
 
     def _end_turn(self) -> None:
@@ -583,22 +581,23 @@ class MulticastNode(MultiService):
             if to is not None:
                 to.send_control(message)
         records = membership.take_deliveries()
-        if membership.welcome is not None and self._catching_up is None:
-            self._welcomed()
-        if self._behind is not None:
+        catchup = self.catchup
+        if membership.welcome is not None and catchup.catching is None:
+            catchup.welcomed()
+        if catchup.behind is not None:
             # Caught up first: what the view it was added to delivers waits.
-            self._behind.extend(records)
+            catchup.behind.extend(records)
         elif records:
-            self._hand_out(records)
+            self.hand_out(records)
         self._watch_membership()
         # Acknowledgements taken this turn may have made room that no link
         # reported (it never looked full, counting this turn's admissions).
         if self._waiting:
             self.link_has_room()
         if membership.has_output:
-            self._schedule_turn()
+            self.schedule_turn()
 
-    def _hand_out(self, records: list[Record], replayed: bool = False) -> None:
+    def hand_out(self, records: list[Record], replayed: bool = False) -> None:
         """
         Give a turn's records to the handlers, through the pump: each
         handler takes them at its own pace, and what every handler took is
@@ -617,7 +616,7 @@ class MulticastNode(MultiService):
                         arrived.pop((record.clock, record.sender), None)
                 else:
                     self._view_installed(record, taken)
-        self._handed = self._handed.advanced(records)
+        self.handed = self.handed.advanced(records)
         self.feed.put(records)
 
     def _pass_on(self, records: list[Record]) -> None:
@@ -688,7 +687,7 @@ class MulticastNode(MultiService):
             pending=pump.pending,
         )
         membership.leave()
-        self._schedule_turn()
+        self.schedule_turn()
 
     @property
     def _most_pending(self) -> int:
@@ -707,7 +706,7 @@ class MulticastNode(MultiService):
             pump.stuck is not None
             or pump.pending
             or membership.state != REMOVED
-            or self._stopped
+            or self.stopped
         ):
             return
         self._gave_up = False
@@ -716,16 +715,16 @@ class MulticastNode(MultiService):
             "member {me!r}: its delivery handlers keep records again; it asks"
             " to be added back, from index {index}",
             me=self.me,
-            index=self._handed.index,
+            index=self.handed.index,
         )
-        self._catching_up = None
+        self.catchup.forget()
         self._told_joining = True
         membership.join(self._reactor.seconds())
-        self._schedule_turn()
+        self.schedule_turn()
 
     # -- joining and catching up ----------------------------------------
 
-    def _resume_point(self) -> StreamPosition | None:
+    def resume_point(self) -> StreamPosition | None:
         """
         Where this member's handlers stopped, so that a member added to a
         view catches up from there: where it stopped handing records to the
@@ -733,7 +732,7 @@ class MulticastNode(MultiService):
         holds first), else the earliest of the durable handlers' positions;
         L{None} if no handler needs catching up.
         """
-        handed = self._handed
+        handed = self.handed
         if handed.index or handed.view:
             return handed
         positions = [h.position() for h in self._durable]
@@ -758,7 +757,7 @@ class MulticastNode(MultiService):
             return None
         if name not in membership.view.members:
             membership.send(name, Gone(membership.view.id, membership.view))
-            self._schedule_turn()
+            self.schedule_turn()
             return None
         if membership.view.id == 0 and untouched:
             return None
@@ -769,352 +768,11 @@ class MulticastNode(MultiService):
                 peer=name,
             )
             membership.gone_for_good(name, self._reactor.seconds())
-            self._schedule_turn()
+            self.schedule_turn()
         return (
             f"member {name!r} restarted as a new incarnation; it is let in once"
             " the group has gone on without its old one"
         )
-
-    def _welcomed(self) -> None:
-        """
-        This member was added to a view: catch up before handing out
-        anything of it, if its durable handlers lack records.
-        """
-        membership = self.membership
-        assert membership.welcome is not None
-        welcomer, welcome = membership.welcome
-        resume = self._resume_point()
-        self._log.warn(
-            "member {me!r} was added to view {view} of {members} by {by!r},"
-            " starting at index {index}{behind}",
-            me=self.me,
-            view=welcome.latest.id,
-            members=", ".join(welcome.latest.members),
-            by=welcomer,
-            index=welcome.first,
-            behind=(
-                f"; it catches up from index {resume.index + 1} first"
-                if resume is not None
-                else ""
-            ),
-        )
-        others = [n for n in welcome.latest.members if n not in (self.me, welcomer)]
-        self._catching_up = CatchingUp(
-            welcome,
-            resume if resume is not None else StreamPosition(),
-            [welcomer, *others],
-        )
-        fresh = not (self._handed.index or self._handed.view)
-        states = state_handlers(self.handlers)
-        self._fetching_state = (
-            FetchingState(welcome.latest.id, len(states), [welcomer, *others])
-            if fresh and states and welcome.first > 1
-            else None
-        )
-        if resume is None:
-            if self._fetching_state is not None:
-                self._behind = []
-                self._ask_state_next()
-            return
-        if fresh:
-            # Started afresh: handlers that keep nothing of their own begin
-            # with the view it was added to, as a new member's do.
-            self.pump.start_after(
-                StreamPosition(welcome.first - 1, welcome.latest.id - 1)
-            )
-        self._behind = []
-        self._ask_next()
-
-    def _ask_next(self) -> None:
-        catching = self._catching_up
-        assert catching is not None
-        nxt = catching.next_fetch()
-        if nxt is None:
-            self._cannot_catch_up(catching.why_not())
-            return
-        name, fetch = nxt
-        link = self.links.get(name)
-        if link is None:
-            catching.refusals.append((name, "no link to it"))
-            self._ask_next()
-            return
-        link.send_control(fetch)
-
-    def _caught_up(self) -> None:
-        catching = self._catching_up
-        assert catching is not None
-        self._log.info(
-            "member {me!r} caught up: {count} records from {giver!r}",
-            me=self.me,
-            count=catching.got,
-            giver=catching.asking,
-        )
-        # Done with records: nobody is asked for them any more.
-        catching.asking = None
-        if self._fetching_state is not None:
-            self._ask_state_next()
-        else:
-            self._done_catching_up()
-
-    def _done_catching_up(self) -> None:
-        """
-        Every handler holds what it lacked: what the view it was added to
-        delivered meanwhile is handed out now.
-        """
-        behind, self._behind = self._behind, None
-        if behind:
-            self._hand_out(behind)
-
-    def _cannot_catch_up(self, why: str, advice: str | None = None) -> None:
-        """
-        Nobody can give what this member lacks: it leaves the group and
-        says so, once.
-        """
-        self.cannot_catch_up = why
-        self._behind = None
-        self._fetching_state = None
-        membership = self.membership
-        membership.leave()
-        membership.stop(f"it cannot catch up: {why}")
-        self._log.error(
-            "member {me!r} cannot rejoin: {why}. {advice}",
-            me=self.me,
-            why=why,
-            advice=advice
-            or (
-                "Start it with a handler file that is a prefix of the group's (or"
-                " an empty one), or raise --retain on the other members so that"
-                " they keep what it lacks"
-            ),
-        )
-        self._schedule_turn()
-        if self.on_fatal is not None:
-            self.on_fatal(why)
-
-    def _transfer(self, peer: str, message: Fetch | Records | NoRecords) -> None:
-        """
-        A message of catching up: give, take, or ask someone else.
-        """
-        if isinstance(message, Fetch):
-            answer = give(self.me, message, self.history.kept(), self.engine.delivered)
-            if isinstance(answer, NoRecords):
-                self.links[peer].send_control(answer)
-            else:
-                self._giving[peer] = (answer, self.links[peer].incarnation)
-                self._give(peer)
-            return
-        catching = self._catching_up
-        if (
-            catching is None
-            or peer != catching.asking
-            or self._behind is None
-            or message.view != catching.welcome.latest.id
-        ):
-            # An answer to another request: another view's, or before a
-            # restart.
-            return
-        if isinstance(message, NoRecords):
-            catching.refusals.append((peer, message.reason))
-            self._ask_next()
-            return
-        records = list(message.records)
-        if records:
-            self._hand_out(records, replayed=True)
-            catching.took(records)
-            self.caught_up += len(records)
-        if message.done:
-            self._caught_up()
-            self._schedule_turn()
-
-    def _give(self, peer: str) -> None:
-        """
-        Send the joiner C{peer} what it lacks, as fast as its link takes it.
-        """
-        self._give_call.pop(peer, None)
-        if peer not in self._giving:
-            return
-        giving, asked_by = self._giving[peer]
-        link = self.links[peer]
-        if link.incarnation != asked_by:
-            # It restarted since it asked: that process is gone.
-            del self._giving[peer]
-            return
-        # A few chunks a turn, then the reactor's other work: the group's
-        # own traffic goes on while a member catches up.
-        for _ in range(GIVE_CHUNKS_PER_TURN):
-            if link.full:
-                return
-            try:
-                chunk = giving.next_chunk(
-                    min(
-                        self.max_frame // 4,
-                        SNAPSHOT_CHUNK
-                        if isinstance(giving, SnapshotGiving)
-                        else 1 << 20,
-                    )
-                )
-            except Exception as e:
-                # Only a state handler's snapshot can raise: the joiner asks
-                # another member.
-                del self._giving[peer]
-                self._log.failure(
-                    "member {me!r} could not give its state to {peer!r}",
-                    failure=Failure(e),  # type: ignore[no-untyped-call]
-                    me=self.me,
-                    peer=peer,
-                )
-                link.send_control(
-                    NoState(
-                        giving.view,
-                        f"{self.me!r} could not take a snapshot: {describe(e)}",
-                    )
-                )
-                return
-            if chunk is None:
-                del self._giving[peer]
-                return
-            link.send_control(chunk)
-            if chunk.done:
-                del self._giving[peer]
-                return
-        if not self._stopped:
-            self._give_call[peer] = self._reactor.callLater(0, self._give, peer)
-
-    def _ask_state_next(self) -> None:
-        fetching = self._fetching_state
-        assert fetching is not None
-        while True:
-            nxt = fetching.next_fetch()
-            if nxt is None:
-                self._cannot_catch_up(
-                    fetching.why_not(),
-                    "Start it once another member of its view runs the same state"
-                    " handlers and is up to date",
-                )
-                return
-            name, fetch = nxt
-            link = self.links.get(name)
-            if link is not None:
-                link.send_control(fetch)
-                return
-            fetching.refused(name, "no link to it")
-
-    def _state_transfer(
-        self, peer: str, message: FetchState | StateChunk | NoState
-    ) -> None:
-        """
-        A message of state transfer: give a snapshot, take one, or ask
-        someone else.
-        """
-        if isinstance(message, FetchState):
-            self._give_state(peer, message)
-            return
-        fetching = self._fetching_state
-        if fetching is None or peer != fetching.asking or message.view != fetching.view:
-            return
-        if isinstance(message, NoState):
-            fetching.refused(peer, message.reason)
-            self._ask_state_next()
-            return
-        handlers = state_handlers(self.handlers)
-        if message.part >= len(handlers):
-            fetching.refused(
-                peer,
-                f"it sent the state of handler {message.part + 1}; this member runs"
-                f" {len(handlers)}",
-            )
-            self._ask_state_next()
-            return
-        try:
-            if not fetching.started:
-                fetching.started = True
-                for handler in handlers:
-                    handler.begin_restore()
-            if message.data:
-                handlers[message.part].restore_chunk(message.data)
-            fetching.received += len(message.data)
-            if message.done:
-                for handler in handlers:
-                    handler.end_restore()
-        except Exception as e:
-            self._log.failure(
-                "member {me!r}: a state handler failed to restore a snapshot",
-                failure=Failure(e),  # type: ignore[no-untyped-call]
-                me=self.me,
-            )
-            self._cannot_catch_up(
-                f"a state handler could not restore the snapshot: {describe(e)}",
-                "Fix the handler's restore and start it again",
-            )
-            self._schedule_turn()
-            return
-        if not message.done:
-            return
-        for handler in handlers:
-            # The snapshot holds everything up to where it was taken.
-            self.pump.skip_through(handler, message.position)
-        self.restored_bytes += fetching.received
-        self._fetching_state = None
-        self._log.info(
-            "member {me!r} restored the state of {count} handler(s) from {giver!r}:"
-            " {size} bytes, as of index {index}",
-            me=self.me,
-            count=len(handlers),
-            giver=peer,
-            size=fetching.received,
-            index=message.position.index,
-        )
-        self._done_catching_up()
-        self._schedule_turn()
-
-    def _give_state(self, peer: str, fetch: FetchState) -> None:
-        """
-        A member added to view C{fetch.view} asks for its state handlers'
-        state: snapshot them now, if this member can, and give it.
-        """
-        link = self.links[peer]
-        handlers = state_handlers(self.handlers)
-        reason: str | None = None
-        if len(handlers) != fetch.parts:
-            reason = (
-                f"{self.me!r} runs {len(handlers)} state handler(s) and the joiner"
-                f" {fetch.parts}: start every member with the same handlers"
-            )
-        elif self._behind is not None or self._fetching_state is not None:
-            reason = f"{self.me!r} is catching up itself"
-        elif self.pump.pending:
-            reason = f"{self.me!r} holds records its own handlers have not taken"
-        elif self._handed.view < fetch.view:
-            reason = f"{self.me!r} has not handed out view {fetch.view}'s start yet"
-        if reason is not None:
-            link.send_control(NoState(fetch.view, reason))
-            return
-        try:
-            parts = [handler.take_snapshot() for handler in handlers]
-        except Exception as e:
-            self._log.failure(
-                "member {me!r} could not take a snapshot for {peer!r}",
-                failure=Failure(e),  # type: ignore[no-untyped-call]
-                me=self.me,
-                peer=peer,
-            )
-            link.send_control(
-                NoState(
-                    fetch.view, f"{self.me!r} could not take a snapshot: {describe(e)}"
-                )
-            )
-            return
-        self._log.info(
-            "member {me!r} gives its state to {peer!r}, as of index {index}",
-            me=self.me,
-            peer=peer,
-            index=self._handed.index,
-        )
-        self._giving[peer] = (
-            SnapshotGiving(fetch.view, self._handed, parts),
-            link.incarnation,
-        )
-        self._give(peer)
 
     # -- membership -------------------------------------------------------
 
@@ -1179,24 +837,7 @@ class MulticastNode(MultiService):
             # The suspicions were dropped before any view change began: the
             # next one is timed from its own start.
             self._closing_since = None
-        catching = self._catching_up
-        if (
-            self._behind is not None
-            and catching is not None
-            and catching.asking is not None
-            and catching.asking not in membership.view.members
-        ):
-            # The member giving the records left the view: ask another.
-            catching.refusals.append((str(catching.asking), "it left the group"))
-            self._ask_next()
-        fetching = self._fetching_state
-        if (
-            fetching is not None
-            and fetching.asking is not None
-            and fetching.asking not in membership.view.members
-        ):
-            fetching.refused(fetching.asking, "it left the group")
-            self._ask_state_next()
+        self.catchup.watch(membership.view)
         deadline = membership.deadline
         call = self._membership_call
         if call is not None and call.active():
@@ -1205,7 +846,7 @@ class MulticastNode(MultiService):
             call.cancel()
         self._membership_call = None
         self._membership_deadline = deadline
-        if deadline is not None and not self._stopped:
+        if deadline is not None and not self.stopped:
             self._membership_call = self._reactor.callLater(
                 max(0.0, deadline - now), self._membership_tick
             )
@@ -1234,14 +875,14 @@ class MulticastNode(MultiService):
             lost=", ".join(n for n in closing.members if n not in members),
             view=closing.id,
         )
-        self._schedule_turn()
+        self.schedule_turn()
         return members
 
     def _membership_tick(self) -> None:
         self._membership_call = None
         self._membership_deadline = None
         self.membership.tick(self._reactor.seconds())
-        self._schedule_turn()
+        self.schedule_turn()
 
     def _view_installed(self, change: ViewChange, installed: float) -> None:
         # Timed to when the membership installed it, not to when the
@@ -1309,7 +950,7 @@ class MulticastNode(MultiService):
             # All at once: trusted one by one, the first one back could make
             # a majority that leaves the others out.
             membership.trust(*back, now=now)
-        self._schedule_turn()
+        self.schedule_turn()
 
     # -- subscriptions ----------------------------------------------------
 
@@ -1475,7 +1116,7 @@ class MulticastNode(MultiService):
         Listen for peers (unless L{privilegedStartService} did) and start
         dialling each of them.
         """
-        self._stopped = False
+        self.stopped = False
         if not self._dialers:
             for name, where in self._peers.items():
                 endpoint = (
@@ -1522,13 +1163,13 @@ class MulticastNode(MultiService):
                 "member {me!r} left the group when it stopped; it asks to be"
                 " added back, from index {index}",
                 me=self.me,
-                index=self._handed.index,
+                index=self.handed.index,
             )
-            self._catching_up = None
+            self.catchup.forget()
             self.membership.join(self._reactor.seconds())
             self._told_joining = True
         # A stop may have cut a turn short: what it owed goes out now.
-        self._schedule_turn()
+        self.schedule_turn()
         if self.feed.stopped:
             self.feed.start()
         if self.links:
@@ -1614,7 +1255,7 @@ class MulticastNode(MultiService):
         Stop listening, close every connection and fail the multicasts not
         yet delivered with L{NodeStoppedError}.
         """
-        if not self._stopped:
+        if not self.stopped:
             # Tell the others, so that they go on at once; the connections
             # are closed gracefully, with this written first.
             membership = self.membership
@@ -1623,7 +1264,7 @@ class MulticastNode(MultiService):
             )
             membership.leave()
             self._end_turn()
-        self._stopped = True
+        self.stopped = True
         if self._beat is not None and self._beat.running:
             self._beat.stop()
         self._beat = None
@@ -1634,10 +1275,7 @@ class MulticastNode(MultiService):
             self._membership_call.cancel()
         self._membership_call = None
         self.feed.stop()
-        for call in self._give_call.values():
-            if call.active():
-                call.cancel()
-        self._give_call.clear()
+        self.catchup.stop()
         for link in self.links.values():
             link.close()
         for factory in self._factories:

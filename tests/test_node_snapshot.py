@@ -178,7 +178,7 @@ class SnapshotTests(MembershipTestCase):
             await group.wait_until(
                 lambda: (
                     c2.membership.state == REMOVED
-                    or (fresh.restores >= 1 and c2._fetching_state is None)
+                    or (fresh.restores >= 1 and c2.catchup.fetching_state is None)
                 ),
                 what="c's restore ending",
             )
@@ -205,7 +205,7 @@ class SnapshotTests(MembershipTestCase):
             a, b = group.nodes["a"], group.nodes["b"]
             # Whichever is asked first breaks half-way; the other gives.
             await group.wait_until(
-                lambda: c2._fetching_state is None, what="c restoring"
+                lambda: c2.catchup.fetching_state is None, what="c restoring"
             )
             self.assertIsNone(c2.cannot_catch_up)
             await self.settled(group, "abc", 2)
