@@ -15,8 +15,13 @@ can, and now and then suspects a live one for no reason.
 A crashed member may restart as a new incarnation with its history (a
 durable handler's): it asks to join, the members it can reach suspect its
 old incarnation at once (its links would say it restarted), and once
-welcomed it catches up with the records it lacks from the member that
-welcomed it, as the node's replay does.
+welcomed it catches up with the records it lacks as the node does: it
+sends a FETCH over its simulated link to the member that welcomed it,
+which answers with L{isis_twisted.transfer.give} from its own history in
+RECORDS chunks over the link (a crash of either end, or of the giver half
+way, cuts the transfer like any other traffic); a joiner whose giver
+refuses or leaves the view asks the next member, and what its new view
+delivers meanwhile waits until it caught up.
 
 Run one seeded scenario, or many::
 
@@ -40,15 +45,29 @@ from isis_twisted.engine import (
     Frame,
     ProtocolError,
     Record,
+    StreamPosition,
     ViewChange,
 )
 from isis_twisted.membership import JOINING, REMOVED, Membership
+from isis_twisted.transfer import CatchingUp, Giving, give
 from isis_twisted.viewcheck import ViewMulticast, check_views
-from isis_twisted.views import Control
+from isis_twisted.views import Control, Fetch, NoRecords, Records
 
 MembershipFactory = Callable[[str, Sequence[str]], Membership]
 """
 Makes one member's state machine: C{factory(me, members)}.
+"""
+
+Giver = Callable[[str, Fetch, Sequence[Record], int], Giving | NoRecords]
+"""
+What a member answers a FETCH with: C{giver(me, fetch, kept, delivered)},
+as L{isis_twisted.transfer.give}.
+"""
+
+CHUNK_BYTES = 200
+"""
+The most payload bytes a RECORDS chunk carries here: small, so that a
+transfer takes several chunks and a crash can cut it half-way.
 """
 
 NAMES = ("a", "b", "c", "d", "e", "f", "g")
@@ -113,8 +132,16 @@ class GroupSimulation:
         rng: random.Random,
         factory: MembershipFactory = default_membership,
         suspect_after: float = SUSPECT_AFTER,
+        giver: Giver = give,
     ) -> None:
         self.rng = rng
+        self._giver = giver
+        # Per member catching up: what it asked of whom, and what its new
+        # view delivered meanwhile.
+        self._catching: dict[str, CatchingUp] = {}
+        self._behind: dict[str, list[Record]] = {}
+        self.caught_up = 0
+        self.cannot_catch_up: dict[str, str] = {}
         self.names = tuple(names)
         self._factory = factory
         self.members = {m: factory(m, names) for m in names}
@@ -178,6 +205,9 @@ class GroupSimulation:
         Crash C{name}.
         """
         self.crashed.add(name)
+        # What it had not handed out yet is lost with the process.
+        self._catching.pop(name, None)
+        self._behind.pop(name, None)
         for (src, dst), frames in self._links.items():
             if dst == name:
                 frames.clear()
@@ -197,6 +227,8 @@ class GroupSimulation:
         for (src, dst), frames in self._links.items():
             if name in (src, dst):
                 frames.clear()
+        self._catching.pop(name, None)
+        self._behind.pop(name, None)
         member = self._factory(name, self.names)
         member.incarnation = self.incarnation[name]
         self.members[name] = member
@@ -291,7 +323,11 @@ class GroupSimulation:
         """
         _, item = self._links[(src, dst)].popleft()
         member = self.members[dst]
-        if isinstance(item, Frame):
+        if isinstance(item, Fetch):
+            self._give(dst, src, item)
+        elif isinstance(item, Records | NoRecords):
+            self._records_arrived(dst, src, item)
+        elif isinstance(item, Frame):
             try:
                 member.receive_data(src, item, self.now)
             except ProtocolError as e:
@@ -313,26 +349,83 @@ class GroupSimulation:
         records = member.take_deliveries()
         if member.welcome is not None and id(member) not in self._caught_up:
             self._caught_up.add(id(member))
-            self._catch_up(name, member.welcome[0])
-        self.histories[name].extend(records)
+            self._start_catching_up(name)
+        behind = self._behind.get(name)
+        if behind is None:
+            self.histories[name].extend(records)
+            return
+        behind.extend(records)
+        catching = self._catching[name]
+        if catching.asking is not None and catching.asking not in member.view.members:
+            # The giver left the view: it will not answer.
+            catching.refusals.append((catching.asking, "it left the group"))
+            self._ask_next(name)
 
-    def _catch_up(self, name: str, giver: str) -> None:
+    def _start_catching_up(self, name: str) -> None:
         """
-        Hand a member just added the records it lacks, from the history of
-        the member that welcomed it: every record after the last it holds
-        and before the view it was added to.
+        C{name} was added to a view: ask for every record after the last
+        it holds and before that view, before it hands out anything more.
         """
-        history = self.histories[name]
-        welcome = self.members[name].welcome
-        assert welcome is not None
-        index = max((r.index for r in history if isinstance(r, Delivery)), default=0)
-        view = max((r.view for r in history if isinstance(r, ViewChange)), default=0)
-        for rec in self.histories[giver]:
-            if isinstance(rec, Delivery):
-                if index < rec.index < welcome[1].first:
-                    history.append(rec)
-            elif view < rec.view < welcome[1].latest.id:
-                history.append(rec)
+        member = self.members[name]
+        assert member.welcome is not None
+        welcomer, welcome = member.welcome
+        others = [n for n in welcome.latest.members if n not in (name, welcomer)]
+        after = StreamPosition().advanced(self.histories[name])
+        self._catching[name] = CatchingUp(welcome, after, [welcomer, *others])
+        self._behind[name] = []
+        self._ask_next(name)
+
+    def _ask_next(self, name: str) -> None:
+        catching = self._catching[name]
+        nxt = catching.next_fetch()
+        if nxt is None:
+            # As the node does: it leaves, and delivers nothing more.
+            why = catching.why_not()
+            self.cannot_catch_up[name] = why
+            del self._catching[name]
+            del self._behind[name]
+            member = self.members[name]
+            member.leave()
+            member.stop(f"it cannot catch up: {why}")
+            return
+        giver, fetch = nxt
+        self._put(name, giver, fetch)
+
+    def _give(self, me: str, joiner: str, fetch: Fetch) -> None:
+        """
+        Answer C{joiner}'s FETCH from what C{me} handed out, in chunks.
+        """
+        answer = self._giver(
+            me, fetch, self.histories[me], self.members[me].engine.delivered
+        )
+        if isinstance(answer, NoRecords):
+            self._put(me, joiner, answer)
+            return
+        while (chunk := answer.next_chunk(CHUNK_BYTES)) is not None:
+            self._put(me, joiner, chunk)
+            if chunk.done:
+                break
+
+    def _records_arrived(
+        self, name: str, giver: str, message: Records | NoRecords
+    ) -> None:
+        catching = self._catching.get(name)
+        if (
+            catching is None
+            or giver != catching.asking
+            or message.view != catching.welcome.latest.id
+        ):
+            return
+        if isinstance(message, NoRecords):
+            catching.refusals.append((giver, message.reason))
+            self._ask_next(name)
+            return
+        self.histories[name].extend(message.records)
+        catching.took(message.records)
+        self.caught_up += len(message.records)
+        if message.done:
+            del self._catching[name]
+            self.histories[name].extend(self._behind.pop(name))
 
     def advance(self, dt: float, false_suspicion: float = 0.0) -> None:
         """
@@ -492,6 +585,8 @@ class GroupSimulation:
             member = self.members[name]
             if member.state == REMOVED:
                 continue
+            if name in self._behind:
+                return False
             if queues[name] or not member.delivering or member.suspects:
                 return False
             if member.engine.queue_length or member.deadline is not None:
@@ -642,6 +737,8 @@ class GroupOutcome:
     problems: tuple[Problem, ...]
     histories: dict[str, list[Record]] = attrs.field(repr=False)
     replay: str = ""
+    caught_up: int = 0
+    cannot_catch_up: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -657,7 +754,13 @@ class GroupOutcome:
         lines = [
             f"seed {self.seed}: {len(self.members)} members, {self.sent} multicasts,"
             f" {self.views} view changes, crashed: {list(self.crashed)},"
-            f" restarts: {self.restarts}, removed: {list(self.removed)}",
+            f" restarts: {self.restarts}, removed: {list(self.removed)},"
+            f" caught up: {self.caught_up} records"
+            + (
+                f", could not catch up: {list(self.cannot_catch_up)}"
+                if self.cannot_catch_up
+                else ""
+            ),
         ]
         lines.extend(f"  {p}" for p in self.problems[:20])
         lines.append("OK" if self.ok else f"replay: {self.replay}")
@@ -668,16 +771,19 @@ def run_seed(
     seed: int,
     factory: MembershipFactory = default_membership,
     nodes: int | None = None,
+    giver: Giver = give,
 ) -> GroupOutcome:
     """
     Run the scenario C{seed} describes: 2 to 7 members (unless C{nodes} is
     given), up to all but a majority crashing, partitions that heal, false
     suspicions, and a random workload.
+
+    @param giver: How members answer a FETCH (a broken variant, for tests).
     """
     rng = random.Random(seed)
     n = nodes if nodes is not None else 2 + seed % 6
     names = NAMES[:n]
-    sim = GroupSimulation(names, rng, factory)
+    sim = GroupSimulation(names, rng, factory, giver=giver)
     plan = [
         (rng.choice(names), f"{i}".encode() + b"." * rng.randrange(8))
         for i in range(rng.randrange(5, 60))
@@ -698,6 +804,8 @@ def run_seed(
         removed=tuple(sorted(m for m, s in sim.members.items() if s.state == REMOVED)),
         problems=tuple(problems),
         histories=sim.histories,
+        caught_up=sim.caught_up,
+        cannot_catch_up=tuple(sorted(sim.cannot_catch_up)),
         replay=f"python -m isis_twisted.group_simulation --seed {seed}"
         + (f" --nodes {nodes}" if nodes is not None else ""),
     )
@@ -719,13 +827,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true", help="print every history")
     args = parser.parse_args(argv)
     if args.seeds is not None:
-        bad = 0
+        bad = restarts = records = stranded = 0
         for seed in range(args.seeds):
             outcome = run_seed(seed, nodes=args.nodes)
+            restarts += outcome.restarts
+            records += outcome.caught_up
+            stranded += len(outcome.cannot_catch_up)
             if not outcome.ok:
                 bad += 1
                 print(outcome.describe())
-        print(f"{args.seeds} schedules, {bad} failed")
+        print(
+            f"{args.seeds} schedules, {bad} failed; {restarts} restarts, {records}"
+            f" records caught up by FETCH, {stranded} members that could not catch up"
+        )
         return 1 if bad else 0
     outcome = run_seed(args.seed, nodes=args.nodes)
     if args.show:

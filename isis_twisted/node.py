@@ -1078,6 +1078,8 @@ class MulticastNode(MultiService):
             ),
             handler_give_ups=self.handler_give_ups,
             undelivered_records=self.pump.pending,
+            caught_up_records=self.caught_up,
+            restored_bytes=self.restored_bytes,
         )
 
     def _fail_sent(self, why: str) -> None:

@@ -147,6 +147,10 @@ class NodeStatus:
         handler stayed stuck past C{--handler-give-up}.
     @ivar undelivered_records: Records delivered by the group and not yet
         taken by every handler.
+    @ivar caught_up_records: Records this member was given by replay when
+        it was added back.
+    @ivar restored_bytes: Bytes of state handlers' snapshots it restored
+        when it was added back.
     """
 
     member: str
@@ -176,6 +180,8 @@ class NodeStatus:
     stuck_handlers: tuple[StuckHandler, ...] = attrs.field(default=(), converter=_stuck)
     handler_give_ups: int = 0
     undelivered_records: int = 0
+    caught_up_records: int = 0
+    restored_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """

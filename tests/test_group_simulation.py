@@ -17,7 +17,7 @@ from contextlib import redirect_stdout
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import MAX_CLOCK, Delivery, Engine
+from isis_twisted.engine import MAX_CLOCK, Delivery, Engine, Record
 from isis_twisted.group_simulation import (
     FLUSH_TIMEOUT,
     GroupOutcome,
@@ -26,7 +26,8 @@ from isis_twisted.group_simulation import (
     run_seed,
 )
 from isis_twisted.membership import BLOCKED, NORMAL, REMOVED, Membership
-from isis_twisted.views import Promise, Proposal
+from isis_twisted.transfer import Giving, give
+from isis_twisted.views import Fetch, NoRecords, Promise, Proposal
 
 SCHEDULES = int(os.environ.get("ISIS_GROUP_SCHEDULES", "2000"))
 """
@@ -177,8 +178,37 @@ class BrokenVariantTests(SynchronousTestCase):
         kinds = self.caught(variant(engine=NonUniformEngine), 150)
         self.assertTrue(kinds & {"prefix", "uniformity"}, kinds)
 
+    def test_giver_that_skips_a_record(self) -> None:
+        """
+        A member that leaves out the second record a joiner asks for (a
+        replay with a hole) is caught.
+        """
+        kinds: set[str] = set()
+        holes = 0
+        for seed in range(400):
+            outcome = run_seed(seed, giver=skipping_giver)
+            holes += outcome.caught_up
+            kinds.update(p.what for p in outcome.problems)
+        self.assertGreater(holes, 0)
+        self.assertTrue(kinds & {"index", "prefix", "agreement"}, kinds)
+
     def test_correct_protocol_on_the_same_seeds(self) -> None:
         self.assertEqual(self.caught(variant(), 150), set())
+
+
+def skipping_giver(
+    me: str, fetch: Fetch, kept: Sequence[Record], delivered: int
+) -> Giving | NoRecords:
+    """
+    L{give}, but without the second record the joiner asks for.
+    """
+    hole = fetch.after.index + 2
+    return give(
+        me,
+        fetch,
+        [r for r in kept if not (isinstance(r, Delivery) and r.index == hole)],
+        delivered,
+    )
 
 
 class CommandTests(SynchronousTestCase):
@@ -424,6 +454,77 @@ class JoinPitfallTests(SynchronousTestCase):
         drive(sim, 1.0)
         self.assertIn(b"after", deliveries(sim, "a"))
         self.assertEqual(sim.problems(True), [])
+
+    def lacking(self, names: str, missed: int) -> GroupSimulation:
+        """
+        A group in which c crashed and the others delivered C{missed}
+        messages of 60 bytes without it (many RECORDS chunks), then c
+        restarted.
+        """
+        sim = self.group(names)
+        sim.multicast("a", b"before")
+        drive(sim, 0.3)
+        sim.crash("c")
+        drive(sim, 2.0)
+        for i in range(missed):
+            sim.multicast("a", b"%02d" % i + b"." * 58)
+        drive(sim, 0.5)
+        sim.restart("c")
+        return sim
+
+    def until_half_way(self, sim: GroupSimulation) -> None:
+        """
+        Move one frame at a time until c holds some of what it lacks, but
+        not all.
+        """
+        for _ in range(10_000):
+            if sim.caught_up > 0 and "c" in sim._behind:
+                return
+            for name in sim.turns_due():
+                sim.end_turn(name)
+            links = sim.busy_links()
+            if links:
+                sim.transmit(*links[0])
+            else:
+                sim.advance(0.05)
+        self.fail("c never got half-way through catching up")
+
+    def test_joiner_crashes_half_way_through_catching_up(self) -> None:
+        """
+        c crashes while it is given what it lacks; restarted again, it
+        catches up from what it handed out, and ends whole.
+        """
+        sim = self.lacking("abc", 30)
+        self.until_half_way(sim)
+        sim.crash("c")
+        drive(sim, 2.0)
+        sim.restart("c")
+        drive(sim, 5.0)
+        self.assertEqual(sim.members["a"].view.members, ("a", "b", "c"))
+        self.assertWhole(sim, "abc")
+
+    def test_giver_crashes_half_way(self) -> None:
+        """
+        The member giving c what it lacks crashes half-way: c asks the
+        next member once the giver is out of the view, and ends whole.
+        """
+        sim = self.lacking("abcd", 30)
+        self.until_half_way(sim)
+        catching = sim._catching["c"]
+        giver = catching.asking
+        assert giver is not None
+        sim.crash(giver)
+        drive(sim, 5.0)
+        stay = "".join(n for n in "abcd" if n != giver)
+        self.assertEqual([r for r, _ in catching.refusals], [giver], catching.refusals)
+        self.assertEqual(sim.cannot_catch_up, {})
+        self.assertEqual(sim.problems(True), [])
+        for name in stay:
+            self.assertEqual(sim.members[name].state, NORMAL, name)
+        self.assertIn(
+            b"29" + b"." * 58,
+            [r.payload for r in sim.histories["c"] if isinstance(r, Delivery)],
+        )
 
     def test_clean_leave(self) -> None:
         sim = self.group("abc")

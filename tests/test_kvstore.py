@@ -289,8 +289,10 @@ class RestartTests(TestCase):
                 lambda: fresh.store.restored == 1,
                 what="c restoring the store",
             )
-            self.assertGreater(fresh.node.restored_bytes, 0)
-            self.assertEqual(fresh.node.caught_up, 0)
+            status = fresh.node.status()
+            self.assertEqual(status.restored_bytes, fresh.node.restored_bytes)
+            self.assertGreater(status.restored_bytes, 0)
+            self.assertEqual(status.caught_up_records, 0)
             self.assertEqual(fresh.store.data["while-c-is-down-7"], "a")
             self.assertEqual(fresh.store.data["c-3"], "c")
             self.assertGreaterEqual(fresh.store.applied, last)
