@@ -627,8 +627,37 @@ class _Sender:
         ).addCallback(self._settled)
 
     def send_all(self, items: Sequence[tuple[int, bytes]]) -> None:
-        for number, payload in items:
-            self.send(number, payload)
+        # One Deferred for the lot, not one per message: at tens of
+        # thousands a second the per-message Deferreds were most of this
+        # command's time.
+        if self._lost is not None or self.done.called or not items:
+            return
+        if not self._outstanding:
+            self._last_progress = self._clock.seconds()
+        self._outstanding += len(items)
+        self._proto.multicast_all([payload for _, payload in items]).addCallbacks(
+            self._all_answered,
+            self._all_failed,
+            callbackArgs=(items,),
+            errbackArgs=(items,),
+        )
+
+    def _all_answered(
+        self,
+        results: list[Delivery | Exception],
+        items: Sequence[tuple[int, bytes]],
+    ) -> None:
+        for (number, _), result in zip(items, results, strict=True):
+            if isinstance(result, Delivery):
+                self._delivered(result)
+            else:
+                self._refused(Failure(result), number)  # type: ignore[no-untyped-call]
+        self._settle(len(items))
+
+    def _all_failed(self, failure: Failure, items: Sequence[tuple[int, bytes]]) -> None:
+        for number, _ in items:
+            self._refused(failure, number)
+        self._settle(len(items))
 
     def end_of_input(self) -> None:
         self._ended = True
@@ -655,11 +684,14 @@ class _Sender:
         entry[0] += 1
 
     def _settled(self, ignored: None) -> None:
-        self._outstanding -= 1
+        self._settle(1)
+
+    def _settle(self, count: int) -> None:
+        self._outstanding -= count
         # A batch's answers settle together: their slots go back in one
         # grant at the end of the turn (one wake-up of a reading thread,
         # not one per message).
-        self._freed += 1
+        self._freed += count
         if self._grant_call is None:
             self._grant_call = self._clock.callLater(0, self._grant)
         self._finish_if_done()

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Literal, NoReturn, Protocol, overload
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
@@ -417,6 +417,25 @@ class Multicast(amp.Command):
         NodeError: b"NODE_ERROR",
         NotAuthenticatedError: b"NOT_AUTHENTICATED",
     }
+
+
+def _batch_bounds(payloads: Sequence[bytes]) -> list[tuple[int, int]]:
+    """
+    Where to cut C{payloads} into L{MulticastBatch} calls: about
+    L{BATCH_BYTES} or L{BATCH_MESSAGES} each, at least one payload each.
+    """
+    bounds = []
+    start = size = 0
+    for end, payload in enumerate(payloads):
+        if end > start and (
+            size + len(payload) > BATCH_BYTES or end - start >= BATCH_MESSAGES
+        ):
+            bounds.append((start, end))
+            start, size = end, 0
+        size += len(payload)
+    if start < len(payloads):
+        bounds.append((start, len(payloads)))
+    return bounds
 
 
 class MulticastBatch(amp.Command):
@@ -1276,6 +1295,73 @@ class ClientProtocol(amp.AMP):
         self._send_batches(list(zip(payloads, waiting, strict=True)))
         return waiting
 
+    def multicast_all(
+        self, payloads: Sequence[bytes]
+    ) -> Deferred[list[Delivery | BadPayloadError | NodeError]]:
+        """
+        Multicast several payloads through the node, in this order, as
+        L{multicast_many} does, with one L{Deferred} for all of them: the
+        cheap way to send many, with no Deferred per message.
+
+        @param payloads: The messages' bytes, each of any length.
+        @return: A L{Deferred} that fires once every payload is settled
+            with, per payload in order, its delivery record or the error
+            the node refused it with (L{BadPayloadError}, L{NodeError}); it
+            fails only with a connection error, and then for all of them.
+        @raise TypeError: If a payload is not L{bytes}; nothing is sent.
+        """
+        for payload in payloads:
+            if type(payload) is not bytes:
+                raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        self._send_queued()
+        calls = [
+            self._call_batch(payloads[start:end])
+            for start, end in _batch_bounds(payloads)
+        ]
+        gathered = gatherResults(calls, consumeErrors=True)
+
+        def joined(
+            parts: list[list[Delivery | BadPayloadError | NodeError]],
+        ) -> list[Delivery | BadPayloadError | NodeError]:
+            return [result for part in parts for result in part]
+
+        def first(failure: Failure) -> Failure:
+            # The connection's error itself, not gatherResults' wrapper.
+            if isinstance(failure.value, FirstError):
+                return failure.value.subFailure
+            return failure
+
+        return gathered.addCallbacks(joined, first)
+
+    def _call_batch(
+        self, payloads: Sequence[bytes]
+    ) -> Deferred[list[Delivery | BadPayloadError | NodeError]]:
+        answer = _call_remote(self, MulticastBatch, payloads=pack_payloads(payloads))
+
+        def answered(
+            fields: dict[str, Any],
+        ) -> list[Delivery | BadPayloadError | NodeError]:
+            records = iter(
+                r for r in unpack_records(fields["records"]) if isinstance(r, Delivery)
+            )
+            failures = {
+                position: (kind, message)
+                for position, kind, message in json.loads(fields["failures"])
+            }
+            out: list[Delivery | BadPayloadError | NodeError] = []
+            for position, payload in enumerate(payloads):
+                failure = failures.get(position)
+                if failure is None:
+                    r = next(records)
+                    out.append(Delivery(r.index, r.sender, r.clock, payload, r.after))
+                elif failure[0] == "BAD_PAYLOAD":
+                    out.append(BadPayloadError(failure[1]))
+                else:
+                    out.append(NodeError(failure[1]))
+            return out
+
+        return answer.addCallback(answered)
+
     def _send_queued(self) -> None:
         if self._queue_call is not None:
             if self._queue_call.active():
@@ -1289,47 +1375,25 @@ class ClientProtocol(amp.AMP):
         self._send_batches(queued)
 
     def _send_batches(self, items: Sequence[tuple[bytes, Deferred[Delivery]]]) -> None:
-        start = 0
-        size = 0
-        for end, (payload, _) in enumerate(items):
-            if end > start and (
-                size + len(payload) > BATCH_BYTES or end - start >= BATCH_MESSAGES
-            ):
-                self._send_batch(items[start:end])
-                start, size = end, 0
-            size += len(payload)
-        if start < len(items):
-            self._send_batch(items[start:])
+        payloads = [payload for payload, _ in items]
+        for start, end in _batch_bounds(payloads):
+            self._send_batch(items[start:end])
 
     def _send_batch(self, items: Sequence[tuple[bytes, Deferred[Delivery]]]) -> None:
-        packed = pack_payloads([payload for payload, _ in items])
-        answer = _call_remote(self, MulticastBatch, payloads=packed)
-
-        def answered(fields: dict[str, Any]) -> None:
-            records = iter(
-                r for r in unpack_records(fields["records"]) if isinstance(r, Delivery)
-            )
-            failures = {
-                position: (kind, message)
-                for position, kind, message in json.loads(fields["failures"])
-            }
-            for position, (payload, waiting) in enumerate(items):
-                failure = failures.get(position)
-                if failure is None:
-                    r = next(records)
-                    waiting.callback(
-                        Delivery(r.index, r.sender, r.clock, payload, r.after)
-                    )
-                elif failure[0] == "BAD_PAYLOAD":
-                    waiting.errback(BadPayloadError(failure[1]))
+        def answered(results: list[Delivery | BadPayloadError | NodeError]) -> None:
+            for result, (_, waiting) in zip(results, items, strict=True):
+                if isinstance(result, Delivery):
+                    waiting.callback(result)
                 else:
-                    waiting.errback(NodeError(failure[1]))
+                    waiting.errback(result)
 
         def failed(failure: Failure) -> None:
             for _, waiting in items:
                 waiting.errback(failure)
 
-        answer.addCallback(answered).addErrback(failed)
+        self._call_batch([payload for payload, _ in items]).addCallbacks(
+            answered, failed
+        )
 
     @overload
     def subscribe(

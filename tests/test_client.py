@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IAddress, IReactorTCP
 from twisted.internet.protocol import connectionDone
@@ -594,6 +594,46 @@ class MulticastBatchTests(SynchronousTestCase):
         pump.flush()
         for d in results:
             self.failureResultOf(d)
+
+    def test_all_in_one_deferred(self) -> None:
+        """
+        C{multicast_all} gives one L{Deferred} for payloads spread over
+        several calls: it fires once all are settled, with each payload's
+        record or refusal in order.
+        """
+        node = FakeNode(limit=3)
+        client, _, pump = connected(node)
+        payloads = [b"ok", b"too long"] + [b"y"] * (BATCH_MESSAGES + 1)
+        results = client.multicast_all(payloads)
+        sent = b"".join(pump.clientIO.stream)
+        self.assertEqual(sent.count(b"MulticastBatch"), 2)
+        pump.flush()
+        got = self.successResultOf(results)
+        self.assertEqual(len(got), len(payloads))
+        first, refused, *rest = got
+        assert isinstance(first, Delivery)
+        self.assertEqual((first.index, first.payload), (1, b"ok"))
+        self.assertIsInstance(refused, BadPayloadError)
+        self.assertIn("over the limit of 3", str(refused))
+        self.assertEqual(
+            [(r.index, r.payload) for r in rest if isinstance(r, Delivery)],
+            [(i, b"y") for i in range(2, BATCH_MESSAGES + 3)],
+        )
+        self.assertRaises(TypeError, client.multicast_all, [b"a", "b"])
+
+    def test_all_fails_with_the_connection(self) -> None:
+        """
+        C{multicast_all} fails with the connection's own error, not a
+        wrapper.
+        """
+        node = FakeNode(hold=True)
+        client, _, pump = connected(node)
+        results = client.multicast_all([b"a", b"b"])
+        pump.flush()
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        pump.flush()
+        failure = self.failureResultOf(results)
+        self.assertNotIsInstance(failure.value, FirstError)
 
     def test_gathered_per_turn(self) -> None:
         """
