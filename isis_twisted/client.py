@@ -133,6 +133,16 @@ class NodeControl(Protocol):
         @raise ValueError: Likewise.
         """
 
+    def multicast_all(
+        self, payloads: Sequence[bytes]
+    ) -> Deferred[list[Delivery | BaseException]]:
+        """
+        Multicast every payload, in order, with one L{Deferred} for all.
+
+        @return: Fires once every message is delivered or has failed, with
+            each one's delivery record or exception, in order.
+        """
+
     def subscribe(
         self,
         since: int | None,
@@ -163,6 +173,30 @@ class NodeControl(Protocol):
         The node's state, for people and monitoring: a L{NodeStatus}, or
         (for test doubles) its JSON form or a part of it.
         """
+
+
+def multicast_each(
+    multicast: Callable[[bytes], Deferred[Delivery]], payloads: Sequence[bytes]
+) -> Deferred[list[Delivery | BaseException]]:
+    """
+    L{NodeControl.multicast_all} made of one C{multicast} per payload, for a
+    node (or a test double) without a batch path of its own.
+    """
+    calls: list[Deferred[Delivery | BaseException]] = []
+    for payload in payloads:
+        try:
+            d = multicast(payload)
+        except (TypeError, ValueError) as e:
+            calls.append(Deferred())
+            calls[-1].callback(e)
+            continue
+        calls.append(d.addErrback(_exception))
+    return gatherResults(calls)
+
+
+def _exception(failure: Failure) -> BaseException:
+    value = failure.value
+    return value if value is not None else RuntimeError("failed")
 
 
 # -- errors ---------------------------------------------------------------
@@ -919,34 +953,15 @@ class ClientAPIProtocol(amp.AMP):
             batch = unpack_payloads(payloads)
         except ValueError as e:
             raise BadPayloadError(f"the batch cannot be read: {e}") from None
-        outcomes: list[Delivery | tuple[str, str] | None] = [None] * len(batch)
-        left = len(batch)
-        answer: Deferred[dict[str, object]] = Deferred()
 
-        def settle(position: int, outcome: Delivery | tuple[str, str]) -> None:
-            nonlocal left
-            outcomes[position] = outcome
-            left -= 1
-            if not left:
-                answer.callback(self._batch_answer(outcomes))
-
-        def refused(failure: Failure, position: int) -> None:
-            settle(position, self._refusal(failure.value))
-
-        for position, payload in enumerate(batch):
-            try:
-                delivered = self.node.multicast(payload)
-            except Exception as e:
-                settle(position, self._refusal(e))
-                continue
-            delivered.addCallbacks(
-                lambda record, position=position: settle(position, record),
-                refused,
-                errbackArgs=(position,),
+        def answered(
+            results: list[Delivery | BaseException],
+        ) -> dict[str, object]:
+            return self._batch_answer(
+                [r if isinstance(r, Delivery) else self._refusal(r) for r in results]
             )
-        if not batch:
-            answer.callback(self._batch_answer([]))
-        return answer
+
+        return self.node.multicast_all(batch).addCallback(answered)
 
     def _refusal(self, error: BaseException | None) -> tuple[str, str]:
         # Many messages of a batch often fail for one reason (back-pressure,

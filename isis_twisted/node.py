@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -128,6 +128,65 @@ class BackPressureError(Exception):
     has been away long enough to fill it): the message was not taken.  Try
     again once the peer is back.
     """
+
+
+class _Waiter(Protocol):
+    """
+    What waits for one multicast's outcome: a L{Deferred}, or a L{_Slot} of
+    a batch.
+    """
+
+    def callback(self, result: Delivery, /) -> None: ...
+
+    def errback(self, fail: BaseException, /) -> None: ...
+
+
+class _Batch:
+    """
+    The outcomes of a batch of multicasts, gathered into one L{Deferred}.
+
+    @ivar done: Fires with every outcome, in order, once the last settles.
+    """
+
+    __slots__ = ("_left", "_outcomes", "done")
+
+    def __init__(self, size: int) -> None:
+        self._outcomes: list[Delivery | BaseException | None] = [None] * size
+        self._left = size
+        self.done: Deferred[list[Delivery | BaseException]] = Deferred()
+        if not size:
+            self.done.callback([])
+
+    def settle(self, position: int, outcome: Delivery | BaseException) -> None:
+        """
+        Message C{position} was delivered, or failed with C{outcome}.
+        """
+        if isinstance(outcome, Failure):
+            value = outcome.value
+            outcome = value if value is not None else RuntimeError("failed")
+        self._outcomes[position] = outcome
+        self._left -= 1
+        if not self._left:
+            self.done.callback([o for o in self._outcomes if o is not None])
+
+
+class _Slot:
+    """
+    One message of a L{_Batch}: takes its outcome as a L{Deferred} would,
+    for a fraction of a Deferred's cost.
+    """
+
+    __slots__ = ("_batch", "_position")
+
+    def __init__(self, batch: _Batch, position: int) -> None:
+        self._batch = batch
+        self._position = position
+
+    def callback(self, result: Delivery, /) -> None:
+        self._batch.settle(self._position, result)
+
+    def errback(self, fail: BaseException, /) -> None:
+        self._batch.settle(self._position, fail)
 
 
 def _order(position: StreamPosition) -> tuple[int, int]:
@@ -315,8 +374,8 @@ class MulticastNode(MultiService):
         self._turn: IDelayedCall | None = None
         self._unflushed = 0
         self._waiting_bytes = 0
-        self._pending: dict[int, Deferred[Delivery]] = {}
-        self._waiting: deque[tuple[bytes, Deferred[Delivery]]] = deque()
+        self._pending: dict[int, _Waiter] = {}
+        self._waiting: deque[tuple[bytes, _Waiter]] = deque()
         self._arrived: dict[Timestamp, float] = {}
         self.history = DeliveryHistory(me, history, history_bytes)
         self.multicasts = 0
@@ -406,6 +465,31 @@ class MulticastNode(MultiService):
         @raise TypeError: If C{payload} is not L{bytes}.
         @raise ValueError: If C{payload} is larger than one frame can carry.
         """
+        d: Deferred[Delivery] = Deferred()
+        self._multicast(payload, d)
+        return d
+
+    def multicast_all(
+        self, payloads: Sequence[bytes]
+    ) -> Deferred[list[Delivery | BaseException]]:
+        """
+        Send every payload of C{payloads}, in this order, as L{multicast}
+        does, with one L{Deferred} for all of them rather than one each: the
+        client API's batches go through here.
+
+        @return: Fires once every message is delivered or has failed, with
+            each one's delivery record or exception (those L{multicast}
+            raises or fails with), in order.
+        """
+        batch = _Batch(len(payloads))
+        for position, payload in enumerate(payloads):
+            try:
+                self._multicast(payload, _Slot(batch, position))
+            except (TypeError, ValueError) as e:
+                batch.settle(position, e)
+        return batch.done
+
+    def _multicast(self, payload: bytes, waiter: _Waiter) -> None:
         if type(payload) is not bytes:
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
         if len(payload) > self.max_payload:
@@ -414,27 +498,28 @@ class MulticastNode(MultiService):
                 f" {self.max_payload} bytes (raise --max-frame)"
             )
         if self.stopped:
-            return fail(NodeStoppedError("the node is stopped"))
+            waiter.errback(NodeStoppedError("the node is stopped"))
+            return
         if self.membership.state == REMOVED:
-            return fail(self._removed_error())
-        d: Deferred[Delivery] = Deferred()
+            waiter.errback(self._removed_error())
+            return
         if self._waiting or self._full() or not self.membership.delivering:
             if self._waiting_bytes + len(payload) > self.max_buffer:
                 held = [n for n in self.membership.peers if self.links[n].full]
-                return fail(
+                waiter.errback(
                     BackPressureError(
                         f"{self._waiting_bytes} bytes already wait for room in the"
                         f" resend buffer of {', '.join(held) or 'a peer'}; try"
                         " again once it is back"
                     )
                 )
-            self._waiting.append((payload, d))
+                return
+            self._waiting.append((payload, waiter))
             self._waiting_bytes += len(payload)
         else:
-            self._admit(payload, d)
-        return d
+            self._admit(payload, waiter)
 
-    def _admit(self, payload: bytes, d: Deferred[Delivery]) -> None:
+    def _admit(self, payload: bytes, d: _Waiter) -> None:
         self._unflushed += len(payload) + MESSAGE_OVERHEAD
         stamp = self.membership.multicast(payload)
         self._pending[stamp[0]] = d

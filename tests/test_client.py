@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from twisted.internet import reactor
@@ -42,6 +42,7 @@ from isis_twisted.client import (
     SubscriptionDroppedError,
     WrongPortError,
     connect,
+    multicast_each,
     pack_payloads,
     pack_records,
     unpack_payloads,
@@ -109,6 +110,11 @@ class FakeNode:
         self.extra_status: dict[str, object] = {}
         self._waiters: list[tuple[int, Deferred[None]]] = []
         self._subscribed: list[Deferred[None]] = []
+
+    def multicast_all(
+        self, payloads: Sequence[bytes]
+    ) -> Deferred[list[Delivery | BaseException]]:
+        return multicast_each(self.multicast, payloads)
 
     def multicast(self, payload: bytes) -> Deferred[Delivery]:
         if type(payload) is not bytes:

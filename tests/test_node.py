@@ -453,6 +453,34 @@ class FailingHandler:
         pass
 
 
+class MulticastAllTests(GroupTestCase):
+    def test_outcomes_in_order(self) -> Deferred[None]:
+        """
+        C{multicast_all} fires once with every message's outcome, in order:
+        records for those delivered, the exception for those refused; a
+        stopped node refuses them all.
+        """
+
+        async def run() -> None:
+            node = MulticastNode("a", {}, None, reactor)
+            node.startService()
+            big = b"x" * (node.max_payload + 1)
+            payloads = cast(list[bytes], [b"one", big, "not bytes", b"two"])
+            results = await node.multicast_all(payloads)
+            one, too_big, not_bytes, two = results
+            assert isinstance(one, Delivery) and isinstance(two, Delivery)
+            self.assertEqual((one.index, one.payload), (1, b"one"))
+            self.assertEqual((two.index, two.payload), (2, b"two"))
+            self.assertIsInstance(too_big, ValueError)
+            self.assertIsInstance(not_bytes, TypeError)
+            self.assertEqual(await node.multicast_all([]), [])
+            await node.stopService()
+            stopped = await node.multicast_all([b"late"])
+            self.assertIsInstance(stopped[0], NodeStoppedError)
+
+        return deferred(run())
+
+
 class HandlerAndSubscriptionTests(GroupTestCase):
     def test_failing_handler_is_logged_and_skipped(self) -> Deferred[None]:
         async def run() -> None:
