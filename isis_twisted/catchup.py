@@ -315,18 +315,7 @@ class CatchUp:
                 # Only a state handler's snapshot can raise: the joiner asks
                 # another member.
                 del self._giving[peer]
-                self._log.failure(
-                    "member {me!r} could not give its state to {peer!r}",
-                    failure=Failure(e),  # type: ignore[no-untyped-call]
-                    me=self.node.me,
-                    peer=peer,
-                )
-                link.send_control(
-                    NoState(
-                        giving.view,
-                        f"{self.node.me!r} could not take a snapshot: {describe(e)}",
-                    )
-                )
+                self._snapshot_failed(peer, giving.view, e)
                 return
             if chunk is None:
                 del self._giving[peer]
@@ -425,6 +414,24 @@ class CatchUp:
         self._done()
         self.node.schedule_turn()
 
+    def _snapshot_failed(self, peer: str, view: int, error: Exception) -> None:
+        """
+        A state handler's snapshot raised, when taken or half-way through:
+        log it with its traceback and tell the joiner, which asks another
+        member.
+        """
+        self._log.failure(
+            "member {me!r} could not give its state to {peer!r}",
+            failure=Failure(error),  # type: ignore[no-untyped-call]
+            me=self.node.me,
+            peer=peer,
+        )
+        self.node.links[peer].send_control(
+            NoState(
+                view, f"{self.node.me!r} could not take a snapshot: {describe(error)}"
+            )
+        )
+
     def _give_state(self, peer: str, fetch: FetchState) -> None:
         """
         A member added to view C{fetch.view} asks for its state handlers'
@@ -452,18 +459,7 @@ class CatchUp:
         try:
             parts = [handler.take_snapshot() for handler in handlers]
         except Exception as e:
-            self._log.failure(
-                "member {me!r} could not take a snapshot for {peer!r}",
-                failure=Failure(e),  # type: ignore[no-untyped-call]
-                me=self.node.me,
-                peer=peer,
-            )
-            link.send_control(
-                NoState(
-                    fetch.view,
-                    f"{self.node.me!r} could not take a snapshot: {describe(e)}",
-                )
-            )
+            self._snapshot_failed(peer, fetch.view, e)
             return
         self._log.info(
             "member {me!r} gives its state to {peer!r}, as of index {index}",
