@@ -12,7 +12,9 @@ It measures:
 
   - the restore: from c's restart to its log's C{restored the state}
     line (the process starting, being added back, the replay of what its
-    jsonl file lacks, and the snapshot), and the bytes restored;
+    jsonl file lacks, and the snapshot), and the bytes restored; and the
+    transfer alone, from its log's C{was added to view} line on, with the
+    rate it makes;
   - c's peak RSS (VmHWM) once it restored, and the giver's, against the
     state's size;
   - the group's throughput during the transfer: multicasts confirmed to
@@ -148,11 +150,15 @@ async def snapshot_run(
         started = reactor.seconds()
         await group.restart("c")
         restored: list[str] = []
+        added: list[float] = []
 
         async def done() -> bool:
+            log = group.log("c")
+            if not added and "was added to view" in log:
+                added.append(reactor.seconds())
             found = re.findall(
                 r"restored the state of \d+ handler\(s\) from '(\w)': (\d+) bytes",
-                group.log("c"),
+                log,
             )
             restored[:] = list(found[-1]) if found else []
             return bool(found)
@@ -161,6 +167,12 @@ async def snapshot_run(
         ended = reactor.seconds()
         row["restore_s"] = round(ended - started, 2)
         row["restored_bytes"] = int(restored[1])
+        # From c's log saying it was added (polled every 50 ms) to its
+        # restore: the replay its jsonl file lacks, then the snapshot.
+        row["transfer_s"] = round(ended - (added[0] if added else started), 2)
+        row["transfer_mb_per_s"] = round(
+            row["restored_bytes"] / 1e6 / max(row["transfer_s"], 0.05), 1
+        )
         row["giver"] = restored[0]
         row["during"] = round(rate(load.members["a"].answered_at, started, ended), 1)
         row["before"] = round(confirmed_before, 1)
@@ -198,7 +210,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> int:
     row = await snapshot_run(reactor, args.mib, args.value, args.rate, workdir)
     print(
         f"{row['mib']} MiB ({row['keys']:,} keys): restored {row['restored_bytes']:,}"
-        f" bytes from {row['giver']} in {row['restore_s']} s (restart included);"
+        f" bytes from {row['giver']} in {row['restore_s']} s (restart included;"
+        f" {row['transfer_s']} s from being added, {row['transfer_mb_per_s']} MB/s);"
         f" peak RSS joiner {row['joiner_peak_rss_mb']} MiB, giver"
         f" {row['giver_peak_rss_mb']} MiB (before: {row['giver_peak_rss_before_mb']});"
         f" a's confirmations/s during {row['during']}, before {row['before']};"

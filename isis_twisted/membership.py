@@ -385,6 +385,14 @@ class Membership:
                     # Nothing was delivered here yet: there is nothing this
                     # member could disagree on, so it asks to be added.
                     self.join(now, message.latest)
+                elif self.me in message.latest.members and self.state != JOINING:
+                    # The group went on to a view with this member in it:
+                    # it missed the decision, and the sender (added by that
+                    # view, say) does not hold it.  Those that installed
+                    # the view by deciding do: ask them.
+                    for name in message.latest.members:
+                        if name not in (self.me, sender):
+                            self._inquire(name)
                 else:
                     self._removed(
                         f"the group went on to view {message.latest.id} without it"
@@ -930,6 +938,9 @@ class Membership:
                     (sender, Decide(view, decision.ballot, decision.proposal, lacking))
                 )
                 return
+        # Without the decision (this member was added by a later view, or
+        # it is forgotten), say where the group is: a laggard that is a
+        # member of it asks the others, one that is not is out.
         self._control.append((sender, Gone(view, self.view)))
 
     def _add_suspects(self, names: Iterable[str]) -> None:

@@ -266,6 +266,30 @@ class RemovalTests(SynchronousTestCase):
         self.assertRaises(NotDeliveringError, c.multicast, b"x")
         self.assertEqual(c.take_deliveries(), [])
 
+    def test_gone_to_a_view_with_it_is_not_removal(self) -> None:
+        """
+        A laggard told by a member added in the next view (which holds no
+        decision to give) that the group went on to a view that includes
+        it is not out: it asks the members that decided the view, and
+        installs it from one of them.
+        """
+        group = Group("abc")
+        c = group.members["c"]
+        c.multicast(b"x")
+        group.pump()
+        self.assertEqual(c.engine.delivered, 1)
+        # b and a went on to view 3 of a, b, c; c missed its decision, and
+        # a (say, added by it) has none to give.
+        latest = View(3, ("a", "b", "c"))
+        c.receive_control("a", Gone(c.view.id, latest), 1.0)
+        self.assertNotEqual(c.state, REMOVED)
+        asked = c.take_control()
+        self.assertEqual([dst for dst, _ in asked], ["b"])
+        self.assertIsInstance(asked[0][1], Inquire)
+        # Told of a view without it, it is out, as before.
+        c.receive_control("a", Gone(c.view.id, View(3, ("a", "b"))), 1.0)
+        self.assertEqual(c.state, REMOVED)
+
     def test_too_far_behind_is_gone(self) -> None:
         a = Membership("a", "abc")
         a.view = View(20, ("a", "b"))

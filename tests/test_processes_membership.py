@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from failover import Load as Load
 from failover import ProcessGroup as ProcessGroup
 from failover import failover_run, judge, resumed_after
+from failover import pause as pause
 
 reactor: Any = _reactor
 
