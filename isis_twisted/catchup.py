@@ -181,17 +181,23 @@ class CatchUp:
     def _ask_next(self) -> None:
         catching = self.catching
         assert catching is not None
-        nxt = catching.next_fetch()
-        if nxt is None:
-            self.cannot_catch_up_because(catching.why_not())
-            return
-        name, fetch = nxt
-        link = self.node.links.get(name)
-        if link is None:
-            catching.refusals.append((name, "no link to it"))
-            self._ask_next()
-            return
-        link.send_control(fetch)
+        self._ask(catching)
+
+    def _ask(
+        self, asking: CatchingUp | FetchingState, advice: str | None = None
+    ) -> None:
+        """
+        Ask the next member C{asking} has left for records or state; when
+        none is left, this member cannot catch up.
+        """
+        while (nxt := asking.next_fetch()) is not None:
+            name, request = nxt
+            link = self.node.links.get(name)
+            if link is not None:
+                link.send_control(request)
+                return
+            asking.refusals.append((name, "no link to it"))
+        self.cannot_catch_up_because(asking.why_not(), advice)
 
     def _caught_up(self) -> None:
         catching = self.catching
@@ -330,21 +336,11 @@ class CatchUp:
     def _ask_state_next(self) -> None:
         fetching = self.fetching_state
         assert fetching is not None
-        while True:
-            nxt = fetching.next_fetch()
-            if nxt is None:
-                self.cannot_catch_up_because(
-                    fetching.why_not(),
-                    "Start it once another member of its view runs the same state"
-                    " handlers and is up to date",
-                )
-                return
-            name, fetch = nxt
-            link = self.node.links.get(name)
-            if link is not None:
-                link.send_control(fetch)
-                return
-            fetching.refused(name, "no link to it")
+        self._ask(
+            fetching,
+            "Start it once another member of its view runs the same state"
+            " handlers and is up to date",
+        )
 
     def state_transfer(
         self, peer: str, message: FetchState | StateChunk | NoState

@@ -81,9 +81,8 @@ class HandlerFeed:
         pump = self.pump
         now = self._reactor.seconds()
         out = pump.run(now)
-        if out.events:
-            for event in out.events:
-                self._report(event)
+        for event in out.events:
+            self._report(event)
         if out.records:
             self._pass_on(out.records)
         if self._retry is not None or pump.deadline is not None:

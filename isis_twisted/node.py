@@ -161,9 +161,6 @@ class _Batch:
         """
         Message C{position} was delivered, or failed with C{outcome}.
         """
-        if isinstance(outcome, Failure):
-            value = outcome.value
-            outcome = value if value is not None else RuntimeError("failed")
         self._outcomes[position] = outcome
         self._left -= 1
         if not self._left:
@@ -869,36 +866,31 @@ class MulticastNode(MultiService):
         membership = self.membership
         now = self._reactor.seconds()
         if membership.state == REMOVED:
-            if self._gave_up:
-                if not self._told_removed:
-                    self._told_removed = True
+            if not self._told_removed:
+                self._told_removed = True
+                if self._gave_up:
                     self._log.warn(
                         "member {me!r} is out of the group until its delivery"
                         " handlers keep what they hold: {reason}",
                         me=self.me,
                         reason=membership.reason,
                     )
-                    self._fail_unsent(self._removed_error())
-                    self._fail_sent(
-                        f"{self.me!r} left the group, its delivery handler"
-                        " stuck, after multicasting the message but before"
-                        " delivering it; the other members may still deliver it"
+                    how = "left the group, its delivery handler stuck,"
+                else:
+                    self._log.error(
+                        "member {me!r} is out of the group: {reason}; it delivers"
+                        " nothing more (the others went on without it)",
+                        me=self.me,
+                        reason=membership.reason,
                     )
-                self._rejoin_after_handlers()
-            elif not self._told_removed:
-                self._told_removed = True
-                self._log.error(
-                    "member {me!r} is out of the group: {reason}; it delivers"
-                    " nothing more (the others went on without it)",
-                    me=self.me,
-                    reason=membership.reason,
-                )
+                    how = "was removed from the group"
                 self._fail_unsent(self._removed_error())
                 self._fail_sent(
-                    f"{self.me!r} was removed from the group after multicasting"
-                    " the message but before delivering it; the other members"
-                    " may still deliver it"
+                    f"{self.me!r} {how} after multicasting the message but before"
+                    " delivering it; the other members may still deliver it"
                 )
+            if self._gave_up:
+                self._rejoin_after_handlers()
         elif membership.state == JOINING:
             if not self._told_joining:
                 self._told_joining = True
