@@ -62,7 +62,6 @@ class DeliveryHistory:
         """
         self.member = member
         self.size = size
-        self._size = size
         self._limit = limit
         self._bytes = 0
         self._kept: deque[Record] = deque()
@@ -76,11 +75,11 @@ class DeliveryHistory:
         One call per turn rather than per record: at saturation a node
         delivers a hundred thousand records a second.
         """
-        if self._size:
+        if self.size:
             kept = self._kept
             kept.extend(records)
             self._bytes += sum(len(r.payload) for r in records if type(r) is Delivery)
-            while len(kept) > self._size or self._bytes > self._limit:
+            while len(kept) > self.size or self._bytes > self._limit:
                 old = kept.popleft()
                 if type(old) is Delivery:
                     self._bytes -= len(old.payload)
