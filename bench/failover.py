@@ -118,6 +118,7 @@ class ProcessGroup:
         self._stopped = False
         self._commands: dict[str, list[str]] = {}
         self._client_ports: dict[str, int] = {}
+        self._peer_ports: dict[str, int] = {}
 
     async def start(self, timeout: float = 60.0) -> None:
         """
@@ -136,6 +137,7 @@ class ProcessGroup:
         # Chosen once the proxies hold their ports (as faults.py does).
         ports = free_ports(2 * len(self.names))
         peer_ports.update(zip(self.names, ports, strict=False))
+        self._peer_ports = peer_ports
         self._client_ports = dict(
             zip(self.names, ports[len(self.names) :], strict=True)
         )
@@ -208,6 +210,35 @@ class ProcessGroup:
                 if self.reactor.seconds() > deadline:
                     raise
                 await pause(self.reactor, 0.1)
+
+    async def add(
+        self,
+        name: str,
+        via: Sequence[str],
+        options: Sequence[str] = (),
+        timeout: float = 60.0,
+    ) -> None:
+        """
+        Start a new member C{name} that joins the running group with
+        C{--join} through the members C{via} (not with C{proxied}), and
+        connect a client to it.
+        """
+        peer, client = free_ports(2)
+        self._peer_ports[name] = peer
+        self._client_ports[name] = client
+        contacts = ",".join(f"127.0.0.1:{self._peer_ports[v]}" for v in via)
+        self._commands[name] = twistd_command(
+            name,
+            [name],
+            self._peer_ports,
+            client,
+            self.workdir,
+            self.group,
+            extra=[*self.options, f"--join={contacts}", *options],
+        )
+        self.names.append(name)
+        self._spawn(name)
+        await self._connect(name, self.reactor.seconds() + timeout)
 
     async def restart(self, name: str, timeout: float = 60.0) -> None:
         """

@@ -16,9 +16,11 @@ message's fields::
     6 ACCEPTED  view, ballot
     7 DECIDE    view, ballot, proposal, messages
     8 INQUIRE   view, held (stamps)
-    9 GONE      view, latest (view id + members)
-   10 JOIN      view, incarnation (u64)
-   11 WELCOME   view, latest (view id + members), first (u64), clock (u64)
+    9 GONE      view, latest (view id + members), addresses
+   10 JOIN      view, incarnation (u64), address (u16 length + 0 to 1024
+                bytes of UTF-8)
+   11 WELCOME   view, latest (view id + members), first (u64), clock (u64),
+                addresses
    12 LEAVE     view
    13 FETCH     view, after (u64 index, u32 view, optional name + u64 stamp)
    14 RECORDS   view, records, done (u8 0 or 1)
@@ -35,7 +37,9 @@ names, strictly increasing; stamps u16 count + (name, u64 stamp), names
 strictly increasing, stamps at most L{MAX_CLOCK}; messages u32 count +
 (sender name, u64 stamp, u32 length, payload); a proposal its members, cut
 and floor and joined (u16 count + (name, u64 incarnation), names strictly
-increasing); an optional field a u8 flag, 0 (absent) or 1 (present); records
+increasing) and the joined members' addresses; addresses u16 count + (name,
+u16 length + 1 to 1024 bytes of UTF-8), names strictly increasing; an
+optional field a u8 flag, 0 (absent) or 1 (present); records
 u32 count + each a u8 kind, 1 a delivery (u64 index, sender name, u64
 stamp, u32 length, payload) or 2 a view change (u32 view id, u64 index,
 members).
@@ -65,6 +69,7 @@ from isis_twisted.views import (
     NO_BALLOT,
     Accept,
     Accepted,
+    Addresses,
     Ballot,
     Control,
     Decide,
@@ -89,6 +94,7 @@ from isis_twisted.views import (
 )
 from isis_twisted.wire import (
     CONTROL,
+    MAX_ADDRESS,
     MAX_NAME,
     MAX_U64,
     VERSION,
@@ -179,6 +185,7 @@ The longest payload of a message in a CONTROL frame.
 # anything is allocated for it.
 _MIN_NAME = 2
 _MIN_STAMP = _MIN_NAME + 8
+_MIN_ADDRESS = _MIN_NAME + 2 + 1
 _MIN_MESSAGE = _MIN_NAME + 8 + 4
 _MIN_RECORD = 1 + 4 + 8 + 2
 _DELIVERY, _VIEW_CHANGE = 1, 2
@@ -293,6 +300,29 @@ def _put_proposal(out: list[bytes], proposal: Proposal) -> None:
     _put_stamps(out, proposal.floor, "the proposal's floor")
     # Names with incarnations: laid out as stamps, with the whole u64 range.
     _put_stamps(out, proposal.joined, "the joined list", MAX_U64)
+    _put_addresses(out, proposal.addresses, "the joined members' addresses")
+
+
+def _put_address(out: list[bytes], address: str, what: str, empty: bool) -> None:
+    raw = address.encode("utf-8")
+    _check(
+        (empty or raw != b"") and len(raw) <= MAX_ADDRESS,
+        f"{what} must be {0 if empty else 1} to {MAX_ADDRESS} bytes of UTF-8:"
+        f" {address!r}",
+    )
+    out.append(_U16.pack(len(raw)) + raw)
+
+
+def _put_addresses(out: list[bytes], addresses: Addresses, what: str) -> None:
+    _check(len(addresses) <= MAX_LIST, f"{what} holds more than {MAX_LIST} entries")
+    _check(
+        all(a < b for (a, _), (b, _) in pairwise(addresses)),
+        f"{what} must be sorted by name, each name once: {addresses!r}",
+    )
+    out.append(_U16.pack(len(addresses)))
+    for name, address in addresses:
+        _put_name(out, name, f"a name in {what}")
+        _put_address(out, address, f"an address in {what}", empty=False)
 
 
 def _put_message(out: list[bytes], message: Control) -> None:
@@ -331,6 +361,7 @@ def _put_message(out: list[bytes], message: Control) -> None:
             _int(message.first, MAX_U64, "the first index")
             _int(message.clock, MAX_CLOCK, "the clock")
             out.append(_U64.pack(message.first) + _U64.pack(message.clock))
+        _put_addresses(out, message.addresses, "the latest view's addresses")
     elif isinstance(message, Fetch):
         _put_position(out, message.after)
     elif isinstance(message, Records):
@@ -355,6 +386,7 @@ def _put_message(out: list[bytes], message: Control) -> None:
     elif isinstance(message, Join):
         _int(message.incarnation, MAX_U64, "the incarnation")
         out.append(_U64.pack(message.incarnation))
+        _put_address(out, message.address, "the joiner's address", empty=True)
     # LEAVE carries its view id only.
 
 
@@ -519,7 +551,29 @@ class _Reader:
         cut = self.stamps("the proposal's cut")
         floor = self.stamps("the proposal's floor")
         joined = self.stamps("the joined list", clocks=False)
-        return Proposal(members, cut, floor, joined)
+        addresses = self.addresses("the joined members' addresses")
+        return Proposal(members, cut, floor, joined, addresses)
+
+    def address(self, what: str, empty: bool = False) -> str:
+        size = self.unpack(_U16, f"{what}'s length")
+        raw = self.take(size, what)
+        if size > MAX_ADDRESS or (size == 0 and not empty):
+            raise BadFieldError(
+                f"{what} is {size} bytes long, not {0 if empty else 1} to {MAX_ADDRESS}"
+            )
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadFieldError(f"{what} is not UTF-8") from e
+
+    def addresses(self, what: str) -> Addresses:
+        count = self.count(_U16, _MIN_ADDRESS, what)
+        addresses = tuple(
+            (self.name(f"a name in {what}"), self.address(f"an address in {what}"))
+            for _ in range(count)
+        )
+        _sorted(tuple(name for name, _ in addresses), what)
+        return addresses
 
     def flag(self, what: str) -> bool:
         flag = self.unpack(_U8, what)
@@ -621,17 +675,22 @@ def _inquire(r: _Reader, view: int) -> Control:
 
 
 def _gone(r: _Reader, view: int) -> Control:
-    return Gone(view, View(r.view(), r.names("the latest view's members")))
+    latest = View(r.view(), r.names("the latest view's members"))
+    return Gone(view, latest, r.addresses("the latest view's addresses"))
 
 
 def _join(r: _Reader, view: int) -> Control:
-    return Join(view, r.unpack(_U64, "the incarnation"))
+    incarnation = r.unpack(_U64, "the incarnation")
+    return Join(view, incarnation, r.address("the joiner's address", empty=True))
 
 
 def _welcome(r: _Reader, view: int) -> Control:
     latest = View(r.view(), r.names("the latest view's members"))
     first = r.unpack(_U64, "the first index")
-    return Welcome(view, latest, first, r.clock("the clock"))
+    clock = r.clock("the clock")
+    return Welcome(
+        view, latest, first, clock, r.addresses("the latest view's addresses")
+    )
 
 
 def _leave(r: _Reader, view: int) -> Control:

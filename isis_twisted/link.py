@@ -61,13 +61,16 @@ from isis_twisted.wire import (
     Auth,
     Data,
     Hello,
+    Here,
     Refuse,
+    Who,
     WireError,
     data_head,
     decode_any,
     encode_ack,
     encode_auth,
     encode_hello,
+    encode_here,
     encode_refuse,
 )
 
@@ -266,11 +269,23 @@ class LinkOwner(Protocol):
     handshake_timeout: float
     secret: bytes | None
     require_certificate: bool
+    advertise: str
 
     @property
     def view(self) -> View:
         """
         The membership view this node is in.
+        """
+
+    def here(self) -> Here:
+        """
+        The answer to a member that asks who listens here (L{Who}).
+        """
+
+    def add_peer(self, name: str, address: str) -> PeerLink | None:
+        """
+        A link to a member the group was not started with, which says it
+        listens at C{address}; L{None} if this node takes no more members.
         """
 
     def link_for(self, name: str) -> PeerLink | None:
@@ -789,6 +804,7 @@ def _hello_of(owner: LinkOwner, peer: str, received: int, nonce: bytes) -> Hello
         nonce,
         owner.view.id,
         tuple(sorted(owner.members)),
+        "" if owner.me in owner.members else owner.advertise,
     )
 
 
@@ -1213,8 +1229,9 @@ class PeerProtocol(Int32StringReceiver):
                     self._served = True
                     self._dialed.dial_served()
             else:
-                kind = "HELLO" if isinstance(frame, Hello) else "AUTH"
-                self.drop(f"a second {kind} on an open connection")
+                kind = type(frame).__name__.upper()
+                again = "second " if isinstance(frame, Hello | Auth) else ""
+                self.drop(f"a {again}{kind} on an open connection")
         except (LinkError, ProtocolError) as e:
             self.drop(str(e))
 
@@ -1286,20 +1303,20 @@ class PeerProtocol(Int32StringReceiver):
         self.owner.rejected(self.address, None, reason)
         self.close()
 
-    def _handshake(self, frame: Data | Hello | Ack | Auth | ControlFrame) -> None:
+    def _handshake(
+        self, frame: Data | Hello | Ack | Auth | Who | Here | ControlFrame
+    ) -> None:
         if self._hello is not None:
             self._authenticate(frame)
+            return
+        if isinstance(frame, Who) and self._dialed is None:
+            self._who(frame)
             return
         if not isinstance(frame, Hello):
             self.drop("the first frame was not a HELLO", refuse=True)
             return
         owner = self.owner
-        if frame.group != owner.group:
-            self.drop(
-                f"group {frame.group!r} is not this node's group {owner.group!r}",
-                refuse=True,
-                code=REFUSED_GROUP,
-            )
+        if self._other_group(frame.group):
             return
         if self._dialed is not None and frame.member != self._dialed.name:
             self.drop(
@@ -1326,7 +1343,16 @@ class PeerProtocol(Int32StringReceiver):
             self._differ(frame, mine)
             return
         link = owner.link_for(frame.member)
-        if link is None:
+        # A member added at run time (or asking to be) gives its address:
+        # a link is made for it once it passed every check below.
+        stranger = (
+            link is None
+            and self._dialed is None
+            and bool(frame.address)
+            and frame.member != owner.me
+            and frame.member not in owner.members
+        )
+        if link is None and not stranger:
             what = (
                 "this node's own name"
                 if frame.member == owner.me
@@ -1362,7 +1388,7 @@ class PeerProtocol(Int32StringReceiver):
                     code=REFUSED_SECRET,
                 )
                 return
-            self._open_link(link, frame)
+            self._open_stranger(link, frame)
             return
         if not frame.nonce:
             self.drop(
@@ -1377,7 +1403,12 @@ class PeerProtocol(Int32StringReceiver):
         self._hello = frame
         if self._dialed is None:
             self._nonce = os.urandom(NONCE_SIZE)
-            self._send_hello(link, frame.incarnation)
+            if link is None:
+                self._told = 0
+                hello = _hello_of(owner, frame.member, 0, self._nonce)
+                self.send_raw(encode_hello(hello))
+            else:
+                self._send_hello(link, frame.incarnation)
         else:
             self.send_raw(encode_auth(Auth(self._mac(b"dialer"))))
 
@@ -1435,7 +1466,9 @@ class PeerProtocol(Int32StringReceiver):
         )
         return hmac.new(secret, transcript, hashlib.sha256).digest()
 
-    def _authenticate(self, frame: Data | Hello | Ack | Auth | ControlFrame) -> None:
+    def _authenticate(
+        self, frame: Data | Hello | Ack | Auth | Who | Here | ControlFrame
+    ) -> None:
         hello = self._hello
         assert hello is not None
         if not isinstance(frame, Auth):
@@ -1446,10 +1479,50 @@ class PeerProtocol(Int32StringReceiver):
             self.drop("failed the group secret check", refuse=True, code=REFUSED_SECRET)
             return
         link = self.owner.link_for(hello.member)
-        assert link is not None
         if self._dialed is None:
             self.send_raw(encode_auth(Auth(self._mac(b"acceptor"))))
-        self._open_link(link, hello)
+        self._open_stranger(link, hello)
+
+    def _open_stranger(self, link: PeerLink | None, frame: Hello) -> None:
+        """
+        Open C{link}, or, for a member the group was not started with, a
+        new link to it: held until this node's dial to the address it gave
+        reaches the same process.
+        """
+        if link is None:
+            link = self.owner.add_peer(frame.member, frame.address)
+            if link is None:
+                self.drop(
+                    f"{frame.member!r} is not a member, and this group takes"
+                    " no more members",
+                    refuse=True,
+                )
+                return
+        self._open_link(link, frame)
+
+    def _other_group(self, group: str) -> bool:
+        """
+        Refuse a connection whose first frame names another group.
+        """
+        mine = self.owner.group
+        if group == mine:
+            return False
+        self.drop(
+            f"group {group!r} is not this node's group {mine!r}",
+            refuse=True,
+            code=REFUSED_GROUP,
+        )
+        return True
+
+    def _who(self, frame: Who) -> None:
+        """
+        A member about to join asks who listens here: answer, and close.
+        """
+        if self._other_group(frame.group):
+            return
+        self.send_raw(encode_here(self.owner.here()))
+        self._closed = True
+        self.transport.loseConnection()
 
     def _open_link(self, link: PeerLink, frame: Hello) -> None:
         if self._dialed is not None:

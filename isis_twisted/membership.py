@@ -26,10 +26,11 @@ holding a majority of the current one is ever proposed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
+from isis_twisted.addresses import AddressBook
 from isis_twisted.coordinator import Coordinator, RunningBallot, stamps
 from isis_twisted.engine import Engine, Frame, Message, Record, ViewChange
 from isis_twisted.views import (
@@ -72,6 +73,13 @@ it without a majority; out of the group; asking to be added to it.
 DECISIONS_KEPT = 8
 """
 How many past decisions a member keeps to answer members that missed them.
+"""
+
+
+GROUP_LIMIT = 64
+"""
+The most members a group can be added up to at run time (a group started
+with more may not grow): links and frames are sized for it.
 """
 
 
@@ -123,6 +131,10 @@ class Membership:
         (L{force}): until the next view is installed, a majority is counted
         without them, and this member runs the view change.
     @ivar forced: The ids of the views this member installed by force.
+    @ivar addresses: Where members listen, as far as this member knows:
+        what control messages carry to members added at run time.
+    @ivar turned_away: Requests to join refused because the group has
+        L{GROUP_LIMIT} members.
     """
 
     def __init__(
@@ -133,6 +145,8 @@ class Membership:
         flush_timeout: float = 1.0,
         joining: bool = False,
         incarnation: int = 0,
+        addresses: Mapping[str, str] = {},
+        address: str = "",
     ) -> None:
         """
         @param me: This member's name.
@@ -146,6 +160,9 @@ class Membership:
             as a member of view 0; see L{join}.
         @param incarnation: This member's incarnation, which its requests
             to join carry.
+        @param addresses: Where the members it was given listen.
+        @param address: Where this member listens, which its requests to
+            join carry, or C{""} if every member was given it.
         """
         self.me = me
         self.incarnation = incarnation
@@ -175,6 +192,8 @@ class Membership:
         self._join_at: float | None = None
         self.waived: frozenset[str] = frozenset()
         self.forced: list[int] = []
+        self.turned_away = 0
+        self.addresses = AddressBook(me, self.view.members, addresses, address)
         if joining:
             self.state = JOINING
 
@@ -364,6 +383,8 @@ class Membership:
             self._while_joining(sender, message, now)
             return
         if isinstance(message, Join):
+            if message.address:
+                self.addresses.learn([(sender, message.address)], settled=True)
             self._joined_by(sender, message.incarnation, now)
             return
         if isinstance(message, Inquire):
@@ -468,9 +489,10 @@ class Membership:
         # Asked again now and then: the member it asked may have crashed, or
         # become coordinator only after it forgot the request.
         self._join_at = now + 4 * self.flush_timeout
+        join = Join(self.view.id, self.incarnation, self.addresses.own)
         for name in self.view.members:
             if name != self.me:
-                self._control.append((name, Join(self.view.id, self.incarnation)))
+                self._control.append((name, join))
 
     def _while_joining(self, sender: str, message: Control, now: float) -> None:
         """
@@ -483,13 +505,20 @@ class Membership:
             # an earlier request (answered twice, or before a restart in the
             # same process) would put it back in a view the group closed.
             if self.me in message.latest.members and message.latest.id > self.view.id:
+                self.addresses.learn(message.addresses)
                 self._welcomed(sender, message, now)
         elif isinstance(message, Gone):
-            if (
-                message.latest.id > self.view.id
-                and self.me not in message.latest.members
-            ):
-                self.view = message.latest
+            latest = message.latest
+            self.addresses.learn(message.addresses)
+            # A view of the same id with other members: this member knew
+            # only whom it was told to ask (it joins a running group), and
+            # asks the members of the view they are in.  Only when the
+            # members differ, so that two answers do not ask twice.
+            later = latest.id > self.view.id or (
+                latest.id == self.view.id and latest.members != self.view.members
+            )
+            if later and self.me not in latest.members:
+                self.view = latest
                 self._ask_to_join(now)
         elif not isinstance(message, Join | Inquire | Leave):
             self._future.append((sender, message))
@@ -527,16 +556,32 @@ class Membership:
             if self.view.id > 0 and self.state == NORMAL:
                 self._welcome(sender)
             return
+        limit = max(GROUP_LIMIT, len(self.addresses.founders))
+        if (
+            sender not in self.joiners
+            and len(self.view.members) + len(self.joiners) >= limit
+        ):
+            self.turned_away += 1
+            return
         self.joiners[sender] = incarnation
         if self._coordinator() != self.me:
             # Tell it the view: it asks every member of it, the coordinator
             # included (it may know only an older view's members).
-            self._control.append((sender, Gone(self.view.id, self.view)))
+            self._control.append((sender, self.gone(self.view.id)))
         self._consider(now)
 
+    def gone(self, view: int) -> Gone:
+        """
+        The L{Gone} that tells a member of view C{view} where the group is
+        now, and where its members listen.
+        """
+        return Gone(view, self.view, self.addresses.of(self.view.members))
+
     def _welcome(self, name: str) -> None:
+        view = self.view
+        addresses = self.addresses.of(view.members)
         self._control.append(
-            (name, Welcome(self.view.id, self.view, self._first, self.engine.clock))
+            (name, Welcome(view.id, view, self._first, self.engine.clock, addresses))
         )
 
     def gone_for_good(self, name: str, now: float) -> None:
@@ -727,7 +772,8 @@ class Membership:
         joined = tuple(
             sorted((n, self.joiners[n]) for n in members if n in self.joiners)
         )
-        return Proposal(members, stamps(cut), stamps(floor), joined)
+        addresses = self.addresses.of(n for n, _ in joined)
+        return Proposal(members, stamps(cut), stamps(floor), joined, addresses)
 
     def _majority(self, names: Iterable[str]) -> bool:
         """
@@ -848,6 +894,7 @@ class Membership:
             )
         )
         self.view = View(closing.id + 1, proposal.members)
+        self.addresses.learn(proposal.addresses, settled=True)
         if self.waived:
             self.forced.append(self.view.id)
             self.waived = frozenset()
@@ -869,7 +916,7 @@ class Membership:
                 # Frames go to the view's members only, so a member left out
                 # (paused, cut off) would otherwise never hear of it and
                 # think itself in the old view for ever.
-                self._control.append((name, Gone(closing.id, self.view)))
+                self._control.append((name, self.gone(closing.id)))
         for name in proposal.members:
             if name not in closing.members:
                 # Every member welcomes it, so that it is welcomed even if
@@ -941,7 +988,7 @@ class Membership:
         # Without the decision (this member was added by a later view, or
         # it is forgotten), say where the group is: a laggard that is a
         # member of it asks the others, one that is not is out.
-        self._control.append((sender, Gone(view, self.view)))
+        self._control.append((sender, self.gone(view)))
 
     def _add_suspects(self, names: Iterable[str]) -> None:
         """

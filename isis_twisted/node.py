@@ -33,9 +33,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from isis_twisted.addresses import AddressBook
 from isis_twisted.catchup import CatchUp
 from isis_twisted.certs import TLSIdentity, client_endpoint, server_factory
 from isis_twisted.detector import FailureDetector
+from isis_twisted.discovery import Discovery, Found
 from isis_twisted.engine import (
     Delivery,
     Engine,
@@ -55,6 +57,7 @@ from isis_twisted.interfaces import (
 )
 from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
 from isis_twisted.membership import (
+    GROUP_LIMIT,
     JOINING,
     NORMAL,
     REMOVED,
@@ -72,7 +75,6 @@ from isis_twisted.views import (
     Control,
     Fetch,
     FetchState,
-    Gone,
     Leave,
     NoRecords,
     NoState,
@@ -81,7 +83,7 @@ from isis_twisted.views import (
     Suspect,
     View,
 )
-from isis_twisted.wire import MESSAGE_OVERHEAD, data_overhead, encode_body
+from isis_twisted.wire import MESSAGE_OVERHEAD, Here, data_overhead, encode_body
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 """
@@ -236,6 +238,8 @@ class MulticastNode(MultiService):
         suspect_after: float = 3.0,
         flush_timeout: float = 1.0,
         handler_give_up: float = 60.0,
+        join: Sequence[str] = (),
+        advertise: str = "",
     ) -> None:
         """
         @param me: This member's name.
@@ -285,12 +289,26 @@ class MulticastNode(MultiService):
             (raise L{OSError}) before this member leaves the group rather
             than hold it; it rejoins and catches up once the handler keeps
             the record.
+        @param join: To join a running group instead of starting one (then
+            C{peers} is empty): where some of its members listen, endpoint
+            descriptions; the node asks them who they are
+            (L{isis_twisted.discovery}) and then asks to be added.
+        @param advertise: Where this member's peers reach it, an endpoint
+            description (C{"tcp:host=10.0.0.4:port=9004"}): required with
+            C{join}, since no member was given it; others learn it from the
+            view change that adds this member.
 
         @raise ValueError: If the names are unusable (see L{Engine}) or a
             limit is not positive.
         """
         super().__init__()  # type: ignore[no-untyped-call]
-        overhead = data_overhead(1 + len(peers))
+        if join and peers:
+            raise ValueError("a member joins a running group or names its peers")
+        if join and not advertise:
+            raise ValueError("a member that joins a running group needs an address")
+        # Room for the largest group members can be added up to: a frame
+        # must fit on every link whatever the view's size.
+        overhead = data_overhead(max(1 + len(peers), GROUP_LIMIT))
         if max_frame < overhead + MESSAGE_OVERHEAD + 1:
             raise ValueError(f"max_frame of {max_frame} bytes is too small")
         if max_buffer <= 0 or history < 0 or handshake_timeout <= 0:
@@ -334,14 +352,33 @@ class MulticastNode(MultiService):
             if incarnation is not None
             else int.from_bytes(os.urandom(8), "big")
         )
+        self.advertise = advertise
         self.membership = Membership(
             me,
             [me, *peers],
             engine_factory,
             flush_timeout=flush_timeout,
-            joining=resume is not None and (resume.index > 0 or resume.view > 0),
+            joining=bool(join)
+            or (resume is not None and (resume.index > 0 or resume.view > 0)),
             incarnation=self.incarnation,
+            addresses={n: a for n, a in peers.items() if isinstance(a, str)},
+            address=advertise,
         )
+        self.discovery = (
+            Discovery(
+                reactor,
+                me,
+                group,
+                join,
+                self._found,
+                self._locked_out,
+                max_delay=retry_max_delay,
+            )
+            if join
+            else None
+        )
+        self._links_for: tuple[int, int, int] | None = None
+        self.discovered = False
         self.members = self.membership.view.members
         self.suspect_after = suspect_after
         self.max_frame = max_frame
@@ -352,6 +389,7 @@ class MulticastNode(MultiService):
             name: PeerLink(self, name, max_buffer, ack_delay) for name in sorted(peers)
         }
         self._peers = dict(peers)
+        self._ack_delay = ack_delay
         self._listen = listen
         # Jitter a fraction of the first delay: enough to spread a group's
         # redials, not the default second that would stall a loopback group.
@@ -626,6 +664,98 @@ class MulticastNode(MultiService):
         who = f"{peer!r} " if peer else ""
         self.last_rejection = f"{who}from {address}: {reason}"
 
+    # -- members added at run time ----------------------------------------
+
+    def here(self) -> Here:
+        """
+        The answer to a member that asks who listens here: this member's
+        name and view, the founding list and its view's addresses.
+        """
+        membership = self.membership
+        view = membership.view
+        return Here(
+            self.me,
+            view.id,
+            tuple(sorted(self.members)),
+            membership.addresses.of(view.members),
+        )
+
+    def add_peer(self, name: str, address: str) -> PeerLink | None:
+        """
+        Make a link to member C{name}, which the group was not started with,
+        dialled at C{address}; L{None} if the group is at L{GROUP_LIMIT}.
+        """
+        link = self.links.get(name)
+        if link is not None:
+            return link
+        if len(self.links) + 1 >= max(GROUP_LIMIT, len(self.members)):
+            return None
+        link = PeerLink(self, name, self.max_buffer, self._ack_delay)
+        link.on_locked_out = self._locked_out
+        self.links[name] = link
+        if address:
+            self._peers[name] = address
+            if self.running:
+                self._dial(name, address)
+        return link
+
+    def _sync_links(self) -> None:
+        """
+        Give every member the membership knows of a link, and dial those
+        whose address it learned: members added at run time, or, for a
+        member that joined, the group's.
+        """
+        membership = self.membership
+        book = membership.addresses
+        names = {*membership.view.members, *membership.joiners}
+        names.update(name for name, _ in book)
+        names.discard(self.me)
+        for name in sorted(names):
+            address = book.get(name) or ""
+            link = self.links.get(name)
+            if link is None:
+                self.add_peer(name, address)
+            elif address and name not in self._peers:
+                self._peers[name] = address
+                if self.running:
+                    self._dial(name, address)
+
+    def _forget_peers(self, members: tuple[str, ...]) -> None:
+        """
+        Close the links of members added at run time that are in no view
+        now (C{members}) and ask for nothing.
+        """
+        keep = {*members, *self.membership.joiners, *self.members}
+        for name in [n for n in self.links if n not in keep]:
+            link = self.links.pop(name)
+            link.close()
+            self._peers.pop(name, None)
+            self.membership.addresses.forget(name)
+            for service in [d for d in self._dialers if d.name == f"peer {name}"]:
+                self._dialers.remove(service)
+                service.disownServiceParent()
+        self._links_for = None
+
+    def _found(self, found: Found) -> None:
+        """
+        A member of the group to join answered: take the group's founding
+        list and addresses, and ask the members of its view to be added.
+        """
+        here = found.here
+        self.discovered = True
+        self.members = tuple(sorted(here.members))
+        membership = self.membership
+        addresses = dict(here.addresses)
+        addresses.setdefault(here.member, found.address)
+        membership.addresses = AddressBook(
+            self.me, self.members, addresses, self.advertise
+        )
+        self._links_for = None
+        asking = {*self.members, *addresses, here.member, self.me}
+        membership.join(self._reactor.seconds(), View(0, tuple(sorted(asking))))
+        self._told_joining = True
+        self.schedule_turn()
+
     def _locked_out(self, sentence: str) -> None:
         if self.refused_because is not None:
             return
@@ -643,6 +773,10 @@ class MulticastNode(MultiService):
         self._turn = None
         self._unflushed = 0
         membership = self.membership
+        at = (membership.view.id, membership.addresses.version, len(membership.joiners))
+        if at != self._links_for:
+            self._links_for = at
+            self._sync_links()
         links = self.links
         for name, incarnation in membership.joined_as.items():
             to = links.get(name)
@@ -838,7 +972,7 @@ class MulticastNode(MultiService):
         if membership.state in (REMOVED, JOINING):
             return None
         if name not in membership.view.members:
-            membership.send(name, Gone(membership.view.id, membership.view))
+            membership.send(name, membership.gone(membership.view.id))
             self.schedule_turn()
             return None
         if membership.view.id == 0 and untouched:
@@ -978,6 +1112,7 @@ class MulticastNode(MultiService):
             for key in [k for k in self._arrived if k[1] in gone]:
                 del self._arrived[key]
         self.detector.keep_only(change.members)
+        self._forget_peers(change.members)
         self._log.warn(
             "member {me!r} installed view {view} of {members}{left}, starting at"
             " index {index}; the view change took {ms:.0f} ms",
@@ -1001,7 +1136,10 @@ class MulticastNode(MultiService):
         links = self.links
         verdict = self.detector.look(
             now,
-            [(name, links[name].last_heard) for name in membership.peers],
+            [
+                (name, link.last_heard if (link := links.get(name)) else None)
+                for name in membership.peers
+            ],
             membership.suspects,
         )
         for name, quiet in verdict.silent:
@@ -1198,26 +1336,7 @@ class MulticastNode(MultiService):
         self.stopped = False
         if not self._dialers:
             for name, where in self._peers.items():
-                endpoint = (
-                    clientFromString(self._reactor, where)
-                    if isinstance(where, str)
-                    else where
-                )
-                if self.tls is not None:
-                    endpoint = client_endpoint(self.tls, name, endpoint)
-                dialing = PeerFactory(self, self.links[name])
-                self._factories.append(dialing)
-                service: ClientService = PeerDialer(
-                    endpoint,
-                    dialing,
-                    retryPolicy=self.links[name].retry_policy(
-                        self._retry, self._retry_max_delay
-                    ),
-                    clock=self._reactor,
-                )
-                service.setName(f"peer {name}")
-                service.setServiceParent(self)
-                self._dialers.append(service)
+                self._dial(name, where)
         super().startService()  # type: ignore[no-untyped-call]
         self._start_listening()
         self._started_at = self._reactor.seconds()
@@ -1228,7 +1347,16 @@ class MulticastNode(MultiService):
             link.closed = False
             if link.last_heard is not None:
                 link.last_heard = self._started_at
-        if self.membership.state == JOINING:
+        if self.discovery is not None and not self.discovered:
+            self._log.info(
+                "member {me!r} asks {addresses} to join group {group!r}, from"
+                " index {index}",
+                me=self.me,
+                addresses=", ".join(self.discovery.addresses),
+                group=self.group,
+                index=(self._started_from or StreamPosition()).index + 1,
+            )
+        elif self.membership.state == JOINING:
             self._log.warn(
                 "member {me!r} holds records of the group up to index {index}"
                 " and asks to be added back",
@@ -1251,12 +1379,37 @@ class MulticastNode(MultiService):
         self.schedule_turn()
         if self.feed.stopped:
             self.feed.start()
-        if self.links:
+        if self.discovery is not None and not self.discovered:
+            self.discovery.start()
+        if self.links or self.discovery is not None:
             self._beat = LoopingCall(self._tick)
             self._beat.clock = self._reactor
             # Often enough that a silent member is suspected within a
             # tenth of suspect_after of the moment it could be.
             self._beat.start(min(self.heartbeat, self.suspect_after / 10), now=False)
+
+    def _dial(self, name: str, where: str | IStreamClientEndpoint) -> None:
+        """
+        Keep dialling member C{name} at C{where}.
+        """
+        endpoint = (
+            clientFromString(self._reactor, where) if isinstance(where, str) else where
+        )
+        if self.tls is not None:
+            endpoint = client_endpoint(self.tls, name, endpoint)
+        dialing = PeerFactory(self, self.links[name])
+        self._factories.append(dialing)
+        service: ClientService = PeerDialer(
+            endpoint,
+            dialing,
+            retryPolicy=self.links[name].retry_policy(
+                self._retry, self._retry_max_delay
+            ),
+            clock=self._reactor,
+        )
+        service.setName(f"peer {name}")
+        service.setServiceParent(self)
+        self._dialers.append(service)
 
     def _tick(self) -> None:
         now = self._reactor.seconds()
@@ -1355,6 +1508,8 @@ class MulticastNode(MultiService):
         self._membership_call = None
         self.feed.stop()
         self.catchup.stop()
+        if self.discovery is not None:
+            self.discovery.stop()
         for link in self.links.values():
             link.close()
         for factory in self._factories:

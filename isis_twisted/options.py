@@ -114,3 +114,26 @@ def byte_size(option: str, value: object, least: int) -> int:
     if size < least:
         raise usage.UsageError(f"{option} must be {least} bytes or more, not {text}")
     return size
+
+
+def advertised(listen: str) -> str | None:
+    """
+    Where peers dial a member that listens at C{listen} (a server endpoint
+    description), if that says: a TCP port on one interface, or a UNIX
+    socket.  L{None} for a TCP port on every interface (C{0.0.0.0}, C{::},
+    or none given), whose address on the network only the operator knows.
+    """
+    kind, _, rest = listen.partition(":")
+    fields = rest.split(":")
+    named = dict(f.partition("=")[::2] for f in fields if "=" in f)
+    plain = [f for f in fields if "=" not in f]
+    if kind in ("tcp", "tcp6"):
+        port = named.get("port") or (plain[0] if plain else "")
+        interface = named.get("interface", "")
+        if not port.isdecimal() or interface in ("", "0.0.0.0", "::"):
+            return None
+        return f"{kind}:host={interface}:port={port}"
+    if kind == "unix":
+        path = named.get("address") or (plain[0] if plain else "")
+        return f"unix:path={path}" if path else None
+    return None

@@ -41,6 +41,7 @@ from isis_twisted.node import (
     MulticastNode,
 )
 from isis_twisted.options import (
+    advertised,
     byte_size,
     dial_description,
     listen_description,
@@ -115,7 +116,10 @@ class Options(usage.Options):
     The options of C{twistd isis}.
     """
 
-    synopsis = "--id NAME --port PORT --peers NAME=HOST:PORT[,...] [options]"
+    synopsis = (
+        "--id NAME --port PORT (--peers NAME=HOST:PORT[,...] | --join"
+        " HOST:PORT[,...]) [options]"
+    )
     longdesc = (
         "Run one member of a totally ordered multicast group. Every member"
         " delivers every message in the same order. Built-in handlers: "
@@ -139,6 +143,20 @@ class Options(usage.Options):
             None,
             "",
             "The other members, comma-separated NAME=HOST:PORT or NAME=ENDPOINT.",
+        ],
+        [
+            "join",
+            "j",
+            None,
+            "Join a running group instead of naming its members: where some of"
+            " them listen, comma-separated HOST:PORT or endpoint descriptions.",
+        ],
+        [
+            "advertise",
+            None,
+            None,
+            "Where the other members reach this one, HOST:PORT or an endpoint"
+            " description. Default: from --port, when it names one interface.",
         ],
         ["group", "g", "isis", "The group's name; every member must give the same."],
         [
@@ -359,6 +377,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"peer {name!r} is given twice")
             peers[name] = _address(dial_description, f"peer {name!r}:", address)
         self["peer_map"] = peers
+        self._joining(peers)
         if not self["group"] or not _NAME.match(self["group"]):
             raise usage.UsageError("--group must be a non-empty name without spaces")
         for key, least in (("max-frame", 1024), ("buffer", 1), ("retain", 0)):
@@ -409,6 +428,41 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         self["handler_objects"] = handlers
         self._per_member_files(me)
+
+    def _joining(self, peers: dict[str, str]) -> None:
+        """
+        Check C{--join} and C{--advertise}: a member joins a running group
+        or names its peers, and one that joins must have an address to give.
+        """
+        self["join_list"] = [
+            _address(dial_description, "--join", spec)
+            for spec in (self["join"] or "").split(",")
+            if spec.strip()
+        ]
+        if self["join"] is not None and not self["join_list"]:
+            raise usage.UsageError("--join needs HOST:PORT of a member of the group")
+        if self["join_list"] and peers:
+            raise usage.UsageError(
+                "give --join or --peers, not both: a member that joins learns"
+                " the others from the group"
+            )
+        if self["join_list"] and self["tls-dir"] is not None:
+            raise usage.UsageError(
+                "--join does not work with --tls-dir yet: start every member with"
+                " --peers"
+            )
+        if self["advertise"] is not None:
+            self["advertise"] = _address(
+                dial_description, "--advertise", self["advertise"]
+            )
+        else:
+            self["advertise"] = advertised(self["listen"])
+        if self["join_list"] and not self["advertise"]:
+            raise usage.UsageError(
+                f"--port {self['port']} listens on every interface: give"
+                " --advertise HOST:PORT, where the other members reach this one"
+            )
+        self["advertise"] = self["advertise"] or ""
 
     def _per_member_files(self, me: str) -> None:
         """
@@ -649,6 +703,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         handler_give_up=options["handler-give-up"],
         secret=options["secret"],
         tls=options["tls"],
+        join=options["join_list"],
+        advertise=options["advertise"],
     )
     top = NodeService(reactor, node, options["listen"])
     runner = getattr(options, "parent", None)

@@ -333,6 +333,13 @@ class LocalGroup:
         for name, node in self.nodes.items():
             port = await node.listening
             self.ports[name] = port.getHost().port  # type: ignore[attr-defined]
+        # What `twistd isis --peers` gives every member: its peers'
+        # addresses as endpoint descriptions, which members that join at
+        # run time are told.  The ports are known only now.
+        for name, node in self.nodes.items():
+            node.membership.addresses.learn(
+                (peer, self.address(peer)) for peer in self.nodes if peer != name
+            )
         if self.proxied:
             for src in self.nodes:
                 for dst in self.nodes:
@@ -388,6 +395,39 @@ class LocalGroup:
             f"tcp:{self.ports[name]}:interface=127.0.0.1",
             self.reactor,
             handlers=[recorder, *more],
+            **{**self._options, **options},
+        )
+        self.nodes[name] = node
+        node.startService()
+        await node.listening
+        return node
+
+    def address(self, name: str) -> str:
+        """
+        Where member C{name} listens, as an endpoint description.
+        """
+        return f"tcp:host=127.0.0.1:port={self.ports[name]}"
+
+    async def join(
+        self, name: str, via: Sequence[str], **options: Any
+    ) -> MulticastNode:
+        """
+        Start a new member C{name} that joins the running group through the
+        members C{via} (C{--join}), with a new recorder.
+        """
+        recorder = RecordingHandler()
+        self.recorders[name] = recorder
+        # Its port chosen first: the address it gives must be known.
+        (port,) = free_ports(1)
+        self.ports[name] = port
+        node = MulticastNode(
+            name,
+            {},
+            f"tcp:{port}:interface=127.0.0.1",
+            self.reactor,
+            handlers=[recorder],
+            join=[self.address(v) for v in via],
+            advertise=self.address(name),
             **{**self._options, **options},
         )
         self.nodes[name] = node

@@ -29,6 +29,13 @@ Stamps = tuple[tuple[str, int], ...]
 Per member, a stamp clock: C{((name, stamp), ...)} sorted by name.
 """
 
+Addresses = tuple[tuple[str, str], ...]
+"""
+Where members listen for their peers: C{((name, address), ...)} sorted by
+name, each address an endpoint description a peer dials
+(C{"tcp:host=10.0.0.4:port=9001"}).
+"""
+
 
 @attrs.frozen
 class View:
@@ -65,12 +72,16 @@ class Proposal:
         it is the ragged edge that some members had to be sent.
     @ivar joined: The members it adds, each with the incarnation that asked
         (sorted by name): the process every member lets in under that name.
+    @ivar addresses: Where the members it adds listen, for those that said
+        (sorted by name): how every member reaches a member that none was
+        started with.
     """
 
     members: tuple[str, ...]
     cut: Stamps
     floor: Stamps
     joined: tuple[tuple[str, int], ...] = ()
+    addresses: Addresses = ()
 
 
 @attrs.frozen
@@ -184,10 +195,13 @@ class Gone:
     ago that nobody keeps what it would need: it is out of the group.
 
     @ivar latest: The newest view the sender knows.
+    @ivar addresses: Where the members of C{latest} listen, as far as the
+        sender knows: how a member that knows none of them reaches them.
     """
 
     view: int
     latest: View
+    addresses: Addresses = ()
 
 
 @attrs.frozen
@@ -198,10 +212,13 @@ class Join:
 
     @ivar view: The latest view id the sender knows of.
     @ivar incarnation: The sender's incarnation.
+    @ivar address: Where the sender listens for its peers, or C{""} if the
+        members know already (it is one the group was started with).
     """
 
     view: int
     incarnation: int
+    address: str = ""
 
 
 @attrs.frozen
@@ -213,12 +230,15 @@ class Welcome:
     @ivar latest: The view the receiver is a member of now.
     @ivar first: The index of that view's first delivery.
     @ivar clock: The sender's clock, for the receiver's engine to start at.
+    @ivar addresses: Where the members of C{latest} listen, as far as the
+        sender knows.
     """
 
     view: int
     latest: View
     first: int
     clock: int
+    addresses: Addresses = ()
 
 
 @attrs.frozen

@@ -9,8 +9,11 @@ C{version (u8) = 2, type (u8)}, and goes on by type::
     HELLO  (1): group (u16 length + UTF-8), member (u16 length + UTF-8),
                 peer (u16 length + UTF-8), incarnation (u64), received (u64),
                 view (u32), count (u16), then count member names (u16
-                length + UTF-8 each, sorted), and only in a group with a
-                secret: nonce (u8 length + bytes)
+                length + UTF-8 each, sorted), then, only in a group with a
+                secret or from a member that gives its address: nonce (u8
+                length + bytes; length 0 when there is no secret), then
+                only from such a member: address (u16 length + 1 to 1024
+                bytes of UTF-8)
     DATA   (2): seq (u64), ack (u64), view (u32), clock (u64),
                 count (u32), then count times: stamp (u64), length (u32),
                 payload (length bytes); then receipts (u16), then that
@@ -21,6 +24,11 @@ C{version (u8) = 2, type (u8)}, and goes on by type::
     AUTH   (5): mac (32 bytes)
     CONTROL (6): seq (u64), ack (u64), kind (u8), the control message's
                 fields (L{isis_twisted.control})
+    WHO    (7): group (u16 length + UTF-8)
+    HERE   (8): member (u16 length + UTF-8), view (u32), count (u16), then
+                count member names (u16 length + UTF-8 each, sorted), then
+                addresses (u16 count + name and address each, sorted by
+                name)
 
 The byte-by-byte description, with the meaning of every field, is in
 docs/wire.md.  Every decoding problem raises a L{WireError} subclass; the
@@ -89,11 +97,18 @@ is L{isis_twisted.control}; L{decode_any}, which links use, hands them to
 it, and L{decode} (the frames of this module only) refuses them.
 """
 
+WHO, HERE = 7, 8
+"""
+The types of the two frames of a discovery connection: a member that joins
+a running group knows only an address, and asks who listens there.
+"""
+
 _PREFIX = struct.Struct(">BB")
 _DATA_HEAD = struct.Struct(">BBQQIQI")
 _MESSAGE_HEAD = struct.Struct(">QI")
 _U16 = struct.Struct(">H")
 _HELLO_TAIL = struct.Struct(">QQIH")
+_HERE_TAIL = struct.Struct(">IH")
 _ACK = struct.Struct(">BBQ")
 _RECEIPT = struct.Struct(">Q")
 
@@ -144,6 +159,11 @@ The most names a HELLO's member list can hold.
 MAX_NAME = 255
 """
 The longest group or member name, in UTF-8 bytes.
+"""
+
+MAX_ADDRESS = 1024
+"""
+The longest address (an endpoint description), in bytes of UTF-8.
 """
 
 
@@ -200,8 +220,11 @@ class Hello:
     @ivar nonce: Fresh random bytes for the group-secret challenge, or empty
         in a group without a secret (then it is not on the wire at all).
     @ivar view: The id of the membership view the sender is in.
-    @ivar members: The sender's configured member list, itself included, in
-        sorted order: both sides must list the same members.
+    @ivar members: The group's founding member list (those it was started
+        with), in sorted order: both sides must list the same members.
+    @ivar address: Where the sender listens for its peers (an endpoint
+        description), from a member the group was not started with, or
+        C{""}: the receiver dials it there to check who it is.
     """
 
     group: str
@@ -212,6 +235,38 @@ class Hello:
     nonce: bytes = b""
     view: int = 0
     members: tuple[str, ...] = ()
+    address: str = ""
+
+
+@attrs.frozen
+class Who:
+    """
+    The first frame of a discovery connection: who listens here?
+
+    @ivar group: The group the sender means to join.
+    """
+
+    group: str
+
+
+@attrs.frozen
+class Here:
+    """
+    The answer to a L{Who}, after which the answering side closes the
+    connection.
+
+    @ivar member: The answering member's name.
+    @ivar view: The id of the view it is in.
+    @ivar members: The group's founding member list, sorted (as
+        L{Hello.members}).
+    @ivar addresses: Where the members of its view listen, as far as it
+        knows: C{((name, address), ...)} sorted by name.
+    """
+
+    member: str
+    view: int
+    members: tuple[str, ...]
+    addresses: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -268,7 +323,7 @@ class Refuse:
     code: int = REFUSED_OTHER
 
 
-WireFrame = Hello | Data | Ack | Refuse | Auth
+WireFrame = Hello | Data | Ack | Refuse | Auth | Who | Here
 
 
 def _name(value: str, what: str) -> bytes:
@@ -285,11 +340,10 @@ def encode_hello(hello: Hello) -> bytes:
     @raise ValueError: If a name is empty or too long, or the member list is
         not sorted without repeats or longer than L{MAX_MEMBERS}.
     """
-    members = hello.members
-    if len(members) > MAX_MEMBERS:
-        raise ValueError(f"a member list holds at most {MAX_MEMBERS} names")
-    if any(a >= b for a, b in itertools.pairwise(members)):
-        raise ValueError(f"a member list must be sorted without repeats: {members}")
+    members = _names(hello.members)
+    tail = [_nonce(hello.nonce, bool(hello.address))]
+    if hello.address:
+        tail.append(_address(hello.address))
     return b"".join(
         [
             _PREFIX.pack(VERSION, HELLO),
@@ -297,20 +351,71 @@ def encode_hello(hello: Hello) -> bytes:
             _name(hello.member, "member"),
             _name(hello.peer, "peer"),
             _HELLO_TAIL.pack(
-                hello.incarnation, hello.received, hello.view, len(members)
+                hello.incarnation, hello.received, hello.view, len(hello.members)
             ),
-            *(_name(name, "member list's name") for name in members),
-            _nonce(hello.nonce),
+            members,
+            *tail,
         ]
     )
 
 
-def _nonce(nonce: bytes) -> bytes:
-    if not nonce:
+def _names(members: tuple[str, ...]) -> bytes:
+    if len(members) > MAX_MEMBERS:
+        raise ValueError(f"a member list holds at most {MAX_MEMBERS} names")
+    if any(a >= b for a, b in itertools.pairwise(members)):
+        raise ValueError(f"a member list must be sorted without repeats: {members}")
+    return b"".join(_name(name, "member list's name") for name in members)
+
+
+def _nonce(nonce: bytes, more: bool) -> bytes:
+    if not nonce and not more:
         return b""
     if len(nonce) > MAX_NONCE:
         raise ValueError(f"a nonce is at most {MAX_NONCE} bytes, not {len(nonce)}")
     return bytes([len(nonce)]) + nonce
+
+
+def encode_who(who: Who) -> bytes:
+    """
+    Encode a L{Who}.
+    """
+    return _PREFIX.pack(VERSION, WHO) + _name(who.group, "group")
+
+
+def encode_here(here: Here) -> bytes:
+    """
+    Encode a L{Here}.
+
+    @raise ValueError: As L{encode_hello}, for the name and the list.
+    """
+    if not 0 <= here.view <= 0xFFFFFFFF:
+        raise ValueError(f"a view id is 0 to {0xFFFFFFFF}, not {here.view}")
+    listed = _names(here.members)
+    names = [name for name, _ in here.addresses]
+    if len(names) > MAX_MEMBERS or any(a >= b for a, b in itertools.pairwise(names)):
+        raise ValueError(f"addresses must be sorted by name: {here.addresses}")
+    return b"".join(
+        [
+            _PREFIX.pack(VERSION, HERE),
+            _name(here.member, "member"),
+            _HERE_TAIL.pack(here.view, len(here.members)),
+            listed,
+            _U16.pack(len(here.addresses)),
+            *(
+                _name(name, "address list's name") + _address(address)
+                for name, address in here.addresses
+            ),
+        ]
+    )
+
+
+def _address(address: str) -> bytes:
+    raw = address.encode("utf-8")
+    if not 0 < len(raw) <= MAX_ADDRESS:
+        raise ValueError(
+            f"an address is 1 to {MAX_ADDRESS} bytes of UTF-8: {address!r}"
+        )
+    return _U16.pack(len(raw)) + raw
 
 
 def encode_auth(auth: Auth) -> bytes:
@@ -395,6 +500,10 @@ def encode(frame: WireFrame) -> bytes:
         return encode_ack(frame)
     if isinstance(frame, Auth):
         return encode_auth(frame)
+    if isinstance(frame, Who):
+        return encode_who(frame)
+    if isinstance(frame, Here):
+        return encode_here(frame)
     return encode_refuse(frame)
 
 
@@ -411,6 +520,34 @@ def _read_name(raw: bytes, at: int, what: str) -> tuple[str, int]:
         return raw[at : at + size].decode("utf-8"), at + size
     except UnicodeDecodeError as e:
         raise BadFieldError(f"the {what} is not UTF-8") from e
+
+
+def _read_names(raw: bytes, at: int, count: int) -> tuple[tuple[str, ...], int]:
+    members: list[str] = []
+    for _ in range(count):
+        name, at = _read_name(raw, at, "member list's name")
+        if members and name <= members[-1]:
+            raise BadFieldError(
+                f"the member list is not sorted without repeats ({name!r}"
+                f" after {members[-1]!r})"
+            )
+        members.append(name)
+    return tuple(members), at
+
+
+def _read_address(raw: bytes, at: int) -> tuple[str, int]:
+    if at + 2 > len(raw):
+        raise TruncatedFrameError("frame ends before the address's length")
+    (size,) = _U16.unpack_from(raw, at)
+    at += 2
+    if at + size > len(raw):
+        raise TruncatedFrameError("frame ends inside the address")
+    if not 0 < size <= MAX_ADDRESS:
+        raise BadFieldError(f"the address is {size} bytes long, not 1 to {MAX_ADDRESS}")
+    try:
+        return raw[at : at + size].decode("utf-8"), at + size
+    except UnicodeDecodeError as e:
+        raise BadFieldError("the address is not UTF-8") from e
 
 
 def decode(raw: bytes) -> WireFrame:
@@ -439,28 +576,58 @@ def decode(raw: bytes) -> WireFrame:
             raise TruncatedFrameError("HELLO frame ends before its counters")
         incarnation, received, view, count = _HELLO_TAIL.unpack_from(raw, at)
         at += _HELLO_TAIL.size
-        members: list[str] = []
-        for _ in range(count):
-            name, at = _read_name(raw, at, "member list's name")
-            if members and name <= members[-1]:
-                raise BadFieldError(
-                    f"the member list is not sorted without repeats ({name!r}"
-                    f" after {members[-1]!r})"
-                )
-            members.append(name)
+        members, at = _read_names(raw, at, count)
         nonce = b""
+        address = ""
         if at < len(raw):
             size = raw[at]
-            if not 0 < size <= MAX_NONCE:
+            if size > MAX_NONCE:
                 raise BadFieldError(f"the nonce is {size} bytes, not 1 to {MAX_NONCE}")
             if at + 1 + size > len(raw):
                 raise TruncatedFrameError("frame ends inside the nonce")
             nonce = raw[at + 1 : at + 1 + size]
             at += 1 + size
+            if at < len(raw):
+                address, at = _read_address(raw, at)
+            elif not size:
+                # A zero length says only that an address follows: one
+                # encoding per HELLO.
+                raise BadFieldError("the nonce is 0 bytes and no address follows")
         _expect_end(raw, at, "HELLO")
         return Hello(
-            group, member, peer, incarnation, received, nonce, view, tuple(members)
+            group,
+            member,
+            peer,
+            incarnation,
+            received,
+            nonce,
+            view,
+            members,
+            address,
         )
+    if kind == WHO:
+        group, at = _read_name(raw, 2, "group")
+        _expect_end(raw, at, "WHO")
+        return Who(group)
+    if kind == HERE:
+        member, at = _read_name(raw, 2, "member")
+        if at + _HERE_TAIL.size > len(raw):
+            raise TruncatedFrameError("HERE frame ends before its member list")
+        view, count = _HERE_TAIL.unpack_from(raw, at)
+        members, at = _read_names(raw, at + _HERE_TAIL.size, count)
+        if at + 2 > len(raw):
+            raise TruncatedFrameError("HERE frame ends before its addresses")
+        (count,) = _U16.unpack_from(raw, at)
+        at += 2
+        addresses: list[tuple[str, str]] = []
+        for _ in range(count):
+            name, at = _read_name(raw, at, "address list's name")
+            if addresses and name <= addresses[-1][0]:
+                raise BadFieldError("the addresses are not sorted by name")
+            address, at = _read_address(raw, at)
+            addresses.append((name, address))
+        _expect_end(raw, at, "HERE")
+        return Here(member, view, members, tuple(addresses))
     if kind == ACK:
         if len(raw) < _ACK.size:
             raise TruncatedFrameError("ACK frame is too short")

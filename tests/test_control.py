@@ -20,6 +20,7 @@ from isis_twisted.control import (
     DECIDE,
     GONE,
     INQUIRE,
+    JOIN,
     KINDS,
     MAX_VIEW,
     PROMISE,
@@ -67,6 +68,7 @@ from isis_twisted.views import (
 from isis_twisted.wire import (
     CONTROL,
     DATA,
+    MAX_ADDRESS,
     MAX_NAME,
     MAX_U64,
     VERSION,
@@ -131,11 +133,20 @@ SAMPLES: list[Control] = [
     Decide(1, (2, "a"), PROPOSAL, MESSAGES),
     Inquire(1, (("a", 5), ("b", 7))),
     Gone(1, View(4, ("a", "b"))),
+    Gone(1, View(4, ("a", "d")), (("a", "tcp:host=10.0.0.1:port=9001"), ("d", "d:9"))),
     Join(3, 0xFEEDFACECAFEBEEF),
+    Join(3, 7, "tcp:host=10.0.0.4:port=9004"),
     Decide(
         4, (5, "a"), attrs.evolve(PROPOSAL, joined=(("c", 7), ("d", 2**64 - 1))), ()
     ),
+    Decide(
+        4,
+        (5, "a"),
+        attrs.evolve(PROPOSAL, joined=(("d", 3),), addresses=(("d", "d:9004"),)),
+        (),
+    ),
     Welcome(4, View(4, ("a", "b", "c")), 81, 1200),
+    Welcome(4, View(4, ("a", "é")), 81, 1200, (("é", "unix:/tmp/é.sock"),)),
     Leave(2),
     Fetch(4, StreamPosition()),
     Fetch(4, StreamPosition(80, 3, ("b", 77))),
@@ -314,7 +325,7 @@ class RoundTripTests(SynchronousTestCase):
         for other in others:
             self.assertEqual(decode_any(encode(other)), other)
         with self.assertRaises(UnknownFrameTypeError):
-            decode_any(u8(VERSION) + u8(7))
+            decode_any(u8(VERSION) + u8(9))
         with self.assertRaises(UnsupportedVersionError):
             decode_any(u8(1) + u8(CONTROL))
 
@@ -396,6 +407,7 @@ GOLDEN_DECIDE_BYTES = bytes.fromhex(
     "63"  # "c"
     "0000000000000008"  # stamp 8
     "0000"  # joined: none
+    "0000"  # the joined members' addresses: none
     "00000001"  # messages: 1
     "0001"  # sender length 1
     "63"  # "c"
@@ -448,7 +460,7 @@ class GoldenTests(SynchronousTestCase):
         self.assertGolden(GOLDEN_PROPOSE, GOLDEN_PROPOSE_BYTES)
 
     def test_decide(self) -> None:
-        self.assertEqual(len(GOLDEN_DECIDE_BYTES), 113)
+        self.assertEqual(len(GOLDEN_DECIDE_BYTES), 115)
         self.assertGolden(GOLDEN_DECIDE, GOLDEN_DECIDE_BYTES)
 
     def test_promise(self) -> None:
@@ -551,6 +563,7 @@ class DecodeErrorTests(SynchronousTestCase):
             + stamps()
             + stamps()
             + u16(0)
+            + u16(0)
             + u32(1)
             + name(b"a")
             + u64(1)
@@ -648,6 +661,28 @@ class DecodeErrorTests(SynchronousTestCase):
             self.assertWireError(promise + u8(flag), BadFieldError)
         self.assertWireError(promise + u8(1), TruncatedFrameError)
 
+    def test_bad_addresses(self) -> None:
+        """
+        An address in a list is 1 to L{MAX_ADDRESS} bytes of UTF-8, the list
+        sorted by name; a joiner's own address may be empty.
+        """
+        gone = head(GONE) + u32(4) + names(b"a")
+        for bad in [b"", b"x" * (MAX_ADDRESS + 1), b"\xff", b"\xed\xa0\x80"]:
+            entry = name(b"a") + u16(len(bad)) + bad
+            self.assertWireError(gone + u16(1) + entry, BadFieldError)
+            if bad:
+                self.assertWireError(
+                    head(JOIN) + u64(1) + u16(len(bad)) + bad, BadFieldError
+                )
+        good = name(b"a") + u16(1) + b"x"
+        self.assertWireError(gone + u16(2) + good + good, BadFieldError)
+        top = b"x" * MAX_ADDRESS
+        raw = head(JOIN) + u64(1) + u16(len(top)) + top
+        self.assertEqual(decode_control(raw).message, Join(1, 1, top.decode()))
+        self.assertEqual(
+            decode_control(head(JOIN) + u64(1) + u16(0)).message, Join(1, 1, "")
+        )
+
 
 class EncodeErrorTests(SynchronousTestCase):
     """
@@ -684,6 +719,23 @@ class EncodeErrorTests(SynchronousTestCase):
         self.assertRefused(Suspect(1, ()), seq=MAX_U64 + 1)
         self.assertRefused(Suspect(1, ()), ack=-1)
 
+    def test_addresses(self) -> None:
+        latest = View(2, ("a", "b"))
+        for bad in [
+            (("a", ""),),
+            (("a", "x" * (MAX_ADDRESS + 1)),),
+            (("a", "\udc80"),),
+            (("b", "x"), ("a", "x")),
+            (("a", "x"), ("a", "y")),
+            (("", "x"),),
+        ]:
+            self.assertRefused(Gone(1, latest, bad))
+            self.assertRefused(Welcome(1, latest, 1, 1, bad))
+            proposal = Proposal(("a", "b"), (), (), addresses=bad)
+            self.assertRefused(Decide(1, (1, "a"), proposal, ()))
+        self.assertRefused(Join(1, 1, "x" * (MAX_ADDRESS + 1)))
+        self.assertRefused(Join(1, 1, "\udc80"))
+
     def test_ballots(self) -> None:
         for bad in [(0, "a"), (1, ""), (MAX_U64 + 1, "a"), (-1, "a")]:
             self.assertRefused(Accepted(1, bad))
@@ -714,7 +766,14 @@ ballots: st.SearchStrategy[Ballot] = st.one_of(
 message_lists = st.lists(
     st.builds(Message, member_names, clocks, st.binary(max_size=32)), max_size=4
 ).map(tuple)
-proposals = st.builds(Proposal, name_lists, stamp_lists, stamp_lists)
+address_lists = st.dictionaries(
+    member_names,
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40),
+    max_size=3,
+).map(lambda d: tuple(sorted(d.items())))
+proposals = st.builds(
+    Proposal, name_lists, stamp_lists, stamp_lists, addresses=address_lists
+)
 controls: st.SearchStrategy[Control] = st.one_of(
     st.builds(Suspect, views, name_lists),
     st.builds(Propose, views, ballots, name_lists, stamp_lists),
@@ -731,7 +790,7 @@ controls: st.SearchStrategy[Control] = st.one_of(
     st.builds(Accepted, views, ballots),
     st.builds(Decide, views, ballots, proposals, message_lists),
     st.builds(Inquire, views, stamp_lists),
-    st.builds(Gone, views, st.builds(View, views, name_lists)),
+    st.builds(Gone, views, st.builds(View, views, name_lists), address_lists),
 )
 counters = st.one_of(st.integers(0, 9), st.integers(0, MAX_U64))
 control_frames = st.builds(ControlFrame, counters, counters, controls)

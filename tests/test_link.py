@@ -37,9 +37,12 @@ from isis_twisted.wire import (
     REFUSED_NAME,
     REFUSED_OTHER,
     Ack,
+    Auth,
     Data,
     Hello,
+    Here,
     Refuse,
+    Who,
     WireFrame,
     data_head,
     decode,
@@ -93,6 +96,7 @@ class FakeOwner:
         self.clock: IReactorTime = self.time
         self.max_frame = max_frame
         self.handshake_timeout = handshake_timeout
+        self.advertise = ""
         self.links = {
             name: PeerLink(self, name, max_buffer, ack_delay, ack_every)
             for name in members
@@ -104,9 +108,24 @@ class FakeOwner:
         self.room = 0
         self.rejections: list[tuple[str, str | None, str]] = []
         self.restarted: list[tuple[str, bool]] = []
+        self.max_buffer = max_buffer
+        self.ack_delay = ack_delay
+        self.added: list[tuple[str, str]] = []
+        self.take_strangers = True
 
     def link_for(self, name: str) -> PeerLink | None:
         return self.links.get(name)
+
+    def here(self) -> Here:
+        return Here(self.me, self.view.id, self.members, (("bob", "bob:1"),))
+
+    def add_peer(self, name: str, address: str) -> PeerLink | None:
+        self.added.append((name, address))
+        if not self.take_strangers:
+            return None
+        link = PeerLink(self, name, self.max_buffer, self.ack_delay)
+        self.links[name] = link
+        return link
 
     def frame_received(self, peer: str, frame: Frame) -> None:
         if self.refuse is not None:
@@ -2592,3 +2611,123 @@ class SlowLinkTests(SynchronousTestCase):
             proto.dataReceived(prefixed(Ack(n)))
             link.heartbeat(owner.time.seconds(), 1.0, 5.0)
         self.assertFalse(aborted(transport))
+
+
+class JoiningTests(SynchronousTestCase):
+    """
+    What links do for members added at run time: answer who listens here,
+    make a link for a member that gives its address, and give their own.
+    """
+
+    def test_who_is_answered(self) -> None:
+        """
+        A WHO of this group is answered with HERE and the connection closed
+        gently; nothing is counted as a rejection.
+        """
+        owner = FakeOwner()
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(Who(GROUP)))
+        self.assertEqual(written(transport), [owner.here()])
+        self.assertTrue(closing(transport))
+        self.assertEqual(owner.rejections, [])
+        self.assertFalse(proto.is_open)
+
+    def test_who_of_another_group(self) -> None:
+        owner = FakeOwner()
+        proto, transport = accepted(owner)
+        proto.dataReceived(prefixed(Who("other")))
+        [refuse] = written(transport)
+        self.assertEqual(refuse, Refuse(owner.reasons[0], REFUSED_GROUP))
+        self.assertIn("'other' is not this node's group", owner.reasons[0])
+
+    def test_who_on_a_dialed_connection(self) -> None:
+        """
+        Only an acceptor answers WHO: a dialed peer that sends one is not
+        the member dialed.
+        """
+        owner = FakeOwner()
+        proto, transport = dialed(owner)
+        written(transport)
+        proto.dataReceived(prefixed(Who(GROUP)))
+        self.assertEqual(owner.reasons, ["the first frame was not a HELLO"])
+
+    def test_stranger_with_an_address_gets_a_link(self) -> None:
+        """
+        A HELLO from a member the group was not started with, giving its
+        address and the same founding list, gets a link, held until this
+        node's dial to that address reaches the same process.
+        """
+        owner = FakeOwner()
+        proto, _ = accepted(owner)
+        frame = attrs.evolve(hello("dave"), address="tcp:host=d:port=4")
+        proto.dataReceived(prefixed(frame))
+        self.assertEqual(owner.added, [("dave", "tcp:host=d:port=4")])
+        self.assertEqual(owner.links["dave"].held, {proto})
+        self.assertEqual(owner.rejections, [])
+        owner.links["dave"].reached_process(2, "d:4")
+        self.assertIs(owner.links["dave"].inbound, proto)
+
+    def test_stranger_without_an_address(self) -> None:
+        owner = FakeOwner()
+        proto, _transport = accepted(owner)
+        proto.dataReceived(prefixed(hello("dave")))
+        self.assertEqual(owner.added, [])
+        self.assertIn("'dave' is not a member", owner.reasons[0])
+
+    def test_stranger_with_other_founders(self) -> None:
+        """
+        A member that joins lists the founding members it was told of; a
+        different list is refused before any link is made.
+        """
+        owner = FakeOwner()
+        proto, _transport = accepted(owner)
+        frame = attrs.evolve(hello("dave", members=("alice", "bob")), address="d:4")
+        proto.dataReceived(prefixed(frame))
+        self.assertEqual(owner.added, [])
+        self.assertIn("every member must be given the same members", owner.reasons[0])
+
+    def test_stranger_when_the_group_is_full(self) -> None:
+        owner = FakeOwner()
+        owner.take_strangers = False
+        proto, _transport = accepted(owner)
+        proto.dataReceived(prefixed(attrs.evolve(hello("dave"), address="d:4")))
+        self.assertEqual(
+            owner.reasons,
+            ["'dave' is not a member, and this group takes no more members"],
+        )
+        self.assertNotIn("dave", owner.links)
+
+    def test_stranger_with_a_secret(self) -> None:
+        """
+        With a group secret, nothing is made for a stranger until it proved
+        the secret: a wrong proof leaves no link behind.
+        """
+        owner = FakeOwner(secret=b"s" * 32)
+        proto, transport = accepted(owner)
+        frame = attrs.evolve(hello("dave"), nonce=b"n" * 16, address="d:4")
+        proto.dataReceived(prefixed(frame))
+        [answer] = written(transport)
+        assert isinstance(answer, Hello)
+        self.assertEqual((answer.peer, answer.received), ("dave", 0))
+        self.assertEqual(owner.added, [])
+        proto.dataReceived(prefixed(Auth(bytes(32))))
+        self.assertEqual(owner.added, [])
+        self.assertIn("failed the group secret check", owner.reasons[0])
+
+    def test_joined_member_gives_its_address(self) -> None:
+        """
+        A member not in the founding list says where it listens in every
+        HELLO; a founding member does not.
+        """
+        owner = FakeOwner("dave")
+        owner.advertise = "tcp:host=d:port=4"
+        _, transport = dialed(owner, "bob")
+        [mine] = written(transport)
+        assert isinstance(mine, Hello)
+        self.assertEqual(mine.address, "tcp:host=d:port=4")
+        founder = FakeOwner()
+        founder.advertise = "tcp:host=a:port=1"
+        _, transport = dialed(founder, "bob")
+        [theirs] = written(transport)
+        assert isinstance(theirs, Hello)
+        self.assertEqual(theirs.address, "")

@@ -56,7 +56,9 @@ from isis_twisted.wire import (
     Auth,
     Data,
     Hello,
+    Here,
     Refuse,
+    Who,
     WireError,
     WireFrame,
     decode,
@@ -88,7 +90,14 @@ SECRET = b"sixteen or more bytes of group secret"
 
 Side = Literal["accept", "dial"]
 State = Literal[
-    "waiting", "authenticating", "held", "open", "aborted", "refused", "turned"
+    "waiting",
+    "authenticating",
+    "held",
+    "open",
+    "aborted",
+    "refused",
+    "turned",
+    "answered",
 ]
 """
 What a connection is doing:
@@ -120,6 +129,8 @@ class EngineOwner(FakeOwner):
     def __init__(self, *, secret: bytes | None = None) -> None:
         super().__init__("alice", secret=secret)
         self.engine = Engine(self.me, self.members)
+        # A member not started with the group is refused as one too many.
+        self.take_strangers = False
 
     def frame_received(self, peer: str, frame: Frame) -> None:
         self.engine.receive(peer, frame)
@@ -133,6 +144,13 @@ class LinkModel:
     """
     What L{Model} expects of one L{PeerLink}.
     """
+
+    @classmethod
+    def stranger(cls) -> LinkModel:
+        """
+        The model of a link not made yet: a member added at run time.
+        """
+        return cls(PeerLink(FakeOwner(), "bob", 1, 0.05))
 
     def __init__(self, link: PeerLink) -> None:
         self.next_seq = link.next_seq
@@ -226,7 +244,7 @@ class Model:
 
     @property
     def ended(self) -> bool:
-        return self.state in ("aborted", "refused", "turned")
+        return self.state in ("aborted", "refused", "turned", "answered")
 
     @property
     def held(self) -> bool:
@@ -299,15 +317,23 @@ class Model:
                 self._end("refused", "secret")
             else:
                 self._end("refused", "AUTH")
-        elif isinstance(frame, Hello | Auth):
-            self._end("aborted", "a second")
+        elif isinstance(frame, Hello | Auth | Who | Here):
+            self._end("aborted", "on an open connection")
         elif isinstance(frame, Ack):
             assert self.member is not None
             self._ack(self.links[self.member], frame.ack)
         else:
             self._data(frame)
 
-    def _handshake(self, frame: Hello | Data | Ack | Auth) -> None:
+    def _handshake(self, frame: Hello | Data | Ack | Auth | Who | Here) -> None:
+        if isinstance(frame, Who) and self.dial is None:
+            if frame.group != self.group:
+                self._end("refused", "group")
+            else:
+                here = Here("alice", 0, self.members, (("bob", "bob:1"),))
+                self.written.append(sketch(here))
+                self._end("answered", "")
+            return
         if not isinstance(frame, Hello):
             self._end("refused", "not a HELLO")
             return
@@ -324,7 +350,14 @@ class Model:
             self._end("refused", "lists members")
             return
         link = self.links.get(frame.member)
-        if link is None:
+        stranger = (
+            link is None
+            and self.dial is None
+            and bool(frame.address)
+            and frame.member != self.me
+            and frame.member not in self.members
+        )
+        if link is None and not stranger:
             self._end("refused", repr(frame.member))
             return
         if frame.members != self.members:
@@ -333,6 +366,15 @@ class Model:
         self.peer = frame.member
         if bool(frame.nonce) != self.secret:
             self._end("refused", "secret")
+            return
+        if link is None:
+            if self.secret:
+                self.state = "authenticating"
+                self.written.append(
+                    self._answer(LinkModel.stranger(), frame, bytes(32))
+                )
+            else:
+                self._end("refused", "no more members")
             return
         if self.secret:
             # The acceptor answers with its own HELLO and nonce, the dialer
@@ -565,6 +607,13 @@ class Run:
             case.assertEqual(owner.rejections, [])
             case.assertEqual(drops, [])
             case.assertEqual(self.proto.is_open, model.state == "open")
+        elif model.state == "answered":
+            # A WHO is answered (HERE) and the connection closed gently.
+            case.assertTrue(transport.disconnecting)
+            case.assertFalse(transport.disconnected)
+            case.assertEqual(owner.rejections, [])
+            case.assertEqual(drops, [])
+            case.assertFalse(self.proto.is_open)
         elif model.state == "turned":
             case.assertTrue(transport.disconnecting)
             case.assertFalse(transport.disconnected)

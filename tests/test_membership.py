@@ -13,6 +13,7 @@ from isis_twisted.engine import Delivery, Message, ViewChange
 from isis_twisted.membership import (
     BLOCKED,
     FLUSHING,
+    GROUP_LIMIT,
     JOINING,
     NORMAL,
     REMOVED,
@@ -775,3 +776,85 @@ class ForceTests(SynchronousTestCase):
                 b.force(3.0, without)
             self.assertIn(words, str(caught.exception))
         self.assertEqual(b.state, BLOCKED)
+
+
+class NewMemberTests(SynchronousTestCase):
+    """
+    A member the group was not started with (C{--join}) says where it
+    listens; the view change that adds it carries that to every member, and
+    what members tell it carries where the others listen.
+    """
+
+    def setUp(self) -> None:
+        self.group = Group("abc")
+        for name, member in self.group.members.items():
+            member.addresses.learn((n, f"{n}:1") for n in "abc" if n != name)
+
+    def join_d(self, contacts: str = "a") -> Membership:
+        d = Membership("d", "d", flush_timeout=1.0, joining=True, address="d:4")
+        self.group.members["d"] = d
+        self.group.records["d"] = []
+        # What discovery gave it: whom to ask (a synthetic view with itself).
+        d.join(0.0, View(0, tuple(sorted({*contacts, "d"}))))
+        return d
+
+    def test_new_member_added_with_its_address(self) -> None:
+        a = self.group.members["a"]
+        a.multicast(b"m1")
+        self.group.pump()
+        d = self.join_d()
+        self.group.pump(1.0)
+        for name in "abcd":
+            self.assertEqual(self.group.members[name].view, View(1, tuple("abcd")))
+        for name in "abc":
+            self.assertEqual(self.group.members[name].addresses.get("d"), "d:4")
+        decides = [m for _, _, m in self.group.log if isinstance(m, Decide)]
+        self.assertTrue(decides)
+        self.assertEqual(decides[0].proposal.addresses, (("d", "d:4"),))
+        self.assertEqual(decides[0].proposal.joined, (("d", 0),))
+        # It learned where b and c listen from what a told it.
+        self.assertEqual([d.addresses.get(n) for n in "bc"], ["b:1", "c:1"])
+        welcomes = [m for _, dst, m in self.group.log if isinstance(m, Welcome)]
+        self.assertIn(("d", "d:4"), welcomes[0].addresses)
+        joins = [m for s, _, m in self.group.log if s == "d" and isinstance(m, Join)]
+        self.assertEqual({j.address for j in joins}, {"d:4"})
+
+    def test_asks_the_view_it_is_told_of_once(self) -> None:
+        """
+        A joiner that knew only one member asks every member of the view
+        a GONE tells it of, and a second GONE of that view asks nobody
+        again.
+        """
+        d = self.join_d("b")
+        self.assertEqual([dst for dst, _ in d.take_control()], ["b"])
+        gone = Gone(0, View(0, tuple("abc")), (("a", "a:1"), ("c", "c:1")))
+        d.receive_control("b", gone, 0.5)
+        self.assertEqual(sorted(dst for dst, _ in d.take_control()), list("abc"))
+        self.assertEqual(d.addresses.get("c"), "c:1")
+        d.receive_control("c", gone, 0.6)
+        self.assertEqual(d.take_control(), [])
+
+    def test_founders_addresses_do_not_move(self) -> None:
+        """
+        What a founding member was given of another founding member stays;
+        a member added at run time moves when it says so itself.
+        """
+        a = self.group.members["a"]
+        a.receive_control("b", Join(0, 7, "evil:1"), 0.0)
+        self.assertEqual(a.addresses.get("b"), "b:1")
+        a.receive_control("d", Join(0, 7, "d:4"), 0.0)
+        a.receive_control("d", Join(0, 8, "d:5"), 0.0)
+        self.assertEqual(a.addresses.get("d"), "d:5")
+        a.receive_control("c", Gone(0, View(0, tuple("abc")), (("d", "x:9"),)), 0)
+        self.assertEqual(a.addresses.get("d"), "d:5")
+
+    def test_group_limit(self) -> None:
+        """
+        A request to join a group of L{GROUP_LIMIT} members is turned away
+        and counted.
+        """
+        names = [f"m{i:02}" for i in range(GROUP_LIMIT)]
+        member = Membership(names[0], names, flush_timeout=1.0)
+        member.receive_control("zz", Join(0, 1, "zz:1"), 0.0)
+        self.assertEqual(member.turned_away, 1)
+        self.assertNotIn("zz", member.joiners)

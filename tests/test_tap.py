@@ -118,6 +118,50 @@ class OptionsTests(SynchronousTestCase):
             self.assertNotIn("Traceback", message)
             self.assertEqual(len(message.splitlines()), 1, message)
 
+    def test_join(self) -> None:
+        """
+        C{--join} takes addresses as C{--peers} does; C{--advertise}
+        defaults to C{--port} when that names one interface.
+        """
+        options = parse("--id", "d", "--port", "9004", "--join", "9001,h:9002")
+        self.assertEqual(
+            options["join_list"],
+            ["tcp:host=127.0.0.1:port=9001", "tcp:host=h:port=9002"],
+        )
+        self.assertEqual(options["advertise"], "tcp:host=127.0.0.1:port=9004")
+        self.assertEqual(options["peer_map"], {})
+        wide = ("--id", "d", "--port", "tcp:9004:interface=0.0.0.0")
+        options = parse(*wide, "--join", "h:9001", "--advertise", "10.0.0.4:9004")
+        self.assertEqual(options["advertise"], "tcp:host=10.0.0.4:port=9004")
+        self.assertEqual(parse(*wide)["advertise"], "")
+        self.assertEqual(parse(*BASE)["advertise"], "tcp:host=127.0.0.1:port=9001")
+        self.assertEqual(parse(*BASE)["join_list"], [])
+        node = tap.makeService(
+            parse("--id", "d", "--port", "9004", "--join", "9001")
+        ).node  # type: ignore[attr-defined]
+        self.assertEqual(node.discovery.addresses, ["tcp:host=127.0.0.1:port=9001"])
+        self.assertEqual(node.advertise, "tcp:host=127.0.0.1:port=9004")
+
+    def test_join_mistakes(self) -> None:
+        wide = ("--id", "d", "--port", "tcp:9004:interface=0.0.0.0")
+        cases: list[tuple[tuple[str, ...], str]] = [
+            ((*BASE, "--join", "h:1"), "give --join or --peers, not both"),
+            ((*wide, "--join", "h:1"), "give --advertise HOST:PORT"),
+            (("--id", "d", "--port", "1", "--join", ","), "--join needs HOST:PORT"),
+            (("--id", "d", "--port", "1", "--join", "h:0"), "not a TCP port"),
+            (("--id", "d", "--port", "1", "--advertise", "what"), "--advertise"),
+            (
+                ("--id", "d", "--port", "1", "--join", "h:1", "--tls-dir", "/x"),
+                "--join does not work with --tls-dir",
+            ),
+        ]
+        for args, words in cases:
+            with self.assertRaises(UsageError, msg=repr(args)) as caught:
+                parse(*args)
+            message = str(caught.exception)
+            self.assertIn(words, message, args)
+            self.assertEqual(len(message.splitlines()), 1, message)
+
     def test_secret_file(self) -> None:
         path = self.mktemp()
         with open(path, "w") as f:

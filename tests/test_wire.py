@@ -33,11 +33,13 @@ from isis_twisted.wire import (
     BadFieldError,
     Data,
     Hello,
+    Here,
     Refuse,
     TrailingBytesError,
     TruncatedFrameError,
     UnknownFrameTypeError,
     UnsupportedVersionError,
+    Who,
     WireError,
     WireFrame,
     data_head,
@@ -469,7 +471,7 @@ class DecodeErrorTests(SynchronousTestCase):
         self.assertWireError(b"\x01\x09", UnsupportedVersionError)
 
     def test_unknown_type(self) -> None:
-        for kind in [0, 7, 127, 255]:
+        for kind in [0, 9, 127, 255]:
             self.assertWireError(u8(VERSION) + u8(kind), UnknownFrameTypeError)
             self.assertWireError(
                 u8(VERSION) + u8(kind) + b"\x00" * 40, UnknownFrameTypeError
@@ -750,7 +752,37 @@ nonce_hellos = st.builds(
 datas = st.builds(Data, u64s, u64s, frames)
 acks = st.builds(Ack, u64s)
 refuses = st.builds(Refuse, reasons, st.integers(min_value=0, max_value=255))
-wire_frames: st.SearchStrategy[WireFrame] = st.one_of(hellos, datas, acks, refuses)
+addresses = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=60)
+address_hellos = st.builds(
+    Hello,
+    names,
+    names,
+    names,
+    u64s,
+    u64s,
+    st.binary(max_size=64),
+    u32s,
+    member_lists,
+    addresses,
+)
+heres = st.builds(
+    Here,
+    names,
+    u32s,
+    member_lists,
+    st.dictionaries(names, addresses, max_size=4).map(
+        lambda d: tuple(sorted(d.items()))
+    ),
+)
+wire_frames: st.SearchStrategy[WireFrame] = st.one_of(
+    hellos,
+    address_hellos,
+    datas,
+    acks,
+    refuses,
+    st.builds(Who, names),
+    heres,
+)
 
 # One change to a byte string: flip bits of a byte, cut it, insert bytes, or
 # drop bytes.  Positions are taken modulo the length at the time.
@@ -853,6 +885,13 @@ class PropertyTests(SynchronousTestCase):
             # Without its code, a REFUSE is one of an older node.
             self.assertEqual(decode(raw[:cut]), Refuse(frame.reason))
             return
+        if isinstance(frame, Hello) and frame.address:
+            # The address is optional: cut off before it, what is left is a
+            # HELLO without one.
+            without = attrs.evolve(frame, address="")
+            if cut == len(encode(without)):
+                self.assertEqual(decode(raw[:cut]), without)
+                return
         with self.assertRaises(TruncatedFrameError):
             decode(raw[:cut])
 
@@ -878,7 +917,9 @@ class SecretFrameTests(SynchronousTestCase):
         self.assertWireError(base + b"\x00", BadFieldError)
         self.assertWireError(base + b"\x41" + b"x" * 65, BadFieldError)
         self.assertWireError(base + b"\x05abc", TruncatedFrameError)
-        self.assertWireError(base + b"\x01ab", TrailingBytesError)
+        # After a nonce, what follows is an address.
+        self.assertWireError(base + b"\x01ab", TruncatedFrameError)
+        self.assertWireError(base + b"\x01a\x00\x01xz", TrailingBytesError)
         with self.assertRaises(ValueError):
             encode(Hello("g", "a", "b", 1, 2, b"x" * 65))
 
@@ -891,6 +932,88 @@ class SecretFrameTests(SynchronousTestCase):
         self.assertWireError(raw + b"x", TrailingBytesError)
         with self.assertRaises(ValueError):
             encode(Auth(b"short"))
+
+    def assertWireError(self, raw: bytes, kind: type[WireError]) -> None:
+        with self.assertRaises(kind):
+            decode(raw)
+
+
+class JoiningFrameTests(SynchronousTestCase):
+    """
+    The frames of a member that joins a running group: the address a HELLO
+    may carry, and the WHO and HERE of a discovery connection.
+    """
+
+    def test_hello_with_address(self) -> None:
+        """
+        An address follows the nonce; without a secret the nonce's length
+        is 0, which is there only when an address follows.
+        """
+        base = encode(Hello("g", "d", "a", 1, 2))
+        plain = Hello("g", "d", "a", 1, 2, address="tcp:host=h:port=9")
+        raw = encode(plain)
+        self.assertEqual(raw, base + b"\x00" + u16(17) + b"tcp:host=h:port=9")
+        self.assertEqual(decode(raw), plain)
+        secret = attrs.evolve(plain, nonce=b"n" * 16)
+        self.assertEqual(decode(encode(secret)), secret)
+        self.assertEqual(
+            decode(base + b"\x00" + u16(1) + b"x"), attrs.evolve(plain, address="x")
+        )
+
+    def test_bad_addresses(self) -> None:
+        base = encode(Hello("g", "d", "a", 1, 2)) + b"\x00"
+        self.assertWireError(base + u16(0), BadFieldError)
+        self.assertWireError(base + u16(1025) + b"x" * 1025, BadFieldError)
+        self.assertWireError(base + u16(1) + b"\xff", BadFieldError)
+        self.assertWireError(base + u16(5) + b"x", TruncatedFrameError)
+        self.assertWireError(base + b"\x01", TruncatedFrameError)
+        with self.assertRaises(ValueError):
+            encode(Hello("g", "d", "a", 1, 2, address="x" * 1025))
+
+    def test_who_and_here(self) -> None:
+        who = Who("chat")
+        self.assertEqual(encode(who), b"\x02\x07" + name(b"chat"))
+        self.assertEqual(decode(encode(who)), who)
+        here = Here("a", 3, ("a", "b", "c"), (("a", "a:1"), ("d", "d:4")))
+        raw = encode(here)
+        self.assertEqual(
+            raw,
+            b"\x02\x08"
+            + name(b"a")
+            + u32(3)
+            + u16(3)
+            + name(b"a")
+            + name(b"b")
+            + name(b"c")
+            + u16(2)
+            + name(b"a")
+            + u16(3)
+            + b"a:1"
+            + name(b"d")
+            + u16(3)
+            + b"d:4",
+        )
+        self.assertEqual(decode(raw), here)
+        self.assertEqual(decode(encode(Here("a", 0, ()))), Here("a", 0, ()))
+        for cut in range(2, len(raw)):
+            self.assertWireError(raw[:cut], TruncatedFrameError)
+        self.assertWireError(raw + b"x", TrailingBytesError)
+        self.assertWireError(encode(who) + b"x", TrailingBytesError)
+
+    def test_bad_here(self) -> None:
+        unsorted = (
+            b"\x02\x08" + name(b"a") + u32(0) + u16(0) + u16(2)
+            + name(b"b") + u16(1) + b"x" + name(b"a") + u16(1) + b"x"
+        )  # fmt: skip
+        self.assertWireError(unsorted, BadFieldError)
+        for bad in [
+            Here("a", 0, ("b", "a")),
+            Here("a", 0, (), (("b", "x"), ("a", "x"))),
+            Here("a", 0, (), (("a", ""),)),
+            Here("a", -1, ()),
+        ]:
+            with self.assertRaises(ValueError):
+                encode(bad)
 
     def assertWireError(self, raw: bytes, kind: type[WireError]) -> None:
         with self.assertRaises(kind):
