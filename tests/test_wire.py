@@ -886,12 +886,16 @@ class PropertyTests(SynchronousTestCase):
             self.assertEqual(decode(raw[:cut]), Refuse(frame.reason))
             return
         if isinstance(frame, Hello) and frame.address:
-            # The address is optional: cut off before it, what is left is a
-            # HELLO without one.
-            without = attrs.evolve(frame, address="")
-            if cut == len(encode(without)):
-                self.assertEqual(decode(raw[:cut]), without)
-                return
+            # The nonce and the address are optional: cut off before either,
+            # what is left is a HELLO without it.
+            shorter = [
+                attrs.evolve(frame, address=""),
+                attrs.evolve(frame, nonce=b"", address=""),
+            ]
+            for without in shorter:
+                if cut == len(encode(without)):
+                    self.assertEqual(decode(raw[:cut]), without)
+                    return
         with self.assertRaises(TruncatedFrameError):
             decode(raw[:cut])
 
