@@ -23,6 +23,11 @@ way, cuts the transfer like any other traffic); a joiner whose giver
 refuses or leaves the view asks the next member, and what its new view
 delivers meanwhile waits until it caught up.
 
+A group may also be joined by newcomers, members it was not started with
+(C{--join}): each starts with nothing, asks the founding members as a node
+does once its discovery answered, and is added and catches up the same
+way; it may crash and restart too, half-way or after.
+
 Run one seeded scenario, or many::
 
     python -m isis_twisted.group_simulation --seed 7 --show
@@ -51,7 +56,7 @@ from isis_twisted.engine import (
 from isis_twisted.membership import JOINING, REMOVED, Membership
 from isis_twisted.transfer import CatchingUp, Giving, give
 from isis_twisted.viewcheck import ViewMulticast, check_views
-from isis_twisted.views import Control, Fetch, NoRecords, Records
+from isis_twisted.views import Control, Fetch, NoRecords, Records, View
 
 MembershipFactory = Callable[[str, Sequence[str]], Membership]
 """
@@ -133,7 +138,13 @@ class GroupSimulation:
         factory: MembershipFactory = default_membership,
         suspect_after: float = SUSPECT_AFTER,
         giver: Giver = give,
+        newcomers: Sequence[str] = (),
     ) -> None:
+        """
+        @param names: The founding members.
+        @param newcomers: Members that may join the running group (not
+            started until L{add}).
+        """
         self.rng = rng
         self._giver = giver
         # Per member catching up: what it asked of whom, and what its new
@@ -142,9 +153,15 @@ class GroupSimulation:
         self._behind: dict[str, list[Record]] = {}
         self.caught_up = 0
         self.cannot_catch_up: dict[str, str] = {}
-        self.names = tuple(names)
+        self.founders = tuple(names)
+        self.names = (*names, *newcomers)
+        names = self.names
         self._factory = factory
-        self.members = {m: factory(m, names) for m in names}
+        self.members = {m: factory(m, self.founders) for m in self.founders}
+        for m in newcomers:
+            self.members[m] = factory(m, (m,))
+        self.waiting = set(newcomers)
+        self.added = 0
         self.restarts = 0
         self._caught_up: set[int] = set()
         # Per member, its incarnation; per (receiver, sender), the one the
@@ -169,7 +186,7 @@ class GroupSimulation:
         """
         Whether frames from C{src} can get to C{dst} now.
         """
-        if dst in self.crashed or src in self.crashed:
+        if {src, dst} & (self.crashed | self.waiting):
             return False
         if self._sides is None:
             return True
@@ -229,10 +246,7 @@ class GroupSimulation:
                 frames.clear()
         self._catching.pop(name, None)
         self._behind.pop(name, None)
-        member = self._factory(name, self.names)
-        member.incarnation = self.incarnation[name]
-        self.members[name] = member
-        member.join(self.now)
+        self._fresh(name)
         for other in self.live():
             peer = self.members[other]
             if (
@@ -246,11 +260,39 @@ class GroupSimulation:
                 peer.suspect(name, now=self.now)
                 self._collect(other)
 
+    def _fresh(self, name: str) -> Membership:
+        """
+        A new incarnation of C{name}, asking to join: a founding member
+        asks the view it knows, a newcomer the founding members (as a node
+        does once its discovery answered).
+        """
+        if name in self.founders:
+            member = self._factory(name, self.founders)
+            member.incarnation = self.incarnation[name]
+            self.members[name] = member
+            member.join(self.now)
+            return member
+        member = self._factory(name, (name,))
+        member.incarnation = self.incarnation[name]
+        self.members[name] = member
+        asking = tuple(sorted({*self.founders, name}))
+        member.join(self.now, View(0, asking))
+        return member
+
+    def add(self, name: str) -> None:
+        """
+        Start newcomer C{name}: it asks to join the running group.
+        """
+        self.waiting.discard(name)
+        self.added += 1
+        self._fresh(name)
+        self._collect(name)
+
     def live(self) -> list[str]:
         """
-        The members that have not crashed.
+        The members that have not crashed (newcomers once started).
         """
-        return [m for m in self.names if m not in self.crashed]
+        return [m for m in self.names if m not in self.crashed | self.waiting]
 
     def busy_links(self) -> list[tuple[str, str]]:
         """
@@ -313,7 +355,7 @@ class GroupSimulation:
         self._collect(name)
 
     def _put(self, src: str, dst: str, item: Frame | Control) -> None:
-        if dst not in self.crashed:
+        if dst not in self.crashed and dst not in self.waiting:
             self._links[(src, dst)].append((self.now, item))
             self.frames += 1
 
@@ -507,8 +549,8 @@ class GroupSimulation:
             queues[name].append(payload)
         weights = [rng.uniform(0.2, 1.0) for _ in range(4)]
         fault_weight = rng.uniform(0.002, 0.02)
-        crashes = min(crashes, len(self.names) - 1)
-        faults_left = crashes + partitions + restarts
+        crashes = min(crashes, len(self.founders) - 1)
+        faults_left = crashes + partitions + restarts + len(self.waiting)
         healing_at: float | None = None
         for _ in range(max_steps):
             if healing_at is not None and self.now >= healing_at:
@@ -554,7 +596,9 @@ class GroupSimulation:
             else:
                 faults_left -= 1
                 live = self.live()
-                if self.crashed and self.restarts < restarts and rng.random() < 0.5:
+                if self.waiting and rng.random() < 0.5:
+                    self.add(min(self.waiting))
+                elif self.crashed and self.restarts < restarts and rng.random() < 0.5:
                     self.restart(rng.choice(sorted(self.crashed)))
                 elif len(self.crashed) < crashes and (
                     rng.random() < 0.5 or faults_left < crashes - len(self.crashed)
@@ -620,7 +664,7 @@ class GroupSimulation:
                 ViewMulticast(s.sender, s.clock, s.payload, s.view, s.after)
                 for s in self.sent
             ],
-            initial=self.names,
+            initial=self.founders,
             departed=departed,
             liveness=settled,
         )
@@ -739,6 +783,7 @@ class GroupOutcome:
     replay: str = ""
     caught_up: int = 0
     cannot_catch_up: tuple[str, ...] = ()
+    joined: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -756,6 +801,7 @@ class GroupOutcome:
             f" {self.views} view changes, crashed: {list(self.crashed)},"
             f" restarts: {self.restarts}, removed: {list(self.removed)},"
             f" caught up: {self.caught_up} records"
+            + (f", joined: {list(self.joined)}" if self.joined else "")
             + (
                 f", could not catch up: {list(self.cannot_catch_up)}"
                 if self.cannot_catch_up
@@ -783,7 +829,15 @@ def run_seed(
     rng = random.Random(seed)
     n = nodes if nodes is not None else 2 + seed % 6
     names = NAMES[:n]
-    sim = GroupSimulation(names, rng, factory, giver=giver)
+    # Drawn apart, so that a seed without newcomers is the schedule it was
+    # before they were simulated.
+    joining = random.Random(seed * 7919 + 1)
+    count = joining.randint(1, 2) if n < len(NAMES) and seed % 3 == 2 else 0
+    newcomers = NAMES[n : n + count]
+    sim = GroupSimulation(names, rng, factory, giver=giver, newcomers=newcomers)
+    plan_extra = [
+        (joining.choice(newcomers), f"n{i}".encode()) for i in range(5 * count)
+    ]
     plan = [
         (rng.choice(names), f"{i}".encode() + b"." * rng.randrange(8))
         for i in range(rng.randrange(5, 60))
@@ -792,6 +846,7 @@ def run_seed(
     partitions = rng.randint(0, 2)
     false_suspicion = rng.choice([0.0, 0.0, 0.002, 0.02])
     restarts = rng.randint(0, crashes)
+    plan += plan_extra
     settled = sim.run(plan, crashes, partitions, false_suspicion, restarts=restarts)
     problems = sim.problems(settled)
     return GroupOutcome(
@@ -806,6 +861,11 @@ def run_seed(
         histories=sim.histories,
         caught_up=sim.caught_up,
         cannot_catch_up=tuple(sorted(sim.cannot_catch_up)),
+        joined=tuple(
+            m
+            for m in newcomers
+            if any(isinstance(r, ViewChange) for r in sim.histories[m])
+        ),
         replay=f"python -m isis_twisted.group_simulation --seed {seed}"
         + (f" --nodes {nodes}" if nodes is not None else ""),
     )
@@ -827,10 +887,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true", help="print every history")
     args = parser.parse_args(argv)
     if args.seeds is not None:
-        bad = restarts = records = stranded = 0
+        bad = restarts = records = stranded = joined = 0
         for seed in range(args.seeds):
             outcome = run_seed(seed, nodes=args.nodes)
             restarts += outcome.restarts
+            joined += len(outcome.joined)
             records += outcome.caught_up
             stranded += len(outcome.cannot_catch_up)
             if not outcome.ok:
@@ -838,7 +899,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(outcome.describe())
         print(
             f"{args.seeds} schedules, {bad} failed; {restarts} restarts, {records}"
-            f" records caught up by FETCH, {stranded} members that could not catch up"
+            f" records caught up by FETCH, {stranded} members that could not catch"
+            f" up, {joined} newcomers added"
         )
         return 1 if bad else 0
     outcome = run_seed(args.seed, nodes=args.nodes)

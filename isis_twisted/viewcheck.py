@@ -258,7 +258,9 @@ def check_views(
             if isinstance(rec, ViewChange):
                 installers.setdefault(rec.view, set()).add(node)
     stays = {
-        node: _stays(node, histories[node], views, violations, installers)
+        node: _stays(
+            node, histories[node], views, violations, installers, node in departed
+        )
         for node in nodes
     }
     final = max(views) if final_view is None else final_view
@@ -373,6 +375,7 @@ def _stays(
     views: Mapping[int, ViewChange],
     violations: list[Violation],
     installers: Mapping[int, Collection[str]],
+    departed: bool = False,
 ) -> list[_Stay]:
     """
     Split one member's history into its stays in views, finding on the way
@@ -433,13 +436,14 @@ def _stays(
         current = stays[-1]
         if isinstance(rec, ViewChange):
             if (
-                removed_by is not None
+                (removed_by is not None or not current.includes(node))
                 and node in rec.members
                 and set(installers.get(rec.view, ())) - {node}
             ):
                 # Added back (a new incarnation, or the same one asking
-                # again): legal, and what it holds of the views it missed
-                # was handed to it to catch up.
+                # again), or added for the first time (a member the group
+                # was not started with): legal, and what it holds of the
+                # views it missed was handed to it to catch up.
                 removed_by = None
                 after_removal = None
                 rejoins.append(rec.view)
@@ -500,8 +504,16 @@ def _stays(
     if after_removal is not None:
         violations.append(after_removal)
     last_rejoin = max(rejoins, default=-1)
+    # A member the group was not started with that crashed while catching
+    # up, before it recorded the view that added it: what it holds was
+    # handed to it (the prefix checks judge it).
+    caught_only = (
+        departed
+        and node not in opening
+        and not any(isinstance(r, ViewChange) and node in r.members for r in records)
+    )
     for view, recs in sorted(outsider.items()):
-        if view < last_rejoin:
+        if view < last_rejoin or caught_only:
             # Caught up on when it was added back.
             continue
         more = f" (and {len(recs) - 1} more there)" if len(recs) > 1 else ""

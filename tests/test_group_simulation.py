@@ -27,7 +27,7 @@ from isis_twisted.group_simulation import (
 )
 from isis_twisted.membership import BLOCKED, NORMAL, REMOVED, Membership
 from isis_twisted.transfer import Giving, give
-from isis_twisted.views import Fetch, NoRecords, Promise, Proposal
+from isis_twisted.views import Fetch, NoRecords, Promise, Proposal, View
 
 SCHEDULES = int(os.environ.get("ISIS_GROUP_SCHEDULES", "2000"))
 """
@@ -56,6 +56,18 @@ class ScheduleTests(SynchronousTestCase):
         # Not vacuous: views changed, members crashed and were removed, and
         # crashed members had delivered things first.
         self.assertGreater(sum(o.views for o in outcomes), SCHEDULES)
+        # Members the groups were not started with joined them, and most
+        # delivered after they were added.
+        joined = [(o, m) for o in outcomes for m in o.joined]
+        self.assertGreater(len(joined), SCHEDULES // 10)
+        self.assertGreater(
+            sum(
+                1
+                for o, m in joined
+                if any(isinstance(r, Delivery) for r in o.histories[m])
+            ),
+            len(joined) // 2,
+        )
         self.assertGreater(sum(len(o.crashed) for o in outcomes), SCHEDULES // 2)
         self.assertGreater(sum(len(o.removed) for o in outcomes), SCHEDULES // 4)
         self.assertGreater(
@@ -104,6 +116,19 @@ class ForgetsAccepted(Membership):
     def _choose(self, members: tuple[str, ...], promises: list[Promise]) -> Proposal:
         fresh = [attrs.evolve(p, accepted=None) for p in promises]
         return super()._choose(members, fresh)
+
+
+class SkipsTheFlush(Membership):
+    """
+    Broken: a member the group was not started with goes on as soon as it
+    asks to join, in the view it was told to ask, instead of waiting to be
+    added through a view change.
+    """
+
+    def join(self, now: float, latest: View | None = None) -> None:
+        super().join(now, latest)
+        if self.engine.members == (self.me,) and len(self.view.members) > 1:
+            self.state = NORMAL
 
 
 class LeakyEngine(Engine):
@@ -191,6 +216,10 @@ class BrokenVariantTests(SynchronousTestCase):
             kinds.update(p.what for p in outcome.problems)
         self.assertGreater(holes, 0)
         self.assertTrue(kinds & {"index", "prefix", "agreement"}, kinds)
+
+    def test_newcomer_that_skips_the_flush(self) -> None:
+        kinds = self.caught(variant(SkipsTheFlush), 60)
+        self.assertTrue(kinds & {"membership", "prefix", "agreement"}, kinds)
 
     def test_correct_protocol_on_the_same_seeds(self) -> None:
         self.assertEqual(self.caught(variant(), 150), set())
