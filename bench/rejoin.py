@@ -11,7 +11,10 @@ what it had delivered.  Measured:
     rate with the member away (the other two multicast all the time);
   - the process's peak RSS (all three members share it).
 
-    .venv/bin/python bench/rejoin.py --lacking 100000 1000000
+    .venv/bin/python bench/rejoin.py --lacking 100000 1000000 --join 100000
+
+With C{--join}, a new member (C{--join}, an empty durable handler) joins a
+group that delivered that many messages and catches up on all of them.
 
 All three members run in one reactor, so the giver, the joiner and the
 load share one core: a pessimistic figure for separate machines.  Prints
@@ -107,21 +110,85 @@ async def run_one(lacking: int) -> dict[str, Any]:
         await group.stop()
 
 
-async def main(lackings: list[int]) -> None:
+async def run_join(lacking: int) -> dict[str, Any]:
+    """
+    A new member d joins (C{--join} through a) a group of three that
+    delivered C{lacking} messages; its durable handler starts empty, so it
+    catches up on all of them.
+    """
+    group = LocalGroup(
+        reactor,
+        list("abc"),
+        durable=True,
+        history=4 * lacking + 100_000,
+        history_bytes=(4 * lacking + 100_000) * (len(PAYLOAD) + 64),
+        max_buffer=256 * 1024 * 1024,
+    )
+    await group.start()
+    a, b, c = (group.nodes[n] for n in "abc")
+    try:
+        started = time.perf_counter()
+        await pump([a, b, c], lacking)
+        away_rate = lacking / (time.perf_counter() - started)
+        joining = time.perf_counter()
+        d = await group.join(
+            "d",
+            via=["a"],
+            durable=True,
+            history=4 * lacking + 100_000,
+            history_bytes=(4 * lacking + 100_000) * (len(PAYLOAD) + 64),
+            max_buffer=256 * 1024 * 1024,
+        )
+        await wait_until(reactor, lambda: d.membership.welcome is not None, 60, "d")
+        added = time.perf_counter()
+        target = lacking
+        load: Deferred[None] = defer.ensureDeferred(pump([a, b, c], 10**9))
+        delivered_at_add = len(group.recorders["a"].records)
+        kept = group.recorders["d"]
+        await wait_until(
+            reactor, lambda: len(kept.records) >= target, 600, "d caught up"
+        )
+        done = time.perf_counter()
+        during = len(group.recorders["a"].records) - delivered_at_add
+        load.cancel()
+        load.addErrback(lambda _: None)
+        return {
+            "lacking": lacking,
+            "mode": "join",
+            "caught_up": d.caught_up,
+            "rejoin_s": round(added - joining, 3),
+            "catch_up_s": round(done - added, 3),
+            "replay_per_s": round(d.caught_up / max(done - added, 1e-9)),
+            "group_away_per_s": round(away_rate),
+            "group_during_per_s": round(during / max(done - added, 1e-9)),
+            "peak_rss_mib": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            ),
+        }
+    finally:
+        await group.stop()
+
+
+async def main(lackings: list[int], joins: list[int]) -> None:
     rows = []
     for lacking in lackings:
         row = await run_one(lacking)
+        row["mode"] = "restart"
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for lacking in joins:
+        row = await run_join(lacking)
         rows.append(row)
         print(json.dumps(row), flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rejoin.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
-        "| lacking | rejoin s | catch-up s | replay/s | group/s away |"
+        "| member | lacking | (re)join s | catch-up s | replay/s | group/s before |"
         " group/s during | peak RSS MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {r['lacking']:,} | {r['rejoin_s']} | {r['catch_up_s']} |"
+        f"| {r['mode']} | {r['lacking']:,} | {r['rejoin_s']} | {r['catch_up_s']} |"
         f" {r['replay_per_s']:,} | {r['group_away_per_s']:,} |"
         f" {r['group_during_per_s']:,} | {r['peak_rss_mib']} |"
         for r in rows
@@ -132,7 +199,14 @@ async def main(lackings: list[int]) -> None:
 
 def _main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--lacking", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--lacking", type=int, nargs="*", default=[100_000])
+    parser.add_argument(
+        "--join",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time a new member (--join) that catches up on this many",
+    )
     args = parser.parse_args()
     failed: list[BaseException] = []
 
@@ -142,7 +216,7 @@ def _main() -> None:
         reactor.stop()
 
     def go() -> None:
-        defer.ensureDeferred(main(args.lacking)).addBoth(done)
+        defer.ensureDeferred(main(args.lacking, args.join)).addBoth(done)
 
     reactor.callWhenRunning(go)
     reactor.run()

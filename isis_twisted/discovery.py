@@ -176,6 +176,18 @@ class Discovery:
         timeout: float = 5.0,
         max_delay: float = 2.0,
     ) -> None:
+        """
+        @param reactor: The reactor (it dials, and times answers and
+            retries).
+        @param me: The asking member's name, for log lines.
+        @param group: The group it means to join.
+        @param addresses: Where members may listen: endpoint descriptions.
+        @param found: Called once, with the first answer.
+        @param fatal: Called once, with one sentence, if every address
+            refused for a reason no retry changes; then it stops.
+        @param timeout: Seconds one address has to answer.
+        @param max_delay: The longest wait between rounds.
+        """
         self.reactor = reactor
         self.me = me
         self.group = group

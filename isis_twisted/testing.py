@@ -409,13 +409,15 @@ class LocalGroup:
         return f"tcp:host=127.0.0.1:port={self.ports[name]}"
 
     async def join(
-        self, name: str, via: Sequence[str], **options: Any
+        self, name: str, via: Sequence[str], durable: bool = False, **options: Any
     ) -> MulticastNode:
         """
         Start a new member C{name} that joins the running group through the
-        members C{via} (C{--join}), with a new recorder.
+        members C{via} (C{--join}), with a new recorder (a
+        L{DurableRecorder} with C{durable}: it catches up on the whole
+        stream first).
         """
-        recorder = RecordingHandler()
+        recorder = DurableRecorder() if durable else RecordingHandler()
         self.recorders[name] = recorder
         # Its port chosen first: the address it gives must be known.
         (port,) = free_ports(1)
