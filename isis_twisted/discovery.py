@@ -106,6 +106,9 @@ class _Asking(Int32StringReceiver):
 
 
 class _AskingFactory(Factory):
+    # A line a connection for what the node says itself, once.
+    noisy = False
+
     def __init__(self, group: str, answer: Deferred[Here]) -> None:
         self.group = group
         self.answer = answer

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import signal
 from pathlib import Path
-from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
 
@@ -38,6 +37,18 @@ class JoinProcessTests(ProcessMembershipTestCase):
                 for x in s.values()
             ),
             f"{', '.join(names)} in one view",
+        )
+
+    async def alike(self, group: ProcessGroup, names: list[str]) -> None:
+        """
+        Wait until the members C{names} have delivered alike (a client is
+        answered once its own member delivered, not every member).
+        """
+        await self.until(
+            group,
+            names,
+            lambda s: len({x["delivered"] for x in s.values()}) == 1,
+            f"{', '.join(names)} delivering alike",
         )
 
     async def traffic(self, group: ProcessGroup, names: list[str], each: int) -> None:
@@ -68,9 +79,7 @@ class JoinProcessTests(ProcessMembershipTestCase):
             stay = ["a", "b", "c", "e"]
             await self.whole(group, stay)
             await self.traffic(group, stay, 20)
-            statuses: dict[str, Any] = await group.statuses(stay)
-            delivered = {n: s["delivered"] for n, s in statuses.items()}
-            self.assertEqual(len(set(delivered.values())), 1, delivered)
+            await self.alike(group, stay)
             await group.stop()
             records = {n: agreed_records(workdir / f"{n}.jsonl") for n in group.names}
             founders = records["a"]
@@ -89,6 +98,42 @@ class JoinProcessTests(ProcessMembershipTestCase):
             log = group.log("d")
             self.assertIn("found member 'b'", log)
             self.assertIn("caught up: 60 records", log)
+
+        return deferred(run())
+
+    def test_joined_member_killed_and_restarted(self) -> Deferred[None]:
+        """
+        A member that joined, killed with SIGKILL and started again with
+        its own command line (C{--join} again), is added back as a new
+        incarnation and catches up from its own file: all four files end
+        identical.
+        """
+
+        async def run() -> None:
+            workdir = Path(self.mktemp()).resolve()
+            workdir.mkdir(parents=True)
+            group = ProcessGroup(reactor, 3, workdir, FAST, group=self.id()[-40:])
+            self.addCleanup(lambda: deferred(group.stop()))
+            await group.start()
+            everyone = ["a", "b", "c", "d"]
+            await group.add("d", via=["c"])
+            await self.whole(group, everyone)
+            await self.traffic(group, everyone, 20)
+            await group.kill("d")
+            await self.traffic(group, ["a", "b", "c"], 20)
+            await group.restart("d")
+            await self.whole(group, everyone)
+            await self.traffic(group, everyone, 20)
+            await self.alike(group, everyone)
+            await group.stop()
+            records = {n: agreed_records(workdir / f"{n}.jsonl") for n in everyone}
+            for name in "bcd":
+                self.assertEqual(records[name], records["a"], name)
+            deliveries = [r for r in records["a"] if "sender" in r]
+            self.assertEqual(len(deliveries), 80 + 60 + 80)
+            # Added back, it was given what it missed after its own file's end.
+            self.assertIn("caught up: 61 records", group.log("d"))
+            self.assertIn("installed view 3 of a, b, c, d", group.log("a"))
 
         return deferred(run())
 
