@@ -14,7 +14,11 @@ machine:
 Every member generates its own load at saturation (as fast as back-pressure
 allows).  Then: a fixed-rate run for latency, a run through the client API
 (twistd nodes, one client process per node), and a memory run that compares
-peak RSS after 100,000 and 2,000,000 messages.  Every ordered and PySyncObj
+peak RSS after 100,000 and 2,000,000 messages; last, catching up
+(C{rejoin.py}: a restarted member replaying 100,000 and 1,000,000
+deliveries and a new member joining with C{--join}; C{snapshot.py}: a
+100 MiB state restored by snapshot), each as its own process, whose tables
+go at the end of results.md.  Every ordered and PySyncObj
 run's delivery histories go through the history checker: a run that broke
 a guarantee is a failure, however fast.
 
@@ -605,6 +609,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="our members' --suspect-after, seconds (default: the node's); a"
         " suspicion in these runs is a false one",
     )
+    parser.add_argument(
+        "--catch-up",
+        type=int,
+        nargs="*",
+        default=[100_000, 1_000_000],
+        help="deliveries a restarted member lacks, for bench/rejoin.py (the"
+        " first also for a member that joins); none to skip",
+    )
+    parser.add_argument(
+        "--snapshot-mib",
+        type=int,
+        default=100,
+        help="MiB of state for bench/snapshot.py (0 to skip)",
+    )
     parser.add_argument("--out", type=Path, default=DOCS)
     parser.add_argument("--no-charts", dest="charts", action="store_false")
     parser.add_argument(
@@ -642,11 +660,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures.append(f"{what}: {row['check']['error']}")
             print(f"  FAILED: {row['check']['error']}", file=sys.stderr, flush=True)
     add_ratios(results)
+    catching = [] if args.only else catch_up(args, failures)
     import report
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_results(args.out / "results.json", "suite", results)
-    table = report.markdown(results, failures)
+    table = report.markdown(results, failures) + "".join(catching)
     (args.out / "results.md").write_text(table)
     print(table)
     if args.charts:
@@ -656,6 +675,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(failures)} run(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def catch_up(args: argparse.Namespace, failures: list[str]) -> list[str]:
+    """
+    Run the catching-up benchmarks, each in a process of its own, and give
+    their tables for results.md (their own files are in bench/results/).
+    """
+    here = Path(__file__).resolve().parent
+    sections = []
+    runs = []
+    if args.catch_up:
+        runs.append(
+            (
+                "catch-up: rejoin by replay and a member that joins",
+                [
+                    "rejoin.py",
+                    "--lacking",
+                    *map(str, args.catch_up),
+                    "--join",
+                    str(args.catch_up[0]),
+                ],
+                here / "results" / "rejoin.md",
+            )
+        )
+    if args.snapshot_mib:
+        runs.append(
+            (
+                f"catch-up: {args.snapshot_mib} MiB restored by snapshot",
+                ["snapshot.py", "--mib", str(args.snapshot_mib)],
+                here / "results" / "snapshot.json",
+            )
+        )
+    for what, command, output in runs:
+        print(f"{what} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [sys.executable, str(here / command[0]), *command[1:]], cwd=here
+        )
+        if done.returncode:
+            failures.append(f"{what}: exit status {done.returncode}")
+            continue
+        text = output.read_text()
+        if output.suffix == ".json":
+            text = f"```json\n{text}```\n"
+        sections.append(f"\n## {what[len('catch-up: ') :]}\n\n{text}")
+    return sections
 
 
 def one_line(row: dict[str, Any]) -> str:
