@@ -79,6 +79,13 @@ class CatchUp:
         self._giving: dict[str, tuple[Giving | SnapshotGiving, int | None]] = {}
         self._give_call: dict[str, IDelayedCall] = {}
 
+    @property
+    def serving(self) -> frozenset[str]:
+        """
+        The members this member is giving records or a snapshot to now.
+        """
+        return frozenset(self._giving)
+
     def forget(self) -> None:
         """
         This member asks to be added again: what it caught up on before

@@ -85,6 +85,13 @@ from isis_twisted.views import (
 )
 from isis_twisted.wire import MESSAGE_OVERHEAD, Here, data_overhead, encode_body
 
+PENDING_STRANGERS = 8
+"""
+The most links a member keeps at once for names that no view or request to
+join vouches for yet (members added at run time whose first HELLO came
+before their JOIN).
+"""
+
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 """
 The default largest frame, in bytes, a node sends or accepts.
@@ -688,8 +695,28 @@ class MulticastNode(MultiService):
         link = self.links.get(name)
         if link is not None:
             return link
-        if len(self.links) + 1 >= max(GROUP_LIMIT, len(self.members)):
-            return None
+        membership = self.membership
+        needed = name in membership.view.members or name in membership.joiners
+        if not needed:
+            # A name nobody vouches for yet (an unauthenticated HELLO in a
+            # group without a secret): only a few at a time, so that
+            # strangers cannot fill the table that members need.
+            pending = [
+                n
+                for n in self.links
+                if n not in self.members
+                and n not in membership.view.members
+                and n not in membership.joiners
+            ]
+            if len(self.links) + 1 >= max(GROUP_LIMIT, len(self.members)) or (
+                len(pending) >= PENDING_STRANGERS
+            ):
+                return None
+        if address:
+            try:
+                clientFromString(self._reactor, address)
+            except Exception:
+                return None
         link = PeerLink(self, name, self.max_buffer, self._ack_delay)
         link.on_locked_out = self._locked_out
         self.links[name] = link
@@ -722,10 +749,19 @@ class MulticastNode(MultiService):
 
     def _forget_peers(self, members: tuple[str, ...]) -> None:
         """
-        Close the links of members added at run time that are in no view
-        now (C{members}) and ask for nothing.
+        Close the links of members added at run time that are neither in
+        the view handed out (C{members}, which may be older than the
+        membership's) nor in the current one, ask for nothing and are given
+        nothing.
         """
-        keep = {*members, *self.membership.joiners, *self.members}
+        membership = self.membership
+        keep = {
+            *members,
+            *membership.view.members,
+            *membership.joiners,
+            *self.members,
+            *self.catchup.serving,
+        }
         for name in [n for n in self.links if n not in keep]:
             link = self.links.pop(name)
             link.close()
@@ -787,7 +823,7 @@ class MulticastNode(MultiService):
                 to.restart(incarnation)
         frames = membership.flush(self._frame_room, MESSAGE_OVERHEAD)
         if frames:
-            peers = [links[name] for name in membership.peers]
+            peers = [link for name in membership.peers if (link := links.get(name))]
             for frame in frames:
                 body = encode_body(frame)
                 for link in peers:

@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 
 from isis_twisted.engine import ViewChange
 from isis_twisted.membership import JOINING, NORMAL
+from isis_twisted.node import PENDING_STRANGERS
 from isis_twisted.viewcheck import check_views
 from tests.test_node import LogCapture, deferred
 from tests.test_node_membership import MembershipTestCase
@@ -69,5 +70,30 @@ class JoinTests(MembershipTestCase):
             self.assertTrue(result.ok, result.summary())
             self.assertTrue(logs.matching("found member 'a'"))
             self.assertEqual(e.membership.state, NORMAL)
+
+        return deferred(run())
+
+    def test_strangers_are_bounded(self) -> Deferred[None]:
+        """
+        Names no view or request to join vouches for get a few links at
+        most, and an address that is no endpoint description gets none; a
+        member that asked to join always gets its link.
+        """
+
+        async def run() -> None:
+            group = await self.group("ab")
+            a = group.nodes["a"]
+            made = [
+                a.add_peer(f"s{i}", f"tcp:host=127.0.0.1:port={9 + i}")
+                for i in range(PENDING_STRANGERS + 3)
+            ]
+            self.assertEqual(sum(m is not None for m in made), PENDING_STRANGERS)
+            self.assertIsNone(a.add_peer("t", "bogus:xyz"))
+            a.membership.joiners["z"] = 1
+            self.assertIsNotNone(a.add_peer("z", "tcp:host=127.0.0.1:port=7"))
+            # Forgotten at the next view change that does not need them.
+            a.membership.joiners.clear()
+            a._forget_peers(a.view.members)
+            self.assertEqual(sorted(a.links), ["b"])
 
         return deferred(run())
