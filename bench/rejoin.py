@@ -56,16 +56,67 @@ async def pump(nodes: list[Any], count: int) -> None:
         sent += batch
 
 
-async def run_one(lacking: int) -> dict[str, Any]:
-    group = LocalGroup(
-        reactor,
-        list("abc"),
-        durable=True,
-        # Room for what c lacks and for what the load adds meanwhile.
-        history=4 * lacking + 100_000,
-        history_bytes=(4 * lacking + 100_000) * (len(PAYLOAD) + 64),
-        max_buffer=256 * 1024 * 1024,
+def room(lacking: int) -> dict[str, Any]:
+    """
+    Node options with room for what a member lacks and for what the load
+    adds meanwhile.
+    """
+    return {
+        "history": 4 * lacking + 100_000,
+        "history_bytes": (4 * lacking + 100_000) * (len(PAYLOAD) + 64),
+        "max_buffer": 256 * 1024 * 1024,
+    }
+
+
+async def caught_up(
+    group: LocalGroup, member: Any, name: str, target: int, senders: list[Any]
+) -> tuple[float, int]:
+    """
+    Load the group from C{senders} while C{name} catches up to C{target}
+    records; the time it took and what C{a} delivered meanwhile.
+    """
+    added = time.perf_counter()
+    load: Deferred[None] = defer.ensureDeferred(pump(senders, 10**9))
+    delivered_at_add = len(group.recorders["a"].records)
+    kept = group.recorders[name]
+    await wait_until(
+        reactor, lambda: len(kept.records) >= target, 600, f"{name} caught up"
     )
+    took = time.perf_counter() - added
+    load.cancel()
+    load.addErrback(lambda _: None)
+    return took, len(group.recorders["a"].records) - delivered_at_add
+
+
+def row(
+    lacking: int,
+    mode: str,
+    member: Any,
+    joined: float,
+    took: float,
+    during: int,
+    away_rate: float,
+) -> dict[str, Any]:
+    """
+    One row of the table.
+    """
+    return {
+        "lacking": lacking,
+        "mode": mode,
+        "caught_up": member.caught_up,
+        "rejoin_s": round(joined, 3),
+        "catch_up_s": round(took, 3),
+        "replay_per_s": round(member.caught_up / max(took, 1e-9)),
+        "group_away_per_s": round(away_rate),
+        "group_during_per_s": round(during / max(took, 1e-9)),
+        "peak_rss_mib": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ),
+    }
+
+
+async def run_one(lacking: int) -> dict[str, Any]:
+    group = LocalGroup(reactor, list("abc"), durable=True, **room(lacking))
     await group.start()
     a, b, c = (group.nodes[n] for n in "abc")
     try:
@@ -83,29 +134,10 @@ async def run_one(lacking: int) -> dict[str, Any]:
         await wait_until(
             reactor, lambda: c2.membership.welcome is not None, 60, "c added"
         )
-        added = time.perf_counter()
+        joined = time.perf_counter() - restarted
         # The group's own load from the moment c is added, while it catches up.
-        load: Deferred[None] = defer.ensureDeferred(pump([a, b], 10**9))
-        delivered_at_add = len(group.recorders["a"].records)
-        await wait_until(
-            reactor, lambda: len(kept.records) >= target, 600, "c caught up"
-        )
-        done = time.perf_counter()
-        during = len(group.recorders["a"].records) - delivered_at_add
-        load.cancel()
-        load.addErrback(lambda _: None)
-        return {
-            "lacking": lacking,
-            "caught_up": c2.caught_up,
-            "rejoin_s": round(added - restarted, 3),
-            "catch_up_s": round(done - added, 3),
-            "replay_per_s": round(c2.caught_up / max(done - added, 1e-9)),
-            "group_away_per_s": round(away_rate),
-            "group_during_per_s": round(during / max(done - added, 1e-9)),
-            "peak_rss_mib": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            ),
-        }
+        took, during = await caught_up(group, c2, "c", target, [a, b])
+        return row(lacking, "restart", c2, joined, took, during, away_rate)
     finally:
         await group.stop()
 
@@ -116,14 +148,7 @@ async def run_join(lacking: int) -> dict[str, Any]:
     delivered C{lacking} messages; its durable handler starts empty, so it
     catches up on all of them.
     """
-    group = LocalGroup(
-        reactor,
-        list("abc"),
-        durable=True,
-        history=4 * lacking + 100_000,
-        history_bytes=(4 * lacking + 100_000) * (len(PAYLOAD) + 64),
-        max_buffer=256 * 1024 * 1024,
-    )
+    group = LocalGroup(reactor, list("abc"), durable=True, **room(lacking))
     await group.start()
     a, b, c = (group.nodes[n] for n in "abc")
     try:
@@ -131,40 +156,11 @@ async def run_join(lacking: int) -> dict[str, Any]:
         await pump([a, b, c], lacking)
         away_rate = lacking / (time.perf_counter() - started)
         joining = time.perf_counter()
-        d = await group.join(
-            "d",
-            via=["a"],
-            durable=True,
-            history=4 * lacking + 100_000,
-            history_bytes=(4 * lacking + 100_000) * (len(PAYLOAD) + 64),
-            max_buffer=256 * 1024 * 1024,
-        )
+        d = await group.join("d", via=["a"], durable=True, **room(lacking))
         await wait_until(reactor, lambda: d.membership.welcome is not None, 60, "d")
-        added = time.perf_counter()
-        target = lacking
-        load: Deferred[None] = defer.ensureDeferred(pump([a, b, c], 10**9))
-        delivered_at_add = len(group.recorders["a"].records)
-        kept = group.recorders["d"]
-        await wait_until(
-            reactor, lambda: len(kept.records) >= target, 600, "d caught up"
-        )
-        done = time.perf_counter()
-        during = len(group.recorders["a"].records) - delivered_at_add
-        load.cancel()
-        load.addErrback(lambda _: None)
-        return {
-            "lacking": lacking,
-            "mode": "join",
-            "caught_up": d.caught_up,
-            "rejoin_s": round(added - joining, 3),
-            "catch_up_s": round(done - added, 3),
-            "replay_per_s": round(d.caught_up / max(done - added, 1e-9)),
-            "group_away_per_s": round(away_rate),
-            "group_during_per_s": round(during / max(done - added, 1e-9)),
-            "peak_rss_mib": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            ),
-        }
+        joined = time.perf_counter() - joining
+        took, during = await caught_up(group, d, "d", lacking, [a, b, c])
+        return row(lacking, "join", d, joined, took, during, away_rate)
     finally:
         await group.stop()
 
@@ -172,14 +168,11 @@ async def run_join(lacking: int) -> dict[str, Any]:
 async def main(lackings: list[int], joins: list[int]) -> None:
     rows = []
     for lacking in lackings:
-        row = await run_one(lacking)
-        row["mode"] = "restart"
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        rows.append(await run_one(lacking))
+        print(json.dumps(rows[-1]), flush=True)
     for lacking in joins:
-        row = await run_join(lacking)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        rows.append(await run_join(lacking))
+        print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rejoin.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [

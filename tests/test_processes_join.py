@@ -39,6 +39,18 @@ class JoinProcessTests(ProcessMembershipTestCase):
             f"{', '.join(names)} in one view",
         )
 
+    async def started(self, size: int) -> tuple[ProcessGroup, Path]:
+        """
+        A running group of C{size} members, stopped at the end of the test,
+        and the directory of its logs.
+        """
+        workdir = Path(self.mktemp()).resolve()
+        workdir.mkdir(parents=True)
+        group = ProcessGroup(reactor, size, workdir, FAST, group=self.id()[-40:])
+        self.addCleanup(lambda: deferred(group.stop()))
+        await group.start()
+        return group, workdir
+
     async def alike(self, group: ProcessGroup, names: list[str]) -> None:
         """
         Wait until the members C{names} have delivered alike (a client is
@@ -62,11 +74,7 @@ class JoinProcessTests(ProcessMembershipTestCase):
 
     def test_fourth_and_fifth_join_and_one_leaves(self) -> Deferred[None]:
         async def run() -> None:
-            workdir = Path(self.mktemp()).resolve()
-            workdir.mkdir(parents=True)
-            group = ProcessGroup(reactor, 3, workdir, FAST, group=self.id()[-40:])
-            self.addCleanup(lambda: deferred(group.stop()))
-            await group.start()
+            group, workdir = await self.started(3)
             await self.traffic(group, ["a", "b", "c"], 20)
             await group.add("d", via=["b"])
             await self.whole(group, ["a", "b", "c", "d"])
@@ -110,11 +118,7 @@ class JoinProcessTests(ProcessMembershipTestCase):
         """
 
         async def run() -> None:
-            workdir = Path(self.mktemp()).resolve()
-            workdir.mkdir(parents=True)
-            group = ProcessGroup(reactor, 3, workdir, FAST, group=self.id()[-40:])
-            self.addCleanup(lambda: deferred(group.stop()))
-            await group.start()
+            group, workdir = await self.started(3)
             everyone = ["a", "b", "c", "d"]
             await group.add("d", via=["c"])
             await self.whole(group, everyone)
@@ -139,11 +143,7 @@ class JoinProcessTests(ProcessMembershipTestCase):
 
     def test_another_group_exits_with_one_sentence(self) -> Deferred[None]:
         async def run() -> None:
-            workdir = Path(self.mktemp()).resolve()
-            workdir.mkdir(parents=True)
-            group = ProcessGroup(reactor, 2, workdir, FAST, group=self.id()[-40:])
-            self.addCleanup(lambda: deferred(group.stop()))
-            await group.start()
+            group, _ = await self.started(2)
             # Its client API may listen before it gives up, or not.
             with contextlib.suppress(RuntimeError):
                 await group.add("x", via=["a", "b"], options=["--group=other"])
