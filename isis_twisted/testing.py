@@ -520,6 +520,19 @@ async def wait_until(
         await d
 
 
+def settled_records(path: Path) -> list[dict[str, Any]]:
+    """
+    L{agreed_records} up to the last delivery: the view changes after it
+    are those of a group whose members stop one after another (each that
+    stops leaves, and those still up install views without it), which
+    differ from member to member.
+    """
+    records = agreed_records(path)
+    while records and "sender" not in records[-1]:
+        records.pop()
+    return records
+
+
 def agreed_records(path: Path) -> list[dict[str, Any]]:
     """
     A C{jsonl:} file's records, each without C{after} (which only its

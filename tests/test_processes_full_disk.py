@@ -17,7 +17,7 @@ from pathlib import Path
 
 from twisted.internet.defer import Deferred
 
-from isis_twisted.testing import agreed_records
+from isis_twisted.testing import settled_records
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     FAST,
@@ -116,7 +116,7 @@ class FullDiskTests(ProcessMembershipTestCase):
             await self.settle(group, load, ["a", "b", "c"])
             await group.stop()
             self.assert_judged(group, load, [])
-            files = {n: agreed_records(workdir / f"{n}.jsonl") for n in "abc"}
+            files = {n: settled_records(workdir / f"{n}.jsonl") for n in "abc"}
             self.assertEqual(files["c"], files["a"])
             self.assertEqual(files["b"], files["a"])
             log = group.log("c")

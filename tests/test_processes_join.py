@@ -15,7 +15,7 @@ from pathlib import Path
 
 from twisted.internet.defer import Deferred, gatherResults
 
-from isis_twisted.testing import agreed_records
+from isis_twisted.testing import settled_records
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     FAST,
@@ -23,17 +23,6 @@ from tests.test_processes_membership import (
     ProcessMembershipTestCase,
     reactor,
 )
-
-
-def settled(path: Path) -> list[dict[str, object]]:
-    """
-    A member's records up to its last delivery: the view changes after it
-    are those of the members stopping one after another at the end.
-    """
-    records = agreed_records(path)
-    while records and "sender" not in records[-1]:
-        records.pop()
-    return records
 
 
 class JoinProcessTests(ProcessMembershipTestCase):
@@ -100,7 +89,7 @@ class JoinProcessTests(ProcessMembershipTestCase):
             await self.traffic(group, stay, 20)
             await self.alike(group, stay)
             await group.stop()
-            records = {n: settled(workdir / f"{n}.jsonl") for n in group.names}
+            records = {n: settled_records(workdir / f"{n}.jsonl") for n in group.names}
             founders = records["a"]
             self.assertEqual(records["b"], founders)
             self.assertEqual(records["c"], founders)
@@ -141,7 +130,7 @@ class JoinProcessTests(ProcessMembershipTestCase):
             await self.traffic(group, everyone, 20)
             await self.alike(group, everyone)
             await group.stop()
-            records = {n: settled(workdir / f"{n}.jsonl") for n in everyone}
+            records = {n: settled_records(workdir / f"{n}.jsonl") for n in everyone}
             for name in "bcd":
                 self.assertEqual(records[name], records["a"], name)
             deliveries = [r for r in records["a"] if "sender" in r]

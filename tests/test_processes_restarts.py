@@ -17,7 +17,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from isis_twisted import checker
-from isis_twisted.testing import agreed_records
+from isis_twisted.testing import settled_records
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     FAST,
@@ -125,10 +125,10 @@ class RestartTests(ProcessMembershipTestCase):
             await self.settle(group, load, everyone)
             await group.stop()
             files = [workdir / f"{n}.jsonl" for n in everyone]
-            first = agreed_records(files[0])
+            first = settled_records(files[0])
             self.assertGreater(len(first), 1000)
             for path in files[1:]:
-                self.assertEqual(agreed_records(path), first, path.name)
+                self.assertEqual(settled_records(path), first, path.name)
             self.assertEqual(checker.main([str(p) for p in files]), 0)
             # Every multicast confirmed to a client is in the logs.
             held = {(r["sender"], r["clock"]) for r in first if "sender" in r}
