@@ -896,6 +896,11 @@ class PropertyTests(SynchronousTestCase):
                 if cut == len(encode(without)):
                     self.assertEqual(decode(raw[:cut]), without)
                     return
+            if not frame.nonce and cut == len(encode(shorter[1])) + 1:
+                # A 0 nonce length with nothing after it: not one encoding.
+                with self.assertRaises(BadFieldError):
+                    decode(raw[:cut])
+                return
         with self.assertRaises(TruncatedFrameError):
             decode(raw[:cut])
 
