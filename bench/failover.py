@@ -90,6 +90,7 @@ class ProcessGroup:
     @ivar clients: Every member's client, by name, once L{start} returned.
     @ivar proxies: With C{proxied}, the L{LinkProxy} every member dials
         every other through, by C{(dialer, dialed)}.
+    @ivar http_ports: With C{http}, every member's HTTP API port, by name.
     """
 
     def __init__(
@@ -100,11 +101,14 @@ class ProcessGroup:
         options: Sequence[str] = (),
         proxied: bool = False,
         group: str = "failover",
+        http: bool = False,
     ) -> None:
         """
         @param options: More C{twistd isis} options for every member.
         @param proxied: Route every link through a proxy of its own, so
             that links can be cut (L{cut}).
+        @param http: Give every member an HTTP API (C{--http-port}), its
+            port in L{http_ports}.
         """
         self.reactor = reactor
         self.names = list(NAMES[:size])
@@ -119,6 +123,8 @@ class ProcessGroup:
         self._commands: dict[str, list[str]] = {}
         self._client_ports: dict[str, int] = {}
         self._peer_ports: dict[str, int] = {}
+        self.http = http
+        self.http_ports: dict[str, int] = {}
 
     async def start(self, timeout: float = 60.0) -> None:
         """
@@ -135,12 +141,13 @@ class ProcessGroup:
                         proxy_ports[(src, dst)] = await proxy.listen()
                         self.proxies[(src, dst)] = proxy
         # Chosen once the proxies hold their ports (as faults.py does).
-        ports = free_ports(2 * len(self.names))
+        n = len(self.names)
+        ports = free_ports((3 if self.http else 2) * n)
         peer_ports.update(zip(self.names, ports, strict=False))
         self._peer_ports = peer_ports
-        self._client_ports = dict(
-            zip(self.names, ports[len(self.names) :], strict=True)
-        )
+        self._client_ports = dict(zip(self.names, ports[n : 2 * n], strict=True))
+        if self.http:
+            self.http_ports = dict(zip(self.names, ports[2 * n :], strict=True))
         for name in self.names:
             self._commands[name] = twistd_command(
                 name,
@@ -150,7 +157,7 @@ class ProcessGroup:
                 self.workdir,
                 self.group,
                 dial=(lambda s, d: proxy_ports[(s, d)]) if self.proxied else None,
-                extra=self.options,
+                extra=[*self.options, *self._http_option(name)],
             )
             self._spawn(name)
         deadline = self.reactor.seconds() + timeout
@@ -182,6 +189,11 @@ class ProcessGroup:
                 f"the group changed view while starting (its members started"
                 f" further apart than --suspect-after): {changed}"
             )
+
+    def _http_option(self, name: str) -> list[str]:
+        if name not in self.http_ports:
+            return []
+        return [f"--http-port={self.http_ports[name]}"]
 
     def _spawn(self, name: str) -> None:
         proc = NodeProcess(name)

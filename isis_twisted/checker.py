@@ -566,10 +566,9 @@ def _record_from_json(obj: object) -> Delivery:
     return Delivery(index, sender, clock, payload, after)
 
 
-def record_to_json(record: Record) -> str:
+def record_fields(record: Record) -> dict[str, object]:
     """
-    One record as a line of JSON (without the newline), the format
-    L{load_records} reads.
+    One record as JSON-ready data, the form L{load_records} reads.
 
     A delivery is C{{"index": 1, "sender": "a", "clock": 7, "payload":
     "text"}} (C{payload_b64} for a payload that is not UTF-8, C{after} when
@@ -577,14 +576,11 @@ def record_to_json(record: Record) -> str:
     "b"], "index": 81}}, told apart by its missing C{sender}.
     """
     if isinstance(record, ViewChange):
-        return json.dumps(
-            {
-                "view": record.view,
-                "members": list(record.members),
-                "index": record.index,
-            },
-            ensure_ascii=False,
-        )
+        return {
+            "view": record.view,
+            "members": list(record.members),
+            "index": record.index,
+        }
     obj: dict[str, object] = {
         "index": record.index,
         "sender": record.sender,
@@ -596,7 +592,15 @@ def record_to_json(record: Record) -> str:
         obj["payload_b64"] = base64.b64encode(record.payload).decode("ascii")
     if record.after is not None:
         obj["after"] = record.after
-    return json.dumps(obj, ensure_ascii=False)
+    return obj
+
+
+def record_to_json(record: Record) -> str:
+    """
+    One record as a line of JSON (without the newline), the format
+    L{load_records} reads: L{record_fields}, serialised.
+    """
+    return json.dumps(record_fields(record), ensure_ascii=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ asked for them.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,8 +19,16 @@ from typing import Any
 import attrs
 from twisted.logger import Logger
 
-from isis_twisted.engine import Delivery, Record
+from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
+
+VIEWS_KEPT = 1024
+"""
+How many of the latest view changes L{DeliveryHistory.view_at} knows of.
+"""
+
+# Above every view id, for searching (index, view) pairs by index alone.
+MAX_VIEW_ID = 1 << 64
 
 
 @attrs.define(eq=False)
@@ -49,18 +58,25 @@ class DeliveryHistory:
 
     @ivar member: The member's name, for messages.
     @ivar size: How many recent deliveries it keeps.
+    @ivar start_view: The view of the deliveries before the first view
+        change in the stream (the view the member started in).
     """
 
     _log = Logger()
 
-    def __init__(self, member: str, size: int, limit: int) -> None:
+    def __init__(self, member: str, size: int, limit: int, start_view: int = 0) -> None:
         """
         @param member: The member's name.
         @param size: How many recent deliveries to keep (0: none).
         @param limit: The most payload bytes those deliveries may hold;
             older ones are dropped first.
+        @param start_view: The view the member starts in.
         """
         self.member = member
+        self.start_view = start_view
+        # Where each recent view starts, (index, view id), oldest first:
+        # view changes are rare, so a bound on their count is enough.
+        self._views: deque[tuple[int, int]] = deque(maxlen=VIEWS_KEPT)
         self.size = size
         self._limit = limit
         self._bytes = 0
@@ -75,10 +91,17 @@ class DeliveryHistory:
         One call per turn rather than per record: at saturation a node
         delivers a hundred thousand records a second.
         """
+        added = 0
+        for r in records:
+            if type(r) is Delivery:
+                added += len(r.payload)
+            else:
+                assert isinstance(r, ViewChange)
+                self._views.append((r.index, r.view))
         if self.size:
             kept = self._kept
             kept.extend(records)
-            self._bytes += sum(len(r.payload) for r in records if type(r) is Delivery)
+            self._bytes += added
             while len(kept) > self.size or self._bytes > self._limit:
                 old = kept.popleft()
                 if type(old) is Delivery:
@@ -113,6 +136,22 @@ class DeliveryHistory:
             except Exception:
                 self._log.failure("subscriber failed to flush; unsubscribed it")
                 sub.cancel()
+
+    def view_at(self, index: int) -> int | None:
+        """
+        The view the delivery with index C{index} was (or will be) delivered
+        in.
+
+        @return: The view's id, or L{None} if that view started before the
+            last L{VIEWS_KEPT} view changes.
+        """
+        views = self._views
+        if not views or index < views[0][0]:
+            if len(views) == VIEWS_KEPT:
+                return None
+            return self.start_view
+        at = bisect_right(views, (index, MAX_VIEW_ID)) - 1
+        return views[at][1]
 
     def kept(self) -> list[Record]:
         """

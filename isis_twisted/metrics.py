@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
 from isis_twisted.status import NodeStatus
 
 
@@ -175,15 +178,41 @@ def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def metrics_resource(node: StatusSource) -> Any:
+class MetricsResource(Resource):
+    """
+    The node's metrics, at any path: the exposition is made on the reactor
+    thread, where the node lives (C{prometheus_client}'s own Twisted
+    resource makes it in a thread pool, and would read the node's state
+    while the reactor changes it).
+    """
+
+    isLeaf = True
+
+    def __init__(self, node: StatusSource) -> None:
+        """
+        @param node: The node to read at every scrape.
+        @raise ImportError: If C{prometheus_client} is not installed.
+        """
+        from prometheus_client import CollectorRegistry
+
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(NodeCollector(node))
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The metrics in the Prometheus text format.
+        """
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self.registry)
+
+
+def metrics_resource(node: StatusSource) -> MetricsResource:
     """
     A Twisted web resource serving the node's metrics at any path.
 
     @raise ImportError: If C{prometheus_client} is not installed.
     """
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.twisted import MetricsResource
-
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(NodeCollector(node))
-    return MetricsResource(registry=registry)  # type: ignore[no-untyped-call]
+    return MetricsResource(node)

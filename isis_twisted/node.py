@@ -57,6 +57,7 @@ from isis_twisted.interfaces import (
 )
 from isis_twisted.link import PeerDialer, PeerFactory, PeerLink
 from isis_twisted.membership import (
+    BLOCKED,
     GROUP_LIMIT,
     JOINING,
     NORMAL,
@@ -419,7 +420,9 @@ class MulticastNode(MultiService):
         self._pending: dict[int, _Waiter] = {}
         self._waiting: deque[tuple[bytes, _Waiter]] = deque()
         self._arrived: dict[Timestamp, float] = {}
-        self.history = DeliveryHistory(me, history, history_bytes)
+        self.history = DeliveryHistory(
+            me, history, history_bytes, self.membership.view.id
+        )
         self.multicasts = 0
         self.rejections = 0
         self.handler_give_ups = 0
@@ -486,6 +489,34 @@ class MulticastNode(MultiService):
         The view this member is in.
         """
         return self.membership.view
+
+    def view_at(self, index: int) -> int | None:
+        """
+        The id of the view the delivery with index C{index} is delivered in
+        (L{None} if that is too long ago to know).
+        """
+        return self.history.view_at(index)
+
+    def cannot_deliver(self) -> tuple[str, tuple[str, ...]] | None:
+        """
+        Why a message multicast now would not be delivered (the member is
+        out of the group, stopped, or its view has lost its majority), and
+        the members it waits for; L{None} if it would be, in time.
+        """
+        membership = self.membership
+        if self.stopped:
+            return (f"member {self.me!r} is stopped", ())
+        if membership.state == REMOVED:
+            return (str(self._removed_error()), ())
+        if membership.state == BLOCKED:
+            missing = tuple(sorted(membership.suspects))
+            return (
+                f"member {self.me!r} cannot reach a majority of its view"
+                f" ({', '.join(membership.view.members)}); it waits for"
+                f" {', '.join(missing) or 'a majority'} to come back",
+                missing,
+            )
+        return None
 
     # -- IOrderedMulticast ------------------------------------------------
 

@@ -167,6 +167,13 @@ class Options(usage.Options):
             " (listens on 127.0.0.1) or an endpoint description. Default: none.",
         ],
         [
+            "http-port",
+            None,
+            None,
+            "Where to serve the HTTP API and the status page: a port number"
+            " (listens on 127.0.0.1) or an endpoint description. Default: none.",
+        ],
+        [
             "metrics-port",
             None,
             None,
@@ -358,6 +365,11 @@ class Options(usage.Options):
         self["client_listen"] = (
             _address(listen_description, "--client-port", self["client-port"])
             if self["client-port"] is not None
+            else None
+        )
+        self["http_listen"] = (
+            _address(listen_description, "--http-port", self["http-port"])
+            if self["http-port"] is not None
             else None
         )
         specs = [s for s in self["peers"].split(",") if s.strip()]
@@ -678,7 +690,8 @@ class NodeService(MultiService):
 def makeService(options: Options, reactor: Any = None) -> IService:
     """
     Make the service C{twistd isis} runs: the node, and its client API
-    when C{--client-port} is given.
+    when C{--client-port} is given, its HTTP API with C{--http-port}, its
+    metrics with C{--metrics-port}.
 
     @param options: Parsed L{Options}.
     @param reactor: The reactor (default: the global one).
@@ -716,6 +729,17 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 options["client_listen"],
                 ClientAPIFactory(node, reactor, token=options["client_token"]),
                 f"the client API of member {options['id']!r}",
+            )
+        )
+    if options["http_listen"] is not None:
+        from isis_twisted.webapi import api_site
+
+        top.add_listener(
+            Listener(
+                reactor,
+                options["http_listen"],
+                api_site(node, reactor, token=options["client_token"]),
+                f"the HTTP API of member {options['id']!r}",
             )
         )
     if options["metrics_listen"] is not None:

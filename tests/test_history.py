@@ -94,3 +94,37 @@ class DeliveryHistoryTests(SynchronousTestCase):
         self.assertEqual([r.index for r in got], [1, 2])
         sub.cancel()
         self.assertFalse(history.has_subscribers)
+
+
+class ViewAtTests(SynchronousTestCase):
+    """
+    L{DeliveryHistory.view_at} tells the view a delivery is delivered in.
+    """
+
+    def test_views(self) -> None:
+        """
+        Before any view change, the start view; then the view whose first
+        delivery is at or before the index, also for deliveries not yet
+        made, and also when no delivery is kept.
+        """
+        for size in (0, 10):
+            history = DeliveryHistory("a", size, 1 << 20, start_view=4)
+            self.assertEqual(history.view_at(1), 4)
+            history.extend([Delivery(1, "a", 1, b""), ViewChange(5, ("a",), 2)])
+            history.extend([Delivery(2, "a", 2, b""), ViewChange(6, ("a", "b"), 3)])
+            history.extend([ViewChange(7, ("b",), 3), Delivery(3, "b", 3, b"")])
+            views = [history.view_at(i) for i in (1, 2, 3, 99)]
+            self.assertEqual(views, [4, 5, 7, 7])
+
+    def test_too_old(self) -> None:
+        """
+        Only the last L{VIEWS_KEPT} view changes are known: before them the
+        view is unknown.
+        """
+        from isis_twisted.history import VIEWS_KEPT
+
+        history = DeliveryHistory("a", 0, 0)
+        history.extend([ViewChange(v, ("a",), v + 1) for v in range(VIEWS_KEPT + 1)])
+        self.assertIsNone(history.view_at(1))
+        self.assertEqual(history.view_at(2), 1)
+        self.assertEqual(history.view_at(VIEWS_KEPT + 1), VIEWS_KEPT)

@@ -45,6 +45,9 @@ class WheelTests(SynchronousTestCase):
             self.assertIn("twisted/plugins/isis_plugin.py", names)
             self.assertIn("isis_twisted/engine.py", names)
             self.assertIn("isis_twisted/py.typed", names)
+            # The status page the HTTP API serves.
+            for page in ("index.html", "page.js", "page.css"):
+                self.assertIn(f"isis_twisted/page/{page}", names)
             self.assertFalse([n for n in names if "dropin.cache" in n], names)
             self.assertFalse([n for n in names if n.startswith("tests/")], names)
             self.assertFalse(

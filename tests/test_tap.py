@@ -225,6 +225,27 @@ class OptionsTests(SynchronousTestCase):
         service.privilegedStartService()
         self.assertIn(9201, [p[0] for p in reactor.tcpServers])
 
+    def test_http_port(self) -> None:
+        """
+        C{--http-port} listens on 127.0.0.1 with the HTTP API's site, which
+        gets the client token.
+        """
+        from isis_twisted.webapi import ApiSite
+
+        where = self.mktemp()
+        Path(where).write_bytes(b"t" * 20)
+        options = parse(*BASE, "--http-port", "9301", "--client-token-file", where)
+        self.assertEqual(options["http_listen"], "tcp:9301:interface=127.0.0.1")
+        reactor = MemoryReactorClock()
+        service = tap.makeService(options, reactor)
+        service.privilegedStartService()
+        [site] = [p[1] for p in reactor.tcpServers if p[0] == 9301]
+        assert isinstance(site, ApiSite)
+        self.assertEqual(site.api.token, b"t" * 20)
+        with self.assertRaises(UsageError) as caught:
+            parse(*BASE, "--http-port", "nonsense:1")
+        self.assertIn("--http-port", str(caught.exception))
+
     def test_unwritable_jsonl(self) -> None:
         with self.assertRaises(UsageError) as caught:
             parse(*BASE, "--handler", "jsonl:/nonexistent-dir/x.jsonl")

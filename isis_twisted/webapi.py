@@ -1,0 +1,580 @@
+"""
+The HTTP API of a member (C{twistd isis --http-port}): multicast, the
+delivery stream and the status for programs in any language, and a live
+status page for people.
+
+Routes (docs/http.md gives each in full)::
+
+    POST /messages          multicast; answered once delivered
+    GET  /messages?from=N   the delivery stream (SSE, or NDJSON by Accept)
+    GET  /status            the status as JSON (SSE with Accept:
+                            text/event-stream)
+    GET  /metrics           Prometheus metrics, with prometheus_client
+    GET  /                  the status page (and /page.js, /page.css)
+
+With a client token, every route but the page's files wants it, as
+C{Authorization: Bearer TOKEN} or (for a browser's C{EventSource}, which
+cannot set headers) C{?access_token=TOKEN}.  Errors are JSON,
+C{{"error": "one sentence", ...}}, with the status code that fits.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any, cast
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from isis_twisted.client import DEFAULT_BACKLOG
+from isis_twisted.engine import Delivery
+from isis_twisted.interfaces import HistoryGoneError
+from isis_twisted.node import (
+    BackPressureError,
+    DeliveryUnknownError,
+    NodeRemovedError,
+    NodeStoppedError,
+)
+from isis_twisted.webformat import (
+    BodyError,
+    answer_fields,
+    error_body,
+    media_type,
+    read_payloads,
+    wants_ndjson,
+)
+from isis_twisted.webstream import (
+    DeliveryStream,
+    StatusStream,
+    WebNode,
+    status_data,
+)
+
+__all__ = ["MAX_BODY", "ApiRequest", "ApiSite", "HttpApi", "api_site"]
+
+MAX_BODY = 32 << 20
+"""
+The largest request body taken by default, in bytes (more when one message
+may be larger: twice the node's largest payload, for base64).
+"""
+
+_JSON = b"application/json; charset=utf-8"
+
+
+def _answer(request: Request, code: int, body: bytes) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", _JSON)
+    request.setHeader(b"Cache-Control", b"no-store")
+    return body + b"\n"
+
+
+def _error(request: Request, code: int, sentence: str, **extra: object) -> bytes:
+    return _answer(request, code, error_body(sentence, **extra))
+
+
+class ApiRequest(Request):
+    """
+    A request whose body is read only up to the site's C{max_body} bytes:
+    past that, the rest is read and dropped, and the answer is 413.
+
+    @ivar too_large: Whether the body went past the bound.
+    """
+
+    too_large = False
+    _bound = MAX_BODY
+
+    def gotLength(self, length: int | None) -> None:
+        """
+        Keep the body in memory (the bound keeps it small), or drop it if
+        its announced length is already too large.
+        """
+        from io import BytesIO
+
+        site = getattr(self.channel, "site", None)
+        if isinstance(site, ApiSite):
+            self._bound = site.max_body
+        self.content = BytesIO()
+        if length is not None and length > self._bound:
+            self.too_large = True
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """
+        Keep the body's bytes while it is within the bound.
+        """
+        if self.too_large:
+            return
+        assert self.content is not None
+        if self.content.tell() + len(data) > self._bound:
+            self.too_large = True
+            self.content.seek(0)
+            self.content.truncate()
+            return
+        self.content.write(data)
+
+
+class ApiSite(Site):
+    """
+    The HTTP API's site: bounded bodies, no tracebacks in answers, and no
+    line in the log per request (at saturation that would be a flood).
+
+    @ivar api: What the routes share, with their counters.
+    @ivar max_body: The largest request body taken, in bytes.
+    """
+
+    requestFactory = ApiRequest
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(
+        self, api: HttpApi, metrics: IResource | None, max_body: int = MAX_BODY
+    ) -> None:
+        """
+        @param api: What the routes share (its clock times the connections
+            out too).
+        @param metrics: The resource to serve at C{/metrics}, if any.
+        @param max_body: The largest request body taken, in bytes.
+        """
+        super().__init__(  # type: ignore[no-untyped-call]
+            _Root(api, metrics), reactor=api.clock
+        )
+        self.api = api
+        self.max_body = max_body
+
+    def log(self, request: http.Request) -> None:
+        """
+        Log nothing per request.
+        """
+
+
+class _JsonResource(Resource):
+    """
+    A route: unsupported methods, unexpected failures and the token are
+    answered in JSON here, once for all routes.
+    """
+
+    isLeaf = True
+    _log = Logger()
+    needs_token = True
+
+    def __init__(self, api: HttpApi) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.api = api
+
+    def render(self, request: Request) -> bytes | int:
+        """
+        Check the token and the path, then answer with the method's
+        C{render_*}, in JSON also when it fails.
+        """
+        if request.postpath not in ([], [b""]):
+            return _error(request, 404, "no such route")
+        method = request.method.decode("latin-1")
+        if method == "HEAD":
+            method = "GET"
+        render = getattr(self, f"render_{method}", None)
+        if render is None:
+            allowed = sorted(
+                name[7:] for name in dir(self) if name.startswith("render_")
+            )
+            allowed = [m for m in allowed if m.isupper()]
+            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return _error(
+                request, 405, f"{method} is not allowed here; use {', '.join(allowed)}"
+            )
+        if self.needs_token and not self.api.authorised(request):
+            request.setHeader(b"WWW-Authenticate", b'Bearer realm="isis"')
+            return _error(
+                request,
+                401,
+                "this member wants its client token: Authorization: Bearer TOKEN",
+            )
+        try:
+            return cast(bytes | int, render(request))
+        except Exception:
+            self._log.failure(
+                "HTTP API: {method} {path} failed", method=method, path=request.path
+            )
+            return _error(request, 500, "the member failed to answer; its log says why")
+
+
+class HttpApi:
+    """
+    What every route shares: the node, the clock, the token and the bounds.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        node: WebNode,
+        clock: IReactorTime,
+        token: bytes | None,
+        backlog: int,
+    ) -> None:
+        self.node = node
+        self.clock = clock
+        self.token = token
+        self.backlog = backlog
+        self.wrong_tokens = 0
+        self.late_failures = 0
+
+    def authorised(self, request: Request) -> bool:
+        """
+        Whether C{request} gives the client token (or none is needed).
+        """
+        if self.token is None:
+            return True
+        given: bytes | None = None
+        header = request.getHeader(b"Authorization")
+        if header is not None and header[:7].lower() == b"bearer ":
+            given = header[7:].strip()
+        else:
+            values = request.args.get(b"access_token") if request.args else None
+            given = values[0] if values else None
+        if given is not None and hmac.compare_digest(given, self.token):
+            return True
+        if not self.wrong_tokens:
+            self._log.warn(
+                "HTTP API: refused a request without the client token from"
+                " {peer} (counted from now on, not logged again)",
+                peer=request.getClientAddress(),
+            )
+        self.wrong_tokens += 1
+        return False
+
+
+def _argument(request: Request, name: bytes) -> str | None:
+    values = request.args.get(name) if request.args else None
+    return values[0].decode("utf-8", "replace") if values else None
+
+
+def _index(value: str, what: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BodyError(400, f"{what} {value!r} is not an index") from None
+    if number < 0:
+        raise BodyError(400, f"{what} {value!r} is not an index")
+    return number
+
+
+_FALSE = {"false", "0", "no"}
+
+
+class _Messages(_JsonResource):
+    """
+    C{/messages}: multicast (POST) and the delivery stream (GET).
+    """
+
+    def render_POST(self, request: Request) -> bytes | int:
+        """
+        Multicast the body's messages, in order; answer once each is
+        delivered (or at once, with C{?wait=false}).
+        """
+        api = self.api
+        node = api.node
+        if cast(ApiRequest, request).too_large:
+            request.setHeader(b"Connection", b"close")
+            return _error(
+                request,
+                413,
+                f"the body is larger than the {cast(ApiRequest, request)._bound}"
+                " bytes this member takes in one request; send fewer messages"
+                " per request",
+            )
+        assert request.content is not None
+        try:
+            payloads = read_payloads(
+                request.getHeader(b"Content-Type"), request.content.getvalue()
+            )
+        except BodyError as e:
+            return _error(request, e.code, str(e))
+        largest = max(len(p) for p in payloads)
+        if largest > node.max_payload:
+            return _error(
+                request,
+                413,
+                f"a message of {largest} bytes is larger than the"
+                f" {node.max_payload} bytes this member takes (its --max-frame);"
+                " nothing was sent",
+            )
+        problem = node.cannot_deliver()
+        if problem is not None:
+            sentence, waiting = problem
+            request.setHeader(b"Retry-After", b"1")
+            return _error(
+                request,
+                503,
+                f"{sentence}; nothing was sent",
+                waiting_for=list(waiting),
+            )
+        outcome = node.multicast_all(payloads)
+        wait = (_argument(request, b"wait") or "true").lower() not in _FALSE
+        if not wait:
+            outcome.addCallback(self._late, request)
+            return _answer(request, 202, json.dumps({"queued": len(payloads)}).encode())
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def answer(results: list[Delivery | BaseException]) -> None:
+            if gone:
+                return
+            request.write(self._outcomes(request, results))
+            request.finish()
+
+        outcome.addCallback(answer)
+        outcome.addErrback(lambda f: self._log.failure("HTTP API: a POST failed", f))
+        return NOT_DONE_YET
+
+    def _outcomes(
+        self, request: Request, results: Sequence[Delivery | BaseException]
+    ) -> bytes:
+        node = self.api.node
+        records: list[dict[str, object] | None] = []
+        failed: list[dict[str, object]] = []
+        code = 200
+        for position, result in enumerate(results):
+            if isinstance(result, Delivery):
+                records.append(answer_fields(result, node.view_at(result.index)))
+                continue
+            records.append(None)
+            failed.append({"position": position, "error": str(result)})
+            if code == 200:
+                code = _failure_code(result)
+        body: dict[str, object] = {"records": records}
+        if failed:
+            body["failed"] = failed
+            body["error"] = (
+                f"{len(failed)} of {len(results)} messages failed; the first:"
+                f" {failed[0]['error']}"
+            )
+            if code == 503:
+                request.setHeader(b"Retry-After", b"1")
+        return _answer(request, code, json.dumps(body).encode("utf-8"))
+
+    def _late(self, results: list[Delivery | BaseException], request: Request) -> None:
+        # Nobody waits for these answers; a failure is the log's, once.
+        failures = [r for r in results if not isinstance(r, Delivery)]
+        if not failures:
+            return
+        api = self.api
+        if not api.late_failures:
+            self._log.warn(
+                "HTTP API: {count} messages posted with wait=false failed: {error}"
+                " (counted from now on, not logged again)",
+                count=len(failures),
+                error=failures[0],
+            )
+        api.late_failures += len(failures)
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """
+        Stream the deliveries from C{?from=INDEX} (or the C{Last-Event-ID}
+        header's index plus one; else only new ones).
+        """
+        api = self.api
+        try:
+            since = self._since(request)
+        except BodyError as e:
+            return _error(request, e.code, str(e))
+        ndjson = wants_ndjson(request.requestHeaders.getRawHeaders(b"Accept", []))
+        try:
+            DeliveryStream(request, api.node, since, api.clock, ndjson, api.backlog)
+        except HistoryGoneError as e:
+            return _error(request, 410, str(e))
+        return NOT_DONE_YET
+
+    def _since(self, request: Request) -> int | None:
+        last = request.getHeader(b"Last-Event-ID")
+        if last is not None and last.strip():
+            return _index(last.decode("latin-1").strip(), "Last-Event-ID") + 1
+        value = _argument(request, b"from")
+        return None if value is None else max(1, _index(value, "from"))
+
+
+def _failure_code(error: BaseException) -> int:
+    if isinstance(
+        error,
+        BackPressureError | NodeStoppedError | NodeRemovedError | DeliveryUnknownError,
+    ):
+        return 503
+    if isinstance(error, TypeError | ValueError):
+        return 400
+    return 500
+
+
+_MIN_EVERY, _MAX_EVERY = 0.1, 60.0
+
+
+class _Status(_JsonResource):
+    """
+    C{/status}: the node's status, once or as a stream.
+    """
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """
+        The status as JSON, or every C{?every=SECONDS} (default 1) as SSE
+        (C{Accept: text/event-stream}) or NDJSON.
+        """
+        api = self.api
+        accept = request.requestHeaders.getRawHeaders(b"Accept", [])
+        sse = any(
+            media_type(entry) == "text/event-stream"
+            for header in accept
+            for entry in header.split(b",")
+        )
+        ndjson = wants_ndjson(accept)
+        if not (sse or ndjson):
+            return _answer(
+                request, 200, json.dumps(status_data(api.node), default=str).encode()
+            )
+        every = _argument(request, b"every") or "1"
+        try:
+            seconds = float(every)
+        except ValueError:
+            seconds = -1.0
+        if not _MIN_EVERY <= seconds <= _MAX_EVERY:
+            return _error(
+                request,
+                400,
+                f"every={every!r} is not {_MIN_EVERY} to {_MAX_EVERY} seconds",
+            )
+        StatusStream(request, lambda: status_data(api.node), api.clock, ndjson, seconds)
+        return NOT_DONE_YET
+
+
+class _Missing(_JsonResource):
+    """
+    A route that is not there, with why.
+    """
+
+    needs_token = False
+
+    def __init__(self, api: HttpApi, sentence: str) -> None:
+        super().__init__(api)
+        self.sentence = sentence
+
+    def render(self, request: Request) -> bytes:
+        """
+        404, with the sentence.
+        """
+        return _error(request, 404, self.sentence)
+
+
+class _File(_JsonResource):
+    """
+    One file of the status page, from the package.
+    """
+
+    needs_token = False
+
+    def __init__(self, api: HttpApi, name: str, content_type: bytes) -> None:
+        super().__init__(api)
+        self.data = (files("isis_twisted") / "page" / name).read_bytes()
+        self.content_type = content_type
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The file.
+        """
+        request.setHeader(b"Content-Type", self.content_type)
+        request.setHeader(b"Cache-Control", b"no-cache")
+        # The page loads nothing from elsewhere, and nothing may load it.
+        request.setHeader(
+            b"Content-Security-Policy",
+            b"default-src 'self'; frame-ancestors 'none'",
+        )
+        return self.data
+
+
+class _Root(Resource):
+    """
+    The routes.
+    """
+
+    def __init__(self, api: HttpApi, metrics: IResource | None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._api = api
+        self._routes: dict[bytes, IResource] = {
+            b"": _File(api, "index.html", b"text/html; charset=utf-8"),
+            b"page.js": _File(api, "page.js", b"text/javascript; charset=utf-8"),
+            b"page.css": _File(api, "page.css", b"text/css; charset=utf-8"),
+            b"messages": _Messages(api),
+            b"status": _Status(api),
+        }
+        self._metrics = metrics
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """
+        The route for C{path}, or a JSON 404.
+        """
+        route = self._routes.get(path)
+        if route is not None:
+            return route
+        if path == b"metrics":
+            if self._metrics is None:
+                return _Missing(
+                    self._api,
+                    "metrics need prometheus_client: pip install"
+                    " 'isis-twisted[metrics]'",
+                )
+            if not self._api.authorised(request):
+                return _Unauthorised(self._api)
+            return self._metrics
+        return _Missing(self._api, "no such route")
+
+
+class _Unauthorised(_JsonResource):
+    """
+    A route the request lacks the token for.
+    """
+
+    def render(self, request: Request) -> bytes:
+        """
+        401.
+        """
+        request.setHeader(b"WWW-Authenticate", b'Bearer realm="isis"')
+        return _error(
+            request,
+            401,
+            "this member wants its client token: Authorization: Bearer TOKEN",
+        )
+
+
+def api_site(
+    node: WebNode,
+    clock: IReactorTime,
+    token: bytes | None = None,
+    backlog: int = DEFAULT_BACKLOG,
+    metrics: bool | None = None,
+) -> ApiSite:
+    """
+    The HTTP API of C{node}, to listen with.
+
+    @param clock: For the streams' keep-alives and status ticks.
+    @param token: The client token requests must give, or L{None}.
+    @param backlog: The most bytes a stream holds for a reader that does
+        not read before it ends the stream.
+    @param metrics: Serve C{/metrics}: L{None} (the default) when
+        C{prometheus_client} is installed.
+    """
+    metrics_resource: IResource | None = None
+    if metrics is None:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            metrics = False
+        else:
+            metrics = True
+    if metrics:
+        from isis_twisted.metrics import metrics_resource as make
+
+        metrics_resource = make(cast(Any, node))
+    api = HttpApi(node, clock, token, backlog)
+    return ApiSite(api, metrics_resource, max(MAX_BODY, 2 * node.max_payload))

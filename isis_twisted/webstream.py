@@ -1,0 +1,351 @@
+"""
+The long-lived answers of the HTTP API: a member's delivery stream and its
+status, as Server-Sent Events or NDJSON, written to a L{Request} for as
+long as the reader stays.
+
+A reader that stops reading does not grow the member's memory: once the
+connection's write buffer is full the stream holds what follows in a
+backlog of a bounded number of bytes, as the AMP client API does
+(L{isis_twisted.client.DEFAULT_BACKLOG}); past it the stream ends with a
+last event saying from which index to resume.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.logger import Logger
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from isis_twisted.client import NodeControl, Subscription
+from isis_twisted.engine import Delivery, Record, ViewChange
+from isis_twisted.status import NodeStatus
+from isis_twisted.webformat import ndjson_line, sse_event, stream_fields
+
+__all__ = ["KEEPALIVE_S", "DeliveryStream", "StatusStream", "WebNode"]
+
+KEEPALIVE_S = 15.0
+"""
+Seconds of silence after which a stream writes a comment (SSE) or an empty
+line (NDJSON), so that proxies keep it open and a reader gone away is
+found out.
+"""
+
+
+class WebNode(NodeControl, Protocol):
+    """
+    What the HTTP API needs from a node: the client API's L{NodeControl}
+    and a little more.
+    """
+
+    @property
+    def max_payload(self) -> int:
+        """
+        The largest payload the node takes, in bytes.
+        """
+
+    def view_at(self, index: int) -> int | None:
+        """
+        The id of the view the delivery with index C{index} is delivered in,
+        or L{None} if that is too long ago to know.
+        """
+
+    def cannot_deliver(self) -> tuple[str, tuple[str, ...]] | None:
+        """
+        Why a message multicast now would not be delivered, and the members
+        it waits for; L{None} if it would be.
+        """
+
+
+def status_data(node: NodeControl) -> dict[str, Any]:
+    """
+    The node's status as JSON-ready data: what C{isis status --json}
+    prints.
+    """
+    status = node.status()
+    return status.to_json() if isinstance(status, NodeStatus) else dict(status)
+
+
+@implementer(IPushProducer)
+class _Stream:
+    """
+    What both streams share: the request, its producer registration, the
+    backlog while the reader does not read, and the keep-alive.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self, request: Request, clock: IReactorTime, ndjson: bool, backlog: int
+    ) -> None:
+        self.request = request
+        self.ndjson = ndjson
+        self._clock = clock
+        self._limit = backlog
+        self._paused = False
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self.ended = False
+        self._quiet: IDelayedCall | None = None
+        request.setHeader(
+            b"Content-Type",
+            b"application/x-ndjson; charset=utf-8"
+            if ndjson
+            else b"text/event-stream; charset=utf-8",
+        )
+        request.setHeader(b"Cache-Control", b"no-store")
+        # Proxies (nginx) buffer answers unless told not to.
+        request.setHeader(b"X-Accel-Buffering", b"no")
+        # Kept: a finished request lets go of its channel.
+        self._transport: Any = getattr(request.channel, "transport", None)
+        request.registerProducer(self, True)
+        request.notifyFinish().addBoth(self._finished)
+        self._arm()
+
+    held_from: int | None = None
+
+    def write(self, data: bytes, first: int | None = None) -> None:
+        """
+        Write C{data} now, or hold it while the reader does not read.
+
+        @param first: The index of the first record in C{data}, if any:
+            where a reader dropped while it is held resumes.
+        """
+        if self.ended:
+            return
+        if self._paused:
+            if self.held_from is None:
+                self.held_from = first
+            self._held.append(data)
+            self._held_bytes += len(data)
+            if self._held_bytes > self._limit:
+                self.overflow()
+            return
+        self.request.write(data)
+        self._arm()
+
+    def overflow(self) -> None:
+        """
+        The reader fell more than the backlog behind: end the stream.
+        """
+        self.end()
+
+    def end(self, last: bytes = b"") -> None:
+        """
+        End the stream, after C{last}; what is held is dropped.
+        """
+        if self.ended:
+            return
+        self._held.clear()
+        self._held_bytes = 0
+        self.request.write(last)
+        self._stop()
+        self.request.unregisterProducer()
+        self.request.finish()
+        if self._paused:
+            # A reader that reads nothing would hold the connection open
+            # for ever; give it a while to take the last event, then cut.
+            self._clock.callLater(30, self._abort)
+
+    def _abort(self) -> None:
+        transport = self._transport
+        if transport is not None and not getattr(transport, "disconnected", False):
+            transport.abortConnection()
+
+    def _arm(self) -> None:
+        if self._quiet is not None and self._quiet.active():
+            self._quiet.reset(KEEPALIVE_S)
+        else:
+            self._quiet = self._clock.callLater(KEEPALIVE_S, self._keepalive)
+
+    def _keepalive(self) -> None:
+        self._quiet = None
+        if not self._paused:
+            self.write(b"\n" if self.ndjson else b": keep-alive\n\n")
+        else:
+            self._arm()
+
+    def pauseProducing(self) -> None:
+        """
+        The connection's write buffer is full: hold what follows.
+        """
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The reader read: write what was held.
+        """
+        self._paused = False
+        self.held_from = None
+        if self._held and not self.ended:
+            held, self._held = self._held, []
+            self._held_bytes = 0
+            self.request.write(b"".join(held))
+            self._arm()
+
+    def stopProducing(self) -> None:
+        """
+        The connection is going; L{_finished} follows.
+        """
+
+    def _stop(self) -> None:
+        self.ended = True
+        if self._quiet is not None and self._quiet.active():
+            self._quiet.cancel()
+        self._quiet = None
+
+    def _finished(self, result: object) -> None:
+        # The reader went away, or the stream ended: either way it is over.
+        self._stop()
+        self._held.clear()
+        self.closed()
+
+    def closed(self) -> None:
+        """
+        The stream is over: let go of what feeds it.
+        """
+
+
+class DeliveryStream(_Stream):
+    """
+    A member's delivery stream, from an index on, written to one request:
+    each delivery an event (SSE: its id the delivery's index, so that a
+    reader resumes with C{Last-Event-ID}) or a line (NDJSON), view changes
+    too (SSE event C{view}).
+
+    @ivar first: The index of the first delivery the stream writes.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        node: WebNode,
+        since: int | None,
+        clock: IReactorTime,
+        ndjson: bool,
+        backlog: int,
+    ) -> None:
+        """
+        @raise isis_twisted.interfaces.HistoryGoneError: If C{since} is
+            older than the node holds (nothing is written then).
+        """
+        self._node = node
+        self.ndjson = ndjson
+        self._view: int | None = None
+        self._chunks: list[bytes] = []
+        self._resume_from: int | None = None
+        self._subscription: Subscription | None = None
+        self._started = False
+        # Subscribing replays at once, before it returns: gather that, and
+        # write it only once the answer has begun.
+        subscription = node.subscribe(since, self._push, self._flush, views=True)
+        super().__init__(request, clock, ndjson, backlog)
+        self._subscription = subscription
+        self.first = subscription.first
+        self._started = True
+        # The answer's head goes out now (with a comment, for SSE), so that
+        # a browser's EventSource opens before the first delivery.
+        self.write(
+            b""
+            if ndjson
+            else b": deliveries of member %s from index %d\n\n"
+            % (json.dumps(node.me).encode("utf-8"), self.first)
+        )
+        self._flush()
+
+    def _push(self, record: Record) -> None:
+        if type(record) is Delivery:
+            view = self._view
+            if view is None:
+                view = self._view = self._node.view_at(record.index)
+            fields = stream_fields(record, view)
+            chunk = (
+                ndjson_line(fields)
+                if self.ndjson
+                else sse_event(fields, id=record.index)
+            )
+        else:
+            assert isinstance(record, ViewChange)
+            self._view = record.view
+            fields = stream_fields(record, record.view)
+            chunk = ndjson_line(fields) if self.ndjson else sse_event(fields, "view")
+        if self._resume_from is None:
+            self._resume_from = record.index
+        self._chunks.append(chunk)
+
+    def _flush(self) -> None:
+        if not self._started or not self._chunks:
+            return
+        chunks, self._chunks = self._chunks, []
+        first, self._resume_from = self._resume_from, None
+        self.write(b"".join(chunks), first)
+
+    def overflow(self) -> None:
+        """
+        The reader fell more than the backlog behind: end with an event
+        saying from which index to resume.
+        """
+        resume = self.held_from if self.held_from is not None else self.first
+        sentence = (
+            f"member {self._node.me!r} ended this stream because the reader"
+            f" read too slowly; resume from index {resume}"
+        )
+        self._log.warn(
+            "ended the delivery stream of the HTTP reader at {peer}: it read"
+            " too slowly; it can resume from index {index}",
+            peer=self.request.getClientAddress(),
+            index=resume,
+        )
+        data = {"error": sentence, "resume_from": resume}
+        self.end(ndjson_line(data) if self.ndjson else sse_event(data, "dropped"))
+
+    def closed(self) -> None:
+        """
+        Cancel the subscription.
+        """
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.cancel()
+
+
+class StatusStream(_Stream):
+    """
+    A member's status, every C{every} seconds, as SSE events C{status} or
+    NDJSON lines, for the status page.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        status: Callable[[], dict[str, Any]],
+        clock: IReactorTime,
+        ndjson: bool,
+        every: float,
+    ) -> None:
+        super().__init__(request, clock, ndjson, 1 << 20)
+        self._status = status
+        self._every = every
+        self._tick: IDelayedCall | None = None
+        self._send()
+
+    def _send(self) -> None:
+        self._tick = None
+        if self.ended:
+            return
+        # A reader that is not reading misses ticks rather than gather them.
+        if not self._paused:
+            data = self._status()
+            self.write(ndjson_line(data) if self.ndjson else sse_event(data, "status"))
+        self._tick = self._clock.callLater(self._every, self._send)
+
+    def closed(self) -> None:
+        """
+        Stop the ticks.
+        """
+        if self._tick is not None and self._tick.active():
+            self._tick.cancel()
+        self._tick = None
