@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
-.PHONY: setup cluster simulate docs test lint typecheck pytest trial bench clean
+.PHONY: setup browser cluster simulate docs test lint typecheck pytest trial bench clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,14 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
 	touch $@
 
+# Headless Chromium for the status page's browser test (Debian's packages),
+# installed when missing; the suite then requires it rather than skip it.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 cluster: $(STAMP)
 	$(BIN)/python -m isis_twisted.localcluster --nodes 3 --messages 20
 
@@ -43,11 +51,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest -q
+pytest: $(STAMP) browser
+	ISIS_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
-trial: $(STAMP)
-	$(BIN)/python -m twisted.trial tests
+trial: $(STAMP) browser
+	ISIS_REQUIRE_BROWSER=1 $(BIN)/python -m twisted.trial tests
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

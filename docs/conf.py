@@ -35,6 +35,7 @@ exclude_patterns = ["_build", "_generated/*.md", "README*", "benchmarks/*.md"]
 myst_heading_anchors = 3
 html_theme = "furo"
 html_title = "isis-twisted"
+html_static_path = ["_static"]
 autodoc_member_order = "bysource"
 autoclass_content = "both"
 # Twisted's own docstrings (inherited __init__s) are not ours to render.

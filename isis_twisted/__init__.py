@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from isis_twisted.viewcheck import check_views
     from isis_twisted.views import View
+    from isis_twisted.webapi import api_site
 
 _WHERE = {
     "BackPressureError": "node",
@@ -57,6 +58,7 @@ _WHERE = {
     "View": "views",
     "ViewChange": "engine",
     "check": "checker",
+    "api_site": "webapi",
     "check_views": "viewcheck",
 }
 
@@ -81,6 +83,7 @@ __all__ = [
     "StreamPosition",
     "View",
     "ViewChange",
+    "api_site",
     "check",
     "check_views",
 ]

@@ -605,6 +605,16 @@ class NodeService(MultiService):
         super().startService()  # type: ignore[no-untyped-call]
         # twist starts services without privilegedStartService.
         self._check_listening()
+        self._reactor.callWhenRunning(self._running)
+
+    def _running(self) -> None:
+        # Only from here on does a SIGTERM stop the member cleanly (the
+        # reactor handles signals once it runs): say so, for operators and
+        # for scripts that wait to stop it.
+        node = self.node
+        self._log.info(
+            "member {me!r} of group {group!r} is running", me=node.me, group=node.group
+        )
 
     def _check_listening(self) -> None:
         """

@@ -317,7 +317,9 @@ class _Messages(_JsonResource):
         outcome = node.multicast_all(payloads)
         wait = (_argument(request, b"wait") or "true").lower() not in _FALSE
         if not wait:
-            outcome.addCallback(self._late, request)
+            outcome.addCallback(self._late, request).addErrback(
+                lambda f: self._log.failure("HTTP API: a POST failed", f)
+            )
             return _answer(request, 202, json.dumps({"queued": len(payloads)}).encode())
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
@@ -328,8 +330,17 @@ class _Messages(_JsonResource):
             request.write(self._outcomes(request, results))
             request.finish()
 
-        outcome.addCallback(answer)
-        outcome.addErrback(lambda f: self._log.failure("HTTP API: a POST failed", f))
+        def failed(failure: Failure) -> None:
+            self._log.failure("HTTP API: a POST failed", failure)
+            if not gone:
+                request.write(
+                    _error(
+                        request, 500, "the member failed to answer; its log says why"
+                    )
+                )
+                request.finish()
+
+        outcome.addCallbacks(answer, failed)
         return NOT_DONE_YET
 
     def _outcomes(
@@ -493,6 +504,22 @@ class _File(_JsonResource):
         return self.data
 
 
+class _NoIcon(_JsonResource):
+    """
+    C{/favicon.ico}, which browsers ask for by themselves: nothing, rather
+    than a 404 in every page load's console.
+    """
+
+    needs_token = False
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        204.
+        """
+        request.setResponseCode(204)
+        return b""
+
+
 class _Root(Resource):
     """
     The routes.
@@ -507,6 +534,7 @@ class _Root(Resource):
             b"page.css": _File(api, "page.css", b"text/css; charset=utf-8"),
             b"messages": _Messages(api),
             b"status": _Status(api),
+            b"favicon.ico": _NoIcon(api),
         }
         self._metrics = metrics
 

@@ -347,9 +347,14 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
 
 def has_listened(process: subprocess.Popen[bytes], log: Path) -> bool:
     """
-    Whether a member has said that it listens, or has already ended.
+    Whether a member has said that it listens and runs (before its reactor
+    runs, a SIGTERM kills it outright, leaving its pidfile), or has already
+    ended.
     """
-    return b"listening on" in log.read_bytes() or process.poll() is not None
+    said = log.read_bytes()
+    return (b"listening on" in said and b"is running" in said) or (
+        process.poll() is not None
+    )
 
 
 class RunnerTests(SynchronousTestCase):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import attrs
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import globalLogPublisher
@@ -307,6 +307,17 @@ class PostTests(RouteTestCase):
         for error, code in ((ValueError("no"), 400), (RuntimeError("odd"), 500)):
             self.node.fail_with = error
             self.assertEqual(self.post(b"a").code, code)
+
+    def test_node_fails_the_batch(self) -> None:
+        """
+        A batch that fails as a whole (it should not) is a JSON 500, and
+        the failure is logged.
+        """
+        self.node.multicast_all = lambda payloads: fail(RuntimeError("odd"))  # type: ignore[method-assign]
+        answer = self.post(b"a")
+        self.assertEqual(answer.code, 500)
+        self.assertIn("its log says why", answer.json()["error"])  # type: ignore[index]
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_too_large(self) -> None:
         """
@@ -624,6 +635,7 @@ class RoutingTests(RouteTestCase):
             )
         answer, _ = self.request("GET", "/")
         self.assertIn(b"page.js", answer.body)
+        self.assertEqual(self.request("GET", "/favicon.ico")[0].code, 204)
 
     def test_metrics(self) -> None:
         """
@@ -651,6 +663,17 @@ class RoutingTests(RouteTestCase):
         self.assertEqual(answer.code, 405)
         self.assertIn("POST", answer.headers["allow"])
         self.assertIn("DELETE is not allowed", answer.json()["error"])  # type: ignore[index]
+
+    def test_not_http(self) -> None:
+        """
+        Bytes that are not HTTP get a 400 and the connection closed; the
+        site goes on.
+        """
+        connection = Connection(self.site)
+        connection.channel.dataReceived(b"\x16\x03\x01 hello\r\n\r\n")
+        self.assertEqual(connection.answer().code, 400)
+        self.assertTrue(connection.transport.disconnecting)
+        self.assertEqual(self.request("GET", "/status")[0].code, 200)
 
     def test_failure_is_json(self) -> None:
         """

@@ -18,6 +18,9 @@
   const token =
     new URLSearchParams(location.hash.slice(1)).get("token") ||
     new URLSearchParams(location.search).get("access_token");
+  // A token pasted into the fragment of the open page loads no new page by
+  // itself: start again with it.
+  window.addEventListener("hashchange", () => location.reload());
 
   // Relative, so that the page also works behind a proxy under a prefix.
   function url(path, params) {
@@ -113,7 +116,8 @@
     if (suspected) {
       const since = s.suspects[name];
       // null: another member suspects it and said so.
-      const text = since === null ? "suspected by another" : `suspected ${seconds(since)}`;
+      const text =
+        since === null ? "suspected by another" : `suspected for ${since.toFixed(1)} s`;
       item.append(element("span", text, "tag bad"));
     }
     if (!inView) item.append(element("span", "not in the view", "tag bad"));
@@ -164,7 +168,16 @@
       previous = null;
       // A lost connection the EventSource retries by itself; an HTTP error
       // (a wrong token, a member shutting down) closes it for good.
-      if (source.readyState === EventSource.CLOSED) setTimeout(openStatus, RETRY_MS);
+      if (source.readyState !== EventSource.CLOSED) return;
+      setTimeout(openStatus, RETRY_MS);
+      // An EventSource does not say which error: ask once more to tell.
+      fetch(url("status")).then((answer) => {
+        if (answer.status !== 401) return;
+        $("state-box").dataset.state = "unauthorised";
+        $("state").textContent = "client token needed";
+        $("state-why").textContent =
+          "this member wants its client token: open this page as …/#token=TOKEN";
+      }, () => {});
     });
   }
 
