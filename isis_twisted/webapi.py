@@ -280,7 +280,10 @@ class _Messages(_JsonResource):
         api = self.api
         node = api.node
         if cast(ApiRequest, request).too_large:
+            # Its body was read to the end and dropped, but a client that
+            # sends one that large may send more: it gets a new connection.
             request.setHeader(b"Connection", b"close")
+            request.channel.persistent = False
             return _error(
                 request,
                 413,

@@ -328,10 +328,11 @@ class PostTests(RouteTestCase):
         self.assertEqual(answer.code, 413)
         self.assertIn("1001 bytes is larger than the 1000", answer.json()["error"])  # type: ignore[index]
         site = ApiSite(self.site.api, None, max_body=100)
-        answer, _ = self.request(
+        answer, connection = self.request(
             "POST", "/messages", b"x" * 101, [("Content-Type", "text/plain")], site
         )
         self.assertEqual((answer.code, answer.headers["connection"]), (413, "close"))
+        self.assertTrue(connection.transport.disconnecting)
         chunked = b"40\r\n" + b"x" * 64 + b"\r\n40\r\n" + b"x" * 64 + b"\r\n0\r\n\r\n"
         answer, _ = self.request(
             "POST",
