@@ -191,7 +191,8 @@ class DeliveryHistory:
         if first < oldest:
             raise HistoryGoneError(
                 f"deliveries before index {oldest} are no longer held by"
-                f" {self.member!r}; resubscribe from {oldest}"
+                f" {self.member!r}; resubscribe from {oldest}",
+                oldest,
             )
         sub = Subscription(first, self, callback, flush, views)
         for record in list(self._kept):

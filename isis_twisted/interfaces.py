@@ -195,4 +195,11 @@ class HistoryGoneError(Exception):
     """
     A subscriber asked for deliveries older than the member still holds.
     The message says from which index it can resume.
+
+    @ivar oldest: That index, when the member said it (across the AMP
+        client API only the message travels).
     """
+
+    def __init__(self, message: str, oldest: int | None = None) -> None:
+        super().__init__(message)
+        self.oldest = oldest

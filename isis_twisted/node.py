@@ -497,20 +497,22 @@ class MulticastNode(MultiService):
         """
         return self.history.view_at(index)
 
-    def cannot_deliver(self) -> tuple[str, tuple[str, ...]] | None:
+    def cannot_deliver(self) -> tuple[str, str, tuple[str, ...]] | None:
         """
-        Why a message multicast now would not be delivered (the member is
-        out of the group, stopped, or its view has lost its majority), and
-        the members it waits for; L{None} if it would be, in time.
+        Why a message multicast now would not be delivered, as a kind
+        (C{"stopped"}, C{"removed"}: for good; C{"blocked"}: until a
+        majority of the view is back), a sentence, and the members it waits
+        for; L{None} if it would be delivered, in time.
         """
         membership = self.membership
         if self.stopped:
-            return (f"member {self.me!r} is stopped", ())
+            return ("stopped", f"member {self.me!r} is stopped", ())
         if membership.state == REMOVED:
-            return (str(self._removed_error()), ())
+            return ("removed", str(self._removed_error()), ())
         if membership.state == BLOCKED:
             missing = tuple(sorted(membership.suspects))
             return (
+                "blocked",
                 f"member {self.me!r} cannot reach a majority of its view"
                 f" ({', '.join(membership.view.members)}); it waits for"
                 f" {', '.join(missing) or 'a majority'} to come back",

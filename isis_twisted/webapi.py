@@ -20,8 +20,10 @@ C{{"error": "one sentence", ...}}, with the status code that fits.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
-import json
+import ipaddress
+import socket
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any, cast
@@ -46,6 +48,7 @@ from isis_twisted.webformat import (
     BodyError,
     answer_fields,
     error_body,
+    json_bytes,
     media_type,
     read_payloads,
     wants_ndjson,
@@ -66,6 +69,10 @@ may be larger: twice the node's largest payload, for base64).
 """
 
 _JSON = b"application/json; charset=utf-8"
+
+
+def _json(request: Request, code: int, data: object) -> bytes:
+    return _answer(request, code, json_bytes(data))
 
 
 def _answer(request: Request, code: int, body: bytes) -> bytes:
@@ -152,6 +159,14 @@ class ApiSite(Site):
         Log nothing per request.
         """
 
+    def stopFactory(self) -> None:
+        """
+        The member stopped listening (it is stopping): end the open streams,
+        each with where to resume, rather than cut them.
+        """
+        self.api.stop()
+        super().stopFactory()
+
 
 class _JsonResource(Resource):
     """
@@ -172,6 +187,9 @@ class _JsonResource(Resource):
         Check the token and the path, then answer with the method's
         C{render_*}, in JSON also when it fails.
         """
+        refusal = self.api.foreign(request)
+        if refusal is not None:
+            return _error(request, 403, refusal)
         if request.postpath not in ([], [b""]):
             return _error(request, 404, "no such route")
         method = request.method.decode("latin-1")
@@ -216,13 +234,99 @@ class HttpApi:
         clock: IReactorTime,
         token: bytes | None,
         backlog: int,
+        hosts: Sequence[str] = (),
     ) -> None:
+        """
+        @param hosts: Names of this machine, besides C{localhost} and IP
+            addresses, that requests may name in their C{Host} header when
+            no token is needed.
+        """
         self.node = node
         self.clock = clock
         self.token = token
         self.backlog = backlog
+        self.hosts = {h.lower() for h in hosts}
         self.wrong_tokens = 0
         self.late_failures = 0
+        self.foreign_requests = 0
+        self.streams: set[Any] = set()
+
+    def status(self) -> dict[str, Any]:
+        """
+        The node's status as C{isis status --json} gives it, with this
+        API's counters as C{http_api}.
+        """
+        return {**status_data(self.node), "http_api": self.counters()}
+
+    def stop(self) -> None:
+        """
+        The member is stopping: end every open stream, each with where to
+        resume.
+        """
+        for stream in list(self.streams):
+            stream.stop()
+
+    def counters(self) -> dict[str, int]:
+        """
+        What the API counts rather than logs each time, for C{/status}.
+        """
+        return {
+            "wrong_tokens": self.wrong_tokens,
+            "late_failures": self.late_failures,
+            "foreign_requests": self.foreign_requests,
+            "open_streams": len(self.streams),
+        }
+
+    def foreign(self, request: Request) -> str | None:
+        """
+        Why C{request} is refused as coming from another site's page, if it
+        is: a browser says so in C{Origin}, and a page that reached this
+        member through a name of its own (DNS rebinding) names it in
+        C{Host}.  With a client token, only C{Origin} counts: a page
+        cannot know the token.
+        """
+        host = (request.getHeader(b"Host") or b"").decode("latin-1").strip()
+        origin = request.getHeader(b"Origin")
+        problem = None
+        if origin is not None:
+            given = origin.decode("latin-1").strip()
+            if given.partition("://")[2].lower() != host.lower():
+                problem = (
+                    f"requests from pages of another site (Origin {given}) are"
+                    " refused; this API answers programs and its own page"
+                )
+        elif self.token is None and not self._known_host(host):
+            problem = (
+                f"Host {host!r} is not a name of this machine; give the member a"
+                " --client-token-file to reach it by other names"
+            )
+        if problem is None:
+            return None
+        if not self.foreign_requests:
+            self._log.warn(
+                "HTTP API: refused a request from {peer}: {problem} (counted from"
+                " now on, in /status, not logged again)",
+                peer=request.getClientAddress(),
+                problem=problem,
+            )
+        self.foreign_requests += 1
+        return problem
+
+    def _known_host(self, host: str) -> bool:
+        name = host.lower()
+        if name.startswith("["):
+            name = name[1:].partition("]")[0]
+        elif name.count(":") == 1:
+            name = name.partition(":")[0]
+        if name in ("", "localhost") or name.endswith(".localhost"):
+            return True
+        if name in self.hosts:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     def authorised(self, request: Request) -> bool:
         """
@@ -242,7 +346,7 @@ class HttpApi:
         if not self.wrong_tokens:
             self._log.warn(
                 "HTTP API: refused a request without the client token from"
-                " {peer} (counted from now on, not logged again)",
+                " {peer} (counted from now on, in /status, not logged again)",
                 peer=request.getClientAddress(),
             )
         self.wrong_tokens += 1
@@ -264,7 +368,7 @@ def _index(value: str, what: str) -> int:
     return number
 
 
-_FALSE = {"false", "0", "no"}
+_WAIT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class _Messages(_JsonResource):
@@ -292,10 +396,20 @@ class _Messages(_JsonResource):
                 " per request",
             )
         assert request.content is not None
-        try:
-            payloads = read_payloads(
-                request.getHeader(b"Content-Type"), request.content.getvalue()
+        given = _argument(request, b"wait")
+        wait = _WAIT.get((given or "true").lower())
+        if wait is None:
+            return _error(request, 400, f"wait={given!r} is not true or false")
+        body = request.content.getvalue()
+        if request.getHeader(b"Content-Type") is None and not body:
+            return _error(
+                request,
+                400,
+                "the body is empty and has no Content-Type; to send an empty"
+                " message, say Content-Type: application/octet-stream",
             )
+        try:
+            payloads = read_payloads(request.getHeader(b"Content-Type"), body)
         except BodyError as e:
             return _error(request, e.code, str(e))
         largest = max(len(p) for p in payloads)
@@ -309,21 +423,24 @@ class _Messages(_JsonResource):
             )
         problem = node.cannot_deliver()
         if problem is not None:
-            sentence, waiting = problem
-            request.setHeader(b"Retry-After", b"1")
+            kind, sentence, waiting = problem
+            if kind == "blocked":
+                # The others may come back; a removed or stopped member
+                # stays so.
+                request.setHeader(b"Retry-After", b"1")
             return _error(
                 request,
                 503,
                 f"{sentence}; nothing was sent",
+                kind=kind,
                 waiting_for=list(waiting),
             )
         outcome = node.multicast_all(payloads)
-        wait = (_argument(request, b"wait") or "true").lower() not in _FALSE
         if not wait:
             outcome.addCallback(self._late, request).addErrback(
                 lambda f: self._log.failure("HTTP API: a POST failed", f)
             )
-            return _answer(request, 202, json.dumps({"queued": len(payloads)}).encode())
+            return _json(request, 202, {"queued": len(payloads)})
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)
 
@@ -353,14 +470,17 @@ class _Messages(_JsonResource):
         records: list[dict[str, object] | None] = []
         failed: list[dict[str, object]] = []
         code = 200
+        first_kind = ""
         for position, result in enumerate(results):
             if isinstance(result, Delivery):
                 records.append(answer_fields(result, node.view_at(result.index)))
                 continue
             records.append(None)
-            failed.append({"position": position, "error": str(result)})
+            kind = _failure_kind(result)
+            failed.append({"position": position, "kind": kind, "error": str(result)})
             if code == 200:
                 code = _failure_code(result)
+                first_kind = kind
         body: dict[str, object] = {"records": records}
         if failed:
             body["failed"] = failed
@@ -368,9 +488,9 @@ class _Messages(_JsonResource):
                 f"{len(failed)} of {len(results)} messages failed; the first:"
                 f" {failed[0]['error']}"
             )
-            if code == 503:
+            if first_kind == "back_pressure":
                 request.setHeader(b"Retry-After", b"1")
-        return _answer(request, code, json.dumps(body).encode("utf-8"))
+        return _json(request, code, body)
 
     def _late(self, results: list[Delivery | BaseException], request: Request) -> None:
         # Nobody waits for these answers; a failure is the log's, once.
@@ -398,10 +518,14 @@ class _Messages(_JsonResource):
         except BodyError as e:
             return _error(request, e.code, str(e))
         ndjson = wants_ndjson(request.requestHeaders.getRawHeaders(b"Accept", []))
+        if request.method == b"HEAD":
+            return _stream_head(request, ndjson)
         try:
-            DeliveryStream(request, api.node, since, api.clock, ndjson, api.backlog)
+            DeliveryStream(
+                request, api.node, since, api.clock, ndjson, api.backlog, api.streams
+            )
         except HistoryGoneError as e:
-            return _error(request, 410, str(e))
+            return _error(request, 410, str(e), resume_from=e.oldest)
         return NOT_DONE_YET
 
     def _since(self, request: Request) -> int | None:
@@ -410,6 +534,37 @@ class _Messages(_JsonResource):
             return _index(last.decode("latin-1").strip(), "Last-Event-ID") + 1
         value = _argument(request, b"from")
         return None if value is None else max(1, _index(value, "from"))
+
+
+def _stream_head(request: Request, ndjson: bool) -> bytes:
+    # What a stream's answer would begin with, and no stream: a HEAD ends.
+    request.setHeader(
+        b"Content-Type",
+        b"application/x-ndjson; charset=utf-8"
+        if ndjson
+        else b"text/event-stream; charset=utf-8",
+    )
+    return b""
+
+
+def _failure_kind(error: BaseException) -> str:
+    """
+    What kind of failure a message of a batch had: C{back_pressure} and
+    C{stopped} were never sent (safe to send again), C{delivery_unknown}
+    may still be delivered, C{removed} never will, C{bad_payload} was
+    refused.
+    """
+    for cls, kind in (
+        (BackPressureError, "back_pressure"),
+        (NodeStoppedError, "stopped"),
+        (DeliveryUnknownError, "delivery_unknown"),
+        (NodeRemovedError, "removed"),
+        (TypeError, "bad_payload"),
+        (ValueError, "bad_payload"),
+    ):
+        if isinstance(error, cls):
+            return kind
+    return "failed"
 
 
 def _failure_code(error: BaseException) -> int:
@@ -445,9 +600,9 @@ class _Status(_JsonResource):
         )
         ndjson = wants_ndjson(accept)
         if not (sse or ndjson):
-            return _answer(
-                request, 200, json.dumps(status_data(api.node), default=str).encode()
-            )
+            return _json(request, 200, api.status())
+        if request.method == b"HEAD":
+            return _stream_head(request, ndjson)
         every = _argument(request, b"every") or "1"
         try:
             seconds = float(every)
@@ -459,7 +614,7 @@ class _Status(_JsonResource):
                 400,
                 f"every={every!r} is not {_MIN_EVERY} to {_MAX_EVERY} seconds",
             )
-        StatusStream(request, lambda: status_data(api.node), api.clock, ndjson, seconds)
+        StatusStream(request, api.status, api.clock, ndjson, seconds, api.streams)
         return NOT_DONE_YET
 
 
@@ -523,6 +678,23 @@ class _NoIcon(_JsonResource):
         return b""
 
 
+class _Metrics(_JsonResource):
+    """
+    C{/metrics}: the node's Prometheus metrics, behind the same checks as
+    every route.
+    """
+
+    def __init__(self, api: HttpApi, metrics: Any) -> None:
+        super().__init__(api)
+        self.metrics = metrics
+
+    def render_GET(self, request: Request) -> bytes:
+        """
+        The metrics in the Prometheus text format.
+        """
+        return cast(bytes, self.metrics.render_GET(request))
+
+
 class _Root(Resource):
     """
     The routes.
@@ -530,7 +702,6 @@ class _Root(Resource):
 
     def __init__(self, api: HttpApi, metrics: IResource | None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self._api = api
         self._routes: dict[bytes, IResource] = {
             b"": _File(api, "index.html", b"text/html; charset=utf-8"),
             b"page.js": _File(api, "page.js", b"text/javascript; charset=utf-8"),
@@ -538,44 +709,23 @@ class _Root(Resource):
             b"messages": _Messages(api),
             b"status": _Status(api),
             b"favicon.ico": _NoIcon(api),
+            b"metrics": (
+                _Missing(
+                    api,
+                    "metrics need prometheus_client: pip install"
+                    " 'isis-twisted[metrics]'",
+                )
+                if metrics is None
+                else _Metrics(api, metrics)
+            ),
         }
-        self._metrics = metrics
+        self._missing = _Missing(api, "no such route")
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         """
         The route for C{path}, or a JSON 404.
         """
-        route = self._routes.get(path)
-        if route is not None:
-            return route
-        if path == b"metrics":
-            if self._metrics is None:
-                return _Missing(
-                    self._api,
-                    "metrics need prometheus_client: pip install"
-                    " 'isis-twisted[metrics]'",
-                )
-            if not self._api.authorised(request):
-                return _Unauthorised(self._api)
-            return self._metrics
-        return _Missing(self._api, "no such route")
-
-
-class _Unauthorised(_JsonResource):
-    """
-    A route the request lacks the token for.
-    """
-
-    def render(self, request: Request) -> bytes:
-        """
-        401.
-        """
-        request.setHeader(b"WWW-Authenticate", b'Bearer realm="isis"')
-        return _error(
-            request,
-            401,
-            "this member wants its client token: Authorization: Bearer TOKEN",
-        )
+        return self._routes.get(path, self._missing)
 
 
 def api_site(
@@ -607,5 +757,13 @@ def api_site(
         from isis_twisted.metrics import metrics_resource as make
 
         metrics_resource = make(cast(Any, node))
-    api = HttpApi(node, clock, token, backlog)
+    api = HttpApi(node, clock, token, backlog, _machine_names())
     return ApiSite(api, metrics_resource, max(MAX_BODY, 2 * node.max_payload))
+
+
+def _machine_names() -> list[str]:
+    # Asked once, when the API is made: a name lookup may take a while.
+    names = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        names.append(socket.getfqdn())
+    return names

@@ -34,6 +34,7 @@ __all__ = [
     "BodyError",
     "answer_fields",
     "error_body",
+    "json_bytes",
     "media_type",
     "ndjson_line",
     "read_payloads",
@@ -215,21 +216,21 @@ def sse_event(data: object, event: str | None = None, id: int | None = None) -> 
     if id is not None:
         head += b"id: %d\n" % id
     # json.dumps escapes newlines inside strings: the data is one line.
-    return head + b"data: " + _dumps(data) + b"\n\n"
+    return head + b"data: " + json_bytes(data) + b"\n\n"
 
 
 def ndjson_line(data: object) -> bytes:
     """
     C{data} as one line of NDJSON.
     """
-    return _dumps(data) + b"\n"
+    return json_bytes(data) + b"\n"
 
 
 def error_body(sentence: str, **extra: object) -> bytes:
     """
     The JSON body of an error answer: C{{"error": sentence, ...}}.
     """
-    return _dumps({"error": sentence, **extra})
+    return json_bytes({"error": sentence, **extra})
 
 
 def wants_ndjson(accept: Sequence[bytes]) -> bool:
@@ -245,5 +246,9 @@ def wants_ndjson(accept: Sequence[bytes]) -> bool:
     return False
 
 
-def _dumps(data: object) -> bytes:
+def json_bytes(data: object) -> bytes:
+    """
+    C{data} as compact JSON in UTF-8, the form of everything the API
+    writes.
+    """
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

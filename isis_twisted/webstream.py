@@ -54,10 +54,11 @@ class WebNode(NodeControl, Protocol):
         or L{None} if that is too long ago to know.
         """
 
-    def cannot_deliver(self) -> tuple[str, tuple[str, ...]] | None:
+    def cannot_deliver(self) -> tuple[str, str, tuple[str, ...]] | None:
         """
-        Why a message multicast now would not be delivered, and the members
-        it waits for; L{None} if it would be.
+        Why a message multicast now would not be delivered (a kind:
+        C{"stopped"}, C{"removed"} or C{"blocked"}, and a sentence), and
+        the members it waits for; L{None} if it would be.
         """
 
 
@@ -80,9 +81,21 @@ class _Stream:
     _log = Logger()
 
     def __init__(
-        self, request: Request, clock: IReactorTime, ndjson: bool, backlog: int
+        self,
+        request: Request,
+        clock: IReactorTime,
+        ndjson: bool,
+        backlog: int,
+        streams: set[Any] | None = None,
     ) -> None:
+        """
+        @param streams: Where the open streams are kept, to be ended when
+            the member stops; this one is in it while it is open.
+        """
         self.request = request
+        self._streams = streams
+        if streams is not None:
+            streams.add(self)
         self.ndjson = ndjson
         self._clock = clock
         self._limit = backlog
@@ -202,7 +215,15 @@ class _Stream:
         # The reader went away, or the stream ended: either way it is over.
         self._stop()
         self._held.clear()
+        if self._streams is not None:
+            self._streams.discard(self)
         self.closed()
+
+    def stop(self) -> None:
+        """
+        The member is stopping: end the stream.
+        """
+        self.end()
 
     def closed(self) -> None:
         """
@@ -228,12 +249,16 @@ class DeliveryStream(_Stream):
         clock: IReactorTime,
         ndjson: bool,
         backlog: int,
+        streams: set[Any] | None = None,
     ) -> None:
         """
+        @param streams: As for the other streams.
         @raise isis_twisted.interfaces.HistoryGoneError: If C{since} is
             older than the node holds (nothing is written then).
         """
         self._node = node
+        # The index a reader resumes from after what was given so far.
+        self._next: int | None = since
         self.ndjson = ndjson
         self._view: int | None = None
         self._chunks: list[bytes] = []
@@ -243,9 +268,11 @@ class DeliveryStream(_Stream):
         # Subscribing replays at once, before it returns: gather that, and
         # write it only once the answer has begun.
         subscription = node.subscribe(since, self._push, self._flush, views=True)
-        super().__init__(request, clock, ndjson, backlog)
+        super().__init__(request, clock, ndjson, backlog, streams)
         self._subscription = subscription
         self.first = subscription.first
+        if self._next is None or self._next < self.first:
+            self._next = self.first
         self._started = True
         # The answer's head goes out now (with a comment, for SSE), so that
         # a browser's EventSource opens before the first delivery.
@@ -268,11 +295,13 @@ class DeliveryStream(_Stream):
                 if self.ndjson
                 else sse_event(fields, id=record.index)
             )
+            self._next = record.index + 1
         else:
             assert isinstance(record, ViewChange)
             self._view = record.view
             fields = stream_fields(record, record.view)
             chunk = ndjson_line(fields) if self.ndjson else sse_event(fields, "view")
+            self._next = record.index
         if self._resume_from is None:
             self._resume_from = record.index
         self._chunks.append(chunk)
@@ -289,7 +318,7 @@ class DeliveryStream(_Stream):
         The reader fell more than the backlog behind: end with an event
         saying from which index to resume.
         """
-        resume = self.held_from if self.held_from is not None else self.first
+        resume = self._resume_index()
         sentence = (
             f"member {self._node.me!r} ended this stream because the reader"
             f" read too slowly; resume from index {resume}"
@@ -300,8 +329,31 @@ class DeliveryStream(_Stream):
             peer=self.request.getClientAddress(),
             index=resume,
         )
+        self._last("dropped", sentence, resume)
+
+    def _resume_index(self) -> int:
+        # The first record not written: the first one held back, else the
+        # one after all that was given.
+        if self.held_from is not None:
+            return self.held_from
+        return self._next if self._next is not None else self.first
+
+    def _last(self, event: str, sentence: str, resume: int) -> None:
         data = {"error": sentence, "resume_from": resume}
-        self.end(ndjson_line(data) if self.ndjson else sse_event(data, "dropped"))
+        self.end(ndjson_line(data) if self.ndjson else sse_event(data, event))
+
+    def stop(self) -> None:
+        """
+        The member is stopping: end with an event saying where to resume
+        (at another member: indices are the same on all).
+        """
+        self._flush()
+        resume = self._resume_index()
+        self._last(
+            "end",
+            f"member {self._node.me!r} is stopping; resume from index {resume}",
+            resume,
+        )
 
     def closed(self) -> None:
         """
@@ -325,8 +377,9 @@ class StatusStream(_Stream):
         clock: IReactorTime,
         ndjson: bool,
         every: float,
+        streams: set[Any] | None = None,
     ) -> None:
-        super().__init__(request, clock, ndjson, 1 << 20)
+        super().__init__(request, clock, ndjson, 1 << 20, streams)
         self._status = status
         self._every = every
         self._tick: IDelayedCall | None = None

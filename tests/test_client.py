@@ -204,7 +204,8 @@ class FakeNode:
         if since is not None and since < self.oldest:
             raise HistoryGoneError(
                 f"deliveries before index {self.oldest} are no longer held;"
-                f" resubscribe from {self.oldest}"
+                f" resubscribe from {self.oldest}",
+                self.oldest,
             )
         first = self.next_index if since is None else since
         subscription = FakeSubscription(self, first, callback, flush, views)

@@ -22,7 +22,7 @@ from isis_twisted.client import DEFAULT_BACKLOG
 from isis_twisted.engine import Delivery, ViewChange
 from isis_twisted.node import BackPressureError
 from isis_twisted.status import NodeStatus
-from isis_twisted.webapi import MAX_BODY, ApiSite, api_site
+from isis_twisted.webapi import MAX_BODY, ApiSite, HttpApi, api_site
 from isis_twisted.webstream import KEEPALIVE_S
 from tests.test_client import FakeNode
 
@@ -38,7 +38,7 @@ class WebNode(FakeNode):
 
     def __init__(self, hold: bool = False) -> None:
         super().__init__(hold=hold)
-        self.problem: tuple[str, tuple[str, ...]] | None = None
+        self.problem: tuple[str, str, tuple[str, ...]] | None = None
         self.views: list[tuple[int, int]] = []
 
     def view_at(self, index: int) -> int | None:
@@ -48,7 +48,7 @@ class WebNode(FakeNode):
                 view = number
         return view
 
-    def cannot_deliver(self) -> tuple[str, tuple[str, ...]] | None:
+    def cannot_deliver(self) -> tuple[str, str, tuple[str, ...]] | None:
         return self.problem
 
     def status(self) -> NodeStatus:  # type: ignore[override]
@@ -121,7 +121,9 @@ class Connection:
         body: bytes | None = None,
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
-        lines = [f"{method} {path} HTTP/1.1", "Host: test"]
+        lines = [f"{method} {path} HTTP/1.1"]
+        if not any(name == "Host" for name, _ in headers):
+            lines.append("Host: 127.0.0.1:9301")
         lines += [f"{name}: {value}" for name, value in headers]
         if body is not None and not any(n == "Transfer-Encoding" for n, _ in headers):
             lines.append(f"Content-Length: {len(body)}")
@@ -268,7 +270,11 @@ class PostTests(RouteTestCase):
         While the member cannot deliver, a POST is refused with 503 and the
         members it waits for, and nothing is multicast.
         """
-        self.node.problem = ("member 'a' cannot reach a majority", ("b", "c"))
+        self.node.problem = (
+            "blocked",
+            "member 'a' cannot reach a majority",
+            ("b", "c"),
+        )
         answer = self.post(b"a")
         self.assertEqual(answer.code, 503)
         self.assertEqual(answer.headers["retry-after"], "1")
@@ -276,9 +282,15 @@ class PostTests(RouteTestCase):
             answer.json(),
             {
                 "error": "member 'a' cannot reach a majority; nothing was sent",
+                "kind": "blocked",
                 "waiting_for": ["b", "c"],
             },
         )
+        # Out for good: nothing to retry after.
+        self.node.problem = ("removed", "member 'a' is out of the group", ())
+        answer = self.post(b"a")
+        self.assertEqual(answer.code, 503)
+        self.assertNotIn("retry-after", answer.headers)
         self.assertEqual(self.node.received, [])
 
     def test_partial_failure(self) -> None:
@@ -297,7 +309,11 @@ class PostTests(RouteTestCase):
         assert isinstance(body, dict)
         self.assertEqual(body["records"][1], None)
         self.assertEqual(body["records"][0]["index"], 1)
-        self.assertEqual(body["failed"], [{"position": 1, "error": "full up"}])
+        self.assertEqual(
+            body["failed"],
+            [{"position": 1, "kind": "back_pressure", "error": "full up"}],
+        )
+        self.assertEqual(answer.headers["retry-after"], "1")
         self.assertIn("1 of 2 messages failed", body["error"])
 
     def test_failure_codes(self) -> None:
@@ -344,6 +360,22 @@ class PostTests(RouteTestCase):
         self.assertEqual(answer.code, 413)
         self.assertEqual(self.node.received, [])
         self.assertEqual(api_site(self.node, self.clock).max_body, max(MAX_BODY, 2000))
+
+    def test_bad_arguments(self) -> None:
+        """
+        A C{wait} that is neither true nor false, or a body that is empty
+        and untyped (C{curl -X POST} with no data), is a 400.
+        """
+        answer = self.post(b"a", path="/messages?wait=nope")
+        self.assertEqual(answer.code, 400)
+        self.assertIn("wait='nope'", answer.json()["error"])  # type: ignore[index]
+        answer, _ = self.request("POST", "/messages", b"")
+        self.assertEqual(answer.code, 400)
+        self.assertIn("empty", answer.json()["error"])  # type: ignore[index]
+        self.assertEqual(self.node.received, [])
+        # Typed, an empty body is an empty message.
+        self.assertEqual(self.post(b"", "application/octet-stream").code, 200)
+        self.assertEqual(self.node.received, [b""])
 
     def test_bad_bodies(self) -> None:
         """
@@ -443,6 +475,7 @@ class StreamTests(RouteTestCase):
         answer, _ = self.request("GET", "/messages?from=2")
         self.assertEqual(answer.code, 410)
         self.assertIn("resubscribe from 5", answer.json()["error"])  # type: ignore[index]
+        self.assertEqual(answer.json()["resume_from"], 5)  # type: ignore[index]
         for path, header in (
             ("/messages?from=x", ()),
             ("/messages?from=-1", ()),
@@ -496,6 +529,47 @@ class StreamTests(RouteTestCase):
             [e.get("id") for e in events(self.body(connection))], [None, "1", "2"]
         )
 
+    def test_head(self) -> None:
+        """
+        A HEAD of a stream answers its head and ends: nothing subscribes,
+        and the connection serves the next request.
+        """
+        connection = self.stream("/messages?from=1")
+        connection.transport.clear()
+        connection = Connection(self.site)
+        connection.send("HEAD", "/messages")
+        answer = connection.answer()
+        self.assertEqual(answer.code, 200)
+        self.assertTrue(answer.headers["content-type"].startswith("text/event-stream"))
+        self.assertEqual(len(self.node.subscriptions), 1)
+        connection.transport.clear()
+        connection.send("GET", "/status")
+        self.assertEqual(connection.answer().code, 200)
+
+    def test_member_stops(self) -> None:
+        """
+        When the member stops listening, every open stream ends with an
+        C{end} event (NDJSON: a last line) saying where to resume, and
+        the status streams end.
+        """
+        self.node.deliver("a", b"1")
+        sse = self.stream()
+        ndjson = self.stream(headers=[("Accept", "application/x-ndjson")])
+        status = Connection(self.site)
+        status.send("GET", "/status", None, [("Accept", "text/event-stream")])
+        self.assertEqual(self.site.api.counters()["open_streams"], 3)
+        self.site.doStart()
+        self.site.doStop()
+        last = events(self.body(sse))[-1]
+        self.assertEqual(last["event"], "end")
+        self.assertEqual(json.loads(last["data"])["resume_from"], 2)
+        line = json.loads(self.body(ndjson).splitlines()[-1])
+        self.assertEqual(line["resume_from"], 2)
+        self.assertIn("is stopping", line["error"])
+        self.assertEqual(self.site.api.counters()["open_streams"], 0)
+        self.assertEqual(self.node.subscriptions, [])
+        self.assertTrue(status.answer().body.endswith(b"\n\n"))
+
     def test_keepalive(self) -> None:
         """
         A quiet stream writes a comment every L{KEEPALIVE_S}.
@@ -523,7 +597,14 @@ class StatusTests(RouteTestCase):
         The status as JSON, as C{isis status --json} prints it.
         """
         answer, _ = self.request("GET", "/status")
-        self.assertEqual(answer.json(), self.node.status().to_json())
+        expected = self.node.status().to_json()
+        expected["http_api"] = {
+            "wrong_tokens": 0,
+            "late_failures": 0,
+            "foreign_requests": 0,
+            "open_streams": 0,
+        }
+        self.assertEqual(answer.json(), expected)
 
     def test_stream(self) -> None:
         """
@@ -651,6 +732,18 @@ class RoutingTests(RouteTestCase):
         self.assertEqual(answer.code, 404)
         self.assertIn("prometheus_client", answer.json()["error"])  # type: ignore[index]
 
+    def test_metrics_routes(self) -> None:
+        """
+        C{/metrics} answers as every route does: JSON 404 below it, JSON
+        405 for another method.
+        """
+        self.assertEqual(self.request("GET", "/metrics/x")[0].code, 404)
+        answer, _ = self.request(
+            "POST", "/metrics", b"", [("Content-Type", "text/plain")]
+        )
+        self.assertEqual(answer.code, 405)
+        self.assertIn("POST is not allowed", answer.json()["error"])  # type: ignore[index]
+
     def test_unknown(self) -> None:
         """
         An unknown route is a JSON 404; a method a route lacks a JSON 405
@@ -713,3 +806,56 @@ STATUS = NodeStatus(
     last_rejection=None,
     handler_errors=0,
 )
+
+
+class ForeignTests(RouteTestCase):
+    """
+    Requests from other sites' pages are refused.
+    """
+
+    def test_origin(self) -> None:
+        """
+        A request whose C{Origin} is not this member's own page is a 403
+        and sends nothing, token or not; the page's own are served.
+        """
+        headers = [
+            ("Origin", "http://evil.example:8765"),
+            ("Content-Type", "text/plain"),
+        ]
+        for site in (self.site, api_site(self.node, self.clock, token=TOKEN)):
+            answer, _ = self.request("POST", "/messages", b"x", headers, site)
+            self.assertEqual(answer.code, 403)
+            self.assertIn("another site", answer.json()["error"])  # type: ignore[index]
+        self.assertEqual(self.node.received, [])
+        own = [("Origin", "http://127.0.0.1:9301"), ("Content-Type", "text/plain")]
+        self.assertEqual(self.request("POST", "/messages", b"x", own)[0].code, 200)
+        self.assertEqual(self.site.api.counters()["foreign_requests"], 1)
+
+    def test_host(self) -> None:
+        """
+        Without a token, a C{Host} that is no name of this machine (a page
+        that rebound its own name to it) is a 403; IP addresses, localhost
+        and the machine's names are served; with a token, any name is.
+        """
+        for host in ("127.0.0.1:9301", "[::1]:9301", "localhost", "x.localhost:1"):
+            answer, _ = self.request("GET", "/status", headers=[("Host", host)])
+            self.assertEqual(answer.code, 200, host)
+        answer, _ = self.request("GET", "/status", headers=[("Host", "evil.example")])
+        self.assertEqual(answer.code, 403)
+        self.assertIn("'evil.example' is not a name", answer.json()["error"])  # type: ignore[index]
+        named = ApiSite(HttpApi(self.node, self.clock, None, 1000, ["Box"]), None)
+        answer, _ = self.request(
+            "GET", "/status", headers=[("Host", "box:80")], site=named
+        )
+        self.assertEqual(answer.code, 200)
+        site = api_site(self.node, self.clock, token=TOKEN)
+        answer, _ = self.request(
+            "GET",
+            "/status",
+            headers=[
+                ("Host", "evil.example"),
+                ("Authorization", f"Bearer {TOKEN.decode()}"),
+            ],
+            site=site,
+        )
+        self.assertEqual(answer.code, 200)

@@ -15,9 +15,23 @@
   // goes in the query.  It is read from this page's own address: the
   // fragment (#token=...) first, as a fragment never reaches a server or
   // its logs.
+  // Read by hand: URLSearchParams turns "+" into a space, and base64
+  // tokens hold "+".
+  function param(text, name) {
+    for (const part of text.split("&")) {
+      const [key, ...value] = part.split("=");
+      if (key !== name) continue;
+      try {
+        return decodeURIComponent(value.join("="));
+      } catch (e) {
+        return value.join("="); // not percent-encoded after all
+      }
+    }
+    return null;
+  }
   const token =
-    new URLSearchParams(location.hash.slice(1)).get("token") ||
-    new URLSearchParams(location.search).get("access_token");
+    param(location.hash.slice(1), "token") ||
+    param(location.search.slice(1), "access_token");
   // A token pasted into the fragment of the open page loads no new page by
   // itself: start again with it.
   window.addEventListener("hashchange", () => location.reload());
