@@ -177,10 +177,21 @@ class _Stream:
 
     def _keepalive(self) -> None:
         self._quiet = None
+        if self.quiet_end():
+            return
         if not self._paused:
             self.write(b"\n" if self.ndjson else b": keep-alive\n\n")
         else:
             self._arm()
+
+    def quiet_end(self) -> bool:
+        """
+        The stream has been quiet for L{KEEPALIVE_S}: end it, if it will
+        never say anything again.
+
+        @return: Whether it ended.
+        """
+        return False
 
     def pauseProducing(self) -> None:
         """
@@ -341,6 +352,22 @@ class DeliveryStream(_Stream):
     def _last(self, event: str, sentence: str, resume: int) -> None:
         data = {"error": sentence, "resume_from": resume}
         self.end(ndjson_line(data) if self.ndjson else sse_event(data, event))
+
+    def quiet_end(self) -> bool:
+        """
+        A member out of the group delivers nothing more: end with an event
+        C{removed} (NDJSON: a last line) saying so and where to resume, at
+        another member.
+        """
+        problem = self._node.cannot_deliver()
+        if problem is None or problem[0] != "removed":
+            return False
+        self._flush()
+        resume = self._resume_index()
+        self._last(
+            "removed", f"{problem[1]}; resume from index {resume} elsewhere", resume
+        )
+        return True
 
     def stop(self) -> None:
         """

@@ -570,6 +570,22 @@ class StreamTests(RouteTestCase):
         self.assertEqual(self.node.subscriptions, [])
         self.assertTrue(status.answer().body.endswith(b"\n\n"))
 
+    def test_member_removed(self) -> None:
+        """
+        A stream of a member out of the group ends, once quiet, with a
+        C{removed} event saying why and where to resume.
+        """
+        self.node.deliver("a", b"1")
+        connection = self.stream()
+        self.node.problem = ("removed", "member 'a' is out of the group", ())
+        self.clock.advance(KEEPALIVE_S)
+        last = events(self.body(connection))[-1]
+        self.assertEqual(last["event"], "removed")
+        data = json.loads(last["data"])
+        self.assertEqual(data["resume_from"], 2)
+        self.assertIn("out of the group", data["error"])
+        self.assertEqual(self.node.subscriptions, [])
+
     def test_keepalive(self) -> None:
         """
         A quiet stream writes a comment every L{KEEPALIVE_S}.
