@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -30,8 +29,6 @@ from isis_twisted.engine import Delivery
 from isis_twisted.testing import settled_records, wait_until
 from tests.test_node import deferred
 from tests.test_processes_membership import (
-    FAST,
-    ProcessGroup,
     ProcessMembershipTestCase,
     reactor,
 )
@@ -71,13 +68,8 @@ class HttpProcessTests(ProcessMembershipTestCase):
 
     def test_posts_and_streams(self) -> Deferred[None]:
         async def run() -> None:
-            workdir = Path(self.mktemp()).resolve()
-            workdir.mkdir(parents=True)
-            group = ProcessGroup(
-                reactor, 3, workdir, FAST, group=self.id()[-40:], http=True
-            )
-            self.addCleanup(lambda: deferred(group.stop()))
-            await group.start()
+            group = await self.group(3, http=True)
+            workdir = group.workdir
             pool = HTTPConnectionPool(reactor, persistent=True)
             pool.maxPersistentPerHost = 8
             self.addCleanup(pool.closeCachedConnections)

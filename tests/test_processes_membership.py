@@ -64,15 +64,25 @@ class ProcessMembershipTestCase(TestCase):
 
     timeout = 120
 
-    async def group(self, size: int, proxied: bool = False) -> ProcessGroup:
+    async def group(
+        self, size: int, proxied: bool = False, http: bool = False
+    ) -> ProcessGroup:
         """
         A started group of C{size} members with L{FAST} timing, stopped when
-        the test ends.
+        the test ends (its files in C{group.workdir}).
+
+        @param http: Give every member an HTTP API.
         """
         workdir = Path(self.mktemp()).resolve()
         workdir.mkdir(parents=True)
         group = ProcessGroup(
-            reactor, size, workdir, FAST, proxied=proxied, group=self.id()[-40:]
+            reactor,
+            size,
+            workdir,
+            FAST,
+            proxied=proxied,
+            group=self.id()[-40:],
+            http=http,
         )
         self.addCleanup(lambda: deferred(group.stop()))
         await group.start()
