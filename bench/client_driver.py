@@ -68,22 +68,119 @@ def _isis_send(args: argparse.Namespace, payload: bytes) -> subprocess.Popen[byt
         )
 
 
+class OrderFile:
+    """
+    The order a driver is given, written as it goes to a binary C{.order}
+    file (L{bench_node.ORDER_RECORD}, which L{suite.check_run} reads), with
+    what it counts.
+
+    @ivar seen: How many deliveries were recorded.
+    @ivar received: Their payloads' bytes.
+    """
+
+    def __init__(self, path: Path, nodes: int) -> None:
+        """
+        @param path: The C{.order} file to write.
+        @param nodes: The group's size: the senders are the first C{nodes}
+            of L{NAMES}, numbered in sorted order.
+        """
+        self._numbers = {name: i for i, name in enumerate(sorted(NAMES[:nodes]))}
+        self._file = path.open("wb", buffering=1 << 20)
+        self.seen = 0
+        self.received = 0
+
+    def record(self, sender: str, clock: int, after: int | None, size: int) -> None:
+        """
+        Write one delivery: C{sender}'s message C{clock} (C{after}, if any)
+        of C{size} payload bytes.
+        """
+        self._file.write(
+            ORDER_RECORD.pack(
+                self._numbers[sender], clock, -1 if after is None else after
+            )
+        )
+        self.seen += 1
+        self.received += size
+
+    def close(self) -> None:
+        """
+        Write out what is buffered.
+        """
+        self._file.close()
+
+
+def window_for(args: argparse.Namespace) -> int:
+    """
+    The most messages a driver keeps in flight: C{--window}, fewer for
+    large payloads (the node drops a subscriber that falls 8 MiB behind,
+    and a driver's process is also its subscriber).
+    """
+    return int(min(args.window, max(1, args.window_bytes // max(1, args.payload))))
+
+
+def figures(
+    args: argparse.Namespace,
+    order: OrderFile,
+    wall: float,
+    cpu: float,
+    latency: LatencyHistogram,
+    peers: dict[str, Any],
+) -> dict[str, Any]:
+    """
+    A driver's figures, as L{suite.summarise} reads them.
+
+    @param order: What the driver was given.
+    @param wall: Seconds from its first multicast to its last delivery.
+    @param cpu: The driver's CPU seconds over the same time.
+    @param latency: Its messages' latencies.
+    @param peers: The node's C{status} C{peers}, after the run.
+    """
+    sent = args.messages
+    frames = sum(p["frames_out"] for p in peers.values())
+    wire_bytes = sum(p["bytes_out"] for p in peers.values())
+    seen = order.seen
+    return {
+        "member": args.node,
+        "delivered": seen,
+        "deliveries_per_s": seen / wall,
+        "mb_per_s": order.received / wall / 1e6,
+        "latency_ms": latency.summary(),
+        "latency_buckets": latency.counts(),
+        "latency_max_s": latency.maximum,
+        "frames_per_multicast": frames / sent,
+        "bytes_per_multicast": wire_bytes / sent,
+        "cpu_s_per_1000": cpu / seen * 1000,
+        "peak_rss_mb": peak_rss_mb(),
+        "wall_s": wall,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser, api: str) -> None:
+    """
+    The options every driver takes.
+
+    @param api: What C{--node} is the port of.
+    """
+    parser.add_argument("--node", type=int, required=True, help=f"{api} port")
+    parser.add_argument("--nodes", type=int, required=True)
+    parser.add_argument("--messages", type=int, default=20000, help="to multicast")
+    parser.add_argument("--payload", type=int, default=100, help="bytes")
+    parser.add_argument("--window", type=int, default=1000, help="most in flight")
+    parser.add_argument(
+        "--window-bytes", type=int, default=512 << 10, help="most payload in flight"
+    )
+    parser.add_argument("--out", required=True, help="the figures' JSON file")
+
+
 async def run(reactor: Any, args: argparse.Namespace) -> None:
     client = await _connect(reactor, args.node)
 
     await poll(reactor, lambda: peers_connected(client), 60, "the node's peers")
-    numbers = {name: i for i, name in enumerate(sorted(NAMES[: args.nodes]))}
-    order = Path(args.out).with_suffix(".order").open("wb", buffering=1 << 20)
+    order = OrderFile(Path(args.out).with_suffix(".order"), args.nodes)
     total = args.messages * args.nodes
-    seen = 0
-    received = 0
 
     def delivered(record: Delivery) -> None:
-        nonlocal seen, received
-        after = -1 if record.after is None else record.after
-        order.write(ORDER_RECORD.pack(numbers[record.sender], record.clock, after))
-        seen += 1
-        received += len(record.payload)
+        order.record(record.sender, record.clock, record.after, len(record.payload))
 
     # From the first delivery: the other clients may have started already.
     await client.subscribe(1, delivered)
@@ -100,11 +197,8 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
             await _connect(reactor, args.node) for _ in range(args.clients - 1)
         ]
         share, extra = divmod(args.messages, args.clients)
-        # The connections share the window: as many in flight as one has;
-        # large payloads keep fewer in flight (the node drops a subscriber
-        # that falls 8 MiB behind, and this one is also the sender).
-        window = min(args.window, max(1, args.window_bytes // max(1, args.payload)))
-        window = max(1, window // args.clients)
+        # The connections share the window: as many in flight as one has.
+        window = max(1, window_for(args) // args.clients)
         for i, proto in enumerate(senders):
             count = share + (1 if i < extra else 0)
             loads.append(WindowedLoad(proto.multicast, payload, count, window, latency))
@@ -113,9 +207,9 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
     lost: list[BaseException] = []
     client.when_lost().addCallback(lost.append)
     await wait_until(
-        reactor, lambda: seen >= total or bool(lost), 600, f"{total} deliveries"
+        reactor, lambda: order.seen >= total or bool(lost), 600, f"{total} deliveries"
     )
-    if seen < total:
+    if order.seen < total:
         raise SystemExit(f"the connection to the node ended: {lost[0]}")
     wall = time.perf_counter() - wall_start
     if sender is not None:
@@ -124,42 +218,19 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
         # isis send times no single message: its one figure is how long the
         # whole command took to have every message delivered.
         latency.record(wall)
-    sent = args.messages
     cpu = time.process_time() - cpu_start
     order.close()
     status = await client.status()
     peers = status["peers"]
     assert isinstance(peers, dict)
-    frames = sum(p["frames_out"] for p in peers.values())
-    wire_bytes = sum(p["bytes_out"] for p in peers.values())
-    result = {
-        "member": args.node,
-        "delivered": seen,
-        "deliveries_per_s": seen / wall,
-        "mb_per_s": received / wall / 1e6,
-        "latency_ms": latency.summary(),
-        "latency_buckets": latency.counts(),
-        "latency_max_s": latency.maximum,
-        "frames_per_multicast": frames / sent,
-        "bytes_per_multicast": wire_bytes / sent,
-        "cpu_s_per_1000": cpu / seen * 1000,
-        "peak_rss_mb": peak_rss_mb(),
-        "wall_s": wall,
-    }
+    result = figures(args, order, wall, cpu, latency, peers)
     Path(args.out).write_text(json.dumps(result) + "\n")
     await client.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("--node", type=int, required=True, help="client API port")
-    parser.add_argument("--nodes", type=int, required=True)
-    parser.add_argument("--messages", type=int, default=20000)
-    parser.add_argument("--payload", type=int, default=100)
-    parser.add_argument("--window", type=int, default=1000)
-    parser.add_argument(
-        "--window-bytes", type=int, default=512 << 10, help="most payload in flight"
-    )
+    add_arguments(parser, "client API")
     parser.add_argument(
         "--clients", type=int, default=1, help="connections multicasting at once"
     )
@@ -168,7 +239,6 @@ def main() -> None:
         action="store_true",
         help="multicast through an 'isis send' process reading lines",
     )
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
     task.react(lambda r: Deferred.fromCoroutine(run(r, args)))
 

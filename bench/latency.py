@@ -26,14 +26,15 @@ class LatencyHistogram:
         self.count = 0
         self.maximum = 0.0
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, times: int = 1) -> None:
         """
-        Count one latency of C{seconds}.
+        Count a latency of C{seconds}, C{times} over (the messages of a
+        batch answered together share their batch's).
         """
         us = seconds * 1e6
         bucket = int(math.log(us) * _STEPS) if us > 1.0 else 0
-        self._counts[min(bucket, _BUCKETS - 1)] += 1
-        self.count += 1
+        self._counts[min(bucket, _BUCKETS - 1)] += times
+        self.count += times
         if seconds > self.maximum:
             self.maximum = seconds
 

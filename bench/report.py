@@ -75,6 +75,7 @@ def markdown(results: Sequence[dict[str, Any]], failures: Sequence[str] = ()) ->
         "saturation": "saturation",
         "rate": "fixed rate",
         "client": "client API",
+        "http": "HTTP API",
         "memory": "memory",
     }
     for r in results:

@@ -12,8 +12,10 @@ machine:
     replicated list, batched (group sizes in --pysyncobj-nodes).
 
 Every member generates its own load at saturation (as fast as back-pressure
-allows).  Then: a fixed-rate run for latency, a run through the client API
-(twistd nodes, one client process per node), and a memory run that compares
+allows).  Then: a fixed-rate run for latency, runs through the client API
+(twistd nodes, one client process per node) and, beside the first of them
+at 100 B, through the HTTP API (batched POSTs; its throughput over the
+client API's is written too), and a memory run that compares
 peak RSS after 100,000 and 2,000,000 messages; last, catching up
 (C{rejoin.py}: a restarted member replaying 100,000 and 1,000,000
 deliveries and a new member joining with C{--join}; C{snapshot.py}: a
@@ -349,20 +351,32 @@ def client_run(
     window: int,
     clients: int = 1,
     isis_send: bool = False,
+    http_batch: int = 0,
 ) -> dict[str, Any]:
     """
     Run C{nodes} C{twistd isis} processes and drive each through its client
-    API from its own client process; check the order the clients saw.
+    API (or its HTTP API) from its own client process; check the order the
+    clients saw.
 
     @param clients: How many connections of each client process multicast
         at once (sharing the window).
     @param isis_send: Multicast through an C{isis send} process per member,
         reading lines, instead.
+    @param http_batch: If not 0, go through the HTTP API instead
+        (C{bench/http_driver.py}), with POSTs of this many messages; the
+        run's kind is then C{"http"}.
     """
     names = list(NAMES[:nodes])
     ports = free_ports(2 * nodes)
     peer_ports = dict(zip(names, ports, strict=False))
     client_ports = dict(zip(names, ports[nodes:], strict=True))
+    if http_batch:
+        listen, driver = "--http-port", ["http_driver.py", f"--batch={http_batch}"]
+        what = "HTTP API"
+    else:
+        listen, driver = "--client-port", ["client_driver.py"]
+        driver += [f"--clients={clients}", *(["--isis-send"] if isis_send else [])]
+        what = "client API"
     with tempfile.TemporaryDirectory(prefix="isis-bench-client-") as tmp:
         work = Path(tmp)
         servers = {}
@@ -376,7 +390,7 @@ def client_run(
                 "isis",
                 f"--id={name}",
                 f"--port={peer_ports[name]}",
-                f"--client-port={client_ports[name]}",
+                f"{listen}={client_ports[name]}",
                 f"--peers={peers}",
             ]
             servers[name] = _start(command, work / f"{name}-node.err")
@@ -385,21 +399,20 @@ def client_run(
                 _start(
                     [
                         sys.executable,
-                        str(HERE / "client_driver.py"),
+                        str(HERE / driver[0]),
+                        *driver[1:],
                         f"--node={client_ports[name]}",
                         f"--nodes={nodes}",
                         f"--payload={payload}",
                         f"--messages={messages}",
                         f"--window={window}",
-                        f"--clients={clients}",
-                        *(["--isis-send"] if isis_send else []),
                         f"--out={work / f'{name}.json'}",
                     ],
                     work / f"{name}-client.err",
                 )
                 for name in names
             ]
-            _wait(drivers, "client API", 1800)
+            _wait(drivers, what, 1800)
             usage = {name: _process_usage(servers[name][0].pid) for name in names}
         finally:
             for proc, _ in servers.values():
@@ -418,11 +431,15 @@ def client_run(
         sum(u["cpu_s"] for u in usage.values()) / nodes / delivered * 1000
     )
     summary["node_peak_rss_mb"] = max(u["peak_rss_mb"] for u in usage.values())
+    extra: dict[str, Any] = (
+        {"batch": http_batch, "window": window}
+        if http_batch
+        else {"clients": clients, "isis_send": isis_send}
+    )
     return {
-        "kind": "client",
+        "kind": "http" if http_batch else "client",
         "system": "ordered",
-        "clients": clients,
-        "isis_send": isis_send,
+        **extra,
         "nodes": nodes,
         "payload": payload,
         "messages_per_member": messages,
@@ -521,6 +538,22 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], dict[str, Any
                         ),
                     )
                 )
+                if payload == 100 and clients == 1 and args.http_batch:
+                    # Right after the AMP run it is set beside (add_ratios).
+                    runs.append(
+                        (
+                            f"HTTP API: n=3, {payload} B, POSTs of"
+                            f" {args.http_batch}, {count:,} per member",
+                            partial(
+                                client_run,
+                                3,
+                                payload,
+                                count,
+                                args.http_window or args.client_window,
+                                http_batch=args.http_batch,
+                            ),
+                        )
+                    )
         runs.append(
             (
                 f"client API: isis send, n=3, 100 B, {args.client_messages:,}"
@@ -579,6 +612,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--client-payloads", type=int, nargs="+", default=[16, 100, 65536]
+    )
+    parser.add_argument(
+        "--http-batch",
+        type=int,
+        default=250,
+        help="messages per POST in the HTTP API run, beside the client API run"
+        " of 100 B and 1 client (0 to skip it)",
+    )
+    parser.add_argument(
+        "--http-window",
+        type=int,
+        help="messages in flight per HTTP driver (default: --client-window)",
     )
     parser.add_argument(
         "--client-clients",
@@ -660,12 +705,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures.append(f"{what}: {row['check']['error']}")
             print(f"  FAILED: {row['check']['error']}", file=sys.stderr, flush=True)
     add_ratios(results)
+    for sentence in http_ratios(results):
+        print(sentence.replace("**", ""), file=sys.stderr, flush=True)
     catching = [] if args.only else catch_up(args, failures)
     import report
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_results(args.out / "results.json", "suite", results)
-    table = report.markdown(results, failures) + "".join(catching)
+    table = markdown(results, failures) + "".join(catching)
     (args.out / "results.md").write_text(table)
     print(table)
     if args.charts:
@@ -757,6 +804,69 @@ def add_ratios(results: list[dict[str, Any]]) -> None:
             base = by.get((other, r["nodes"], r["payload"]))
             if base:
                 r[f"over_{other}"] = r["deliveries_per_s_per_node"] / base
+    # The HTTP API runs, over the client API (AMP) run beside them: one
+    # client process per member, one connection each.
+    amp = {
+        (r["nodes"], r["payload"]): r["deliveries_per_s_per_node"]
+        for r in results
+        if r["kind"] == "client" and r.get("clients", 1) == 1 and not r["isis_send"]
+    }
+    for r in results:
+        base = amp.get((r["nodes"], r["payload"]))
+        if r["kind"] == "http" and base:
+            r["over_amp"] = r["deliveries_per_s_per_node"] / base
+
+
+def http_ratios(results: Sequence[dict[str, Any]]) -> list[str]:
+    """
+    A sentence for each HTTP API run that L{add_ratios} set beside a client
+    API run: both throughputs and their ratio.
+    """
+    return [
+        f"HTTP API over client API (AMP), n = {r['nodes']}, {r['payload']} B,"
+        f" POSTs of {r['batch']}: {r['deliveries_per_s_per_node']:,.0f} /"
+        f" {r['deliveries_per_s_per_node'] / r['over_amp']:,.0f} deliveries/s"
+        f" per node = **{r['over_amp']:.2f}**."
+        for r in results
+        if "over_amp" in r
+    ]
+
+
+def markdown(results: Sequence[dict[str, Any]], failures: Sequence[str]) -> str:
+    """
+    L{report.markdown}'s table of C{results}, with the HTTP API runs (whose
+    kind the report does not know) as rows of their own after the others,
+    and their ratios to the client API's.
+    """
+    import report
+
+    http = [r for r in results if r["kind"] == "http"]
+    table = report.markdown([r for r in results if r["kind"] != "http"], failures)
+    if not http:
+        return table
+    # Drawn as client API runs, then named for what they are.
+    theirs = report.markdown([{**r, "kind": "client"} for r in http]).split("\n")
+    rows = [
+        line.replace("| client API |", f"| HTTP API, POSTs of {r['batch']} |", 1)
+        for line, r in zip(theirs[2 : 2 + len(http)], http, strict=True)
+    ]
+    notes = [
+        line.replace("Client API run:", "HTTP API run:", 1)
+        for line in theirs[2 + len(http) :]
+        if line
+    ]
+    head, _, rest = table.partition("\n\n")
+    ours = head.rstrip("\n").split("\n")
+    # After the client API rows, if any, else at the end of the table.
+    at = len(ours)
+    for i, line in enumerate(ours):
+        if line.startswith(("| client API", "| isis send")):
+            at = i + 1
+    lines = [*ours[:at], *rows, *ours[at:], ""]
+    for note in [*notes, *http_ratios(http)]:
+        lines += [note, ""]
+    text = "\n".join(lines)
+    return text + ("\n" + rest if rest else "")
 
 
 if __name__ == "__main__":

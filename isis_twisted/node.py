@@ -501,14 +501,21 @@ class MulticastNode(MultiService):
         """
         Why a message multicast now would not be delivered, as a kind
         (C{"stopped"}, C{"removed"}: for good; C{"blocked"}: until a
-        majority of the view is back), a sentence, and the members it waits
-        for; L{None} if it would be delivered, in time.
+        majority of the view is back; C{"joining"}: until the group adds
+        this member), a sentence, and the members it waits for; L{None} if
+        it would be delivered, in time.
         """
         membership = self.membership
         if self.stopped:
             return ("stopped", f"member {self.me!r} is stopped", ())
         if membership.state == REMOVED:
             return ("removed", str(self._removed_error()), ())
+        if membership.state == JOINING:
+            return (
+                "joining",
+                f"member {self.me!r} is not in the group yet (it is being added)",
+                (),
+            )
         if membership.state == BLOCKED:
             missing = tuple(sorted(membership.suspects))
             return (

@@ -20,9 +20,9 @@ C{{"error": "one sentence", ...}}, with the status code that fits.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 from importlib.resources import files
@@ -295,7 +295,9 @@ class HttpApi:
                     f"requests from pages of another site (Origin {given}) are"
                     " refused; this API answers programs and its own page"
                 )
-        elif self.token is None and not self._known_host(host):
+        # A rebound page is of the same origin as the name it rebound: its
+        # Host gives it away, Origin or not.
+        if problem is None and self.token is None and not self._known_host(host):
             problem = (
                 f"Host {host!r} is not a name of this machine; give the member a"
                 " --client-token-file to reach it by other names"
@@ -359,13 +361,14 @@ def _argument(request: Request, name: bytes) -> str | None:
 
 
 def _index(value: str, what: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise BodyError(400, f"{what} {value!r} is not an index") from None
-    if number < 0:
+    # Digits only: int() would also take "1_0", " 2", "+3" and other
+    # scripts' digits.
+    if not _DIGITS.fullmatch(value):
         raise BodyError(400, f"{what} {value!r} is not an index")
-    return number
+    return int(value)
+
+
+_DIGITS = re.compile("[0-9]{1,20}")
 
 
 _WAIT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -478,17 +481,21 @@ class _Messages(_JsonResource):
             records.append(None)
             kind = _failure_kind(result)
             failed.append({"position": position, "kind": kind, "error": str(result)})
-            if code == 200:
+            if not first_kind:
                 code = _failure_code(result)
                 first_kind = kind
         body: dict[str, object] = {"records": records}
+        if failed and len(failed) < len(results):
+            # Some were delivered: a client (or a proxy) that retried the
+            # whole request on a 503 would deliver those twice.
+            code = 207
         if failed:
             body["failed"] = failed
             body["error"] = (
                 f"{len(failed)} of {len(results)} messages failed; the first:"
                 f" {failed[0]['error']}"
             )
-            if first_kind == "back_pressure":
+            if code == 503 and first_kind == "back_pressure":
                 request.setHeader(b"Retry-After", b"1")
         return _json(request, code, body)
 
@@ -763,7 +770,5 @@ def api_site(
 
 def _machine_names() -> list[str]:
     # Asked once, when the API is made: a name lookup may take a while.
-    names = [socket.gethostname()]
-    with contextlib.suppress(OSError):
-        names.append(socket.getfqdn())
-    return names
+    # Not the FQDN: that is a name lookup, which may hang a start.
+    return [socket.gethostname()]

@@ -146,6 +146,8 @@ def _json(raw: bytes, what: str) -> object:
         raise BodyError(400, f"{what} is not UTF-8") from None
     except ValueError as e:
         raise BodyError(400, f"{what} is not JSON: {e}") from None
+    except RecursionError:
+        raise BodyError(400, f"{what} is nested too deeply") from None
 
 
 def _payload(item: object, what: str) -> bytes:
@@ -251,4 +253,8 @@ def json_bytes(data: object) -> bytes:
     C{data} as compact JSON in UTF-8, the form of everything the API
     writes.
     """
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # default=str: a stray value that is not JSON should not cost a reader
+    # the whole answer.
+    return json.dumps(
+        data, ensure_ascii=False, separators=(",", ":"), default=str
+    ).encode("utf-8")

@@ -23,10 +23,17 @@ from zope.interface import implementer
 
 from isis_twisted.client import NodeControl, Subscription
 from isis_twisted.engine import Delivery, Record, ViewChange
+from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.status import NodeStatus
 from isis_twisted.webformat import ndjson_line, sse_event, stream_fields
 
-__all__ = ["KEEPALIVE_S", "DeliveryStream", "StatusStream", "WebNode"]
+__all__ = ["CHUNK_BYTES", "KEEPALIVE_S", "DeliveryStream", "StatusStream", "WebNode"]
+
+CHUNK_BYTES = 64 * 1024
+"""
+How much a delivery stream gathers before it writes, within a turn (and
+in a replay): a paused reader is noticed before the backlog bound passes.
+"""
 
 KEEPALIVE_S = 15.0
 """
@@ -158,6 +165,9 @@ class _Stream:
         self.request.write(last)
         self._stop()
         self.request.unregisterProducer()
+        # Ended early: the connection goes with it, so that a client that
+        # asks again on it is not cut by the abort below.
+        self.request.channel.persistent = False
         self.request.finish()
         if self._paused:
             # A reader that reads nothing would hold the connection open
@@ -275,25 +285,34 @@ class DeliveryStream(_Stream):
         self._chunks: list[bytes] = []
         self._resume_from: int | None = None
         self._subscription: Subscription | None = None
-        self._started = False
-        # Subscribing replays at once, before it returns: gather that, and
-        # write it only once the answer has begun.
-        subscription = node.subscribe(since, self._push, self._flush, views=True)
         super().__init__(request, clock, ndjson, backlog, streams)
-        self._subscription = subscription
+        self.first = since if since is not None else 0
+        if not ndjson:
+            self._chunks.append(
+                b": deliveries of member %s\n\n" % json.dumps(node.me).encode()
+            )
+        try:
+            # The replay comes before this returns, written as it goes: a
+            # long one would otherwise be one write past every bound.
+            subscription = node.subscribe(since, self._push, self._flush, views=True)
+        except HistoryGoneError:
+            self._stop()
+            request.unregisterProducer()
+            if streams is not None:
+                streams.discard(self)
+            raise
         self.first = subscription.first
+        if self.ended:
+            # Dropped during the replay already.
+            subscription.cancel()
+            return
+        self._subscription = subscription
         if self._next is None or self._next < self.first:
             self._next = self.first
-        self._started = True
-        # The answer's head goes out now (with a comment, for SSE), so that
+        # The answer's head goes out now (for SSE with a comment), so that
         # a browser's EventSource opens before the first delivery.
-        self.write(
-            b""
-            if ndjson
-            else b": deliveries of member %s from index %d\n\n"
-            % (json.dumps(node.me).encode("utf-8"), self.first)
-        )
         self._flush()
+        self.write(b"")
 
     def _push(self, record: Record) -> None:
         if type(record) is Delivery:
@@ -316,10 +335,16 @@ class DeliveryStream(_Stream):
         if self._resume_from is None:
             self._resume_from = record.index
         self._chunks.append(chunk)
+        self._chunk_bytes += len(chunk)
+        if self._chunk_bytes >= CHUNK_BYTES:
+            self._flush()
+
+    _chunk_bytes = 0
 
     def _flush(self) -> None:
-        if not self._started or not self._chunks:
+        if not self._chunks:
             return
+        self._chunk_bytes = 0
         chunks, self._chunks = self._chunks, []
         first, self._resume_from = self._resume_from, None
         self.write(b"".join(chunks), first)

@@ -21,7 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import report
 import suite
 from bench_node import ORDER_RECORD
+from http_driver import StreamReader, bodies
 from latency import LatencyHistogram
+from load import BatchedLoad
+from twisted.internet.defer import Deferred
 
 
 class LatencyHistogramTests(TestCase):
@@ -68,6 +71,86 @@ class LatencyHistogramTests(TestCase):
         With nothing recorded there is no percentile to give.
         """
         self.assertRaises(ValueError, LatencyHistogram().percentile, 0.5)
+
+    def test_times(self) -> None:
+        """
+        A latency recorded C{times} over counts as that many recorded once
+        each.
+        """
+        once, batched = LatencyHistogram(), LatencyHistogram()
+        for _ in range(5):
+            once.record(0.002)
+        batched.record(0.002, 5)
+        self.assertEqual(batched.count, 5)
+        self.assertEqual(batched.counts(), once.counts())
+
+
+class BatchedLoadTests(TestCase):
+    """
+    L{BatchedLoad} sends in batches within its window of messages.
+    """
+
+    def test_window_and_batches(self) -> None:
+        """
+        The first window goes out in full batches (topped up with a smaller
+        one); each answer lets as many more go; every message gets its
+        batch's latency, and no more than the messages asked for are sent.
+        """
+        calls: list[tuple[int, Deferred[None]]] = []
+
+        def send(count: int) -> Deferred[None]:
+            answer: Deferred[None] = Deferred()
+            calls.append((count, answer))
+            return answer
+
+        latency = LatencyHistogram()
+        load = BatchedLoad(send, 25, 4, 10, latency)
+        load.start()
+        self.assertEqual([c for c, _ in calls], [4, 4, 2])
+        calls[0][1].callback(None)
+        self.assertEqual([c for c, _ in calls], [4, 4, 2, 4])
+        while not all(d.called for _, d in calls):
+            next(d for _, d in calls if not d.called).callback(None)
+        self.assertEqual(sum(c for c, _ in calls), 25)
+        self.assertEqual(load.sent, 25)
+        self.assertEqual(latency.count, 25)
+
+
+class StreamReaderTests(TestCase):
+    """
+    L{StreamReader} reads an NDJSON delivery stream as the HTTP API writes
+    it.
+    """
+
+    def test_lines(self) -> None:
+        """
+        Deliveries are handed on in order, also when a line is split over
+        reads; keep-alives and view changes are skipped, and a last line
+        saying why the node ended the stream is kept.
+        """
+        got: list[dict[str, Any]] = []
+        reader = StreamReader(got.append)
+        stream = (
+            b'{"view":0,"members":["a","b"],"index":0}\n'
+            b'{"index":1,"sender":"a","clock":1,"payload":"x","view":0}\n'
+            b"\n"
+            b'{"index":2,"sender":"b","clock":1,"payload":"y","view":0,"after":1}\n'
+            b'{"error":"read too slowly","resume_from":3}\n'
+        )
+        for at in range(0, len(stream), 7):
+            reader.dataReceived(stream[at : at + 7])
+        self.assertEqual([f["index"] for f in got], [1, 2])
+        self.assertEqual(got[1]["after"], 1)
+        self.assertEqual(reader.error, "read too slowly")
+
+    def test_bodies(self) -> None:
+        """
+        A POST body holds one JSON string per message, the full batch's and
+        a smaller one's alike.
+        """
+        body = bodies(b"xy", 3)
+        self.assertEqual(body(3), b'"xy"\n"xy"\n"xy"\n')
+        self.assertEqual(body(1), b'"xy"\n')
 
 
 def write_orders(work: Path, orders: dict[str, list[tuple[int, int]]]) -> None:
@@ -242,6 +325,30 @@ class RealRunTests(TestCase):
             self.assertEqual(row["delivered_min"], 600)
             self.assertEqual(row["check"], {"ok": True, "checked": 1200})
             self.assertGreater(row["deliveries_per_s_per_node"], 0)
+
+    def test_http_run(self) -> None:
+        """
+        The HTTP API run, in POSTs of 30 with 70 in flight (so smaller POSTs
+        top the window up), delivers every message on every member, reads
+        the order from the delivery stream and checks it; its row is of its
+        own kind, set beside the client API's in the table.
+        """
+        row = suite.client_run(2, 100, 300, 70, http_batch=30)
+        self.assertEqual(row["kind"], "http")
+        self.assertEqual(row["delivered_min"], 600)
+        self.assertEqual(row["check"], {"ok": True, "checked": 1200})
+        self.assertGreater(row["deliveries_per_s_per_node"], 0)
+        self.assertGreater(row["latency_ms"]["p50"], 0)
+        amp = run_row(kind="client", clients=1, isis_send=False, nodes=2)
+        amp.update(node_cpu_s_per_1000=0.01, node_peak_rss_mb=40.0)
+        results = [amp, row]
+        suite.add_ratios(results)
+        self.assertAlmostEqual(
+            row["over_amp"], row["deliveries_per_s_per_node"] / 90000.0
+        )
+        table = suite.markdown(results, [])
+        self.assertIn("| HTTP API, POSTs of 30 | isis-twisted | 2 | 100 B |", table)
+        self.assertIn("HTTP API over client API (AMP), n = 2, 100 B", table)
 
     def test_failed_member(self) -> None:
         """
