@@ -23,6 +23,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring
 
 from isis_twisted.checker import record_fields
 from isis_twisted.engine import Delivery, Record, ViewChange
@@ -33,6 +34,7 @@ __all__ = [
     "RAW_TYPES",
     "BodyError",
     "answer_fields",
+    "delivery_line",
     "error_body",
     "json_bytes",
     "media_type",
@@ -114,11 +116,15 @@ def read_payloads(content_type: bytes | None, body: bytes) -> list[bytes]:
                 " text/plain or application/octet-stream",
             )
     elif kind in NDJSON_TYPES:
-        items = []
-        for number, line in enumerate(body.split(b"\n"), 1):
-            if line.strip():
-                value = _json(line, f"line {number}")
-                items.append(_payload(value, f"line {number}"))
+        strings = _ndjson_strings(body)
+        if strings is not None:
+            items = strings
+        else:
+            items = []
+            for number, line in enumerate(body.split(b"\n"), 1):
+                if line.strip():
+                    value = _json(line, f"line {number}")
+                    items.append(_payload(value, f"line {number}"))
     elif kind == "application/x-www-form-urlencoded":
         raise BodyError(
             415,
@@ -137,6 +143,27 @@ def read_payloads(content_type: bytes | None, body: bytes) -> list[bytes]:
     if not items:
         raise BodyError(400, "the body holds no message")
     return items
+
+
+def _ndjson_strings(body: bytes) -> list[bytes] | None:
+    """
+    The messages of an NDJSON body that holds only JSON strings, parsed as
+    one array (a line at a time costs several times more); L{None} for any
+    other body, which is then read line by line, to name a bad one.
+    """
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    try:
+        values = json.loads(b"[" + b",".join(lines) + b"]")
+    except (ValueError, RecursionError):
+        return None
+    # Each line gives at least one value, so as many values as lines means
+    # one each.
+    if len(values) != len(lines) or not all(type(v) is str for v in values):
+        return None
+    try:
+        return [v.encode("utf-8") for v in values]
+    except UnicodeEncodeError:
+        return None
 
 
 def _json(raw: bytes, what: str) -> object:
@@ -206,6 +233,32 @@ def stream_fields(record: Record, view: int | None) -> dict[str, object]:
     if not isinstance(record, ViewChange):
         fields["view"] = view
     return fields
+
+
+def delivery_line(record: Delivery, view: int | None) -> bytes:
+    """
+    C{json_bytes(stream_fields(record, view))}, made faster for the common
+    delivery (a UTF-8 payload): the stream writes one per delivery.
+    """
+    try:
+        text = record.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return json_bytes(stream_fields(record, view))
+    after = b"" if record.after is None else b',"after":%d' % record.after
+    return b'{"index":%d,"sender":%s,"clock":%d,"payload":%s%s,"view":%s}' % (
+        record.index,
+        _string(record.sender),
+        record.clock,
+        _string(text),
+        after,
+        b"null" if view is None else b"%d" % view,
+    )
+
+
+def _string(text: str) -> bytes:
+    # Escapes what JSON must (quotes, backslashes, control characters) and
+    # leaves the rest as it is, as json_bytes does.
+    return str(encode_basestring(text)).encode("utf-8")
 
 
 def sse_event(data: object, event: str | None = None, id: int | None = None) -> bytes:

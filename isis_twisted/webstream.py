@@ -25,7 +25,12 @@ from isis_twisted.client import NodeControl, Subscription
 from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.status import NodeStatus
-from isis_twisted.webformat import ndjson_line, sse_event, stream_fields
+from isis_twisted.webformat import (
+    delivery_line,
+    ndjson_line,
+    sse_event,
+    stream_fields,
+)
 
 __all__ = ["CHUNK_BYTES", "KEEPALIVE_S", "DeliveryStream", "StatusStream", "WebNode"]
 
@@ -319,11 +324,11 @@ class DeliveryStream(_Stream):
             view = self._view
             if view is None:
                 view = self._view = self._node.view_at(record.index)
-            fields = stream_fields(record, view)
+            line = delivery_line(record, view)
             chunk = (
-                ndjson_line(fields)
+                line + b"\n"
                 if self.ndjson
-                else sse_event(fields, id=record.index)
+                else b"id: %d\ndata: %s\n\n" % (record.index, line)
             )
             self._next = record.index + 1
         else:

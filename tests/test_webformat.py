@@ -13,7 +13,9 @@ from isis_twisted.engine import Delivery, ViewChange
 from isis_twisted.webformat import (
     BodyError,
     answer_fields,
+    delivery_line,
     error_body,
+    json_bytes,
     media_type,
     ndjson_line,
     read_payloads,
@@ -60,6 +62,19 @@ class ReadPayloadsTests(SynchronousTestCase):
         self.assertEqual(
             read_payloads(b"application/json", b'{"base64": "eA=="}'), [b"x"]
         )
+
+    def test_ndjson_mixed(self) -> None:
+        """
+        A body of strings only is read at once; one with other values, or
+        a line holding two values, line by line, naming the bad line.
+        """
+        self.assertEqual(
+            read_payloads(b"application/x-ndjson", b'"a"\n"b\\n"\n'), [b"a", b"b\n"]
+        )
+        error = self.refused(b"application/x-ndjson", b'"a"\n"b", "c"\n')
+        self.assertIn("line 2 is not JSON", str(error))
+        error = self.refused(b"application/x-ndjson", b'"a"\n["b"]')
+        self.assertIn("line 2 is a list", str(error))
 
     def test_ndjson(self) -> None:
         """
@@ -130,6 +145,28 @@ class OutputTests(SynchronousTestCase):
             self.assertEqual(fields, json.loads(record_to_json(record)))
         self.assertEqual(stream_fields(view, 2), json.loads(record_to_json(view)))
         self.assertEqual(stream_fields(binary, 1)["payload_b64"], "/w==")
+
+    def test_delivery_line(self) -> None:
+        """
+        The stream's fast form of a delivery is exactly what the general one
+        writes, whatever the payload and sender hold.
+        """
+        payloads = [
+            b"",
+            b"plain",
+            b'"q" \\ /',
+            "\u00e9\u2028\U0001f600".encode(),
+            b"\x00\x1f\x7f",
+        ]
+        for payload in [*payloads, b"\xff\xfe"]:
+            for after in (None, 0, 5):
+                for view in (None, 0, 3):
+                    record = Delivery(9, 'b"\u00e9', 4, payload, after)
+                    self.assertEqual(
+                        delivery_line(record, view),
+                        json_bytes(stream_fields(record, view)),
+                        (payload, after, view),
+                    )
 
     def test_answer_fields(self) -> None:
         """
