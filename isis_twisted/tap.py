@@ -560,7 +560,15 @@ class Listener(Service):
         super().stopService()  # type: ignore[no-untyped-call]
         port, self._port = self._port, None
         self.listening = None
-        return port.stopListening() if port is not None else None
+        if port is None:
+            return None
+        # A factory with open answers to end (the HTTP API's streams) ends
+        # them before the port goes; the reactor would cut them.
+        drain = getattr(self._factory, "drain", None)
+        if drain is None:
+            return port.stopListening()
+        ended: Deferred[None] = drain()
+        return ended.addCallback(lambda _: port.stopListening())
 
 
 class NodeService(MultiService):

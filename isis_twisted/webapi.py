@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any, cast
 
+from twisted.internet import task
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -60,7 +62,32 @@ from isis_twisted.webstream import (
     status_data,
 )
 
-__all__ = ["MAX_BODY", "ApiRequest", "ApiSite", "HttpApi", "api_site"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_BODY",
+    "MAX_STREAMS",
+    "MAX_TIMEOUT",
+    "ApiRequest",
+    "ApiSite",
+    "HttpApi",
+    "api_site",
+]
+
+DEFAULT_TIMEOUT = 60.0
+"""
+Seconds a C{POST /messages} waits for its messages' delivery by default
+(C{?timeout=}) before it answers 504.
+"""
+
+MAX_TIMEOUT = 3600.0
+"""
+The longest C{?timeout=} taken.
+"""
+
+MAX_STREAMS = 1024
+"""
+The most streams (deliveries and status) a member serves at once.
+"""
 
 MAX_BODY = 32 << 20
 """
@@ -159,13 +186,12 @@ class ApiSite(Site):
         Log nothing per request.
         """
 
-    def stopFactory(self) -> None:
+    def drain(self) -> Deferred[None]:
         """
-        The member stopped listening (it is stopping): end the open streams,
-        each with where to resume, rather than cut them.
+        The member is stopping: end the open streams, each with where to
+        resume, rather than cut them (L{HttpApi.drain}).
         """
-        self.api.stop()
-        super().stopFactory()
+        return self.api.drain()
 
 
 class _JsonResource(Resource):
@@ -249,6 +275,7 @@ class HttpApi:
         self.wrong_tokens = 0
         self.late_failures = 0
         self.foreign_requests = 0
+        self.dropped_readers = 0
         self.streams: set[Any] = set()
 
     def status(self) -> dict[str, Any]:
@@ -274,8 +301,50 @@ class HttpApi:
             "wrong_tokens": self.wrong_tokens,
             "late_failures": self.late_failures,
             "foreign_requests": self.foreign_requests,
+            "dropped_readers": self.dropped_readers,
             "open_streams": len(self.streams),
         }
+
+    def dropped(self, peer: object, resume: int) -> None:
+        """
+        A reader of the delivery stream read too slowly and was dropped:
+        logged the first time, counted every time.
+        """
+        if not self.dropped_readers:
+            self._log.warn(
+                "HTTP API: ended the delivery stream of the reader at {peer}: it"
+                " read too slowly; it can resume from index {index} (counted"
+                " from now on, in /status, not logged again)",
+                peer=peer,
+                index=resume,
+            )
+        self.dropped_readers += 1
+
+    def drain(self, timeout: float = 2.0) -> Deferred[None]:
+        """
+        End every open stream, each with where to resume, and wait (at most
+        C{timeout} seconds) until their last bytes are out: the member is
+        stopping, and its reactor would otherwise drop them with the
+        connections.
+        """
+        transports = [
+            getattr(getattr(stream.request, "channel", None), "transport", None)
+            for stream in self.streams
+        ]
+        self.stop()
+        deadline = self.clock.seconds() + timeout
+
+        def out() -> bool:
+            return (
+                all(t is None or getattr(t, "disconnected", True) for t in transports)
+                or self.clock.seconds() >= deadline
+            )
+
+        async def waited() -> None:
+            while not out():
+                await task.deferLater(self.clock, 0.05, lambda: None)
+
+        return Deferred.fromCoroutine(waited())
 
     def foreign(self, request: Request) -> str | None:
         """
@@ -403,6 +472,15 @@ class _Messages(_JsonResource):
         wait = _WAIT.get((given or "true").lower())
         if wait is None:
             return _error(request, 400, f"wait={given!r} is not true or false")
+        limit = _argument(request, b"timeout") or str(DEFAULT_TIMEOUT)
+        try:
+            timeout = float(limit)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= MAX_TIMEOUT:
+            return _error(
+                request, 400, f"timeout={limit!r} is not 0 to {MAX_TIMEOUT} seconds"
+            )
         body = request.content.getvalue()
         if request.getHeader(b"Content-Type") is None and not body:
             return _error(
@@ -444,16 +522,38 @@ class _Messages(_JsonResource):
                 lambda f: self._log.failure("HTTP API: a POST failed", f)
             )
             return _json(request, 202, {"queued": len(payloads)})
-        gone: list[Failure] = []
+        gone: list[object] = []
         request.notifyFinish().addErrback(gone.append)
 
+        def expire() -> None:
+            # Multicast already: the messages may still be delivered, and
+            # only the stream can tell.
+            gone.append(None)
+            request.write(
+                _error(
+                    request,
+                    504,
+                    f"not every message was delivered within {timeout} s (the"
+                    " view may have lost its majority); they may still be:"
+                    " look for them in the delivery stream",
+                    kind="delivery_unknown",
+                )
+            )
+            request.finish()
+
+        timer = api.clock.callLater(timeout, expire)
+
         def answer(results: list[Delivery | BaseException]) -> None:
+            if timer.active():
+                timer.cancel()
             if gone:
                 return
             request.write(self._outcomes(request, results))
             request.finish()
 
         def failed(failure: Failure) -> None:
+            if timer.active():
+                timer.cancel()
             self._log.failure("HTTP API: a POST failed", failure)
             if not gone:
                 request.write(
@@ -527,9 +627,24 @@ class _Messages(_JsonResource):
         ndjson = wants_ndjson(request.requestHeaders.getRawHeaders(b"Accept", []))
         if request.method == b"HEAD":
             return _stream_head(request, ndjson)
+        if len(api.streams) >= MAX_STREAMS:
+            return _error(
+                request,
+                503,
+                f"member {api.node.me!r} already serves {MAX_STREAMS} streams;"
+                " read from another member, or close one",
+                kind="busy",
+            )
         try:
             DeliveryStream(
-                request, api.node, since, api.clock, ndjson, api.backlog, api.streams
+                request,
+                api.node,
+                since,
+                api.clock,
+                ndjson,
+                api.backlog,
+                api.streams,
+                api.dropped,
             )
         except HistoryGoneError as e:
             return _error(request, 410, str(e), resume_from=e.oldest)

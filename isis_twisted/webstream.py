@@ -276,13 +276,17 @@ class DeliveryStream(_Stream):
         ndjson: bool,
         backlog: int,
         streams: set[Any] | None = None,
+        on_drop: Callable[[object, int], None] | None = None,
     ) -> None:
         """
         @param streams: As for the other streams.
+        @param on_drop: Told of a reader dropped for reading too slowly (its
+            address and where it resumes), to log once and count.
         @raise isis_twisted.interfaces.HistoryGoneError: If C{since} is
             older than the node holds (nothing is written then).
         """
         self._node = node
+        self.on_drop = on_drop
         # The index a reader resumes from after what was given so far.
         self._next: int | None = since
         self.ndjson = ndjson
@@ -364,12 +368,8 @@ class DeliveryStream(_Stream):
             f"member {self._node.me!r} ended this stream because the reader"
             f" read too slowly; resume from index {resume}"
         )
-        self._log.warn(
-            "ended the delivery stream of the HTTP reader at {peer}: it read"
-            " too slowly; it can resume from index {index}",
-            peer=self.request.getClientAddress(),
-            index=resume,
-        )
+        if self.on_drop is not None:
+            self.on_drop(self.request.getClientAddress(), resume)
         self._last("dropped", sentence, resume)
 
     def _resume_index(self) -> int:
@@ -380,8 +380,12 @@ class DeliveryStream(_Stream):
         return self._next if self._next is not None else self.first
 
     def _last(self, event: str, sentence: str, resume: int) -> None:
-        data = {"error": sentence, "resume_from": resume}
-        self.end(ndjson_line(data) if self.ndjson else sse_event(data, event))
+        if self.ndjson:
+            # No event name as in SSE: the line says which end it is.
+            line = {"event": event, "error": sentence, "resume_from": resume}
+            self.end(ndjson_line(line))
+        else:
+            self.end(sse_event({"error": sentence, "resume_from": resume}, event))
 
     def quiet_end(self) -> bool:
         """

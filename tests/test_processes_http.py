@@ -10,6 +10,7 @@ every answer must name the record its message became.
 from __future__ import annotations
 
 import json
+import signal
 from io import BytesIO
 from typing import Any
 
@@ -183,6 +184,12 @@ class HttpProcessTests(ProcessMembershipTestCase):
                         self.assertEqual(fields.pop("view"), 0)
                 kept = settled_records(workdir / f"{name}.jsonl")
                 self.assertEqual(streamed[: len(kept)], kept)
+            # A member that stops ends its stream with where to resume.
+            group.signal("c", signal.SIGTERM)
+            await streams["c"].ended
+            last = json.loads(streams["c"].lines[-1])
+            self.assertEqual(last["event"], "end")
+            self.assertEqual(last["resume_from"], total + 1)
 
         return deferred(run())
 

@@ -22,7 +22,7 @@ from isis_twisted.client import DEFAULT_BACKLOG
 from isis_twisted.engine import Delivery, ViewChange
 from isis_twisted.node import BackPressureError
 from isis_twisted.status import NodeStatus
-from isis_twisted.webapi import MAX_BODY, ApiSite, HttpApi, api_site
+from isis_twisted.webapi import DEFAULT_TIMEOUT, MAX_BODY, ApiSite, HttpApi, api_site
 from isis_twisted.webstream import CHUNK_BYTES, KEEPALIVE_S
 from tests.test_client import FakeNode
 
@@ -263,6 +263,32 @@ class PostTests(RouteTestCase):
         self.node.release()
         self.assertEqual(self.node.received, [b"a", b"b"])
         self.assertEqual(gone.transport.value(), b"")
+
+    def test_timeout(self) -> None:
+        """
+        Messages not delivered within C{?timeout=} (default
+        L{DEFAULT_TIMEOUT}) are answered 504: they may still be delivered.
+        A late delivery then writes nothing more.
+        """
+        self.node.hold = True
+        for path, after in (
+            ("/messages?timeout=2.5", 2.5),
+            ("/messages", DEFAULT_TIMEOUT),
+        ):
+            connection = Connection(self.site)
+            connection.send("POST", path, b"a", [("Content-Type", "text/plain")])
+            self.clock.advance(after - 0.1)
+            self.assertEqual(connection.transport.value(), b"")
+            self.clock.advance(0.1)
+            answer = connection.answer()
+            self.assertEqual(answer.code, 504)
+            self.assertEqual(answer.json()["kind"], "delivery_unknown")  # type: ignore[index]
+            written = connection.transport.value()
+            self.node.release()
+            self.assertEqual(connection.transport.value(), written)
+        for bad in ("0", "x", "3601"):
+            answer = self.post(b"a", path=f"/messages?timeout={bad}")
+            self.assertEqual(answer.code, 400, bad)
 
     def test_no_wait(self) -> None:
         """
@@ -598,8 +624,12 @@ class StreamTests(RouteTestCase):
         status = Connection(self.site)
         status.send("GET", "/status", None, [("Accept", "text/event-stream")])
         self.assertEqual(self.site.api.counters()["open_streams"], 3)
-        self.site.doStart()
-        self.site.doStop()
+        drained = self.site.drain()
+        # A test transport never says its bytes are out: the wait ends at
+        # its bound.
+        self.assertNoResult(drained)
+        self.clock.advance(2.0)
+        self.assertIsNone(self.successResultOf(drained))
         last = events(self.body(sse))[-1]
         self.assertEqual(last["event"], "end")
         self.assertEqual(json.loads(last["data"])["resume_from"], 2)
@@ -658,6 +688,7 @@ class StatusTests(RouteTestCase):
             "wrong_tokens": 0,
             "late_failures": 0,
             "foreign_requests": 0,
+            "dropped_readers": 0,
             "open_streams": 0,
         }
         self.assertEqual(answer.json(), expected)
