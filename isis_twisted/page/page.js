@@ -108,7 +108,8 @@
 
   function connection(s, name) {
     if (name === s.member) return ["self", "this member"];
-    const peer = s.peers[name];
+    // Own properties only: a member may be called "constructor".
+    const peer = Object.hasOwn(s.peers, name) ? s.peers[name] : null;
     if (!peer) return ["none", "no link"];
     if (peer.connected_out && peer.connected_in) return ["both", "connected"];
     if (peer.connected_out) return ["out", "connected out only"];
@@ -120,7 +121,7 @@
     const item = element("li");
     const [link, linkText] = connection(s, name);
     const inView = s.view_members.includes(name);
-    const suspected = name in s.suspects;
+    const suspected = Object.hasOwn(s.suspects, name);
     const silent = s.silent_members.includes(name);
     item.dataset.member = name;
     item.dataset.connected = link;
@@ -136,7 +137,7 @@
     }
     if (!inView) item.append(element("span", "not in the view", "tag bad"));
     else if (silent) item.append(element("span", "silent", "tag bad"));
-    const peer = s.peers[name];
+    const peer = Object.hasOwn(s.peers, name) ? s.peers[name] : null;
     if (peer && peer.silent_s !== null) item.title = `last heard ${seconds(peer.silent_s)} ago`;
     return item;
   }
@@ -250,11 +251,22 @@
       const v = JSON.parse(event.data);
       addRow(v.index, viewRow(v));
     });
-    source.addEventListener("dropped", (event) => {
-      // This page read too slowly: start again where the member says.
+    source.addEventListener("dropped", () => {
+      // This page read too slowly: go on from now, as it shows only the
+      // last few (replaying what it missed would only fall behind again).
       source.close();
-      openMessages(JSON.parse(event.data).resume_from);
+      openMessages(null);
     });
+    for (const ending of ["end", "removed"]) {
+      // The member is stopping, or out of the group: say why, and try
+      // again later (a restarted member serves again).
+      source.addEventListener(ending, (event) => {
+        source.close();
+        badge("messages", false);
+        $("state-why").textContent = JSON.parse(event.data).error;
+        setTimeout(() => openMessages(shown ? shown + 1 : null), RETRY_MS);
+      });
+    }
     source.addEventListener("error", () => {
       badge("messages", false);
       if (source.readyState !== EventSource.CLOSED) return;
