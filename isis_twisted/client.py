@@ -52,7 +52,7 @@ from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
 from isis_twisted.membership import CannotForceError
 from isis_twisted.options import dial_description
-from isis_twisted.status import NodeStatus
+from isis_twisted.status import NodeStatus, status_json
 from isis_twisted.wire import VERSION, Refuse, encode_refuse
 
 __all__ = [
@@ -1033,9 +1033,7 @@ class ClientAPIProtocol(amp.AMP):
         try:
             # default=str: a stray non-JSON value should not cost the
             # operator the whole status.
-            status = self.node.status()
-            data = status.to_json() if isinstance(status, NodeStatus) else dict(status)
-            text = json.dumps(data, default=str)
+            text = json.dumps(status_json(self.node.status()), default=str)
         except Exception as e:
             raise _node_error(e, "status") from None
         return {"status": text}

@@ -219,3 +219,11 @@ class NodeStatus:
             return cls(**{k: v for k, v in fields.items() if k in known})
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not a member's status: {e}") from None
+
+
+def status_json(status: NodeStatus | Mapping[str, Any]) -> dict[str, Any]:
+    """
+    A status, or a test double's JSON form of one, as JSON-ready data:
+    what C{isis status --json} prints and the client APIs answer.
+    """
+    return status.to_json() if isinstance(status, NodeStatus) else dict(status)

@@ -60,6 +60,7 @@ from isis_twisted.webstream import (
     StatusStream,
     WebNode,
     status_data,
+    stream_type,
 )
 
 __all__ = [
@@ -660,12 +661,7 @@ class _Messages(_JsonResource):
 
 def _stream_head(request: Request, ndjson: bool) -> bytes:
     # What a stream's answer would begin with, and no stream: a HEAD ends.
-    request.setHeader(
-        b"Content-Type",
-        b"application/x-ndjson; charset=utf-8"
-        if ndjson
-        else b"text/event-stream; charset=utf-8",
-    )
+    request.setHeader(b"Content-Type", stream_type(ndjson))
     return b""
 
 

@@ -24,7 +24,7 @@ from zope.interface import implementer
 from isis_twisted.client import NodeControl, Subscription
 from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
-from isis_twisted.status import NodeStatus
+from isis_twisted.status import status_json
 from isis_twisted.webformat import (
     delivery_line,
     ndjson_line,
@@ -79,8 +79,18 @@ def status_data(node: NodeControl) -> dict[str, Any]:
     The node's status as JSON-ready data: what C{isis status --json}
     prints.
     """
-    status = node.status()
-    return status.to_json() if isinstance(status, NodeStatus) else dict(status)
+    return status_json(node.status())
+
+
+def stream_type(ndjson: bool) -> bytes:
+    """
+    The C{Content-Type} of a stream: NDJSON, or Server-Sent Events.
+    """
+    return (
+        b"application/x-ndjson; charset=utf-8"
+        if ndjson
+        else b"text/event-stream; charset=utf-8"
+    )
 
 
 @implementer(IPushProducer)
@@ -116,12 +126,7 @@ class _Stream:
         self._held_bytes = 0
         self.ended = False
         self._quiet: IDelayedCall | None = None
-        request.setHeader(
-            b"Content-Type",
-            b"application/x-ndjson; charset=utf-8"
-            if ndjson
-            else b"text/event-stream; charset=utf-8",
-        )
+        request.setHeader(b"Content-Type", stream_type(ndjson))
         request.setHeader(b"Cache-Control", b"no-store")
         # Proxies (nginx) buffer answers unless told not to.
         request.setHeader(b"X-Accel-Buffering", b"no")
