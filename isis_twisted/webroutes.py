@@ -121,7 +121,13 @@ class _JsonResource(Resource):
                 "this member wants its client token: Authorization: Bearer TOKEN",
             )
         try:
-            return cast(bytes | int, render(request))
+            answer = cast(bytes | int, render(request))
+            if request.method == b"HEAD" and isinstance(answer, bytes):
+                # The head of what GET answers, without the body (Twisted
+                # would log a line for every HEAD that returned one).
+                request.setHeader(b"Content-Length", b"%d" % len(answer))
+                return b""
+            return answer
         except Exception:
             self._log.failure(
                 "HTTP API: {method} {path} failed", method=method, path=request.path
@@ -185,7 +191,10 @@ class _Messages(_JsonResource):
             timeout = -1.0
         if not 0 < timeout <= MAX_TIMEOUT:
             return error(
-                request, 400, f"timeout={limit!r} is not 0 to {MAX_TIMEOUT} seconds"
+                request,
+                400,
+                f"timeout={limit!r} is not more than 0 and at most"
+                f" {MAX_TIMEOUT} seconds",
             )
         body = request.content.getvalue()
         if request.getHeader(b"Content-Type") is None and not body:
@@ -211,9 +220,9 @@ class _Messages(_JsonResource):
         problem = node.cannot_deliver()
         if problem is not None:
             kind, sentence, waiting = problem
-            if kind == "blocked":
-                # The others may come back; a removed or stopped member
-                # stays so.
+            if kind in ("blocked", "joining"):
+                # The others may come back, the group add it; a removed or
+                # stopped member stays so.
                 request.setHeader(b"Retry-After", b"1")
             return error(
                 request,
@@ -329,16 +338,11 @@ class _Messages(_JsonResource):
         except BodyError as e:
             return error(request, e.code, str(e))
         ndjson = wants_ndjson(request.requestHeaders.getRawHeaders(b"Accept", []))
+        busy = _busy(request, api)
+        if busy is not None:
+            return busy
         if request.method == b"HEAD":
             return _stream_head(request, ndjson)
-        if len(api.streams) >= MAX_STREAMS:
-            return error(
-                request,
-                503,
-                f"member {api.node.me!r} already serves {MAX_STREAMS} streams;"
-                " read from another member, or close one",
-                kind="busy",
-            )
         try:
             DeliveryStream(
                 request,
@@ -360,6 +364,20 @@ class _Messages(_JsonResource):
             return _index(last.decode("latin-1").strip(), "Last-Event-ID") + 1
         value = _argument(request, b"from")
         return None if value is None else max(1, _index(value, "from"))
+
+
+def _busy(request: Request, api: HttpApi) -> bytes | None:
+    # Every stream holds a subscription or a timer and up to a backlog.
+    if len(api.streams) < MAX_STREAMS:
+        return None
+    request.setHeader(b"Retry-After", b"1")
+    return error(
+        request,
+        503,
+        f"member {api.node.me!r} already serves {MAX_STREAMS} streams; read"
+        " from another member, or close one",
+        kind="busy",
+    )
 
 
 def _stream_head(request: Request, ndjson: bool) -> bytes:
@@ -435,6 +453,9 @@ class _Status(_JsonResource):
                 400,
                 f"every={every!r} is not {_MIN_EVERY} to {_MAX_EVERY} seconds",
             )
+        busy = _busy(request, api)
+        if busy is not None:
+            return busy
         StatusStream(request, api.status, api.clock, ndjson, seconds, api.streams)
         return NOT_DONE_YET
 

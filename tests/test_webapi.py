@@ -22,7 +22,14 @@ from isis_twisted.client import DEFAULT_BACKLOG
 from isis_twisted.engine import Delivery, ViewChange
 from isis_twisted.node import BackPressureError
 from isis_twisted.status import NodeStatus
-from isis_twisted.webapi import DEFAULT_TIMEOUT, MAX_BODY, ApiSite, HttpApi, api_site
+from isis_twisted.webapi import (
+    DEFAULT_TIMEOUT,
+    MAX_BODY,
+    MAX_STREAMS,
+    ApiSite,
+    HttpApi,
+    api_site,
+)
 from isis_twisted.webstream import CHUNK_BYTES, KEEPALIVE_S
 from tests.test_client import FakeNode
 
@@ -611,6 +618,25 @@ class StreamTests(RouteTestCase):
         connection.transport.clear()
         connection.send("GET", "/status")
         self.assertEqual(connection.answer().code, 200)
+        # Any other route's HEAD: GET's head, its length, no body.
+        logged = self.observe()
+        answer, _ = self.request("HEAD", "/status")
+        self.assertEqual((answer.code, answer.body), (200, b""))
+        self.assertGreater(int(answer.headers["content-length"]), 100)
+        self.assertEqual([e for e in logged if "eat it" in str(e)], [])
+
+    def test_busy(self) -> None:
+        """
+        Past L{MAX_STREAMS} open streams, a new one of either kind is a 503
+        C{busy}.
+        """
+        self.site.api.streams.update(object() for _ in range(MAX_STREAMS))
+        for path, accept in (("/messages", "*/*"), ("/status", "text/event-stream")):
+            answer, _ = self.request("GET", path, headers=[("Accept", accept)])
+            self.assertEqual(answer.code, 503, path)
+            self.assertEqual(answer.json()["kind"], "busy")  # type: ignore[index]
+        self.assertEqual(self.node.subscriptions, [])
+        self.site.api.streams.clear()
 
     def test_member_stops(self) -> None:
         """
