@@ -33,6 +33,7 @@ __all__ = [
     "NDJSON_TYPES",
     "RAW_TYPES",
     "BodyError",
+    "accepted",
     "answer_fields",
     "delivery_line",
     "error_body",
@@ -42,6 +43,7 @@ __all__ = [
     "read_payloads",
     "sse_event",
     "stream_fields",
+    "wants_events",
     "wants_ndjson",
 ]
 
@@ -288,17 +290,46 @@ def error_body(sentence: str, **extra: object) -> bytes:
     return json_bytes({"error": sentence, **extra})
 
 
-def wants_ndjson(accept: Sequence[bytes]) -> bool:
+def accepted(accept: Sequence[bytes]) -> dict[str, float]:
     """
-    Whether a reader of the delivery stream asked for NDJSON (its C{Accept}
-    names one of L{NDJSON_TYPES}) rather than Server-Sent Events, the
-    default.
+    The media types an C{Accept} header names, each with its quality
+    (C{q}, 1 when not given); those with C{q=0} are refused, so left out.
     """
+    types: dict[str, float] = {}
     for header in accept:
         for entry in header.split(b","):
-            if media_type(entry) in NDJSON_TYPES:
-                return True
-    return False
+            kind = media_type(entry)
+            quality = 1.0
+            for parameter in entry.split(b";")[1:]:
+                name, _, value = parameter.partition(b"=")
+                if name.strip().lower() == b"q":
+                    try:
+                        quality = float(value)
+                    except ValueError:
+                        quality = 0.0
+            if kind and quality > 0:
+                types[kind] = max(quality, types.get(kind, 0.0))
+    return types
+
+
+def wants_ndjson(accept: Sequence[bytes]) -> bool:
+    """
+    Whether a reader of a stream prefers NDJSON (one of L{NDJSON_TYPES})
+    to Server-Sent Events, the default: it names NDJSON with a higher
+    quality than C{text/event-stream}.
+    """
+    types = accepted(accept)
+    ndjson = max((types.get(t, 0.0) for t in NDJSON_TYPES), default=0.0)
+    return ndjson > types.get("text/event-stream", 0.0)
+
+
+def wants_events(accept: Sequence[bytes]) -> bool:
+    """
+    Whether a reader asked for a stream at all (C{text/event-stream} or
+    NDJSON) rather than one answer.
+    """
+    types = accepted(accept)
+    return "text/event-stream" in types or any(t in types for t in NDJSON_TYPES)
 
 
 def json_bytes(data: object) -> bytes:

@@ -31,8 +31,8 @@ from isis_twisted.webformat import (
     answer_fields,
     error_body,
     json_bytes,
-    media_type,
     read_payloads,
+    wants_events,
     wants_ndjson,
 )
 from isis_twisted.webstream import DeliveryStream, StatusStream, stream_type
@@ -432,13 +432,8 @@ class _Status(_JsonResource):
         """
         api = self.api
         accept = request.requestHeaders.getRawHeaders(b"Accept", [])
-        sse = any(
-            media_type(entry) == "text/event-stream"
-            for header in accept
-            for entry in header.split(b",")
-        )
         ndjson = wants_ndjson(accept)
-        if not (sse or ndjson):
+        if not wants_events(accept):
             return _json(request, 200, api.status())
         if request.method == b"HEAD":
             return _stream_head(request, ndjson)

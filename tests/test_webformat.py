@@ -21,6 +21,7 @@ from isis_twisted.webformat import (
     read_payloads,
     sse_event,
     stream_fields,
+    wants_events,
     wants_ndjson,
 )
 
@@ -210,6 +211,16 @@ class OutputTests(SynchronousTestCase):
         parameters.
         """
         self.assertTrue(wants_ndjson([b"text/html, application/x-ndjson;q=0.9"]))
+        # Qualities: the higher wins, a tie goes to SSE, q=0 refuses.
+        both = b"text/event-stream, application/x-ndjson;q=0.1"
+        self.assertFalse(wants_ndjson([both]))
+        self.assertTrue(
+            wants_ndjson([b"text/event-stream;q=0.2, application/x-ndjson"])
+        )
+        self.assertFalse(wants_ndjson([b"application/x-ndjson;q=0"]))
+        self.assertFalse(wants_ndjson([b"application/x-ndjson, text/event-stream"]))
+        self.assertTrue(wants_events([b"text/event-stream;q=0.5"]))
+        self.assertFalse(wants_events([b"text/event-stream;q=0, */*"]))
         self.assertFalse(wants_ndjson([b"*/*"]))
         self.assertFalse(wants_ndjson([]))
         self.assertEqual(
