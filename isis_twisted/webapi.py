@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import socket
 from collections.abc import Sequence
+from io import BytesIO
 from typing import Any, cast
 
 from twisted.internet import task
@@ -35,13 +36,12 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from isis_twisted.client import DEFAULT_BACKLOG
+from isis_twisted.status import status_json
 from isis_twisted.webroutes import DEFAULT_TIMEOUT, MAX_STREAMS, MAX_TIMEOUT, Root
-from isis_twisted.webstream import (
-    WebNode,
-    status_data,
-)
+from isis_twisted.webstream import WebNode
 
 __all__ = [
+    "COUNTED",
     "DEFAULT_TIMEOUT",
     "MAX_BODY",
     "MAX_STREAMS",
@@ -51,6 +51,11 @@ __all__ = [
     "HttpApi",
     "api_site",
 ]
+
+COUNTED = ("wrong_tokens", "late_failures", "foreign_requests", "dropped_readers")
+"""
+What the API counts rather than logs each time (L{HttpApi.note}).
+"""
 
 MAX_BODY = 32 << 20
 """
@@ -75,8 +80,6 @@ class ApiRequest(Request):
         Keep the body in memory (the bound keeps it small), or drop it if
         its announced length is already too large.
         """
-        from io import BytesIO
-
         site = getattr(self.channel, "site", None)
         if isinstance(site, ApiSite):
             self._bound = site.max_body
@@ -165,10 +168,7 @@ class HttpApi:
         self.token = token
         self.backlog = backlog
         self.hosts = {h.lower() for h in hosts}
-        self.wrong_tokens = 0
-        self.late_failures = 0
-        self.foreign_requests = 0
-        self.dropped_readers = 0
+        self.counted = dict.fromkeys(COUNTED, 0)
         self.streams: set[Any] = set()
 
     def status(self) -> dict[str, Any]:
@@ -176,7 +176,7 @@ class HttpApi:
         The node's status as C{isis status --json} gives it, with this
         API's counters as C{http_api}.
         """
-        return {**status_data(self.node), "http_api": self.counters()}
+        return {**status_json(self.node.status()), "http_api": self.counters()}
 
     def stop(self) -> None:
         """
@@ -190,28 +190,35 @@ class HttpApi:
         """
         What the API counts rather than logs each time, for C{/status}.
         """
-        return {
-            "wrong_tokens": self.wrong_tokens,
-            "late_failures": self.late_failures,
-            "foreign_requests": self.foreign_requests,
-            "dropped_readers": self.dropped_readers,
-            "open_streams": len(self.streams),
-        }
+        return {**self.counted, "open_streams": len(self.streams)}
+
+    def note(
+        self, counter: str, message: str, amount: int = 1, **fields: object
+    ) -> None:
+        """
+        Count C{amount} more of C{counter} (one of L{COUNTED}), logging
+        C{message} (a L{Logger} format, with C{fields}) only the first
+        time: a client that repeats a mistake must not flood the log.
+        """
+        if not self.counted[counter]:
+            self._log.warn(
+                "HTTP API: " + message + " (counted from now on, in /status,"
+                " not logged again)",
+                **fields,
+            )
+        self.counted[counter] += amount
 
     def dropped(self, peer: object, resume: int) -> None:
         """
-        A reader of the delivery stream read too slowly and was dropped:
-        logged the first time, counted every time.
+        A reader of the delivery stream read too slowly and was dropped.
         """
-        if not self.dropped_readers:
-            self._log.warn(
-                "HTTP API: ended the delivery stream of the reader at {peer}: it"
-                " read too slowly; it can resume from index {index} (counted"
-                " from now on, in /status, not logged again)",
-                peer=peer,
-                index=resume,
-            )
-        self.dropped_readers += 1
+        self.note(
+            "dropped_readers",
+            "ended the delivery stream of the reader at {peer}: it read too"
+            " slowly; it can resume from index {index}",
+            peer=peer,
+            index=resume,
+        )
 
     def drain(self, timeout: float = 2.0) -> Deferred[None]:
         """
@@ -266,14 +273,12 @@ class HttpApi:
             )
         if problem is None:
             return None
-        if not self.foreign_requests:
-            self._log.warn(
-                "HTTP API: refused a request from {peer}: {problem} (counted from"
-                " now on, in /status, not logged again)",
-                peer=request.getClientAddress(),
-                problem=problem,
-            )
-        self.foreign_requests += 1
+        self.note(
+            "foreign_requests",
+            "refused a request from {peer}: {problem}",
+            peer=request.getClientAddress(),
+            problem=problem,
+        )
         return problem
 
     def _known_host(self, host: str) -> bool:
@@ -307,13 +312,11 @@ class HttpApi:
             given = values[0] if values else None
         if given is not None and hmac.compare_digest(given, self.token):
             return True
-        if not self.wrong_tokens:
-            self._log.warn(
-                "HTTP API: refused a request without the client token from"
-                " {peer} (counted from now on, in /status, not logged again)",
-                peer=request.getClientAddress(),
-            )
-        self.wrong_tokens += 1
+        self.note(
+            "wrong_tokens",
+            "refused a request without the client token from {peer}",
+            peer=request.getClientAddress(),
+        )
         return False
 
 
@@ -351,6 +354,6 @@ def api_site(
 
 
 def _machine_names() -> list[str]:
-    # Asked once, when the API is made: a name lookup may take a while.
-    # Not the FQDN: that is a name lookup, which may hang a start.
+    # The host name, not the FQDN: finding that is a name lookup, which
+    # may hang a start.
     return [socket.gethostname()]

@@ -317,15 +317,13 @@ class _Messages(_JsonResource):
         failures = [r for r in results if not isinstance(r, Delivery)]
         if not failures:
             return
-        api = self.api
-        if not api.late_failures:
-            self._log.warn(
-                "HTTP API: {count} messages posted with wait=false failed: {error}"
-                " (counted from now on, not logged again)",
-                count=len(failures),
-                error=failures[0],
-            )
-        api.late_failures += len(failures)
+        self.api.note(
+            "late_failures",
+            "{count} messages posted with wait=false failed: {error}",
+            len(failures),
+            count=len(failures),
+            error=failures[0],
+        )
 
     def render_GET(self, request: Request) -> bytes | int:
         """

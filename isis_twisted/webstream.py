@@ -24,7 +24,6 @@ from zope.interface import implementer
 from isis_twisted.client import NodeControl, Subscription
 from isis_twisted.engine import Delivery, Record, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
-from isis_twisted.status import status_json
 from isis_twisted.webformat import (
     delivery_line,
     ndjson_line,
@@ -72,14 +71,6 @@ class WebNode(NodeControl, Protocol):
         C{"stopped"}, C{"removed"} or C{"blocked"}, and a sentence), and
         the members it waits for; L{None} if it would be.
         """
-
-
-def status_data(node: NodeControl) -> dict[str, Any]:
-    """
-    The node's status as JSON-ready data: what C{isis status --json}
-    prints.
-    """
-    return status_json(node.status())
 
 
 def stream_type(ndjson: bool) -> bytes:
@@ -294,7 +285,6 @@ class DeliveryStream(_Stream):
         self.on_drop = on_drop
         # The index a reader resumes from after what was given so far.
         self._next: int | None = since
-        self.ndjson = ndjson
         self._view: int | None = None
         self._chunks: list[bytes] = []
         self._resume_from: int | None = None

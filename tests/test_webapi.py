@@ -314,7 +314,7 @@ class PostTests(RouteTestCase):
         self.node.fail_with = BackPressureError("full")
         for _ in range(3):
             self.post(b"a", path="/messages?wait=false")
-        self.assertEqual(self.site.api.late_failures, 3)
+        self.assertEqual(self.site.api.counters()["late_failures"], 3)
         self.assertEqual(len([e for e in logged if "wait=false" in str(e)]), 1)
 
     def test_cannot_deliver(self) -> None:
@@ -780,7 +780,7 @@ class TokenTests(RouteTestCase):
             self.assertEqual(answer.headers["www-authenticate"], 'Bearer realm="isis"')
             self.assertIn("client token", answer.json()["error"])  # type: ignore[index]
         self.assertEqual(self.node.received, [])
-        self.assertEqual(self.site.api.wrong_tokens, 4)
+        self.assertEqual(self.site.api.counters()["wrong_tokens"], 4)
         self.assertEqual(len([e for e in logged if "client token" in str(e)]), 1)
 
     def test_given(self) -> None:
