@@ -27,9 +27,8 @@ from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
-from isis_twisted.localcluster import poll
 from tests.test_node import deferred
-from tests.test_processes_membership import FAST, ProcessGroup, reactor
+from tests.test_processes_membership import FAST, ProcessGroup, poll_value, reactor
 from tests.webdriver import CHROMIUM_ARGS, ChromeDriver, Session, browser_missing
 
 MEMBERS = """
@@ -150,18 +149,13 @@ class StatusPageBrowserTests(TestCase):
         @raise AssertionError: If it does not within C{timeout} seconds;
             the message gives what the script last returned.
         """
-        last: Any = None
-
-        async def holds() -> bool:
-            nonlocal last
-            last = await session.execute(script)
-            return probe(last)
-
-        try:
-            await poll(reactor, holds, timeout, what)
-        except TimeoutError as e:
-            raise AssertionError(f"{e}; the page last said {last!r}") from None
-        return last
+        return await poll_value(
+            lambda: session.execute(script),
+            probe,
+            timeout,
+            what,
+            lambda last: f"the page last said {last!r}",
+        )
 
     def test_members_and_deliveries(self) -> Deferred[None]:
         """

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
@@ -37,6 +37,7 @@ from failover import failover_run, judge, resumed_after
 from failover import pause as pause
 
 reactor: Any = _reactor
+T = TypeVar("T")
 
 FAST = ["--heartbeat=0.1", "--suspect-after=1.0", "--flush-timeout=0.5"]
 """
@@ -55,6 +56,33 @@ spare on a 2-core machine running five members and this test.
 Statuses = dict[str, dict[str, Any]]
 
 KEYS = ("view", "view_members", "state", "suspects", "delivered", "removed_because")
+
+
+async def poll_value(
+    fetch: Callable[[], Awaitable[T]],
+    probe: Callable[[T], bool],
+    timeout: float,
+    what: str,
+    said: Callable[[T], str],
+) -> T:
+    """
+    Fetch a value every 50 ms until C{probe} holds for it.
+
+    @return: The value it held for.
+    @raise AssertionError: If it does not within C{timeout} seconds; the
+        message ends with C{said} of the last value fetched.
+    """
+    last: list[T] = []
+
+    async def holds() -> bool:
+        last[:] = [await fetch()]
+        return probe(last[0])
+
+    try:
+        await poll(reactor, holds, timeout, what)
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; {said(last[0])}") from None
+    return last[0]
 
 
 class ProcessMembershipTestCase(TestCase):
@@ -103,19 +131,14 @@ class ProcessMembershipTestCase(TestCase):
         @raise AssertionError: If it does not within C{timeout} seconds; the
             message gives what the members last said.
         """
-        last: Statuses = {}
 
-        async def holds() -> bool:
-            nonlocal last
-            last = await group.statuses(names)
-            return probe(last)
+        def said(last: Statuses) -> str:
+            brief = {n: {k: s.get(k) for k in KEYS} for n, s in last.items()}
+            return f"they last said {brief}"
 
-        try:
-            await poll(reactor, holds, timeout, what)
-        except TimeoutError as e:
-            said = {n: {k: s.get(k) for k in KEYS} for n, s in last.items()}
-            raise AssertionError(f"{e}; they last said {said}") from None
-        return last
+        return await poll_value(
+            lambda: group.statuses(names), probe, timeout, what, said
+        )
 
     async def wait_for(
         self,
