@@ -39,10 +39,10 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 cluster: $(STAMP)
-	$(BIN)/python -m isis_twisted.localcluster --nodes 3 --messages 20
+	$(BIN)/python -m isis_twisted.tools.localcluster --nodes 3 --messages 20
 
 simulate: $(STAMP)
-	$(BIN)/python -m isis_twisted.simulation --nodes 3 --messages 12 --seed 1 --show
+	$(BIN)/python -m isis_twisted.tools.simulation --nodes 3 --messages 12 --seed 1 --show
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -24,11 +24,11 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from isis_twisted.engine import Delivery, Engine, Timestamp
+from isis_twisted.core.engine import Delivery, Engine, Timestamp
+from isis_twisted.core.membership import BLOCKED, REMOVED
 from isis_twisted.interfaces import IDeliveryHandler
-from isis_twisted.membership import BLOCKED, REMOVED
-from isis_twisted.node import MulticastNode
-from isis_twisted.testing import wait_until
+from isis_twisted.net.node import MulticastNode
+from isis_twisted.tools.testing import wait_until
 
 #: One delivery in a member's ``.order`` file: sender number (its place in
 #: the sorted member names), clock, and ``after`` (-1 for none).

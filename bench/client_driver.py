@@ -29,10 +29,10 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 
-from isis_twisted.client import ClientProtocol, connect
-from isis_twisted.engine import Delivery
-from isis_twisted.localcluster import NAMES, peers_connected, poll
-from isis_twisted.testing import wait_until
+from isis_twisted.api.client import ClientProtocol, connect
+from isis_twisted.core.engine import Delivery
+from isis_twisted.tools.localcluster import NAMES, peers_connected, poll
+from isis_twisted.tools.testing import wait_until
 
 
 async def _connect(reactor: Any, port: int) -> ClientProtocol:
@@ -58,7 +58,7 @@ def _isis_send(args: argparse.Namespace, payload: bytes) -> subprocess.Popen[byt
             [
                 sys.executable,
                 "-m",
-                "isis_twisted.cli",
+                "isis_twisted.app.cli",
                 "send",
                 "--quiet",
                 f"--node={args.node}",

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from results import write_results
 
-from isis_twisted.engine import Engine, Frame
+from isis_twisted.core.engine import Engine, Frame
 
 
 def run(n: int, messages: int, payload: int, batch: int) -> dict[str, float]:

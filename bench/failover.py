@@ -46,7 +46,8 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.python.failure import Failure
 
-from isis_twisted.checker import (
+from isis_twisted.api.client import ClientProtocol, connect
+from isis_twisted.core.checker import (
     CheckResult,
     Multicast,
     Violation,
@@ -54,9 +55,8 @@ from isis_twisted.checker import (
     check_uniformity,
     load_jsonl,
 )
-from isis_twisted.client import ClientProtocol, connect
-from isis_twisted.engine import Delivery
-from isis_twisted.localcluster import (
+from isis_twisted.core.engine import Delivery
+from isis_twisted.tools.localcluster import (
     NAMES,
     NodeProcess,
     peers_connected,
@@ -64,7 +64,7 @@ from isis_twisted.localcluster import (
     stop_processes,
     twistd_command,
 )
-from isis_twisted.testing import LinkProxy, free_ports, port_of
+from isis_twisted.tools.testing import LinkProxy, free_ports, port_of
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"
@@ -477,7 +477,7 @@ def judge(
     left, the longest history stands for the group's.
 
     This reads deliveries only; once C{jsonl:} logs carry views, the view
-    checker (L{isis_twisted.viewcheck}) is to judge here instead.
+    checker (L{isis_twisted.core.viewcheck}) is to judge here instead.
 
     @param histories: Every member's deliveries, in order.
     @param departed: The members that did not stay.

@@ -36,7 +36,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
-from isis_twisted.testing import wait_until
+from isis_twisted.tools.testing import wait_until
 
 #: The POST bodies' type: one JSON string per line, one message per line.
 NDJSON = b"application/x-ndjson"

@@ -31,11 +31,11 @@ from pathlib import Path
 from results import write_results
 from zope.interface import implementer
 
-from isis_twisted.checker import record_to_json
-from isis_twisted.engine import Delivery, Record, ViewChange
-from isis_twisted.handlers import JsonLinesHandler
+from isis_twisted.app.handlers import JsonLinesHandler
+from isis_twisted.core.checker import record_to_json
+from isis_twisted.core.engine import Delivery, Record, ViewChange
+from isis_twisted.core.pump import HandlerPump
 from isis_twisted.interfaces import IViewHandler
-from isis_twisted.pump import HandlerPump
 
 
 @implementer(IViewHandler)

@@ -25,7 +25,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.batteries import ReplList
 from results import all_finished, peak_rss_mb
 
-from isis_twisted.localcluster import NAMES
+from isis_twisted.tools.localcluster import NAMES
 
 
 class CountingLog(SyncObj):  # type: ignore[misc]

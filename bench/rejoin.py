@@ -35,7 +35,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from isis_twisted.testing import LocalGroup, wait_until
+from isis_twisted.tools.testing import LocalGroup, wait_until
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAYLOAD = b"x" * 100

@@ -41,7 +41,7 @@ from results import peak_rss_mb, write_results
 from twisted.internet import task
 from twisted.internet.defer import Deferred, gatherResults
 
-from isis_twisted.localcluster import poll
+from isis_twisted.tools.localcluster import poll
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"

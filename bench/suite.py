@@ -49,11 +49,11 @@ from bench_node import ORDER_RECORD
 from latency import LatencyHistogram
 from results import peak_rss_mb, write_results
 
-from isis_twisted.checker import Multicast, check
-from isis_twisted.cli import DEFAULT_WINDOW as DEFAULT_SEND_WINDOW
-from isis_twisted.engine import Delivery
-from isis_twisted.localcluster import NAMES, TWISTD
-from isis_twisted.testing import free_ports
+from isis_twisted.app.cli import DEFAULT_WINDOW as DEFAULT_SEND_WINDOW
+from isis_twisted.core.checker import Multicast, check
+from isis_twisted.core.engine import Delivery
+from isis_twisted.tools.localcluster import NAMES, TWISTD
+from isis_twisted.tools.testing import free_ports
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs" / "benchmarks"

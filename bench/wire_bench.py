@@ -17,8 +17,8 @@ from pathlib import Path
 
 from results import write_results
 
-from isis_twisted.engine import Frame
-from isis_twisted.wire import data_head, decode, encode_body
+from isis_twisted.core.engine import Frame
+from isis_twisted.core.wire import data_head, decode, encode_body
 
 
 def measure(frames: int, count: int, payload: int, peers: int) -> dict[str, float]:

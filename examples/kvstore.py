@@ -44,10 +44,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
-from isis_twisted.engine import Delivery
+from isis_twisted.core.engine import Delivery
 from isis_twisted.interfaces import IOrderedMulticast, IStateHandler
-from isis_twisted.node import MulticastNode
-from isis_twisted.options import dial_description, listen_description
+from isis_twisted.net.node import MulticastNode
+from isis_twisted.net.options import dial_description, listen_description
 
 
 def encode_command(op: str, key: str, value: str | None = None) -> bytes:
@@ -367,7 +367,7 @@ async def demo(reactor: Any, writes: int) -> int:
 
     @return: 0 if all replicas hold the same data.
     """
-    from isis_twisted.testing import LateBoundEndpoint, wait_until
+    from isis_twisted.tools.testing import LateBoundEndpoint, wait_until
 
     names = ["a", "b", "c"]
     ports: dict[str, int] = {}

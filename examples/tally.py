@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from isis_twisted.engine import Delivery
+from isis_twisted.core.engine import Delivery
 from isis_twisted.interfaces import IDeliveryHandler, IDeliveryHandlerFactory
 
 

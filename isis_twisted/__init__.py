@@ -14,8 +14,18 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from isis_twisted.checker import CheckResult, check
-    from isis_twisted.engine import Delivery, Engine, Frame, StreamPosition, ViewChange
+    from isis_twisted.api.webapi import api_site
+    from isis_twisted.core.checker import CheckResult, check
+    from isis_twisted.core.engine import (
+        Delivery,
+        Engine,
+        Frame,
+        StreamPosition,
+        ViewChange,
+    )
+    from isis_twisted.core.membership import Membership, NotDeliveringError
+    from isis_twisted.core.viewcheck import check_views
+    from isis_twisted.core.views import View
     from isis_twisted.interfaces import (
         HistoryGoneError,
         IDeliveryHandler,
@@ -25,24 +35,20 @@ if TYPE_CHECKING:
         IStateHandler,
         IViewHandler,
     )
-    from isis_twisted.membership import Membership, NotDeliveringError
-    from isis_twisted.node import (
+    from isis_twisted.net.node import (
         BackPressureError,
         DeliveryUnknownError,
         MulticastNode,
         NodeStoppedError,
     )
-    from isis_twisted.viewcheck import check_views
-    from isis_twisted.views import View
-    from isis_twisted.webapi import api_site
 
 _WHERE = {
-    "BackPressureError": "node",
-    "CheckResult": "checker",
-    "Delivery": "engine",
-    "DeliveryUnknownError": "node",
-    "Engine": "engine",
-    "Frame": "engine",
+    "BackPressureError": "net.node",
+    "CheckResult": "core.checker",
+    "Delivery": "core.engine",
+    "DeliveryUnknownError": "net.node",
+    "Engine": "core.engine",
+    "Frame": "core.engine",
     "HistoryGoneError": "interfaces",
     "IDeliveryHandler": "interfaces",
     "IDeliveryHandlerFactory": "interfaces",
@@ -50,16 +56,16 @@ _WHERE = {
     "IOrderedMulticast": "interfaces",
     "IStateHandler": "interfaces",
     "IViewHandler": "interfaces",
-    "Membership": "membership",
-    "MulticastNode": "node",
-    "NodeStoppedError": "node",
-    "NotDeliveringError": "membership",
-    "StreamPosition": "engine",
-    "View": "views",
-    "ViewChange": "engine",
-    "check": "checker",
-    "api_site": "webapi",
-    "check_views": "viewcheck",
+    "Membership": "core.membership",
+    "MulticastNode": "net.node",
+    "NodeStoppedError": "net.node",
+    "NotDeliveringError": "core.membership",
+    "StreamPosition": "core.engine",
+    "View": "core.views",
+    "ViewChange": "core.engine",
+    "check": "core.checker",
+    "api_site": "api.webapi",
+    "check_views": "core.viewcheck",
 }
 
 __all__ = [

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from twisted.internet.defer import Deferred
 
-    from isis_twisted.engine import Delivery, StreamPosition, ViewChange
+    from isis_twisted.core.engine import Delivery, StreamPosition, ViewChange
 
 
 class IDeliveryHandler(Interface):

@@ -1,12 +1,12 @@
 """
-Tests for L{isis_twisted.addresses}.
+Tests for L{isis_twisted.core.addresses}.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.addresses import AddressBook
+from isis_twisted.core.addresses import AddressBook
 
 
 class AddressBookTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.certs}: group certificates for mutual TLS.
+Tests for L{isis_twisted.net.certs}: group certificates for mutual TLS.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.certs import CertificateError, load_identity, write_group_certs
-from isis_twisted.cli import main
+from isis_twisted.app.cli import main
+from isis_twisted.net.certs import CertificateError, load_identity, write_group_certs
 
 
 class CertsTests(SynchronousTestCase):

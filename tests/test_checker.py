@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.checker}: the history checker and its JSON-lines
+Tests for L{isis_twisted.core.checker}: the history checker and its JSON-lines
 command.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.checker import (
+from isis_twisted.core.checker import (
     GUARANTEES,
     CheckResult,
     HistoryFormatError,
@@ -31,7 +31,7 @@ from isis_twisted.checker import (
     record_to_json,
     run_starts,
 )
-from isis_twisted.engine import Delivery, Record, ViewChange
+from isis_twisted.core.engine import Delivery, Record, ViewChange
 
 # The agreed order of the reference history: two senders, five messages.
 ORDER: tuple[MessageId, ...] = (("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5))

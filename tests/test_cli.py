@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.cli}: the C{isis} command.
+Tests for L{isis_twisted.app.cli}: the C{isis} command.
 
 The node commands run in the test's reactor against a L{FakeNode} served on
 a loopback port; a few tests run the command as a process to see what a user
@@ -27,8 +27,8 @@ from twisted.internet.threads import deferToThread
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from isis_twisted import checker, cli
-from isis_twisted.cli import (
+from isis_twisted.app import cli
+from isis_twisted.app.cli import (
     DEFAULT_NODE,
     DEFAULT_WINDOW,
     EXIT_TIMEOUT,
@@ -39,9 +39,10 @@ from isis_twisted.cli import (
     run,
     tail_line,
 )
-from isis_twisted.engine import Delivery, ViewChange
-from isis_twisted.membership import CannotForceError
-from isis_twisted.testing import wait_until
+from isis_twisted.core import checker
+from isis_twisted.core.engine import Delivery, ViewChange
+from isis_twisted.core.membership import CannotForceError
+from isis_twisted.tools.testing import wait_until
 from tests.test_client import FakeNode, OldNode, listen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,12 +86,12 @@ def run_isis(
     args: list[str], stdin: bytes = b""
 ) -> Deferred[subprocess.CompletedProcess[bytes]]:
     """
-    Run C{python -m isis_twisted.cli ARGS} in a thread, leaving the reactor
+    Run C{python -m isis_twisted.app.cli ARGS} in a thread, leaving the reactor
     free to serve it.
     """
     return deferToThread(
         subprocess.run,
-        [sys.executable, "-m", "isis_twisted.cli", *args],
+        [sys.executable, "-m", "isis_twisted.app.cli", *args],
         input=stdin,
         capture_output=True,
         env=ENV,
@@ -1029,7 +1030,7 @@ class ProcessTests(TestCase):
         and leave its input open (closed at cleanup).
         """
         process = subprocess.Popen(
-            [sys.executable, "-m", "isis_twisted.cli", *args],
+            [sys.executable, "-m", "isis_twisted.app.cli", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.client}: the local client API over AMP.
+Tests for L{isis_twisted.api.client}: the local client API over AMP.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from isis_twisted.client import (
+from isis_twisted.api.client import (
     BATCH_BYTES,
     BATCH_MESSAGES,
     AlreadySubscribedError,
@@ -48,8 +48,8 @@ from isis_twisted.client import (
     unpack_payloads,
     unpack_records,
 )
-from isis_twisted.engine import Delivery, Record, ViewChange
-from isis_twisted.wire import Hello, Refuse, decode, encode_hello, encode_refuse
+from isis_twisted.core.engine import Delivery, Record, ViewChange
+from isis_twisted.core.wire import Hello, Refuse, decode, encode_hello, encode_refuse
 
 MiB = 1 << 20
 

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.control}: the codec of CONTROL frames, which carry
+Tests for L{isis_twisted.core.control}: the codec of CONTROL frames, which carry
 the membership protocol's messages.
 """
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.control import (
+from isis_twisted.core.control import (
     ACCEPT,
     ACCEPTED,
     CONTROL_HEAD,
@@ -31,7 +31,7 @@ from isis_twisted.control import (
     decode_control,
     encode_control,
 )
-from isis_twisted.engine import (
+from isis_twisted.core.engine import (
     MAX_CLOCK,
     Delivery,
     Frame,
@@ -39,7 +39,7 @@ from isis_twisted.engine import (
     StreamPosition,
     ViewChange,
 )
-from isis_twisted.views import (
+from isis_twisted.core.views import (
     NO_BALLOT,
     Accept,
     Accepted,
@@ -65,7 +65,7 @@ from isis_twisted.views import (
     View,
     Welcome,
 )
-from isis_twisted.wire import (
+from isis_twisted.core.wire import (
     CONTROL,
     DATA,
     MAX_ADDRESS,

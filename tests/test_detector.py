@@ -1,12 +1,12 @@
 """
-Tests for L{isis_twisted.detector}: suspicion by silence, as pure policy.
+Tests for L{isis_twisted.core.detector}: suspicion by silence, as pure policy.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.detector import STARTUP_GRACE, FailureDetector, Verdict
+from isis_twisted.core.detector import STARTUP_GRACE, FailureDetector, Verdict
 
 
 class FailureDetectorTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.discovery}: a member that joins asks who listens
+Tests for L{isis_twisted.net.discovery}: a member that joins asks who listens
 at an address, on real loopback connections to real nodes.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
-from isis_twisted.discovery import Discovery, Found, NoAnswerError, ask
-from isis_twisted.testing import free_ports, wait_until
+from isis_twisted.net.discovery import Discovery, Found, NoAnswerError, ask
+from isis_twisted.tools.testing import free_ports, wait_until
 from tests.test_node import GroupTestCase, LogCapture, deferred
 
 

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.engine}: the pure ordering state machine.
+Tests for L{isis_twisted.core.engine}: the pure ordering state machine.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import (
+from isis_twisted.core.engine import (
     MAX_CLOCK,
     ClockRegressionError,
     Delivery,

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.faults}: real twistd groups of 3 and 5 members
+Tests for L{isis_twisted.tools.faults}: real twistd groups of 3 and 5 members
 under seeded link faults, checked by the history checker.
 """
 
@@ -13,7 +13,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from isis_twisted.faults import FaultRun, run_faults
+from isis_twisted.tools.faults import FaultRun, run_faults
 
 reactor: Any = _reactor
 

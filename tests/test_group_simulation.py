@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.group_simulation}, and through it the membership
+Tests for L{isis_twisted.tools.group_simulation}, and through it the membership
 protocol: thousands of seeded schedules with crashes (coordinators among
 them, at every step of a flush), partitions that heal and false suspicions,
 judged by the view checker; and broken variants of the protocol, each
@@ -17,17 +17,17 @@ from contextlib import redirect_stdout
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import MAX_CLOCK, Delivery, Engine, Record
-from isis_twisted.group_simulation import (
+from isis_twisted.core.engine import MAX_CLOCK, Delivery, Engine, Record
+from isis_twisted.core.membership import BLOCKED, NORMAL, REMOVED, Membership
+from isis_twisted.core.transfer import Giving, give
+from isis_twisted.core.views import Fetch, NoRecords, Promise, Proposal, View
+from isis_twisted.tools.group_simulation import (
     FLUSH_TIMEOUT,
     GroupOutcome,
     GroupSimulation,
     main,
     run_seed,
 )
-from isis_twisted.membership import BLOCKED, NORMAL, REMOVED, Membership
-from isis_twisted.transfer import Giving, give
-from isis_twisted.views import Fetch, NoRecords, Promise, Proposal, View
 
 SCHEDULES = int(os.environ.get("ISIS_GROUP_SCHEDULES", "2000"))
 """

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.handlers}: the built-in delivery handlers and
+Tests for L{isis_twisted.app.handlers}: the built-in delivery handlers and
 building handlers from specifications.
 """
 
@@ -23,10 +23,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from isis_twisted import testing
-from isis_twisted.checker import load_jsonl, load_records, record_to_json
-from isis_twisted.engine import Delivery, StreamPosition, ViewChange
-from isis_twisted.handlers import (
+from isis_twisted.app.handlers import (
     BUILTIN_FACTORIES,
     PREVIEW_BYTES,
     HandlerSpecError,
@@ -37,13 +34,22 @@ from isis_twisted.handlers import (
     available_handlers,
     build_handler,
 )
+from isis_twisted.core.checker import load_jsonl, load_records, record_to_json
+from isis_twisted.core.engine import Delivery, StreamPosition, ViewChange
+from isis_twisted.core.pump import (
+    HandlerPump,
+    HandlerResumed,
+    HandlerStopped,
+    Pumped,
+    Stuck,
+)
 from isis_twisted.interfaces import (
     IDeliveryHandler,
     IDeliveryHandlerFactory,
     IDurableHandler,
     IViewHandler,
 )
-from isis_twisted.pump import HandlerPump, HandlerResumed, HandlerStopped, Pumped, Stuck
+from isis_twisted.tools import testing
 
 RECORDS = (
     Delivery(1, "a", 7, b"text"),
@@ -175,7 +181,7 @@ def make_undeclared(argument: str | None) -> Undeclared:
 
 PLUGIN_SOURCE = '''\
 """
-Delivery handler plugins for the tests of isis_twisted.handlers.
+Delivery handler plugins for the tests of isis_twisted.app.handlers.
 """
 
 from twisted.plugin import IPlugin
@@ -481,7 +487,9 @@ class LogHandlerTests(SynchronousTestCase):
         handler.deliver(RECORDS[1])
         mine = [e for e in observer if e.get("log_source") is handler]
         self.assertEqual([e["index"] for e in mine], [1, 2])
-        self.assertEqual(mine[0]["log_namespace"], "isis_twisted.handlers.LogHandler")
+        self.assertEqual(
+            mine[0]["log_namespace"], "isis_twisted.app.handlers.LogHandler"
+        )
 
     def test_close(self) -> None:
         """
@@ -678,7 +686,7 @@ class BuildHandlerTests(SynchronousTestCase):
         The built-in handlers can be named by module path too.
         """
         path = self.mktemp()
-        handler = build_handler(f"isis_twisted.handlers:JsonLinesHandler:{path}")
+        handler = build_handler(f"isis_twisted.app.handlers:JsonLinesHandler:{path}")
         self.addCleanup(handler.close)
         self.assertIsInstance(handler, JsonLinesHandler)
 

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.history}: the kept delivery stream and its
+Tests for L{isis_twisted.net.history}: the kept delivery stream and its
 subscribers.
 """
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import Delivery, ViewChange
-from isis_twisted.history import DeliveryHistory
+from isis_twisted.core.engine import Delivery, ViewChange
 from isis_twisted.interfaces import HistoryGoneError
+from isis_twisted.net.history import DeliveryHistory
 
 
 def delivery(index: int, size: int = 1) -> Delivery:
@@ -121,7 +121,7 @@ class ViewAtTests(SynchronousTestCase):
         Only the last L{VIEWS_KEPT} view changes are known: before them the
         view is unknown.
         """
-        from isis_twisted.history import VIEWS_KEPT
+        from isis_twisted.net.history import VIEWS_KEPT
 
         history = DeliveryHistory("a", 0, 0)
         history.extend([ViewChange(v, ("a",), v + 1) for v in range(VIEWS_KEPT + 1)])

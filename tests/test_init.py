@@ -34,8 +34,8 @@ class PublicFaceTests(SynchronousTestCase):
         not bring in the node and Twisted's networking.
         """
         code = (
-            "import sys, isis_twisted.engine;"
-            " print('isis_twisted.node' in sys.modules,"
+            "import sys, isis_twisted.core.engine;"
+            " print('isis_twisted.net.node' in sys.modules,"
             " 'twisted.internet.endpoints' in sys.modules)"
         )
         out = subprocess.run(

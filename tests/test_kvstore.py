@@ -21,9 +21,9 @@ from twisted.web.client import Agent, FileBodyProducer
 from twisted.web.http_headers import Headers
 from zope.interface.verify import verifyObject
 
-from isis_twisted.engine import Delivery
+from isis_twisted.core.engine import Delivery
 from isis_twisted.interfaces import IDeliveryHandler, IStateHandler
-from isis_twisted.testing import LateBoundEndpoint, wait_until
+from isis_twisted.tools.testing import LateBoundEndpoint, wait_until
 
 reactor: Any = _reactor
 

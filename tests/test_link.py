@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.link}: reliable FIFO links between members.
+Tests for L{isis_twisted.net.link}: reliable FIFO links between members.
 
 No real sockets: single connections run on L{StringTransport}s fed by hand,
 whole flows between two or three fake nodes run on L{iosim} transports
@@ -20,18 +20,9 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import Frame, ProtocolError
-from isis_twisted.link import (
-    HANDSHAKE_MAX_FRAME,
-    LinkError,
-    LinkOwner,
-    PeerFactory,
-    PeerLink,
-    PeerProtocol,
-    describe_address,
-)
-from isis_twisted.views import Control, View
-from isis_twisted.wire import (
+from isis_twisted.core.engine import Frame, ProtocolError
+from isis_twisted.core.views import Control, View
+from isis_twisted.core.wire import (
     REFUSED_GROUP,
     REFUSED_MEMBERS,
     REFUSED_NAME,
@@ -48,6 +39,15 @@ from isis_twisted.wire import (
     decode,
     encode,
     encode_body,
+)
+from isis_twisted.net.link import (
+    HANDSHAKE_MAX_FRAME,
+    LinkError,
+    LinkOwner,
+    PeerFactory,
+    PeerLink,
+    PeerProtocol,
+    describe_address,
 )
 
 _LENGTH = struct.Struct(">I")

@@ -1,6 +1,6 @@
 """
 Hostile bytes: fuzz the handshake and the link protocol of
-L{isis_twisted.link} with hypothesis.
+L{isis_twisted.net.link} with hypothesis.
 
 Random frames, truncated frames, wrong types, absurd lengths and counts,
 valid frames in the wrong state: whatever a peer sends, it must end in the
@@ -42,9 +42,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from isis_twisted.engine import Engine, Frame, ProtocolError
-from isis_twisted.link import HANDSHAKE_MAX_FRAME, PeerFactory, PeerLink, PeerProtocol
-from isis_twisted.wire import (
+from isis_twisted.core.engine import Engine, Frame, ProtocolError
+from isis_twisted.core.wire import (
     DATA,
     HELLO,
     MAC_SIZE,
@@ -63,6 +62,12 @@ from isis_twisted.wire import (
     WireFrame,
     decode,
     encode,
+)
+from isis_twisted.net.link import (
+    HANDSHAKE_MAX_FRAME,
+    PeerFactory,
+    PeerLink,
+    PeerProtocol,
 )
 from tests.test_link import (
     GROUP,

@@ -18,8 +18,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from isis_twisted.checker import load_jsonl
-from isis_twisted.localcluster import (
+from isis_twisted.core.checker import load_jsonl
+from isis_twisted.tools.localcluster import (
     TWISTD,
     NodeProcess,
     exit_status,
@@ -27,7 +27,7 @@ from isis_twisted.localcluster import (
     stop_processes,
     twistd_command,
 )
-from isis_twisted.testing import agreed_records, free_ports
+from isis_twisted.tools.testing import agreed_records, free_ports
 
 reactor: Any = _reactor
 
@@ -71,7 +71,7 @@ def run(
 
 
 def isis(*args: str, stdin: bytes = b"") -> Deferred[tuple[str, str, int]]:
-    return run([sys.executable, "-m", "isis_twisted.cli", *args], stdin)
+    return run([sys.executable, "-m", "isis_twisted.app.cli", *args], stdin)
 
 
 def deferred(coro: Coroutine[Any, Any, None]) -> Deferred[None]:
@@ -197,7 +197,7 @@ class ProcessClusterTests(TestCase):
                 [
                     sys.executable,
                     "-m",
-                    "isis_twisted.localcluster",
+                    "isis_twisted.tools.localcluster",
                     "--messages",
                     "10",
                     "--dir",

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.membership}: the view-change state machine, step by
+Tests for L{isis_twisted.core.membership}: the view-change state machine, step by
 step.  The seeded schedules over whole groups are in test_group_simulation.
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import Delivery, Message, ViewChange
-from isis_twisted.membership import (
+from isis_twisted.core.engine import Delivery, Message, ViewChange
+from isis_twisted.core.membership import (
     BLOCKED,
     FLUSHING,
     GROUP_LIMIT,
@@ -21,8 +21,8 @@ from isis_twisted.membership import (
     Membership,
     NotDeliveringError,
 )
-from isis_twisted.viewcheck import check_views
-from isis_twisted.views import (
+from isis_twisted.core.viewcheck import check_views
+from isis_twisted.core.views import (
     Accept,
     Decide,
     Gone,

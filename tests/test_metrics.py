@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.metrics}: a node's counters for Prometheus.
+Tests for L{isis_twisted.api.metrics}: a node's counters for Prometheus.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent
 
-from isis_twisted.metrics import NodeCollector, metrics_resource
-from isis_twisted.testing import LocalGroup
+from isis_twisted.api.metrics import NodeCollector, metrics_resource
+from isis_twisted.tools.testing import LocalGroup
 
 reactor: Any = _reactor
 

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.node}: whole groups of nodes on loopback TCP in one
+Tests for L{isis_twisted.net.node}: whole groups of nodes on loopback TCP in one
 reactor, checked with the history checker.
 """
 
@@ -22,28 +22,28 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from isis_twisted.checker import check
-from isis_twisted.engine import Delivery, Frame, ProtocolError
+from isis_twisted.core.checker import check
+from isis_twisted.core.engine import Delivery, Frame, ProtocolError
+from isis_twisted.core.membership import JOINING
+from isis_twisted.core.wire import VERSION, Hello, encode_hello
 from isis_twisted.interfaces import (
     HistoryGoneError,
     IDeliveryHandler,
     IOrderedMulticast,
 )
-from isis_twisted.membership import JOINING
-from isis_twisted.node import (
+from isis_twisted.net.node import (
     BackPressureError,
     DeliveryUnknownError,
     MulticastNode,
     NodeStoppedError,
 )
-from isis_twisted.testing import (
+from isis_twisted.tools.testing import (
     LateBoundEndpoint,
     LocalGroup,
     RecordingHandler,
     free_ports,
     wait_until,
 )
-from isis_twisted.wire import VERSION, Hello, encode_hello
 
 reactor: Any = _reactor
 
@@ -625,7 +625,7 @@ class TLSTests(GroupTestCase):
         """
 
         async def run() -> None:
-            from isis_twisted.certs import write_group_certs
+            from isis_twisted.net.certs import write_group_certs
 
             # A certificate for "localhost" signed by a CA, and a directory
             # that trusts that CA alone.
@@ -888,7 +888,11 @@ class MutualTLSTests(GroupTestCase):
         """
 
         async def run() -> None:
-            from isis_twisted.certs import TLSIdentity, load_identity, write_group_certs
+            from isis_twisted.net.certs import (
+                TLSIdentity,
+                load_identity,
+                write_group_certs,
+            )
 
             logs = LogCapture(self)
             where = os.path.abspath(self.mktemp())

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from isis_twisted.engine import ViewChange
-from isis_twisted.membership import JOINING, NORMAL
-from isis_twisted.node import PENDING_STRANGERS
-from isis_twisted.viewcheck import check_views
+from isis_twisted.core.engine import ViewChange
+from isis_twisted.core.membership import JOINING, NORMAL
+from isis_twisted.core.viewcheck import check_views
+from isis_twisted.net.node import PENDING_STRANGERS
 from tests.test_node import LogCapture, deferred
 from tests.test_node_membership import MembershipTestCase
 from tests.test_node_rejoin import same

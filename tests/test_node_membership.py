@@ -13,16 +13,16 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
 
-from isis_twisted.engine import Delivery, ViewChange
-from isis_twisted.membership import BLOCKED, NORMAL, REMOVED
-from isis_twisted.node import (
+from isis_twisted.core.engine import Delivery, ViewChange
+from isis_twisted.core.membership import BLOCKED, NORMAL, REMOVED
+from isis_twisted.core.viewcheck import check_views
+from isis_twisted.net.node import (
     DeliveryUnknownError,
     MulticastNode,
     NodeRemovedError,
     NodeStoppedError,
 )
-from isis_twisted.testing import LocalGroup
-from isis_twisted.viewcheck import check_views
+from isis_twisted.tools.testing import LocalGroup
 from tests.test_node import LogCapture, deferred
 
 FAST = {

@@ -18,10 +18,10 @@ from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from isis_twisted.checker import check
-from isis_twisted.engine import Delivery
-from isis_twisted.node import MulticastNode
-from isis_twisted.testing import LateBoundEndpoint, RecordingHandler, wait_until
+from isis_twisted.core.checker import check
+from isis_twisted.core.engine import Delivery
+from isis_twisted.net.node import MulticastNode
+from isis_twisted.tools.testing import LateBoundEndpoint, RecordingHandler, wait_until
 
 reactor: Any = _reactor
 

@@ -12,11 +12,11 @@ import errno
 
 from twisted.internet.defer import Deferred
 
-from isis_twisted.engine import Delivery, Record, StreamPosition, ViewChange
-from isis_twisted.membership import NORMAL, REMOVED
-from isis_twisted.status import NodeStatus
-from isis_twisted.testing import DurableRecorder
-from isis_twisted.viewcheck import check_views
+from isis_twisted.core.engine import Delivery, Record, StreamPosition, ViewChange
+from isis_twisted.core.membership import NORMAL, REMOVED
+from isis_twisted.core.status import NodeStatus
+from isis_twisted.core.viewcheck import check_views
+from isis_twisted.tools.testing import DurableRecorder
 from tests.test_node import LogCapture, deferred
 from tests.test_node_membership import MembershipTestCase
 from tests.test_node_rejoin import same

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from isis_twisted.engine import Delivery, ViewChange
-from isis_twisted.membership import JOINING, NORMAL, REMOVED
-from isis_twisted.testing import DurableRecorder, RecordingHandler
-from isis_twisted.viewcheck import check_views
+from isis_twisted.core.engine import Delivery, ViewChange
+from isis_twisted.core.membership import JOINING, NORMAL, REMOVED
+from isis_twisted.core.viewcheck import check_views
+from isis_twisted.tools.testing import DurableRecorder, RecordingHandler
 from tests.test_node import LogCapture, deferred
 from tests.test_node_membership import MembershipTestCase
 

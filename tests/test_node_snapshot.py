@@ -15,12 +15,12 @@ from twisted.internet.defer import Deferred, gatherResults
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from isis_twisted.engine import Delivery, ViewChange
+from isis_twisted.core.engine import Delivery, ViewChange
+from isis_twisted.core.membership import REMOVED
+from isis_twisted.core.viewcheck import check_views
 from isis_twisted.interfaces import IStateHandler
-from isis_twisted.membership import REMOVED
-from isis_twisted.node import MulticastNode
-from isis_twisted.testing import RecordingHandler
-from isis_twisted.viewcheck import check_views
+from isis_twisted.net.node import MulticastNode
+from isis_twisted.tools.testing import RecordingHandler
 from tests.test_node import LogCapture, deferred
 from tests.test_node_membership import MembershipTestCase
 from tests.test_node_rejoin import same

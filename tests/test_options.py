@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.options}: addresses and counts as operators type
+Tests for L{isis_twisted.net.options}: addresses and counts as operators type
 them.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.options import (
+from isis_twisted.net.options import (
     byte_size,
     dial_description,
     listen_description,

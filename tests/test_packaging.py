@@ -43,11 +43,11 @@ class WheelTests(SynchronousTestCase):
             (wheel,) = (where / "dist").glob("isis_twisted-*.whl")
             names = zipfile.ZipFile(wheel).namelist()
             self.assertIn("twisted/plugins/isis_plugin.py", names)
-            self.assertIn("isis_twisted/engine.py", names)
+            self.assertIn("isis_twisted/core/engine.py", names)
             self.assertIn("isis_twisted/py.typed", names)
             # The status page the HTTP API serves.
             for page in ("index.html", "page.js", "page.css"):
-                self.assertIn(f"isis_twisted/page/{page}", names)
+                self.assertIn(f"isis_twisted/api/page/{page}", names)
             self.assertFalse([n for n in names if "dropin.cache" in n], names)
             self.assertFalse([n for n in names if n.startswith("tests/")], names)
             self.assertFalse(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from twisted.internet.defer import Deferred
 
-from isis_twisted.testing import settled_records
+from isis_twisted.tools.testing import settled_records
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     FAST,

@@ -25,9 +25,9 @@ from twisted.web.client import (
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
-from isis_twisted.checker import check, load_records
-from isis_twisted.engine import Delivery
-from isis_twisted.testing import settled_records, wait_until
+from isis_twisted.core.checker import check, load_records
+from isis_twisted.core.engine import Delivery
+from isis_twisted.tools.testing import settled_records, wait_until
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     ProcessMembershipTestCase,

@@ -23,10 +23,10 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from isis_twisted.checker import Multicast
-from isis_twisted.client import NodeError
-from isis_twisted.engine import Delivery
-from isis_twisted.localcluster import poll
+from isis_twisted.api.client import NodeError
+from isis_twisted.core.checker import Multicast
+from isis_twisted.core.engine import Delivery
+from isis_twisted.tools.localcluster import poll
 from tests.test_node import deferred
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))

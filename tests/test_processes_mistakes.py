@@ -32,9 +32,14 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
 
-from isis_twisted.checker import check, load_jsonl
-from isis_twisted.localcluster import TWISTD, NodeProcess, exit_status, stop_processes
-from isis_twisted.testing import free_ports
+from isis_twisted.core.checker import check, load_jsonl
+from isis_twisted.tools.localcluster import (
+    TWISTD,
+    NodeProcess,
+    exit_status,
+    stop_processes,
+)
+from isis_twisted.tools.testing import free_ports
 
 reactor: Any = _reactor
 
@@ -95,7 +100,7 @@ def spawn(command: Sequence[str]) -> Finished:
     return proto
 
 
-ISIS = [sys.executable, "-m", "isis_twisted.cli"]
+ISIS = [sys.executable, "-m", "isis_twisted.app.cli"]
 
 
 class Members:

@@ -22,9 +22,9 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from isis_twisted.localcluster import TWISTD, NodeProcess, stop_processes
-from isis_twisted.tap import EX_REFUSED
-from isis_twisted.testing import free_ports
+from isis_twisted.app.tap import EX_REFUSED
+from isis_twisted.tools.localcluster import TWISTD, NodeProcess, stop_processes
+from isis_twisted.tools.testing import free_ports
 from tests.test_processes_mistakes import ISIS, deferred, poll, spawn
 
 reactor: Any = _reactor

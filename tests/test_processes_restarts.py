@@ -16,8 +16,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from isis_twisted import checker
-from isis_twisted.testing import settled_records
+from isis_twisted.core import checker
+from isis_twisted.tools.testing import settled_records
 from tests.test_node import deferred
 from tests.test_processes_membership import (
     FAST,

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.pump}: handing records to handlers with retries
+Tests for L{isis_twisted.core.pump}: handing records to handlers with retries
 for the ones that cannot keep them, and never a hole.
 """
 
@@ -13,9 +13,8 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from isis_twisted.engine import Delivery, Record, StreamPosition, ViewChange
-from isis_twisted.interfaces import IDeliveryHandler, IDurableHandler, IViewHandler
-from isis_twisted.pump import (
+from isis_twisted.core.engine import Delivery, Record, StreamPosition, ViewChange
+from isis_twisted.core.pump import (
     HandlerFailed,
     HandlerPump,
     HandlerResumed,
@@ -23,6 +22,7 @@ from isis_twisted.pump import (
     Pumped,
     Stuck,
 )
+from isis_twisted.interfaces import IDeliveryHandler, IDurableHandler, IViewHandler
 
 
 def deliveries(first: int, last: int) -> list[Delivery]:
@@ -494,9 +494,9 @@ class PumpTests(SynchronousTestCase):
         The pump imports neither the reactor nor the node: it is sans-IO.
         """
         code = (
-            "import sys, isis_twisted.pump;"
+            "import sys, isis_twisted.core.pump;"
             " print('twisted.internet.reactor' in sys.modules,"
-            " 'isis_twisted.node' in sys.modules)"
+            " 'isis_twisted.net.node' in sys.modules)"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -1,8 +1,8 @@
 """
 Tests for refused dials: the back-off after refusals (no redial storm), the
 REFUSE codes that say why, and a member that gives up once most of its
-group refused it for its group name or secret (L{isis_twisted.link},
-L{isis_twisted.node}, L{isis_twisted.tap}).
+group refused it for its group name or secret (L{isis_twisted.net.link},
+L{isis_twisted.net.node}, L{isis_twisted.app.tap}).
 
 Everything runs on fake transports and clocks, but for one check of how
 the process's exit status is set, which needs a process.
@@ -24,16 +24,9 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted import tap
-from isis_twisted.cli import status_lines
-from isis_twisted.link import (
-    REFUSAL_FIRST_DELAY,
-    PeerDialer,
-    PeerFactory,
-    locked_out,
-)
-from isis_twisted.node import MulticastNode
-from isis_twisted.wire import (
+from isis_twisted.app import tap
+from isis_twisted.app.cli import status_lines
+from isis_twisted.core.wire import (
     REFUSED_GROUP,
     REFUSED_MEMBERS,
     REFUSED_NAME,
@@ -42,6 +35,13 @@ from isis_twisted.wire import (
     Ack,
     Refuse,
 )
+from isis_twisted.net.link import (
+    REFUSAL_FIRST_DELAY,
+    PeerDialer,
+    PeerFactory,
+    locked_out,
+)
+from isis_twisted.net.node import MulticastNode
 from tests.test_link import (
     PEER_ADDRESS,
     Connection,
@@ -606,7 +606,7 @@ class ServiceTests(SynchronousTestCase):
         """
         code = (
             "import sys\n"
-            "from isis_twisted.tap import exit_when_done\n"
+            "from isis_twisted.app.tap import exit_when_done\n"
             "exit_when_done(78)\n"
             "print('still written')\n"
             "sys.exit(0)\n"

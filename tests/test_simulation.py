@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.simulation}, and through it the guarantees of the
+Tests for L{isis_twisted.tools.simulation}, and through it the guarantees of the
 engine: thousands of random, seeded schedules checked by the history checker.
 """
 
@@ -13,8 +13,8 @@ from contextlib import redirect_stdout
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import MAX_CLOCK, Engine, Frame, Timestamp
-from isis_twisted.simulation import (
+from isis_twisted.core.engine import MAX_CLOCK, Engine, Frame, Timestamp
+from isis_twisted.tools.simulation import (
     MEMBER_NAMES,
     ONE_MIB,
     Outcome,

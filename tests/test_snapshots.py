@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.snapshots}: a giver's snapshots cut into chunks of
+Tests for L{isis_twisted.core.snapshots}: a giver's snapshots cut into chunks of
 bounded size, and a joiner's choice of whom to ask.
 """
 
@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from isis_twisted.engine import StreamPosition
+from isis_twisted.core.engine import StreamPosition
+from isis_twisted.core.snapshots import FetchingState, SnapshotGiving, state_handlers
+from isis_twisted.core.views import FetchState, StateChunk
 from isis_twisted.interfaces import IStateHandler
-from isis_twisted.snapshots import FetchingState, SnapshotGiving, state_handlers
-from isis_twisted.testing import DurableRecorder, RecordingHandler
-from isis_twisted.views import FetchState, StateChunk
+from isis_twisted.tools.testing import DurableRecorder, RecordingHandler
 
 AT = StreamPosition(40, 2, ("a", 33))
 

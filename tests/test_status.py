@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.status}: the typed status and its JSON form.
+Tests for L{isis_twisted.core.status}: the typed status and its JSON form.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.status import NodeStatus, OldestUndelivered, PeerStatus
+from isis_twisted.core.status import NodeStatus, OldestUndelivered, PeerStatus
 
 
 def example() -> NodeStatus:

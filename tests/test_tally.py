@@ -13,8 +13,8 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from isis_twisted.engine import Delivery
-from isis_twisted.handlers import HandlerSpecError, build_handler
+from isis_twisted.app.handlers import HandlerSpecError, build_handler
+from isis_twisted.core.engine import Delivery
 from isis_twisted.interfaces import IDeliveryHandler, IDeliveryHandlerFactory
 
 EXAMPLES = str(Path(__file__).resolve().parent.parent / "examples")

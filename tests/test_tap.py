@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.tap}: the options and service of C{twistd isis},
+Tests for L{isis_twisted.app.tap}: the options and service of C{twistd isis},
 and the plugin that makes twistd find them.
 """
 
@@ -33,12 +33,12 @@ from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted import tap
-from isis_twisted.client import Status
-from isis_twisted.handlers import JsonLinesHandler, LogHandler
-from isis_twisted.link import WRONG_PORT_CODE
-from isis_twisted.node import MulticastNode
-from isis_twisted.wire import Hello, encode_hello
+from isis_twisted.api.client import Status
+from isis_twisted.app import tap
+from isis_twisted.app.handlers import JsonLinesHandler, LogHandler
+from isis_twisted.core.wire import Hello, encode_hello
+from isis_twisted.net.link import WRONG_PORT_CODE
+from isis_twisted.net.node import MulticastNode
 
 
 def parse(*args: str) -> tap.Options:
@@ -192,7 +192,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(listener._factory.token, b"a client token, long enough")  # type: ignore[attr-defined]
 
     def test_tls_dir(self) -> None:
-        from isis_twisted.certs import write_group_certs
+        from isis_twisted.net.certs import write_group_certs
 
         where = self.mktemp()
         write_group_certs(where, ["a", "b", "c"])
@@ -230,7 +230,7 @@ class OptionsTests(SynchronousTestCase):
         C{--http-port} listens on 127.0.0.1 with the HTTP API's site, which
         gets the client token.
         """
-        from isis_twisted.webapi import ApiSite
+        from isis_twisted.api.webapi import ApiSite
 
         where = self.mktemp()
         Path(where).write_bytes(b"t" * 20)

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.testing.LinkProxy}, the fault injector that the
+Tests for L{isis_twisted.tools.testing.LinkProxy}, the fault injector that the
 node and fault-injection tests rely on.
 """
 
@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from isis_twisted.testing import LinkProxy, wait_until
+from isis_twisted.tools.testing import LinkProxy, wait_until
 
 reactor: Any = _reactor
 

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.transfer}: what a member gives a member catching
+Tests for L{isis_twisted.core.transfer}: what a member gives a member catching
 up, and in what pieces.
 """
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import Delivery, Record, StreamPosition, ViewChange
-from isis_twisted.transfer import CHUNK_RECORDS, CatchingUp, Giving, give
-from isis_twisted.views import Fetch, NoRecords, View, Welcome
+from isis_twisted.core.engine import Delivery, Record, StreamPosition, ViewChange
+from isis_twisted.core.transfer import CHUNK_RECORDS, CatchingUp, Giving, give
+from isis_twisted.core.views import Fetch, NoRecords, View, Welcome
 
 
 def stream(last: int, views: dict[int, int]) -> list[Record]:

@@ -21,14 +21,14 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTCP
 from twisted.trial.unittest import TestCase
 
-from isis_twisted import checker
-from isis_twisted.cli import parse, run
-from isis_twisted.client import ClientProtocol, connect
-from isis_twisted.engine import Delivery, Record, ViewChange
-from isis_twisted.handlers import JsonLinesHandler
-from isis_twisted.membership import NORMAL
-from isis_twisted.node import MulticastNode
-from isis_twisted.testing import LocalGroup
+from isis_twisted.api.client import ClientProtocol, connect
+from isis_twisted.app.cli import parse, run
+from isis_twisted.app.handlers import JsonLinesHandler
+from isis_twisted.core import checker
+from isis_twisted.core.engine import Delivery, Record, ViewChange
+from isis_twisted.core.membership import NORMAL
+from isis_twisted.net.node import MulticastNode
+from isis_twisted.tools.testing import LocalGroup
 from tests.test_cli import console, err, out
 from tests.test_client import listen
 from tests.test_node import deferred

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.viewcheck}: the history checker for histories with
+Tests for L{isis_twisted.core.viewcheck}: the history checker for histories with
 view changes in them.
 """
 
@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.checker import CheckResult, MessageId
-from isis_twisted.engine import Delivery, Record, ViewChange
-from isis_twisted.viewcheck import (
+from isis_twisted.core.checker import CheckResult, MessageId
+from isis_twisted.core.engine import Delivery, Record, ViewChange
+from isis_twisted.core.viewcheck import (
     VIEW_GUARANTEES,
     ViewCheckResult,
     ViewMulticast,
@@ -234,7 +234,7 @@ class GoodRunTests(ViewCheckTestCase):
 
 class ReusedChecksTests(ViewCheckTestCase):
     """
-    What L{isis_twisted.checker.check} finds is found across views too.
+    What L{isis_twisted.core.checker.check} finds is found across views too.
     """
 
     def test_totalOrder(self) -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.webapi} and L{isis_twisted.webstream}: every route
+Tests for L{isis_twisted.api.webapi} and L{isis_twisted.api.webstream}: every route
 of the HTTP API, through a real L{ApiSite} on a L{StringTransport}.
 """
 
@@ -17,12 +17,8 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http import HTTPChannel
 
-from isis_twisted.checker import record_fields
-from isis_twisted.client import DEFAULT_BACKLOG
-from isis_twisted.engine import Delivery, ViewChange
-from isis_twisted.node import BackPressureError
-from isis_twisted.status import NodeStatus
-from isis_twisted.webapi import (
+from isis_twisted.api.client import DEFAULT_BACKLOG
+from isis_twisted.api.webapi import (
     DEFAULT_TIMEOUT,
     MAX_BODY,
     MAX_STREAMS,
@@ -30,7 +26,11 @@ from isis_twisted.webapi import (
     HttpApi,
     api_site,
 )
-from isis_twisted.webstream import CHUNK_BYTES, KEEPALIVE_S
+from isis_twisted.api.webstream import CHUNK_BYTES, KEEPALIVE_S
+from isis_twisted.core.checker import record_fields
+from isis_twisted.core.engine import Delivery, ViewChange
+from isis_twisted.core.status import NodeStatus
+from isis_twisted.net.node import BackPressureError
 from tests.test_client import FakeNode
 
 TOKEN = b"a-token-of-twenty-bytes"

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.webformat}: what the HTTP API reads and writes.
+Tests for L{isis_twisted.api.webformat}: what the HTTP API reads and writes.
 """
 
 from __future__ import annotations
@@ -8,9 +8,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.checker import record_to_json
-from isis_twisted.engine import Delivery, ViewChange
-from isis_twisted.webformat import (
+from isis_twisted.api.webformat import (
     BodyError,
     answer_fields,
     delivery_line,
@@ -24,6 +22,8 @@ from isis_twisted.webformat import (
     wants_events,
     wants_ndjson,
 )
+from isis_twisted.core.checker import record_to_json
+from isis_twisted.core.engine import Delivery, ViewChange
 
 
 class ReadPayloadsTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{isis_twisted.wire}: the frame codec.
+Tests for L{isis_twisted.core.wire}: the frame codec.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.engine import Frame
-from isis_twisted.wire import (
+from isis_twisted.core.engine import Frame
+from isis_twisted.core.wire import (
     ACK,
     CONTROL,
     DATA,
@@ -479,7 +479,7 @@ class DecodeErrorTests(SynchronousTestCase):
 
     def test_control_type_not_for_links(self) -> None:
         """
-        Type 6 is CONTROL (L{isis_twisted.control}); L{decode}, which links
+        Type 6 is CONTROL (L{isis_twisted.core.control}); L{decode}, which links
         use, refuses it by name until links carry it.
         """
         self.assertEqual(CONTROL, 6)

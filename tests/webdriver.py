@@ -26,8 +26,8 @@ from urllib.request import ProxyHandler, Request, build_opener
 
 from twisted.internet.threads import deferToThread
 
-from isis_twisted.localcluster import poll
-from isis_twisted.testing import free_ports
+from isis_twisted.tools.localcluster import poll
+from isis_twisted.tools.testing import free_ports
 
 __all__ = [
     "CHROMEDRIVER",

@@ -3,7 +3,7 @@ A Sphinx extension that draws the "How it works" sequence diagram by running
 the real engine, so the picture cannot drift from the code.
 
 At the start of every build it plays a fixed three-member scenario through
-L{isis_twisted.engine.Engine}s and writes C{_generated/sequence.svg} (the
+L{isis_twisted.core.engine.Engine}s and writes C{_generated/sequence.svg} (the
 diagram) and C{_generated/sequence-steps.md} (the same steps as a table).
 """
 
@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from isis_twisted.engine import Engine, Frame
+from isis_twisted.core.engine import Engine, Frame
 
 MEMBERS = ("a", "b", "c")
 

@@ -9,7 +9,7 @@ from twisted.application.service import ServiceMaker
 
 isis = ServiceMaker(
     "isis-twisted node",
-    "isis_twisted.tap",
+    "isis_twisted.app.tap",
     "A member of a totally ordered multicast group (isis-twisted).",
     "isis",
 )
