@@ -21,6 +21,8 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from isis_twisted.core.engine import Frame, ProtocolError
+from isis_twisted.core.handshake import HANDSHAKE_MAX_FRAME
+from isis_twisted.core.linkrules import LinkError
 from isis_twisted.core.views import Control, View
 from isis_twisted.core.wire import (
     REFUSED_GROUP,
@@ -40,15 +42,8 @@ from isis_twisted.core.wire import (
     encode,
     encode_body,
 )
-from isis_twisted.net.link import (
-    HANDSHAKE_MAX_FRAME,
-    LinkError,
-    LinkOwner,
-    PeerFactory,
-    PeerLink,
-    PeerProtocol,
-    describe_address,
-)
+from isis_twisted.net.connection import PeerFactory, PeerProtocol, describe_address
+from isis_twisted.net.link import LinkOwner, PeerLink
 
 _LENGTH = struct.Struct(">I")
 
@@ -2469,8 +2464,10 @@ class GroupSecretTests(SynchronousTestCase):
 
     def test_nonces_are_fresh(self) -> None:
         first, second = Pair(secret=SECRET), Pair(secret=SECRET)
-        self.assertNotEqual(first.ab.client._nonce, second.ab.client._nonce)
-        self.assertEqual(len(first.ab.client._nonce), 32)
+        self.assertNotEqual(
+            first.ab.client.handshake.nonce, second.ab.client.handshake.nonce
+        )
+        self.assertEqual(len(first.ab.client.handshake.nonce), 32)
 
     def test_wrong_secret_refused(self) -> None:
         events = observe(self)

@@ -43,6 +43,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from isis_twisted.core.engine import Engine, Frame, ProtocolError
+from isis_twisted.core.handshake import HANDSHAKE_MAX_FRAME
 from isis_twisted.core.wire import (
     DATA,
     HELLO,
@@ -63,12 +64,8 @@ from isis_twisted.core.wire import (
     decode,
     encode,
 )
-from isis_twisted.net.link import (
-    HANDSHAKE_MAX_FRAME,
-    PeerFactory,
-    PeerLink,
-    PeerProtocol,
-)
+from isis_twisted.net.connection import PeerFactory, PeerProtocol
+from isis_twisted.net.link import PeerLink
 from tests.test_link import (
     GROUP,
     MEMBERS,

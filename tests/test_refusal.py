@@ -26,6 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from isis_twisted.app import tap
 from isis_twisted.app.cli import status_lines
+from isis_twisted.core.linkrules import REFUSAL_FIRST_DELAY
 from isis_twisted.core.wire import (
     REFUSED_GROUP,
     REFUSED_MEMBERS,
@@ -35,12 +36,8 @@ from isis_twisted.core.wire import (
     Ack,
     Refuse,
 )
-from isis_twisted.net.link import (
-    REFUSAL_FIRST_DELAY,
-    PeerDialer,
-    PeerFactory,
-    locked_out,
-)
+from isis_twisted.net.connection import PeerFactory
+from isis_twisted.net.link import PeerDialer, locked_out
 from isis_twisted.net.node import MulticastNode
 from tests.test_link import (
     PEER_ADDRESS,
@@ -108,7 +105,7 @@ class RetryPolicyTests(SynchronousTestCase):
         However many refusals, the wait is the cap (no overflow).
         """
         link = FakeOwner().links["bob"]
-        link.refusals = 10_000
+        link.redial.refusals = 10_000
         self.assertEqual(link.retry_policy(constant(0.05), 3.0)(1), 3.0)
 
     def test_reset_when_served(self) -> None:
@@ -133,7 +130,7 @@ class CountedTests(SynchronousTestCase):
         proto.dataReceived(prefixed(Refuse("go away", REFUSED_NAME)))
         lose(proto)
         link = owner.links["bob"]
-        self.assertEqual((link.refusals, link.refused), (1, 1))
+        self.assertEqual((link.redial.refusals, link.refused), (1, 1))
 
     def test_closed_before_handshake(self) -> None:
         """
@@ -145,7 +142,7 @@ class CountedTests(SynchronousTestCase):
         proto, _ = dialed(owner)
         lose(proto)
         link = owner.links["bob"]
-        self.assertEqual((link.refusals, link.refused), (1, 0))
+        self.assertEqual((link.redial.refusals, link.refused), (1, 0))
 
     def test_answer_refused_by_dialer(self) -> None:
         """
@@ -158,7 +155,7 @@ class CountedTests(SynchronousTestCase):
         self.assertEqual(written(transport), [Refuse(WRONG_GROUP, REFUSED_GROUP)])
         lose(proto)
         link = owner.links["bob"]
-        self.assertEqual((link.refusals, link.refused), (1, 0))
+        self.assertEqual((link.redial.refusals, link.refused), (1, 0))
         self.assertIsNone(link.fatal)
 
     def test_once_per_connection(self) -> None:
@@ -166,7 +163,7 @@ class CountedTests(SynchronousTestCase):
         proto, _ = dialed(owner)
         proto.dataReceived(prefixed(Refuse("no"), Refuse("no")))
         lose(proto)
-        self.assertEqual(owner.links["bob"].refusals, 1)
+        self.assertEqual(owner.links["bob"].redial.refusals, 1)
 
     def test_open_and_lost_is_no_refusal(self) -> None:
         """
@@ -175,10 +172,10 @@ class CountedTests(SynchronousTestCase):
         """
         owner = FakeOwner()
         link = owner.links["bob"]
-        link.refusals = 3
+        link.redial.refusals = 3
         proto, _ = open_outbound(owner)
         lose(proto)
-        self.assertEqual(link.refusals, 3)
+        self.assertEqual(link.redial.refusals, 3)
 
     def test_served_resets(self) -> None:
         """
@@ -191,9 +188,9 @@ class CountedTests(SynchronousTestCase):
         link.dial_refused(REFUSED_GROUP, WRONG_GROUP)
         link.dial_refused(REFUSED_GROUP, WRONG_GROUP)
         proto, _ = open_outbound(owner)
-        self.assertEqual(link.refusals, 2)
+        self.assertEqual(link.redial.refusals, 2)
         proto.dataReceived(prefixed(Ack(0)))
-        self.assertEqual(link.refusals, 0)
+        self.assertEqual(link.redial.refusals, 0)
         self.assertIsNone(link.fatal)
 
     def test_refused_after_handshake(self) -> None:
@@ -208,7 +205,7 @@ class CountedTests(SynchronousTestCase):
             proto, _ = open_outbound(owner)
             proto.dataReceived(prefixed(Refuse("another process holds the name")))
             lose(proto)
-            self.assertEqual(link.refusals, expected)
+            self.assertEqual(link.redial.refusals, expected)
 
     def test_refuse_on_accepted_connection(self) -> None:
         """
@@ -221,7 +218,7 @@ class CountedTests(SynchronousTestCase):
         proto.dataReceived(prefixed(Refuse("no", REFUSED_GROUP)))
         lose(proto)
         for link in owner.links.values():
-            self.assertEqual((link.refusals, link.refused), (0, 0))
+            self.assertEqual((link.redial.refusals, link.refused), (0, 0))
             self.assertIsNone(link.fatal)
 
 
@@ -481,7 +478,7 @@ class RedialTests(SynchronousTestCase):
             run_until(
                 owner.time, min(c.getTime() for c in owner.time.getDelayedCalls())
             )
-        self.assertEqual(link.refusals, 0)
+        self.assertEqual(link.redial.refusals, 0)
         # Served, then lost: the next redial comes after the base wait.
         answered = endpoint.answered[-1]
         run_until(owner.time, answered + 0.05)

@@ -36,8 +36,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from isis_twisted.api.client import Status
 from isis_twisted.app import tap
 from isis_twisted.app.handlers import JsonLinesHandler, LogHandler
+from isis_twisted.core.handshake import WRONG_PORT_CODE
 from isis_twisted.core.wire import Hello, encode_hello
-from isis_twisted.net.link import WRONG_PORT_CODE
 from isis_twisted.net.node import MulticastNode
 
 

@@ -81,10 +81,11 @@ from isis_twisted.interfaces import (
 )
 from isis_twisted.net.catchup import CatchUp
 from isis_twisted.net.certs import TLSIdentity, client_endpoint, server_factory
+from isis_twisted.net.connection import PeerFactory
 from isis_twisted.net.discovery import Discovery, Found
 from isis_twisted.net.feed import HandlerFeed
 from isis_twisted.net.history import DeliveryHistory, Subscription
-from isis_twisted.net.link import PeerDialer, PeerFactory, PeerLink
+from isis_twisted.net.link import PeerDialer, PeerLink
 
 PENDING_STRANGERS = 8
 """
