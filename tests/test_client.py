@@ -1,5 +1,6 @@
 """
-Tests for L{isis_twisted.api.client}: the local client API over AMP.
+Tests for L{isis_twisted.api.client}: the client's end of the local client
+API, over AMP to a L{ClientAPIProtocol} serving a fake node.
 """
 
 from __future__ import annotations
@@ -24,32 +25,26 @@ from twisted.test.iosim import IOPump, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from isis_twisted.api.client import (
-    BATCH_BYTES,
     BATCH_MESSAGES,
-    AlreadySubscribedError,
-    BadPayloadError,
-    ClientAPIFactory,
-    ClientAPIProtocol,
     ClientProtocol,
-    Deliver,
     HistoryGoneError,
-    LongBytes,
-    LongText,
-    NodeControl,
-    NodeError,
-    NotAuthenticatedError,
-    Subscribe,
     SubscriptionDroppedError,
     WrongPortError,
     connect,
-    multicast_each,
-    pack_payloads,
-    pack_records,
-    unpack_payloads,
-    unpack_records,
 )
+from isis_twisted.api.commands import (
+    BATCH_BYTES,
+    AlreadySubscribedError,
+    BadPayloadError,
+    Deliver,
+    NodeError,
+    Subscribe,
+)
+from isis_twisted.api.nodecontrol import NodeControl, multicast_each
+from isis_twisted.api.server import ClientAPIFactory, ClientAPIProtocol
 from isis_twisted.core.engine import Delivery, Record, ViewChange
-from isis_twisted.core.wire import Hello, Refuse, decode, encode_hello, encode_refuse
+from isis_twisted.core.records import pack_records
+from isis_twisted.core.wire import Refuse, encode_refuse
 
 MiB = 1 << 20
 
@@ -285,87 +280,6 @@ def result_of(testcase: SynchronousTestCase, pump: IOPump, d: Deferred[Any]) -> 
     """
     pump.flush()
     return testcase.successResultOf(d)
-
-
-class LongBytesTests(SynchronousTestCase):
-    """
-    L{LongBytes} carries byte strings of any length in AMP boxes.
-    """
-
-    def roundTrip(self, argument: amp.Argument, value: object) -> tuple[object, Any]:
-        """
-        Put C{value} in a box under C{b"payload"}, serialise the box to AMP's
-        wire format, parse it back and take the value out again.
-
-        @return: The value read back, and the box's strings.
-        """
-        strings = amp.AmpBox()
-        argument.toBox(b"payload", strings, {"payload": value}, None)
-        wire = strings.serialize()
-        (parsed,) = amp.parseString(wire)
-        objects: dict[str, object] = {}
-        argument.fromBox(b"payload", parsed, objects, None)
-        return objects["payload"], strings
-
-    def test_sizes(self) -> None:
-        """
-        Empty, exactly one value, one byte over and much more than one value
-        all come back as they went, in as many values as needed, none over
-        AMP's limit.
-        """
-        for size, values in [
-            (0, 1),
-            (amp.MAX_VALUE_LENGTH, 1),
-            (amp.MAX_VALUE_LENGTH + 1, 2),
-            (MiB + 1, 17),
-        ]:
-            data = bytes(i % 251 for i in range(size))
-            back, strings = self.roundTrip(LongBytes(), data)
-            self.assertEqual(back, data, size)
-            self.assertEqual(len(strings), values, size)
-            self.assertTrue(
-                all(len(v) <= amp.MAX_VALUE_LENGTH for v in strings.values())
-            )
-            self.assertTrue(all(len(k) <= amp.MAX_KEY_LENGTH for k in strings))
-
-    def test_chunk_keys(self) -> None:
-        """
-        The first chunk goes under the argument's name, the next ones under
-        C{NAME.1}, C{NAME.2}, ...
-        """
-        _, strings = self.roundTrip(LongBytes(), b"x" * (2 * amp.MAX_VALUE_LENGTH + 5))
-        self.assertEqual(sorted(strings), [b"payload", b"payload.1", b"payload.2"])
-        self.assertEqual(len(strings[b"payload.2"]), 5)
-
-    def test_text_split_inside_a_character(self) -> None:
-        """
-        L{LongText} splits the UTF-8 bytes anywhere, even inside a character,
-        and still decodes the whole.
-        """
-        text = "é" * amp.MAX_VALUE_LENGTH
-        back, strings = self.roundTrip(LongText(), text)
-        self.assertEqual(back, text)
-        self.assertEqual(len(strings), 2)
-
-    def test_wrong_type(self) -> None:
-        """
-        Only L{bytes} go as L{LongBytes}, only L{str} as L{LongText}.
-        """
-        self.assertRaises(TypeError, self.roundTrip, LongBytes(), "text")
-        self.assertRaises(TypeError, self.roundTrip, LongText(), b"bytes")
-
-    def test_optional(self) -> None:
-        """
-        An optional argument may be absent (L{None}); a required one may not.
-        """
-        strings = amp.AmpBox()
-        LongBytes(optional=True).toBox(b"p", strings, {"p": None}, None)
-        self.assertEqual(strings, {})
-        objects: dict[str, object] = {}
-        LongBytes(optional=True).fromBox(b"p", strings, objects, None)
-        self.assertEqual(objects, {"p": None})
-        self.assertRaises(TypeError, LongBytes().toBox, b"p", strings, {}, None)
-        self.assertRaises(KeyError, LongBytes().fromBox, b"p", strings, {}, None)
 
 
 class MulticastTests(SynchronousTestCase):
@@ -669,18 +583,6 @@ class MulticastBatchTests(SynchronousTestCase):
             self.successResultOf(first).index + 1, self.successResultOf(rest[0]).index
         )
 
-    def test_packing_round_trip(self) -> None:
-        """
-        L{unpack_payloads} gives back what L{pack_payloads} packed, and
-        refuses a cut packing.
-        """
-        payloads = [b"", b"\x00\r\n", b"z" * 70000]
-        packed = pack_payloads(payloads)
-        self.assertEqual(unpack_payloads(packed), payloads)
-        self.assertRaises(ValueError, unpack_payloads, packed[:-1])
-        self.assertRaises(ValueError, unpack_payloads, packed[:2])
-        self.assertRaises(TypeError, pack_payloads, ["text"])
-
 
 class SubscribeTests(SynchronousTestCase):
     """
@@ -960,73 +862,6 @@ class SubscribeTests(SynchronousTestCase):
         pump.flush()
         self.assertFalse(client.when_lost().called)
 
-
-class RecordPackingTests(SynchronousTestCase):
-    """
-    L{pack_records} and L{unpack_records}, the body of a L{Deliver}.
-    """
-
-    def test_round_trip(self) -> None:
-        """
-        Records of every shape come back as they went.
-        """
-        records = [
-            Delivery(1, "a", 1, b"", None),
-            Delivery(2, "b\u00e9", 7, b"\x00" * 70000, 1),
-            Delivery(2**40, "c", 2**62 - 1, b"z", 2**40 - 1),
-        ]
-        self.assertEqual(unpack_records(pack_records(records)), records)
-        self.assertEqual(unpack_records(b""), [])
-
-    def test_malformed(self) -> None:
-        """
-        A batch cut short, or with a sender that is not UTF-8 or a negative
-        C{after}, is refused with L{ValueError}.
-        """
-        data = pack_records([Delivery(1, "a", 1, b"hello", None)])
-        for cut in range(1, len(data)):
-            self.assertRaises(ValueError, unpack_records, data[:cut])
-        bad_sender = data.replace(b"a", b"\xff", 1)
-        self.assertNotEqual(bad_sender, data)
-        self.assertRaises(ValueError, unpack_records, bad_sender)
-        negative = pack_records([Delivery(1, "a", 1, b"", 5)]).replace(
-            (5).to_bytes(8, "big"), (-3).to_bytes(8, "big", signed=True)
-        )
-        self.assertRaises(ValueError, unpack_records, negative)
-
-    def test_views_round_trip(self) -> None:
-        """
-        View changes, packed among deliveries, come back as they went, in
-        place: no members, one, and names that are not ASCII.
-        """
-        records: list[Record] = [
-            Delivery(1, "a", 1, b"x", None),
-            ViewChange(1, ("a", "b\u00e9"), 2),
-            Delivery(2, "b\u00e9", 3, b"y", None),
-            ViewChange(2, ("a",), 3),
-            ViewChange(3, (), 3),
-        ]
-        self.assertEqual(unpack_records(pack_records(records)), records)
-
-    def test_view_malformed(self) -> None:
-        """
-        A view record cut short, or whose members cannot be read, is refused
-        with L{ValueError}.
-        """
-        data = pack_records([ViewChange(1, ("a", "b"), 5)])
-        for cut in range(1, len(data)):
-            self.assertRaises(ValueError, unpack_records, data[:cut])
-        bad_name = data.replace(b"b", b"\xff")
-        self.assertNotEqual(bad_name, data)
-        e = self.assertRaises(ValueError, unpack_records, bad_name)
-        self.assertIn("view 1", str(e))
-        # The member list's own length runs past the record's body.
-        bad_list = data.replace(
-            (1).to_bytes(4, "big") + b"b", (9).to_bytes(4, "big") + b"b"
-        )
-        self.assertNotEqual(bad_list, data)
-        self.assertRaises(ValueError, unpack_records, bad_list)
-
     def test_garbage_from_node_is_logged(self) -> None:
         """
         A L{Deliver} whose records cannot be read is logged and dropped;
@@ -1218,124 +1053,17 @@ class LoopbackTests(TestCase):
             await connect(reactor, f"tcp:127.0.0.1:{number}")
 
 
-class SlowSubscriberTests(SynchronousTestCase):
+def framed(frame: bytes) -> bytes:
     """
-    A subscriber that stops reading is held to a bounded backlog, then
-    dropped with a notice saying where to resume; the node is unaffected.
+    C{frame} as a member's link sends it: a u32 length, then the frame.
     """
-
-    def setUp(self) -> None:
-        self.node = FakeNode()
-        self.clock = Clock()
-        self.client, self.server, self.pump = connectedServerAndClient(
-            lambda: ClientAPIFactory(self.node, self.clock, backlog=1000).buildProtocol(
-                None
-            ),
-            ClientProtocol,
-        )
-        self.seen: list[int] = []
-        first = result_of(
-            self,
-            self.pump,
-            self.client.subscribe(None, lambda r: self.seen.append(r.index)),
-        )
-        self.assertEqual(first, 1)
-
-    def test_backlog_sent_when_reading_resumes(self) -> None:
-        self.server.pauseProducing()
-        for i in range(3):
-            self.node.multicast(b"%d" % i)
-        self.pump.flush()
-        self.assertEqual(self.seen, [])
-        self.server.resumeProducing()
-        self.pump.flush()
-        self.assertEqual(self.seen, [1, 2, 3])
-        self.node.multicast(b"later")
-        self.pump.flush()
-        self.assertEqual(self.seen, [1, 2, 3, 4])
-
-    def test_too_slow_is_dropped_with_resume_index(self) -> None:
-        self.node.multicast(b"read in time")
-        self.pump.flush()
-        self.assertEqual(self.seen, [1])
-        self.server.pauseProducing()
-        for _ in range(5):
-            self.node.multicast(b"x" * 300)
-        self.pump.flush()
-        lost = self.successResultOf(self.client.when_lost())
-        self.assertIsInstance(lost, SubscriptionDroppedError)
-        assert isinstance(lost, SubscriptionDroppedError)
-        self.assertEqual(lost.resume_from, 2)
-        self.assertIn("resubscribe from index 2", str(lost))
-        self.assertEqual(self.seen, [1])
-        # The node no longer feeds this connection, and still works.
-        self.assertEqual(self.node.subscriptions, [])
-        self.assertEqual(self.node.history[-1].index, 6)
-
-    def test_client_that_never_reads_is_cut_after_a_while(self) -> None:
-        transport = StringTransport()
-        server = ClientAPIFactory(self.node, self.clock, backlog=100).buildProtocol(
-            None
-        )
-        server.makeConnection(transport)
-        server.subscribe(None)
-        server.pauseProducing()
-        self.node.multicast(b"y" * 200)
-        self.assertTrue(transport.disconnecting)
-        self.assertIn(b"SubscriptionDropped", transport.value())
-        self.clock.advance(31)
-        self.assertTrue(transport.disconnected)
-
-
-def _framed(frame: bytes) -> bytes:
-    # As a member's link sends a frame: a u32 length, then the frame.
     return struct.pack(">I", len(frame)) + frame
 
 
 class WrongPortTests(SynchronousTestCase):
     """
-    A member dialing the client API port, and a client dialing a member's
-    peer port, are each told so in plain words.
+    A client dialing a member's peer port is told so in plain words.
     """
-
-    def test_member_at_the_client_port(self) -> None:
-        """
-        A peer HELLO on the client API port is answered with a REFUSE saying
-        which port to use, and closed; it is logged once, then counted.
-        """
-        observer = EventLoggingObserver()
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
-        factory = ClientAPIFactory(FakeNode())
-        hello = _framed(encode_hello(Hello("g", "b", "a", 7, 0)))
-        for _ in range(3):
-            server = factory.buildProtocol(None)
-            transport = StringTransport()
-            server.makeConnection(transport)
-            server.dataReceived(hello)
-            self.assertTrue(transport.disconnecting)
-            sent = transport.value()
-            (length,) = struct.unpack(">I", sent[:4])
-            refusal = decode(sent[4 : 4 + length])
-            assert isinstance(refusal, Refuse)
-            self.assertIn("client API port of member 'a'", refusal.reason)
-            self.assertIn("--peers must name the peer port", refusal.reason)
-        self.assertEqual(factory.wrong_protocol, 3)
-        warnings = [e for e in observer if "dialed the client API port" in str(e)]
-        self.assertEqual(len(warnings), 1)
-
-    def test_tls_at_the_client_port(self) -> None:
-        """
-        A TLS handshake is closed without an answer it could not read.
-        """
-        factory = ClientAPIFactory(FakeNode())
-        server = factory.buildProtocol(None)
-        transport = StringTransport()
-        server.makeConnection(transport)
-        server.dataReceived(b"\x16\x03\x01\x02\x00")
-        self.assertTrue(transport.disconnecting)
-        self.assertEqual(transport.value(), b"")
-        self.assertEqual(factory.wrong_protocol, 1)
 
     def test_client_at_a_peer_port(self) -> None:
         """
@@ -1347,66 +1075,9 @@ class WrongPortTests(SynchronousTestCase):
         client.makeConnection(transport)
         asked = client.status()
         lost = client.when_lost()
-        client.dataReceived(_framed(encode_refuse(Refuse("frame too big"))))
+        client.dataReceived(framed(encode_refuse(Refuse("frame too big"))))
         self.assertTrue(transport.disconnecting)
         client.connectionLost(Failure(ConnectionDone()))
         error = self.failureResultOf(asked, WrongPortError).value
         self.assertIn("give --node the member's --client-port", str(error))
         self.assertIsInstance(self.successResultOf(lost), WrongPortError)
-
-    def test_amp_still_served(self) -> None:
-        """
-        An ordinary client is not mistaken for a member.
-        """
-        client, _, pump = connected(FakeNode())
-        self.assertEqual(result_of(self, pump, client.status())["me"], "a")
-
-
-class TokenTests(SynchronousTestCase):
-    """
-    A node with a client token serves nothing until a connection gives it.
-    """
-
-    def connect(self, node: FakeNode) -> tuple[ClientProtocol, IOPump]:
-        client, _, pump = connectedServerAndClient(
-            lambda: ClientAPIFactory(node, token=b"0123456789abcdef").buildProtocol(
-                None
-            ),
-            ClientProtocol,
-        )
-        return client, pump
-
-    def test_nothing_without_the_token(self) -> None:
-        node = FakeNode()
-        client, pump = self.connect(node)
-        for call in (client.status(), client.multicast(b"x")):
-            pump.flush()
-            error = self.failureResultOf(call, NotAuthenticatedError)
-            self.assertIn("requires a client token", error.getErrorMessage())
-        subscribed = client.subscribe(None, lambda r: None)
-        pump.flush()
-        self.failureResultOf(subscribed, NotAuthenticatedError)
-        self.assertEqual(node.received, [])
-
-    def test_wrong_token_refused(self) -> None:
-        node = FakeNode()
-        client, pump = self.connect(node)
-        attempt = client.authenticate(b"guess")
-        pump.flush()
-        self.assertIn(
-            "wrong client token",
-            self.failureResultOf(attempt, NotAuthenticatedError).getErrorMessage(),
-        )
-        status = client.status()
-        pump.flush()
-        self.failureResultOf(status, NotAuthenticatedError)
-
-    def test_right_token_serves(self) -> None:
-        node = FakeNode()
-        client, pump = self.connect(node)
-        done = client.authenticate(b"0123456789abcdef")
-        pump.flush()
-        self.assertIsNone(self.successResultOf(done))
-        record = result_of(self, pump, client.multicast(b"hello"))
-        self.assertEqual(record.payload, b"hello")
-        self.assertEqual(node.received, [b"hello"])

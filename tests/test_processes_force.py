@@ -11,7 +11,7 @@ import signal
 
 from twisted.internet.defer import Deferred
 
-from isis_twisted.api.client import CannotForceViewError
+from isis_twisted.api.commands import CannotForceViewError
 from tests.test_node import deferred
 from tests.test_processes_membership import ProcessMembershipTestCase
 

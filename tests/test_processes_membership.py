@@ -23,7 +23,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from isis_twisted.api.client import NodeError
+from isis_twisted.api.commands import NodeError
 from isis_twisted.core.checker import Multicast
 from isis_twisted.core.engine import Delivery
 from isis_twisted.tools.localcluster import poll

@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from isis_twisted.api.client import Status
+from isis_twisted.api.commands import Status
 from isis_twisted.app import tap
 from isis_twisted.app.handlers import JsonLinesHandler, LogHandler
 from isis_twisted.core.handshake import WRONG_PORT_CODE

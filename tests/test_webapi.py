@@ -17,7 +17,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http import HTTPChannel
 
-from isis_twisted.api.client import DEFAULT_BACKLOG
+from isis_twisted.api.nodecontrol import DEFAULT_BACKLOG
 from isis_twisted.api.webapi import (
     DEFAULT_TIMEOUT,
     MAX_BODY,

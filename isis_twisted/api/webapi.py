@@ -35,7 +35,7 @@ from twisted.web import http
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from isis_twisted.api.client import DEFAULT_BACKLOG
+from isis_twisted.api.nodecontrol import DEFAULT_BACKLOG
 from isis_twisted.api.webroutes import DEFAULT_TIMEOUT, MAX_STREAMS, MAX_TIMEOUT, Root
 from isis_twisted.api.webstream import WebNode
 from isis_twisted.core.status import status_json

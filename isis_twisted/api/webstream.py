@@ -6,7 +6,7 @@ long as the reader stays.
 A reader that stops reading does not grow the member's memory: once the
 connection's write buffer is full the stream holds what follows in a
 backlog of a bounded number of bytes, as the AMP client API does
-(L{isis_twisted.api.client.DEFAULT_BACKLOG}); past it the stream ends with a
+(L{isis_twisted.api.nodecontrol.DEFAULT_BACKLOG}); past it the stream ends with a
 last event saying from which index to resume.
 """
 
@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from isis_twisted.api.client import NodeControl, Subscription
+from isis_twisted.api.nodecontrol import NodeControl, Subscription
 from isis_twisted.api.webformat import (
     delivery_line,
     ndjson_line,

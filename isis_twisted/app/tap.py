@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from isis_twisted.api.client import ClientAPIFactory
+from isis_twisted.api.server import ClientAPIFactory
 from isis_twisted.app.handlers import (
     HandlerSpecError,
     available_handlers,
