@@ -49,7 +49,7 @@ from bench_node import ORDER_RECORD
 from latency import LatencyHistogram
 from results import peak_rss_mb, write_results
 
-from isis_twisted.app.cli import DEFAULT_WINDOW as DEFAULT_SEND_WINDOW
+from isis_twisted.app.send import DEFAULT_WINDOW as DEFAULT_SEND_WINDOW
 from isis_twisted.core.checker import Multicast, check
 from isis_twisted.core.engine import Delivery
 from isis_twisted.tools.localcluster import NAMES, TWISTD

@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from isis_twisted.app import tap
-from isis_twisted.app.cli import status_lines
+from isis_twisted.app.statusview import status_lines
 from isis_twisted.core.linkrules import REFUSAL_FIRST_DELAY
 from isis_twisted.core.wire import (
     REFUSED_GROUP,

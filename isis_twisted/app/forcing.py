@@ -9,15 +9,19 @@ are gone (L{isis_twisted.net.node.MulticastNode.force_view}).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import ClassVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.python import usage
 
 from isis_twisted.api.client import ClientProtocol
-
-if TYPE_CHECKING:
-    from isis_twisted.app.cli import Console
+from isis_twisted.app.clibase import (
+    CommandOptions,
+    Console,
+    OptionTable,
+    node_parameters,
+)
 
 WARNING = (
     "Forcing a view change waives the majority rule for one view change. It"
@@ -40,10 +44,47 @@ nothing was done.
 """
 
 
+class ForceViewOptions(CommandOptions):
+    """
+    Options of C{isis force-view}.
+    """
+
+    synopsis = "--yes-i-know [--without MEMBER,MEMBER...]"
+    longdesc = (
+        "Close this member's blocked view without the members that are gone for"
+        " good, when most of the view is lost and the rest cannot go on. Read"
+        " 'Losing the majority' in docs/operating.md first."
+    )
+    optFlags: ClassVar[OptionTable] = [
+        ["yes-i-know", None, "Confirm that the members left out are gone for good."],
+    ]
+    optParameters: ClassVar[OptionTable] = [
+        *node_parameters(default=False),
+        [
+            "without",
+            "w",
+            None,
+            "The members to leave out, comma-separated (default: every member"
+            " this one suspects).",
+        ],
+    ]
+
+    def postOptions(self) -> None:
+        """
+        Split C{--without} into names.
+        """
+        without = self["without"]
+        if without is not None:
+            names = [n.strip() for n in without.split(",") if n.strip()]
+            if not names:
+                raise usage.UsageError("--without needs at least one member name")
+            self["without"] = names
+
+
 def run_force_view(
     reactor: object,
     proto: ClientProtocol,
-    options: Any,
+    options: ForceViewOptions,
     console: Console,
 ) -> Deferred[int]:
     """
@@ -52,7 +93,7 @@ def run_force_view(
 
     @return: A L{Deferred} that fires with the exit status (0 once the node
         proposed the view), or fails with the node's refusal
-        (L{isis_twisted.api.client.CannotForceViewError}) or a connection error.
+        (L{isis_twisted.api.commands.CannotForceViewError}) or a connection error.
     """
     console.error(f"isis force-view: {WARNING}")
     if not options["yes-i-know"]:
