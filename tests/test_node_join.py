@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 from isis_twisted.core.engine import ViewChange
 from isis_twisted.core.membership import JOINING, NORMAL
 from isis_twisted.core.viewcheck import check_views
-from isis_twisted.net.node import PENDING_STRANGERS
+from isis_twisted.net.peers import PENDING_STRANGERS
 from tests.test_node import LogCapture, deferred
 from tests.test_node_membership import MembershipTestCase
 from tests.test_node_rejoin import same
@@ -93,7 +93,7 @@ class JoinTests(MembershipTestCase):
             self.assertIsNotNone(a.add_peer("z", "tcp:host=127.0.0.1:port=7"))
             # Forgotten at the next view change that does not need them.
             a.membership.joiners.clear()
-            a._forget_peers(a.view.members)
+            a.peers.forget(a.view.members)
             self.assertEqual(sorted(a.links), ["b"])
 
         return deferred(run())

@@ -141,7 +141,7 @@ class CatchUp:
         membership = self.node.membership
         assert membership.welcome is not None
         welcomer, welcome = membership.welcome
-        resume = self.node.resume_point()
+        resume = self.node.handout.resume_point()
         self._log.warn(
             "member {me!r} was added to view {view} of {members} by {by!r},"
             " starting at index {index}{behind}",
@@ -164,7 +164,7 @@ class CatchUp:
             resume if resume is not None else StreamPosition(),
             [welcomer, *others],
         )
-        fresh = not (self.node.handed.index or self.node.handed.view)
+        fresh = not (self.node.handout.handed.index or self.node.handout.handed.view)
         states = state_handlers(self.node.handlers)
         self.fetching_state = (
             FetchingState(welcome.latest.id, len(states), [welcomer, *others])
@@ -229,7 +229,7 @@ class CatchUp:
         """
         behind, self.behind = self.behind, None
         if behind:
-            self.node.hand_out(behind)
+            self.node.handout.hand_out(behind)
 
     def cannot_catch_up_because(self, why: str, advice: str | None = None) -> None:
         """
@@ -290,7 +290,7 @@ class CatchUp:
             return
         records = list(message.records)
         if records:
-            self.node.hand_out(records, replayed=True)
+            self.node.handout.hand_out(records, replayed=True)
             catching.took(records)
             self.caught_up += len(records)
         if message.done:
@@ -452,7 +452,7 @@ class CatchUp:
             reason = f"{self.node.me!r} is catching up itself"
         elif self.node.pump.pending:
             reason = f"{self.node.me!r} holds records its own handlers have not taken"
-        elif self.node.handed.view < fetch.view:
+        elif self.node.handout.handed.view < fetch.view:
             reason = (
                 f"{self.node.me!r} has not handed out view {fetch.view}'s start yet"
             )
@@ -468,10 +468,10 @@ class CatchUp:
             "member {me!r} gives its state to {peer!r}, as of index {index}",
             me=self.node.me,
             peer=peer,
-            index=self.node.handed.index,
+            index=self.node.handout.handed.index,
         )
         self._giving[peer] = (
-            SnapshotGiving(fetch.view, self.node.handed, parts),
+            SnapshotGiving(fetch.view, self.node.handout.handed, parts),
             link.incarnation,
         )
         self._give(peer)
