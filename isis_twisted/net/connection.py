@@ -318,18 +318,13 @@ class PeerProtocol(Int32StringReceiver):
         self.handshake.unhold()
         self.state.close()
         who = f"member {self.peer!r}" if self.peer else "a connection"
-        skipped = self._repeats.admit("drop", who, _host(self.address), reason)
-        if skipped is not None:
-            self._log.warn(
-                "dropped {who} from {address}: {reason}{more}",
-                me=self.owner.me,
-                who=who,
-                address=self.address,
-                reason=reason,
-                peer=self.peer,
-                more=_more(skipped),
-                repeats=skipped,
-            )
+        self._warn(
+            "drop",
+            who,
+            reason,
+            "dropped {who} from {address}: {reason}{more}",
+            peer=self.peer,
+        )
         if count:
             self.owner.rejected(self.address, self.peer, reason)
         if refuse:
@@ -483,17 +478,32 @@ class PeerProtocol(Int32StringReceiver):
             self._refusal_counted = True
             dialed.dial_refused(frame.code, reason)
         who = f"member {self.peer!r}" if self.peer else "a peer"
-        skipped = self._repeats.admit("refused", who, _host(self.address), reason)
+        self._warn(
+            "refused",
+            who,
+            reason,
+            "{who} at {address} refused this node: {reason}{more}",
+            code=frame.code,
+        )
+
+    def _warn(
+        self, kind: str, who: str, reason: str, line: str, **fields: object
+    ) -> None:
+        """
+        Log C{line} about C{who} unless one like it (same kind, who, host and
+        reason) was logged lately (see L{RepeatFilter}).
+        """
+        skipped = self._repeats.admit(kind, who, _host(self.address), reason)
         if skipped is not None:
             self._log.warn(
-                "{who} at {address} refused this node: {reason}{more}",
+                line,
                 me=self.owner.me,
                 who=who,
                 address=self.address,
                 reason=reason,
-                code=frame.code,
                 more=_more(skipped),
                 repeats=skipped,
+                **fields,
             )
 
     @property
