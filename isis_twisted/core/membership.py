@@ -21,20 +21,37 @@ with the messages each member lacks, and decides once a majority of the
 view accepted.  A proposal already accepted by anyone is proposed again
 unchanged, so a coordinator crash at any step is safe.  Only a next view
 holding a majority of the current one is ever proposed.
+
+L{Membership} is the one object a node or a simulation drives; its parts,
+each in its own module, work through it:
+L{isis_twisted.core.coordinator} runs its ballots as coordinator,
+L{isis_twisted.core.acceptor} answers ballots and installs the views they
+decide, L{isis_twisted.core.election} holds who closes the view and when
+(suspicions, trust, forced views), L{isis_twisted.core.joins} adds members
+and lets them go, and L{isis_twisted.core.laggards} answers members still in
+a view this one closed and keeps what comes from members already in a later
+one.  The member's states are in L{isis_twisted.core.memberstates}.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-import attrs
-
+from isis_twisted.core.acceptor import Acceptor
 from isis_twisted.core.addresses import AddressBook
 from isis_twisted.core.coordinator import Coordinator, RunningBallot, stamps
-from isis_twisted.core.engine import Engine, Frame, Message, Record, ViewChange
+from isis_twisted.core.election import CannotForceError as CannotForceError
+from isis_twisted.core.election import Election
+from isis_twisted.core.engine import Engine, Frame, Message, Record
+from isis_twisted.core.joins import GROUP_LIMIT as GROUP_LIMIT
+from isis_twisted.core.joins import Joins
+from isis_twisted.core.laggards import Laggards
+from isis_twisted.core.memberstates import BLOCKED as BLOCKED
+from isis_twisted.core.memberstates import FLUSHING as FLUSHING
+from isis_twisted.core.memberstates import JOINING as JOINING
+from isis_twisted.core.memberstates import NORMAL as NORMAL
+from isis_twisted.core.memberstates import REMOVED as REMOVED
 from isis_twisted.core.views import (
-    NO_BALLOT,
     Accept,
     Accepted,
     Ballot,
@@ -58,55 +75,12 @@ EngineFactory = Callable[..., Engine]
 Makes a view's engine: C{factory(me, members, view=, clock=, delivered=)}.
 """
 
-NORMAL, FLUSHING, BLOCKED, REMOVED, JOINING = (
-    "normal",
-    "flushing",
-    "blocked",
-    "removed",
-    "joining",
-)
-"""
-The states of a member: delivering in its view; closing it; unable to close
-it without a majority; out of the group; asking to be added to it.
-"""
-
-DECISIONS_KEPT = 8
-"""
-How many past decisions a member keeps to answer members that missed them.
-"""
-
-
-GROUP_LIMIT = 64
-"""
-The most members a group can be added up to at run time (a group started
-with more may not grow): links and frames are sized for it.
-"""
-
 
 class NotDeliveringError(Exception):
     """
     The member cannot take a multicast now: it is closing its view (wait
     for the next one) or out of the group.
     """
-
-
-class CannotForceError(Exception):
-    """
-    A forced view change (L{Membership.force}) was asked for when it cannot
-    or need not be made; the message says why in one sentence.
-    """
-
-
-@attrs.frozen
-class _Decision:
-    """
-    A past decision, kept to answer members that missed it.
-    """
-
-    view: int
-    ballot: Ballot
-    proposal: Proposal
-    ragged: tuple[Message, ...]
 
 
 class Membership:
@@ -116,7 +90,8 @@ class Membership:
     @ivar me: This member's name.
     @ivar view: The view this member is in.
     @ivar engine: The ordering engine of the current view.
-    @ivar state: L{NORMAL}, L{FLUSHING}, L{BLOCKED} or L{REMOVED}.
+    @ivar state: L{NORMAL}, L{FLUSHING}, L{BLOCKED}, L{REMOVED} or
+        L{JOINING}.
     @ivar suspects: The members of the view this member suspects, its own
         suspicions and those it heard of.
     @ivar reason: Why this member is out of the group, once it is.
@@ -174,22 +149,17 @@ class Membership:
         self.suspects: set[str] = set()
         self.reason: str | None = None
         self.view_changes = 0
-        self._promised: Ballot = NO_BALLOT
-        self._accepted: tuple[Ballot, Proposal] | None = None
-        self._store: dict[tuple[str, int], bytes] = {}
+        self._acceptor = Acceptor(self)
         self._ballots = Coordinator(self)
-        self._wait_until: float | None = None
+        self._election = Election(self)
+        self._joins = Joins(self)
+        self._laggards = Laggards(self)
         self._control: list[tuple[str, Control]] = []
         self._records: list[Record] = []
-        self._future: list[tuple[str, Frame | Control]] = []
-        self._inquired: set[tuple[str, int]] = set()
-        self._decisions: deque[_Decision] = deque(maxlen=DECISIONS_KEPT)
         self.joiners: dict[str, int] = {}
         self.joined_as: dict[str, int] = {}
         self.leaving: set[str] = set()
         self.welcome: tuple[str, Welcome] | None = None
-        self._first = 1
-        self._join_at: float | None = None
         self.waived: frozenset[str] = frozenset()
         self.forced: list[int] = []
         self.turned_away = 0
@@ -261,6 +231,17 @@ class Membership:
         out, self._control = self._control, []
         return out
 
+    def send(self, name: str, message: Control) -> None:
+        """
+        Queue C{message} for member C{name} (see L{take_control}).
+        """
+        self._control.append((name, message))
+
+    def _send_all(self, message: Control) -> None:
+        for name in self.view.members:
+            if name != self.me and name not in self.suspects:
+                self._control.append((name, message))
+
     @property
     def has_output(self) -> bool:
         """
@@ -280,7 +261,9 @@ class Membership:
         """
         When to call L{tick} next, or L{None}.
         """
-        times = [t for t in (self._wait_until, self._join_at) if t is not None]
+        times = [
+            t for t in (self._election.wait_until, self._joins.join_at) if t is not None
+        ]
         running = self._ballots.running
         if running is not None:
             times.append(running.deadline)
@@ -302,11 +285,11 @@ class Membership:
         if self.state == JOINING:
             # Frames of the view it is being added to can come before the
             # welcome does.
-            self._future.append((sender, frame))
+            self._laggards.hold(sender, frame)
             return
         if frame.view > self.view.id:
-            self._future.append((sender, frame))
-            self._inquire(sender)
+            self._laggards.hold(sender, frame)
+            self._laggards.inquire(sender)
             return
         self.engine.receive(sender, frame)
 
@@ -319,8 +302,8 @@ class Membership:
         """
         if self.state == JOINING:
             return
-        self._add_suspects(names)
-        self._consider(now)
+        self._election.suspect(names)
+        self._election.consider(now)
 
     def trust(self, *names: str, now: float) -> None:
         """
@@ -333,14 +316,7 @@ class Membership:
         from again at once: trusted one by one, the first one back could
         make a majority that leaves the others out.
         """
-        back = self.suspects.intersection(names) - self.leaving
-        if not back:
-            return
-        self.suspects -= back
-        if self.state == BLOCKED and not self.suspects and not self.engine.wedged:
-            self.state = NORMAL
-            self._wait_until = None
-        self._consider(now)
+        self._election.trust(names, now)
 
     def tick(self, now: float) -> None:
         """
@@ -350,28 +326,11 @@ class Membership:
         """
         if self.state == REMOVED:
             return
-        if self._join_at is not None and now >= self._join_at:
-            self._ask_to_join(now)
+        joins = self._joins
+        if joins.join_at is not None and now >= joins.join_at:
+            joins.ask_to_join(now)
             return
-        running = self._ballots.running
-        if running is not None and now >= running.deadline:
-            self._add_suspects(running.silent())
-            self._ballots.running = None
-            self._consider(now, force=True)
-        if self._wait_until is not None and now >= self._wait_until:
-            self._wait_until = None
-            # The member expected to run the view change has not finished
-            # it: give up on it.  And ask everyone whether the group went on
-            # without this member, which is how a member cut off from the
-            # rest learns it was removed.
-            waited_for = self._promised[1] or self._coordinator()
-            if waited_for:
-                self._add_suspects([waited_for])
-            held = stamps(self.engine.held())
-            for name in self.view.members:
-                if name != self.me:
-                    self._control.append((name, Inquire(self.view.id, held)))
-            self._consider(now, force=True)
+        self._election.tick(now)
 
     def receive_control(self, sender: str, message: Control, now: float) -> None:
         """
@@ -380,48 +339,30 @@ class Membership:
         if self.state == REMOVED:
             return
         if self.state == JOINING:
-            self._while_joining(sender, message, now)
+            self._joins.while_joining(sender, message, now)
             return
         if isinstance(message, Join):
-            if message.address:
-                self.addresses.learn([(sender, message.address)], settled=True)
-            self._joined_by(sender, message.incarnation, now)
+            self._joins.on_join(sender, message, now)
             return
         if isinstance(message, Inquire):
             if (
                 message.view == self.view.id
                 and sender in self.view.members
-                and self._coordinator() == self.me
+                and self._election.coordinator() == self.me
             ):
                 # The asker promised a view change of this view and waited
                 # for it in vain; if it is this member's to run, it runs one
                 # now, even if this member suspects nobody (else members
                 # that hear each other again could stay wedged for ever).
-                self._consider(now, asked=True)
-            self._answer_laggard(sender, message.view, dict(message.held))
+                self._election.consider(now, asked=True)
+            self._laggards.answer(sender, message.view, dict(message.held))
             return
         if isinstance(message, Gone):
-            if message.view >= self.view.id:
-                if self.fresh:
-                    # Nothing was delivered here yet: there is nothing this
-                    # member could disagree on, so it asks to be added.
-                    self.join(now, message.latest)
-                elif self.me in message.latest.members and self.state != JOINING:
-                    # The group went on to a view with this member in it:
-                    # it missed the decision, and the sender (added by that
-                    # view, say) does not hold it.  Those that installed
-                    # the view by deciding do: ask them.
-                    for name in message.latest.members:
-                        if name not in (self.me, sender):
-                            self._inquire(name)
-                else:
-                    self._removed(
-                        f"the group went on to view {message.latest.id} without it"
-                    )
+            self._joins.on_gone(sender, message, now)
             return
         if message.view < self.view.id:
             if isinstance(message, Propose):
-                self._answer_laggard(sender, message.view, dict(message.held))
+                self._laggards.answer(sender, message.view, dict(message.held))
             elif isinstance(message, Leave):
                 # Sent while a view change was under way that kept it: it
                 # stopped all the same (links are FIFO, so nothing it sent
@@ -429,15 +370,13 @@ class Membership:
                 self.gone_for_good(sender, now)
             return
         if message.view > self.view.id:
-            self._future.append((sender, message))
-            self._inquire(sender)
+            self._laggards.hold(sender, message)
+            self._laggards.inquire(sender)
             return
         if isinstance(message, Leave):
             self.gone_for_good(sender, now)
         elif isinstance(message, Suspect):
-            fresh = {n for n in message.names if n != self.me} - self.suspects
-            self.suspects |= fresh & set(self.view.members)
-            self._consider(now)
+            self._election.heard(message, now)
         elif isinstance(message, Propose):
             self.on_propose(sender, message, now)
         elif isinstance(message, Promise):
@@ -470,105 +409,7 @@ class Membership:
         @param latest: The newest view it has heard of, whose members it
             asks too.
         """
-        self.state = JOINING
-        self.reason = None
-        self.welcome = None
-        self._ballots.running = None
-        self._wait_until = None
-        self.suspects = set()
-        # What it promised, accepted or was sent in a view it is not in
-        # now belongs to that view's ballots, never to the next one's.
-        self._promised = NO_BALLOT
-        self._accepted = None
-        self._store = {}
-        if latest is not None and latest.id >= self.view.id:
-            self.view = latest
-        self._ask_to_join(now)
-
-    def _ask_to_join(self, now: float) -> None:
-        # Asked again now and then: the member it asked may have crashed, or
-        # become coordinator only after it forgot the request.
-        self._join_at = now + 4 * self.flush_timeout
-        join = Join(self.view.id, self.incarnation, self.addresses.own)
-        for name in self.view.members:
-            if name != self.me:
-                self._control.append((name, join))
-
-    def _while_joining(self, sender: str, message: Control, now: float) -> None:
-        """
-        A control message for a member that asked to be added: only its
-        welcome and news of later views concern it; messages of the view it
-        is being added to are kept for once it is.
-        """
-        if isinstance(message, Welcome):
-            # Only to a view after every one it knows of: a welcome sent to
-            # an earlier request (answered twice, or before a restart in the
-            # same process) would put it back in a view the group closed.
-            if self.me in message.latest.members and message.latest.id > self.view.id:
-                self.addresses.learn(message.addresses)
-                self._welcomed(sender, message, now)
-        elif isinstance(message, Gone):
-            latest = message.latest
-            self.addresses.learn(message.addresses)
-            # A view of the same id with other members: this member knew
-            # only whom it was told to ask (it joins a running group), and
-            # asks the members of the view they are in.  Only when the
-            # members differ, so that two answers do not ask twice.
-            later = latest.id > self.view.id or (
-                latest.id == self.view.id and latest.members != self.view.members
-            )
-            if later and self.me not in latest.members:
-                self.view = latest
-                self._ask_to_join(now)
-        elif not isinstance(message, Join | Inquire | Leave):
-            self._future.append((sender, message))
-
-    def _welcomed(self, sender: str, welcome: Welcome, now: float) -> None:
-        """
-        Start in the view this member was added to, at its first index.
-        """
-        self.welcome = (sender, welcome)
-        self.view = welcome.latest
-        self.engine = self._factory(
-            self.me,
-            list(welcome.latest.members),
-            view=welcome.latest.id,
-            clock=welcome.clock,
-            delivered=welcome.first - 1,
-        )
-        self._first = welcome.first
-        self._records.append(
-            ViewChange(welcome.latest.id, welcome.latest.members, welcome.first)
-        )
-        self.view_changes += 1
-        self.state = NORMAL
-        self._join_at = None
-        self._take_held(now)
-
-    def _joined_by(self, sender: str, incarnation: int, now: float) -> None:
-        """
-        C{sender}'s C{incarnation} asks to be added.
-        """
-        if sender in self.view.members:
-            # It was added, but missed its welcome (the member that sent it
-            # crashed first).  Nothing of this view can have been delivered
-            # without it, so the view still starts where it started.
-            if self.view.id > 0 and self.state == NORMAL:
-                self._welcome(sender)
-            return
-        limit = max(GROUP_LIMIT, len(self.addresses.founders))
-        if (
-            sender not in self.joiners
-            and len(self.view.members) + len(self.joiners) >= limit
-        ):
-            self.turned_away += 1
-            return
-        self.joiners[sender] = incarnation
-        if self._coordinator() != self.me:
-            # Tell it the view: it asks every member of it, the coordinator
-            # included (it may know only an older view's members).
-            self._control.append((sender, self.gone(self.view.id)))
-        self._consider(now)
+        self._joins.join(now, latest)
 
     def gone(self, view: int) -> Gone:
         """
@@ -576,13 +417,6 @@ class Membership:
         now, and where its members listen.
         """
         return Gone(view, self.view, self.addresses.of(self.view.members))
-
-    def _welcome(self, name: str) -> None:
-        view = self.view
-        addresses = self.addresses.of(view.members)
-        self._control.append(
-            (name, Welcome(view.id, view, self._first, self.engine.clock, addresses))
-        )
 
     def gone_for_good(self, name: str, now: float) -> None:
         """
@@ -592,8 +426,8 @@ class Membership:
         """
         if name in self.view.members and name != self.me:
             self.leaving.add(name)
-            self._add_suspects([name])
-            self._consider(now)
+            self._election.suspect([name])
+            self._election.consider(now)
 
     def stop(self, why: str) -> None:
         """
@@ -601,6 +435,14 @@ class Membership:
         nothing more.
         """
         self._removed(why)
+
+    def _removed(self, why: str) -> None:
+        self._joins.join_at = None
+        self.state = REMOVED
+        self.reason = why
+        self._ballots.running = None
+        self._election.wait_until = None
+        self._laggards.held = []
 
     def leave(self) -> None:
         """
@@ -633,123 +475,23 @@ class Membership:
         @raise CannotForceError: If this member is not blocked, or
             C{without} is empty, names itself or a member not in the view.
         """
-        if self.state != BLOCKED:
-            raise CannotForceError(
-                f"member {self.me!r} is {self.state}, not blocked: a view change"
-                " needs no force"
-                + (
-                    " (it waits for its own to finish)"
-                    if self.state == FLUSHING
-                    else ""
-                )
-            )
-        lost = set(self.suspects if without is None else without)
-        unknown = sorted(lost - set(self.view.members))
-        if unknown:
-            verb = "is" if len(unknown) == 1 else "are"
-            raise CannotForceError(
-                f"{', '.join(map(repr, unknown))} {verb} not in view {self.view.id}"
-                f" ({', '.join(self.view.members)})"
-            )
-        if self.me in lost:
-            raise CannotForceError(
-                f"member {self.me!r} cannot force a view without itself"
-            )
-        if not lost:
-            raise CannotForceError(
-                f"member {self.me!r} suspects no member: name the members that are gone"
-            )
-        self.waived = frozenset(lost)
-        self._add_suspects(lost)
-        self._consider(now, force=True)
-        return tuple(
-            sorted(
-                [m for m in self.view.members if m not in self.suspects]
-                + [j for j in self.joiners if j not in self.view.members]
-            )
-        )
+        return self._election.force(now, without)
 
-    # -- the coordinator -------------------------------------------------------
-
-    def _coordinator(self) -> str | None:
-        if self.waived:
-            # The operator chose this member to close the view.
-            return self.me
-        for name in self.view.members:
-            if name not in self.suspects:
-                return name
-        return None
-
-    def _consider(self, now: float, force: bool = False, asked: bool = False) -> None:
-        """
-        Start (or restart) a ballot if this member is the one to run it;
-        otherwise wait for the one who is (see L{tick}).
-
-        @param force: Start a new ballot even if one is running.
-        @param asked: Another member waits for a view change: consider one
-            even if this member suspects nobody and is not wedged.
-        """
-        if self.state in (REMOVED, JOINING):
-            return
-        joiners = set(self.joiners) - set(self.view.members)
-        # Joiners alone start a view change only at its coordinator: a
-        # member that waited for one on their account would give up on a
-        # coordinator that never heard of them.
-        if not (asked or self.suspects or self.engine.wedged) and (
-            not joiners or self._coordinator() != self.me
-        ):
-            return
-        members = tuple(
-            sorted(
-                [m for m in self.view.members if m not in self.suspects] + list(joiners)
-            )
-        )
-        ballots = self._ballots
-        if not self._majority(members):
-            self.state = BLOCKED
-            ballots.running = None
-            self._wait(now)
-            return
-        self.state = FLUSHING if self.engine.wedged else NORMAL
-        if self._coordinator() != self.me:
-            ballots.running = None
-            self._wait(now)
-            return
-        running = ballots.running
-        if (
-            running is not None
-            and not force
-            and not self.suspects.intersection(running.members)
-        ):
-            # A member heard from again does not restart a ballot: that
-            # would let a flapping failure detector keep the view change
-            # from ever ending.  It is left out, and can join again later.
-            return
-        ballots.start(members, self._promised, now)
+    # -- the ballots, for the coordinator and this member's acceptor ----------
 
     def reconsider(self, now: float) -> None:
         """
         Start a ballot again if this member is the one to run it (its last
         one was refused by a member that promised a later one).
         """
-        self._consider(now, force=True)
+        self._election.consider(now, force=True)
 
     def wait_for_coordinator(self, now: float) -> None:
         """
         Give the member running a ballot time to finish it before taking
         over.
         """
-        self._wait_until = now + 2 * self.flush_timeout
-
-    def send(self, name: str, message: Control) -> None:
-        """
-        Queue C{message} for member C{name} (see L{take_control}).
-        """
-        self._control.append((name, message))
-
-    def _wait(self, now: float) -> None:
-        if self._wait_until is None:
-            self.wait_for_coordinator(now)
+        self._election.wait_until = now + 2 * self.flush_timeout
 
     def _choose(self, members: tuple[str, ...], promises: list[Promise]) -> Proposal:
         """
@@ -785,78 +527,19 @@ class Membership:
             return 2 * len(set(names).intersection(base)) > len(base)
         return self.view.majority(frozenset(names))
 
-    # -- every member ----------------------------------------------------------
-
-    def _wedge(self) -> None:
-        if not self.engine.wedged:
-            self._records.extend(self.engine.take_deliveries())
-            self.engine.wedge()
-        self.state = FLUSHING
-
-    def _holdings(self) -> tuple[Message, ...]:
-        mine = {(m.sender, m.clock): m for m in self.engine.undelivered()}
-        for (sender, clock), payload in self._store.items():
-            mine.setdefault((sender, clock), Message(sender, clock, payload))
-        return tuple(mine[k] for k in sorted(mine, key=lambda k: (k[1], k[0])))
-
-    def _reject(self, sender: str, ballot: Ballot, now: float) -> None:
-        reject = Reject(self.view.id, ballot, self._promised)
-        if sender == self.me:
-            self._ballots.reject(reject, now)
-        else:
-            self._control.append((sender, reject))
-
     def on_propose(self, sender: str, propose: Propose, now: float) -> None:
         """
         Answer a ballot's first phase: promise it (wedging the engine and
         reporting what this member holds) unless a later one was promised.
         """
-        if propose.ballot < self._promised:
-            self._reject(sender, propose.ballot, now)
-            return
-        self._promised = propose.ballot
-        self._wedge()
-        self.wait_for_coordinator(now)
-        holdings = self._holdings()
-        if sender != self.me:
-            # What the coordinator already holds (its receipt horizons, in
-            # the proposal: FIFO links make each one a prefix) it does not
-            # need again.  Under a heavy load that is nearly everything,
-            # and a promise of every undelivered message could outgrow a
-            # frame.
-            theirs = dict(propose.held)
-            holdings = tuple(m for m in holdings if m.clock > theirs.get(m.sender, 0))
-        promise = Promise(
-            self.view.id,
-            propose.ballot,
-            stamps(self.engine.held()),
-            holdings,
-            self._accepted,
-        )
-        if sender == self.me:
-            self._ballots.promise(self.me, promise, now)
-        else:
-            self._control.append((sender, promise))
+        self._acceptor.on_propose(sender, propose, now)
 
     def on_accept(self, sender: str, accept: Accept, now: float) -> None:
         """
         Answer a ballot's second phase: accept its proposal (keeping the
         messages it carries) unless a later ballot was promised.
         """
-        for m in accept.messages:
-            # Messages of the view are worth keeping whatever the ballot.
-            self._store[(m.sender, m.clock)] = m.payload
-        if accept.ballot < self._promised:
-            self._reject(sender, accept.ballot, now)
-            return
-        self._promised = accept.ballot
-        self._accepted = (accept.ballot, accept.proposal)
-        self._wedge()
-        self.wait_for_coordinator(now)
-        if sender == self.me:
-            self._ballots.accepted(self.me, Accepted(self.view.id, accept.ballot), now)
-        else:
-            self._control.append((sender, Accepted(self.view.id, accept.ballot)))
+        self._acceptor.on_accept(sender, accept, now)
 
     def install(
         self,
@@ -869,144 +552,4 @@ class Membership:
         Install the next view as decided: deliver the cut, then start the
         next view's engine (or stop, if this member is not in it).
         """
-        for m in messages:
-            self._store[(m.sender, m.clock)] = m.payload
-        closing = self.view
-        if self.me not in proposal.members:
-            self._removed(f"view {closing.id + 1} was decided without it")
-            return
-        if not self.engine.wedged:
-            self._records.extend(self.engine.take_deliveries())
-        extra = [Message(s, c, p) for (s, c), p in self._store.items()]
-        closed = self.engine.close(dict(proposal.cut), extra)
-        self._records.extend(closed)
-        floor = dict(proposal.floor)
-        self._decisions.append(
-            _Decision(
-                closing.id,
-                ballot,
-                proposal,
-                tuple(
-                    Message(d.sender, d.clock, d.payload)
-                    for d in closed
-                    if d.clock > floor.get(d.sender, 0)
-                ),
-            )
-        )
-        self.view = View(closing.id + 1, proposal.members)
-        self.addresses.learn(proposal.addresses, settled=True)
-        if self.waived:
-            self.forced.append(self.view.id)
-            self.waived = frozenset()
-        self.engine = self._factory(
-            self.me,
-            list(proposal.members),
-            view=self.view.id,
-            clock=self.engine.clock,
-            delivered=self.engine.delivered,
-        )
-        self._records.append(
-            ViewChange(self.view.id, self.view.members, self.engine.delivered + 1)
-        )
-        self.view_changes += 1
-        self.state = NORMAL
-        self._first = self.engine.delivered + 1
-        for name in closing.members:
-            if name not in proposal.members and name != self.me:
-                # Frames go to the view's members only, so a member left out
-                # (paused, cut off) would otherwise never hear of it and
-                # think itself in the old view for ever.
-                self._control.append((name, self.gone(closing.id)))
-        for name in proposal.members:
-            if name not in closing.members:
-                # Every member welcomes it, so that it is welcomed even if
-                # the coordinator crashes now; it takes the first welcome.
-                self._welcome(name)
-        self.joined_as = {
-            n: i for n, i in self.joined_as.items() if n in proposal.members
-        }
-        self.joined_as.update(proposal.joined)
-        for name in proposal.members:
-            self.joiners.pop(name, None)
-        self.leaving &= set(proposal.members)
-        self.suspects &= set(proposal.members)
-        self._promised = NO_BALLOT
-        self._accepted = None
-        self._store = {}
-        self._ballots.running = None
-        self._wait_until = None
-        self._take_held(now)
-        if self.suspects:
-            self._send_all(Suspect(self.view.id, tuple(sorted(self.suspects))))
-        if self.joiners:
-            self._consider(now)
-
-    def _take_held(self, now: float) -> None:
-        """
-        A view was installed: take in what arrived for it before it was.
-        """
-        waiting, self._future = self._future, []
-        for sender, item in waiting:
-            if isinstance(item, Frame):
-                self.receive_data(sender, item, now)
-            else:
-                self.receive_control(sender, item, now)
-
-    def _removed(self, why: str) -> None:
-        self._join_at = None
-        self.state = REMOVED
-        self.reason = why
-        self._ballots.running = None
-        self._wait_until = None
-        self._future = []
-
-    def _inquire(self, sender: str) -> None:
-        key = (sender, self.view.id)
-        if key not in self._inquired:
-            self._inquired.add(key)
-            self._control.append(
-                (sender, Inquire(self.view.id, stamps(self.engine.held())))
-            )
-
-    def _answer_laggard(self, sender: str, view: int, held: dict[str, int]) -> None:
-        """
-        C{sender} is still in view C{view}, which this member has closed:
-        send it the decision with the messages it lacks, or tell it that it
-        is out.
-        """
-        if view >= self.view.id:
-            return
-        for decision in self._decisions:
-            if decision.view == view:
-                lacking = tuple(
-                    m for m in decision.ragged if m.clock > held.get(m.sender, 0)
-                )
-                self._control.append(
-                    (sender, Decide(view, decision.ballot, decision.proposal, lacking))
-                )
-                return
-        # Without the decision (this member was added by a later view, or
-        # it is forgotten), say where the group is: a laggard that is a
-        # member of it asks the others, one that is not is out.
-        self._control.append((sender, self.gone(view)))
-
-    def _add_suspects(self, names: Iterable[str]) -> None:
-        """
-        Suspect C{names} and tell the others, so that the one to run the
-        view change learns of it.
-        """
-        fresh = tuple(
-            sorted(
-                n
-                for n in set(names)
-                if n != self.me and n in self.view.members and n not in self.suspects
-            )
-        )
-        if fresh:
-            self.suspects.update(fresh)
-            self._send_all(Suspect(self.view.id, fresh))
-
-    def _send_all(self, message: Control) -> None:
-        for name in self.view.members:
-            if name != self.me and name not in self.suspects:
-                self._control.append((name, message))
+        self._acceptor.install(proposal, messages, ballot, now)
