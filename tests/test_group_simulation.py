@@ -80,6 +80,18 @@ class ScheduleTests(SynchronousTestCase):
             SCHEDULES // 10,
         )
 
+    def test_restarted_member_whose_members_were_replaced(self) -> None:
+        """
+        Seed 332 of three members: every founder is replaced by a member
+        added at run time, and a founder restarted after that knows only
+        members that are out of the group.  It is added again: the one that
+        knows a later view tells it where the group went.
+        """
+        outcome = run_seed(332, nodes=3)
+        self.assertEqual(failures([outcome]), "")
+        self.assertEqual(outcome.joined, ("d", "e"))
+        self.assertEqual(outcome.restarts, 1)
+
     def test_same_seed_same_run(self) -> None:
         one, two = run_seed(91), run_seed(91)
         self.assertEqual(one.histories, two.histories)

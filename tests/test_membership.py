@@ -571,6 +571,32 @@ class JoinTests(SynchronousTestCase):
             again, [Welcome(2, View(2, ("a", "b", "c")), 3, self.a.engine.clock)]
         )
 
+    def test_removed_member_points_joiner_to_later_view(self) -> None:
+        """
+        A member out of the group answers a request to be added from a
+        member that knows only an older view with where the group went (a
+        L{Gone} naming its last view): a restarted member whose every known
+        member was replaced would otherwise ask no one who can add it.  It
+        says nothing to one that knows as much as it does, and nothing else
+        it is sent gets an answer.
+        """
+        a = Membership("a", "abc", flush_timeout=1.0)
+        a.view = View(4, ("a", "d", "e"))
+        a.stop("left out")
+        self.assertEqual(a.state, REMOVED)
+        a.receive_control("b", Join(0, 7), 5.0)
+        self.assertEqual(a.take_control(), [("b", Gone(0, View(4, ("a", "d", "e"))))])
+        a.receive_control("b", Join(4, 7), 5.0)
+        a.receive_control("b", Inquire(0, ()), 5.0)
+        self.assertEqual(a.take_control(), [])
+        # The joiner asks the members of that view.
+        b = Membership("b", "abc", flush_timeout=1.0, joining=True)
+        b.join(5.0)
+        self.assertEqual(sorted(d for d, _ in b.take_control()), ["a", "c"])
+        b.receive_control("a", Gone(0, View(4, ("a", "d", "e"))), 5.0)
+        self.assertEqual(b.state, JOINING)
+        self.assertEqual(sorted(d for d, _ in b.take_control()), ["a", "d", "e"])
+
     def test_leave(self) -> None:
         """
         A member that stops says so, and the others go on without it at

@@ -337,6 +337,11 @@ class Membership:
         Take in a control message from C{sender}.
         """
         if self.state == REMOVED:
+            if isinstance(message, Join) and message.view < self.view.id:
+                # Out of the group, but it knows a later view than the asker:
+                # a member that restarted may know no one else to ask (every
+                # member it knew of was replaced), and would ask for ever.
+                self.send(sender, self.gone(message.view))
             return
         if self.state == JOINING:
             self._joins.while_joining(sender, message, now)
