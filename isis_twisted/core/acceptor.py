@@ -13,7 +13,7 @@ membership: times come in as arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from isis_twisted.core.coordinator import stamps
@@ -79,10 +79,17 @@ class Acceptor:
             member.engine.wedge()
         member.state = FLUSHING
 
-    def _holdings(self) -> tuple[Message, ...]:
-        mine = {(m.sender, m.clock): m for m in self._member.engine.undelivered()}
+    def _holdings(self, above: Mapping[str, int] | None = None) -> tuple[Message, ...]:
+        """
+        Every message this member holds undelivered, its engine's and those
+        the closing view's ballots gave it, in stamp order; with C{above},
+        only those above their sender's entry in it.
+        """
+        engine = self._member.engine
+        mine = {(m.sender, m.clock): m for m in engine.undelivered(above)}
         for (sender, clock), payload in self.store.items():
-            mine.setdefault((sender, clock), Message(sender, clock, payload))
+            if above is None or clock > above.get(sender, 0):
+                mine.setdefault((sender, clock), Message(sender, clock, payload))
         return tuple(mine[k] for k in sorted(mine, key=lambda k: (k[1], k[0])))
 
     def _reject(self, sender: str, ballot: Ballot, now: float) -> None:
@@ -105,15 +112,11 @@ class Acceptor:
         self.promised = propose.ballot
         self._wedge()
         member.wait_for_coordinator(now)
-        holdings = self._holdings()
-        if sender != member.me:
-            # What the coordinator already holds (its receipt horizons, in
-            # the proposal: FIFO links make each one a prefix) it does not
-            # need again.  Under a heavy load that is nearly everything,
-            # and a promise of every undelivered message could outgrow a
-            # frame.
-            theirs = dict(propose.held)
-            holdings = tuple(m for m in holdings if m.clock > theirs.get(m.sender, 0))
+        # What the coordinator already holds (its receipt horizons, in the
+        # proposal: FIFO links make each one a prefix) it does not need
+        # again.  Under a heavy load that is nearly everything, and a
+        # promise of every undelivered message could outgrow a frame.
+        holdings = self._holdings(None if sender == member.me else dict(propose.held))
         promise = Promise(
             member.view.id,
             propose.ballot,
