@@ -15,11 +15,15 @@ import struct
 
 import attrs
 
-__all__ = ["PREFIX", "FrameReader", "TooLong"]
+__all__ = ["LENGTH", "PREFIX", "FrameReader", "TooLong"]
 
-_LENGTH = struct.Struct(">I")
+LENGTH = struct.Struct(">I")
+"""
+A frame's length prefix: what a writer packs before each frame and
+L{FrameReader} reads back.
+"""
 
-PREFIX = _LENGTH.size
+PREFIX = LENGTH.size
 """
 The bytes of a frame's length prefix.
 """
@@ -111,7 +115,7 @@ class FrameReader:
             self._wanted = PREFIX
             self._stop()
             return None
-        (length,) = _LENGTH.unpack_from(buffer, offset)
+        (length,) = LENGTH.unpack_from(buffer, offset)
         if length > limit:
             start = buffer[offset:] if offset else buffer
             first = self._taken == 0
@@ -138,7 +142,7 @@ class FrameReader:
         if not chunks or len(chunks[0]) < PREFIX:
             return None
         buffer = chunks[0]
-        (length,) = _LENGTH.unpack_from(buffer)
+        (length,) = LENGTH.unpack_from(buffer)
         end = PREFIX + length
         if length > limit or len(buffer) < end:
             return None

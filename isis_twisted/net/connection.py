@@ -15,7 +15,6 @@ and a closed connection; the node goes on serving its other peers.
 from __future__ import annotations
 
 import contextlib
-import struct
 from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import (
@@ -32,7 +31,7 @@ from zope.interface import implementer
 
 from isis_twisted.core.control import ControlFrame
 from isis_twisted.core.engine import ProtocolError
-from isis_twisted.core.framing import FrameReader, TooLong
+from isis_twisted.core.framing import LENGTH, FrameReader, TooLong
 from isis_twisted.core.handshake import (
     HANDSHAKE_MAX_FRAME,
     WRONG_PORT_CODE,
@@ -73,8 +72,6 @@ __all__ = [
     "RepeatFilter",
     "describe_address",
 ]
-
-_LENGTH = struct.Struct(">I")
 
 CLOSE_GRACE = 5.0
 """
@@ -248,7 +245,7 @@ class PeerProtocol(Int32StringReceiver):
         Send one encoded frame.
         """
         if not self.state.closed:
-            self.transport.writeSequence([_LENGTH.pack(len(frame)), frame])
+            self.transport.writeSequence([LENGTH.pack(len(frame)), frame])
             self.last_sent = self.owner.clock.seconds()
             link = self.link
             if link is not None:
@@ -288,7 +285,7 @@ class PeerProtocol(Int32StringReceiver):
         """
         if self.state.closed:
             return False
-        self.transport.writeSequence([_LENGTH.pack(len(head) + len(body)), head, body])
+        self.transport.writeSequence([LENGTH.pack(len(head) + len(body)), head, body])
         self.last_sent = self.owner.clock.seconds()
         link = self.link
         if link is not None:
@@ -329,7 +326,7 @@ class PeerProtocol(Int32StringReceiver):
             self.owner.rejected(self.address, self.peer, reason)
         if refuse:
             refusal = encode_refuse(Refuse(reason, code))
-            self.transport.writeSequence([_LENGTH.pack(len(refusal)), refusal])
+            self.transport.writeSequence([LENGTH.pack(len(refusal)), refusal])
             self.close()
         else:
             self.transport.abortConnection()  # type: ignore[attr-defined]
